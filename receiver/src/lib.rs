@@ -1,0 +1,1 @@
+//! alertgate-receiver (work in progress).

@@ -1,0 +1,1 @@
+//! alertgate-relay (work in progress).

@@ -1,0 +1,26 @@
+//! alertgate-shared: what the relay and the receiver must agree on.
+//!
+//! # Layout
+//! - [`secret`]: secret values that never print, and `env:`/`file:` references to them in config.
+//! - [`keys`]: Ed25519 signing/verifying keys and `whsec_` HMAC secrets; key files and fingerprints.
+//! - [`webhooks`]: Standard Webhooks 1.0 signing and verification (`v1` HMAC, `v1a` Ed25519).
+//! - [`envelope`]: the relay → receiver body and the `webhook-id` format.
+//! - [`config`]: TOML loading with errors that name the file and the key.
+//! - [`clock`]: injected time, so windows and expiry can be tested without sleeping.
+//! - [`telemetry`]: log initialisation (plain or JSON, `RUST_LOG`-style filters).
+//! - [`shutdown`]: the SIGTERM/SIGINT future and the SIGHUP stream.
+
+pub mod clock;
+pub mod config;
+pub mod envelope;
+pub mod keys;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+pub mod webhooks;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use envelope::{Envelope, MessageId};
+pub use keys::{HmacSecret, SigningKey, VerifyingKey};
+pub use secret::{Secret, SecretRef};
+pub use webhooks::{Signer, VerifyError, Verifier};
