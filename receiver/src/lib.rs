@@ -1,1 +1,3 @@
 //! alertgate-receiver (work in progress).
+
+pub mod order;

@@ -1,0 +1,96 @@
+//! Brokers: where normalized orders go. Every implementation makes `place` idempotent on the
+//! order's `client_order_id`: calling it again with the same id (after a timeout, a crash, a retry)
+//! returns the first order, never a second one.
+//!
+//! - [`paper`]: the embedded default; fills market orders at the reference price.
+//! - `binance`, `alpaca`, `http`: real venues (see their modules).
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::order::OrderRequest;
+
+pub mod paper;
+
+/// The future a broker call returns.
+pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where an order stands at the venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Accepted and working (a resting limit order, say).
+    Placed,
+    /// Partly filled and still working.
+    PartiallyFilled,
+    /// Completely filled.
+    Filled,
+    /// Cancelled, expired or rejected by the venue after acceptance.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// `placed`, `partially_filled`, `filled`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::PartiallyFilled => "partially_filled",
+            Self::Filled => "filled",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What the venue says about an order it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The venue's own id for the order.
+    pub venue_order_id: Option<String>,
+    /// Status at the time of the answer.
+    pub status: OrderStatus,
+    /// Quantity filled so far (zero for a resting order).
+    pub filled_quantity: Decimal,
+    /// Average fill price, when anything filled.
+    pub average_price: Option<Decimal>,
+}
+
+/// Why a broker call did not produce a placement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// The order can never succeed as written (bad symbol, below minimum, insufficient balance,
+    /// wrong credentials): outcome `failed`, not retried.
+    #[error("{message}")]
+    Rejected {
+        /// The venue's message, for the user.
+        message: String,
+    },
+    /// The order breaks a venue rule known before sending (filters): outcome `invalid`.
+    #[error("{message}")]
+    Invalid {
+        /// What to change.
+        message: String,
+    },
+    /// Try again with the same client order id (429, 5xx before acceptance, connection refused).
+    #[error("transient: {message}")]
+    Transient {
+        /// What happened.
+        message: String,
+        /// The venue's `Retry-After`, when it gave one.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// A venue that takes orders.
+pub trait Broker: Send + Sync + Debug {
+    /// The venue's name in records and metrics (`paper`, `binance`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Places `order` idempotently on `order.client_order_id`. When the outcome of an earlier
+    /// attempt is unknown, implementations look the order up before sending it again.
+    fn place<'a>(&'a self, order: &'a OrderRequest) -> BrokerFuture<'a, Result<Placement, BrokerError>>;
+}

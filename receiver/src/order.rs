@@ -1,0 +1,184 @@
+//! The normalized order: what every alert format becomes and what every broker receives.
+//! Quantities and prices are decimals with their validity carried by the type.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Buy.
+    Buy,
+    /// Sell.
+    Sell,
+}
+
+impl Side {
+    /// `buy` / `sell`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Buy => "buy",
+            Self::Sell => "sell",
+        }
+    }
+
+    /// The other side.
+    pub fn opposite(self) -> Self {
+        match self {
+            Self::Buy => Self::Sell,
+            Self::Sell => Self::Buy,
+        }
+    }
+}
+
+/// How the order is priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderType {
+    /// At the market.
+    Market,
+    /// At `limit_price` or better.
+    Limit,
+    /// A market order triggered at `stop_price`.
+    Stop,
+    /// A limit order at `limit_price` triggered at `stop_price`.
+    StopLimit,
+}
+
+impl OrderType {
+    /// `market`, `limit`, `stop`, `stop_limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Market => "market",
+            Self::Limit => "limit",
+            Self::Stop => "stop",
+            Self::StopLimit => "stop_limit",
+        }
+    }
+}
+
+/// How long the order stays working.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeInForce {
+    /// Good till cancelled.
+    #[default]
+    Gtc,
+    /// Until the end of the trading day.
+    Day,
+    /// Immediate or cancel.
+    Ioc,
+    /// Fill or kill.
+    Fok,
+}
+
+impl TimeInForce {
+    /// `gtc`, `day`, `ioc`, `fok`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gtc => "gtc",
+            Self::Day => "day",
+            Self::Ioc => "ioc",
+            Self::Fok => "fok",
+        }
+    }
+}
+
+/// A strictly positive decimal: an order quantity or a price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Decimal", into = "Decimal")]
+pub struct Positive(Decimal);
+
+/// An order quantity (base units, shares or contracts).
+pub type Quantity = Positive;
+/// A price in the quote currency.
+pub type Price = Positive;
+
+/// A value that is zero, negative or not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be a positive decimal number")]
+pub struct NotPositive;
+
+impl Positive {
+    /// Accepts `d > 0`.
+    pub fn new(d: Decimal) -> Result<Self, NotPositive> {
+        (d > Decimal::ZERO).then_some(Self(d.normalize())).ok_or(NotPositive)
+    }
+
+    /// The value.
+    pub fn get(self) -> Decimal {
+        self.0
+    }
+}
+
+impl TryFrom<Decimal> for Positive {
+    type Error = NotPositive;
+    fn try_from(d: Decimal) -> Result<Self, NotPositive> {
+        Self::new(d)
+    }
+}
+
+impl From<Positive> for Decimal {
+    fn from(p: Positive) -> Decimal {
+        p.0
+    }
+}
+
+impl FromStr for Positive {
+    type Err = NotPositive;
+    fn from_str(s: &str) -> Result<Self, NotPositive> {
+        Decimal::from_str_exact(s.trim()).map_err(|_| NotPositive).and_then(Self::new)
+    }
+}
+
+impl fmt::Display for Positive {
+    /// Plain notation, never exponent form (venues refuse `4.2E+4`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.normalize())
+    }
+}
+
+/// One order, ready for a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    /// Deterministic id derived from the message id (and leg index); the broker's idempotency key.
+    pub client_order_id: String,
+    /// The relay account the alert came from.
+    pub account: String,
+    /// The venue's symbol (after the `[symbols]` table and built-in rules).
+    pub symbol: String,
+    /// Buy or sell.
+    pub side: Side,
+    /// How much.
+    pub quantity: Quantity,
+    /// Market, limit, stop, stop-limit.
+    pub order_type: OrderType,
+    /// Required for limit and stop-limit.
+    pub limit_price: Option<Price>,
+    /// Required for stop and stop-limit.
+    pub stop_price: Option<Price>,
+    /// Time in force.
+    pub tif: TimeInForce,
+    /// The alert's reference price (`{{close}}`): notional checks and paper fills.
+    pub reference_price: Option<Price>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positive_decimals_refuse_zero_negative_and_exponents_print_plainly() {
+        assert!("0".parse::<Positive>().is_err());
+        assert!("-1".parse::<Positive>().is_err());
+        assert!("abc".parse::<Positive>().is_err());
+        let p: Positive = "42000.500".parse().unwrap();
+        assert_eq!(p.to_string(), "42000.5");
+        let big = Positive::new(Decimal::new(42, 0) * Decimal::new(1000, 0)).unwrap();
+        assert_eq!(big.to_string(), "42000");
+    }
+}
