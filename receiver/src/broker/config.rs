@@ -1,0 +1,94 @@
+//! `[broker]` configuration: which venue, and each venue's settings. Credentials are always
+//! `env:`/`file:` references ([`SecretRef`]), resolved when the broker is built.
+
+use alertgate_shared::SecretRef;
+use serde::{Deserialize, Serialize};
+
+/// Which venue orders go to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// The embedded paper broker (default).
+    #[default]
+    Paper,
+    /// Binance Spot.
+    Binance,
+    /// Alpaca.
+    Alpaca,
+    /// The user's own OMS over HTTP.
+    Http,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `paper | binance | alpaca | http`.
+    #[serde(default)]
+    pub kind: BrokerKind,
+    /// `[broker.binance]`, required when `kind = "binance"`.
+    pub binance: Option<BinanceConfig>,
+    /// `[broker.alpaca]`, required when `kind = "alpaca"`.
+    pub alpaca: Option<AlpacaConfig>,
+    /// `[broker.http]`, required when `kind = "http"`.
+    pub http: Option<HttpBrokerConfig>,
+}
+
+/// The Binance Spot testnet; trading live needs `base_url = "https://api.binance.com"` on purpose.
+pub const BINANCE_TESTNET_URL: &str = "https://testnet.binance.vision";
+/// Alpaca's paper-trading API; trading live needs `base_url = "https://api.alpaca.markets"`.
+pub const ALPACA_PAPER_URL: &str = "https://paper-api.alpaca.markets";
+
+fn binance_default_url() -> String {
+    BINANCE_TESTNET_URL.to_owned()
+}
+
+fn alpaca_default_url() -> String {
+    ALPACA_PAPER_URL.to_owned()
+}
+
+fn default_recv_window_ms() -> u32 {
+    5000
+}
+
+/// `[broker.binance]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceConfig {
+    /// REST base URL; the testnet by default.
+    #[serde(default = "binance_default_url")]
+    pub base_url: String,
+    /// `X-MBX-APIKEY`.
+    pub api_key: SecretRef,
+    /// HMAC-SHA256 secret key (either this or `private_key`).
+    pub api_secret: Option<SecretRef>,
+    /// Ed25519 private key (PKCS#8 PEM), the kind Binance recommends.
+    pub private_key: Option<SecretRef>,
+    /// `recvWindow` in milliseconds (Binance allows at most 60000).
+    #[serde(default = "default_recv_window_ms")]
+    pub recv_window_ms: u32,
+}
+
+/// `[broker.alpaca]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlpacaConfig {
+    /// REST base URL; paper trading by default.
+    #[serde(default = "alpaca_default_url")]
+    pub base_url: String,
+    /// `APCA-API-KEY-ID`.
+    pub key_id: SecretRef,
+    /// `APCA-API-SECRET-KEY`.
+    pub secret_key: SecretRef,
+}
+
+/// `[broker.http]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpBrokerConfig {
+    /// The OMS endpoint that receives each order as JSON.
+    pub url: String,
+    /// `whsec_` secrets; each signs the forwarded order (Standard Webhooks `v1`).
+    #[serde(default)]
+    pub hmac_secrets: Vec<SecretRef>,
+}
