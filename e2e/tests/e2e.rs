@@ -1,0 +1,402 @@
+//! End-to-end guarantees, with the real binaries as processes: every alert the relay answered 200
+//! becomes exactly one paper order, whatever is killed or rotated along the way.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alertgate_e2e::{binary, free_port, keygen, ForwardTls, ReceiverTls, Service, Stack, SECRET};
+use serde_json::Value;
+
+fn message_ids(orders: &[Value]) -> Vec<String> {
+    orders.iter().map(|o| o["message_id"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Asserts that `accepted` (relay ids answered 200) each became exactly one order, and nothing else did.
+fn assert_exactly_one_order_each(accepted: &BTreeSet<String>, orders: &[Value]) {
+    let ids = message_ids(orders);
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for id in &ids {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "alerts with more than one order: {doubled:?}");
+    let missing: Vec<_> = accepted.iter().filter(|id| !counts.contains_key(id.as_str())).collect();
+    assert!(missing.is_empty(), "accepted alerts without an order: {missing:?}");
+    let client_ids: BTreeSet<_> = orders.iter().map(|o| o["client_order_id"].to_string()).collect();
+    assert_eq!(client_ids.len(), orders.len(), "client order ids must be unique");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_posted_to_the_relay_becomes_exactly_one_paper_order() {
+    let stack = Stack::start().await.unwrap();
+    let answer = stack.send(&Stack::alert(1, SECRET)).await.unwrap();
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["status"], "accepted");
+    let id = answer.body["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("msg_"));
+
+    let orders = stack.wait_for_orders(1, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(orders.len(), 1);
+    let order = &orders[0];
+    assert_eq!(order["message_id"], id.as_str());
+    assert_eq!(order["account"], "main");
+    assert_eq!(order["symbol"], "BTCUSDT");
+    assert_eq!(order["side"], "buy");
+    assert_eq!(order["quantity"], "0.001");
+    assert_eq!(order["venue"], "paper");
+    assert_eq!(order["status"], "filled");
+
+    // The same alert again is the relay's duplicate, and still one order.
+    let again = stack.send(&Stack::alert(1, SECRET)).await.unwrap();
+    assert_eq!(again.status, 409, "{:?}", again.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stack.orders().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_alerts_survive_the_receiver_being_killed_and_restarted_twice() {
+    let mut stack = Stack::start().await.unwrap();
+    let mut accepted = BTreeSet::new();
+    for n in 0..200 {
+        if n == 50 || n == 130 {
+            stack.receiver.kill9().unwrap();
+        }
+        if n == 80 || n == 160 {
+            stack.receiver.start().await.unwrap();
+        }
+        let answer = stack.send(&Stack::alert(n, SECRET)).await.unwrap();
+        assert_eq!(answer.status, 200, "alert {n}: {:?}", answer.body);
+        accepted.insert(answer.body["id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let orders = stack.wait_for_orders(200, Duration::from_secs(90)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let orders = stack.orders().await.unwrap_or(orders);
+    assert_eq!(orders.len(), 200);
+    assert_exactly_one_order_each(&accepted, &orders);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_the_relay_answered_survives_a_relay_sigkill_mid_stream() {
+    let mut stack = Stack::start().await.unwrap();
+    let mut accepted = BTreeSet::new();
+    let mut sent = 0;
+    for n in 0..150 {
+        if n == 40 || n == 100 {
+            // Stop the receiver too, so the killed relay has undelivered alerts in its spool.
+            if n == 40 {
+                stack.receiver.kill9().unwrap();
+            }
+            stack.relay.kill9().unwrap();
+            stack.relay.start().await.unwrap();
+            if n == 40 {
+                stack.receiver.start().await.unwrap();
+            }
+        }
+        sent += 1;
+        if let Ok(answer) = stack.send(&Stack::alert(n, SECRET)).await {
+            if answer.status == 200 {
+                accepted.insert(answer.body["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(accepted.len() >= 140, "the relay refused too much: {} of {sent}", accepted.len());
+    let orders = stack.wait_for_orders(accepted.len(), Duration::from_secs(90)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let orders = stack.orders().await.unwrap_or(orders);
+    assert!(orders.len() <= sent);
+    assert_exactly_one_order_each(&accepted, &orders);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_continuous_traffic_rejects_nothing() {
+    let mut stack = Stack::start().await.unwrap();
+    let root = stack.dir.path().to_path_buf();
+    let old_key = format!("file:{}", root.join("relay-signing.key").display());
+    let old_pub = format!("file:{}", root.join("relay-signing.pub").display());
+    keygen(&root.join("relay-signing-2")).unwrap();
+    let new_key = format!("file:{}", root.join("relay-signing-2.key").display());
+    let new_pub = format!("file:{}", root.join("relay-signing-2.pub").display());
+
+    // A sender posting every 10 ms with whichever secret is current.
+    let secret = Arc::new(Mutex::new(SECRET.to_owned()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let results = Arc::new(Mutex::new(Vec::<(u16, Value)>::new()));
+    let relay_url = format!("http://{}/webhook", stack.relay_config.listen);
+    let sender = {
+        let (secret, stop, results) = (secret.clone(), stop.clone(), results.clone());
+        let http = stack.http.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let s = secret.lock().unwrap().clone();
+                let alert = Stack::alert(n, &s);
+                let r = http.post(&relay_url).body(alert.to_string()).send().await.unwrap();
+                let status = r.status().as_u16();
+                let body = r.json().await.unwrap_or(Value::Null);
+                results.lock().unwrap().push((status, body));
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let pause = || tokio::time::sleep(Duration::from_millis(300));
+
+    // Signing key: receivers learn the new key, the relay signs with both, drops the old,
+    // receivers forget the old.
+    pause().await;
+    stack.receiver_config.public_keys = vec![old_pub.clone(), new_pub.clone()];
+    stack.write_receiver_config().unwrap();
+    stack.receiver.reload().await.unwrap();
+    pause().await;
+    stack.relay_config.keys = vec![old_key.clone(), new_key.clone()];
+    stack.write_relay_config().unwrap();
+    stack.relay.reload().await.unwrap();
+    pause().await;
+    stack.relay_config.keys = vec![new_key.clone()];
+    stack.write_relay_config().unwrap();
+    stack.relay.reload().await.unwrap();
+    pause().await;
+    // Let anything signed before the switch drain before the old key is forgotten.
+    stack.receiver_config.public_keys = vec![new_pub.clone()];
+    stack.write_receiver_config().unwrap();
+    stack.receiver.reload().await.unwrap();
+    pause().await;
+
+    // Account secret: accept both, switch the sender, drop the old one.
+    stack.relay_config.secrets = vec!["env:E2E_SECRET_MAIN".into(), "env:E2E_SECRET_NEXT".into()];
+    stack.write_relay_config().unwrap();
+    stack.relay.reload().await.unwrap();
+    pause().await;
+    *secret.lock().unwrap() = format!("{SECRET}-next");
+    pause().await;
+    stack.relay_config.secrets = vec!["env:E2E_SECRET_NEXT".into()];
+    stack.write_relay_config().unwrap();
+    stack.relay.reload().await.unwrap();
+    pause().await;
+
+    stop.store(true, Ordering::SeqCst);
+    sender.await.unwrap();
+    let results = results.lock().unwrap().clone();
+    let rejected: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(rejected.is_empty(), "rejected during rotation: {rejected:?}");
+    assert!(results.len() > 100, "too little traffic to prove anything: {}", results.len());
+    let accepted: BTreeSet<String> =
+        results.iter().map(|(_, b)| b["id"].as_str().unwrap().to_owned()).collect();
+    let orders = stack.wait_for_orders(accepted.len(), Duration::from_secs(60)).await.unwrap();
+    assert_exactly_one_order_each(&accepted, &orders);
+    let failures = stack
+        .metric(stack.receiver_config.metrics, "alertgate_receiver_verify_failures_total", "")
+        .await
+        .unwrap();
+    assert_eq!(failures, 0.0, "the receiver refused signatures during the rotation");
+
+    // And the retired credentials no longer work.
+    assert_eq!(stack.send(&Stack::alert(100_000, SECRET)).await.unwrap().status, 401);
+    let old = alertgate_shared::SigningKey::load(&alertgate_shared::SecretRef::parse(&old_key).unwrap()).unwrap();
+    let signer = alertgate_shared::Signer::new(vec![old], vec![]).unwrap();
+    let body = br#"{"type":"tradingview.alert","account":"main","received_at":"2026-11-22T09:00:00.000Z","source_ip":"127.0.0.1","alert":{}}"#;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let r = stack
+        .http
+        .post(format!("http://{}/v1/alerts", stack.receiver_config.listen))
+        .header("webhook-id", "msg_oldkeyreplay")
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", signer.sign("msg_oldkeyreplay", now, body))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+fn run_certs(out: &Path) {
+    let status = Command::new(binary("alertgate-receiver").unwrap())
+        .args(["certs", "--out"])
+        .arg(out)
+        .args(["--receiver-host", "localhost"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_and_accepts_the_right_one() {
+    let certs = tempfile::tempdir().unwrap();
+    run_certs(certs.path());
+    let c = |f: &str| certs.path().join(f);
+    let without_cert = Stack::start_with(|relay, receiver| {
+        receiver.tls = Some(ReceiverTls {
+            cert_file: c("receiver.pem"),
+            key_file: c("receiver.key"),
+            client_ca_file: c("ca.pem"),
+        });
+        relay.forward_url = format!("https://localhost:{}/v1/alerts", receiver.listen.port());
+        relay.forward_tls = Some(ForwardTls { ca_file: c("ca.pem"), client: None });
+    })
+    .await
+    .unwrap();
+    assert_eq!(without_cert.send(&Stack::alert(1, SECRET)).await.unwrap().status, 200);
+
+    // The same receiver, now reached by a relay that presents the CA-signed client certificate.
+    let mut with_cert = without_cert.relay_config.clone();
+    with_cert.listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    with_cert.metrics = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    with_cert.spool_dir = without_cert.dir.path().join("spool-2");
+    with_cert.forward_tls = Some(ForwardTls {
+        ca_file: c("ca.pem"),
+        client: Some((c("relay-client.pem"), c("relay-client.key"))),
+    });
+    let path = without_cert.dir.path().join("relay-2.toml");
+    std::fs::write(&path, with_cert.render()).unwrap();
+    let mut relay2 = Service::new(
+        "relay-2",
+        binary("alertgate-relay").unwrap(),
+        path,
+        vec![("E2E_SECRET_MAIN".into(), SECRET.into())],
+        without_cert.dir.path().join("relay-2.log"),
+        format!("http://{}", with_cert.listen),
+    );
+    relay2.start().await.unwrap();
+    let r = without_cert
+        .http
+        .post(format!("http://{}/webhook", with_cert.listen))
+        .body(Stack::alert(2, SECRET).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let accepted_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+
+    // Read the journal over mTLS with the relay's client identity.
+    let mut pem = std::fs::read(c("relay-client.pem")).unwrap();
+    pem.extend(std::fs::read(c("relay-client.key")).unwrap());
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(c("ca.pem")).unwrap()).unwrap())
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/orders", without_cert.receiver_config.listen.port());
+    let mut orders = Vec::new();
+    for _ in 0..200 {
+        let body: Value = client.get(&url).bearer_auth(alertgate_e2e::OPS_TOKEN).send().await.unwrap().json().await.unwrap();
+        orders = body["orders"].as_array().cloned().unwrap_or_default();
+        if !orders.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give the certificate-less relay time for several attempts: none of them may get through.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let body: Value = client.get(&url).bearer_auth(alertgate_e2e::OPS_TOKEN).send().await.unwrap().json().await.unwrap();
+    let orders_after = body["orders"].as_array().cloned().unwrap_or_default();
+    assert_eq!(orders.len(), 1, "exactly the relay with the certificate got through");
+    assert_eq!(orders_after.len(), 1);
+    assert_eq!(orders_after[0]["message_id"], accepted_id.as_str());
+
+    // A plain client without a certificate is refused at the TLS layer.
+    let bare = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(c("ca.pem")).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    assert!(bare.get(&url).bearer_auth(alertgate_e2e::OPS_TOKEN).send().await.is_err());
+}
+
+fn caddy() -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(std::env::var("CADDY").unwrap_or_else(|_| "caddy".into()));
+    let found = Command::new(&path).arg("version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(found, "caddy is required for this test: `apt-get install caddy` (.ci/run installs it)");
+    path
+}
+
+#[test]
+fn the_shipped_caddyfile_validates() {
+    let caddyfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/Caddyfile");
+    let out = Command::new(caddy())
+        .args(["validate", "--adapter", "caddyfile", "--config"])
+        .arg(&caddyfile)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_does_not_pass() {
+    let stack = Stack::start_with(|relay, _| {
+        relay.trusted_proxies = vec!["127.0.0.1/32".into()];
+        relay.allowlist = vec!["127.0.0.3/32".into()];
+    })
+    .await
+    .unwrap();
+    let caddy_port = free_port().unwrap();
+    let caddyfile = stack.dir.path().join("Caddyfile");
+    std::fs::write(
+        &caddyfile,
+        format!(
+            "{{\n\tadmin off\n\tauto_https off\n}}\n\nhttp://127.0.0.1:{caddy_port} {{\n\treverse_proxy {}\n}}\n",
+            stack.relay_config.listen
+        ),
+    )
+    .unwrap();
+    let mut proxy = std::process::Command::new(caddy())
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&caddyfile)
+        .env("HOME", stack.dir.path())
+        .env("XDG_DATA_HOME", stack.dir.path())
+        .env("XDG_CONFIG_HOME", stack.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{caddy_port}/webhook");
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder().local_address(IpAddr::V4(Ipv4Addr::from(ip))).build().unwrap()
+    };
+    let mut ready = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", caddy_port)).await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready, "caddy did not start");
+
+    // The listed client, through Caddy: accepted, and recorded with its own address.
+    let r = from([127, 0, 0, 3]).post(&url).body(Stack::alert(1, SECRET).to_string()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    stack.wait_for_orders(1, Duration::from_secs(20)).await.unwrap();
+    let message: Value = stack
+        .http
+        .get(format!("http://{}/v1/messages/{id}", stack.receiver_config.listen))
+        .bearer_auth(alertgate_e2e::OPS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(message.to_string().contains("127.0.0.3"), "source ip not recorded: {message}");
+
+    // An unlisted client forging the listed address in X-Forwarded-For: refused.
+    for forged in ["127.0.0.3", "127.0.0.3, 127.0.0.1", "52.89.214.238"] {
+        let r = from([127, 0, 0, 4])
+            .post(&url)
+            .header("x-forwarded-for", forged)
+            .body(Stack::alert(2, SECRET).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "forged {forged:?} got through");
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+}
