@@ -1,3 +1,4 @@
 //! alertgate-receiver (work in progress).
 
+pub mod normalize;
 pub mod order;

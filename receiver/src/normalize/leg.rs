@@ -1,0 +1,265 @@
+//! One order out of one JSON object: the alert itself (single-order formats) or one of its legs.
+
+use serde_json::Value;
+
+use super::fields::{self, Obj};
+use super::names;
+use super::{symbol, Action, Invalid, Leg, NormalizeContext};
+use crate::order::{OrderType, Positive, Price, TimeInForce};
+
+/// Which format the object is in: it decides the name of the action field and what `price` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    /// `action`, `limit_price`, and `price` is the reference price.
+    Native,
+    /// The `order_legs` format: `transactionType`, and `price` is the limit price of `LMT`/`SL`
+    /// legs and the reference price of the others (`0` there meaning none).
+    OrderLegs,
+}
+
+/// What a multi-leg alert's top level supplies to legs that leave it out.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Defaults {
+    /// The top-level symbol (with `exchange`), for legs without `symbol`/`exchange`.
+    pub tv_symbol: Option<String>,
+    /// The top-level `tif`.
+    pub tif: Option<TimeInForce>,
+    /// The top-level `price`, the reference price of legs on the top-level symbol only.
+    pub price: Option<Price>,
+}
+
+/// Parses one order.
+pub(super) fn parse(
+    obj: &Obj<'_>,
+    dialect: Dialect,
+    defaults: &Defaults,
+    ctx: &NormalizeContext<'_>,
+) -> Result<Leg, Invalid> {
+    let (symbol_key, tv_symbol) = match tv_symbol(obj)? {
+        Some(found) => found,
+        None => match &defaults.tv_symbol {
+            Some(tv) => ("symbol", tv.clone()),
+            None => return Err(obj.invalid("symbol", "is missing")),
+        },
+    };
+    let venue_symbol = symbol::resolve(&tv_symbol, ctx.symbols, ctx.refuse_perpetuals)
+        .map_err(|message| obj.invalid(symbol_key, message))?;
+
+    let (action_names, type_names, stop_names) = match dialect {
+        Dialect::Native => (names::ACTION, names::ORDER_TYPE, names::STOP_PRICE),
+        Dialect::OrderLegs => (
+            names::ACTION_ORDER_LEGS,
+            names::ORDER_TYPE_ORDER_LEGS,
+            names::STOP_PRICE_ORDER_LEGS,
+        ),
+    };
+    let action = obj.required(action_names, action_value)?;
+    let quantity = obj.value(names::QUANTITY, fields::positive)?;
+    if quantity.is_none() && !action.is_close() {
+        return Err(obj.invalid(
+            names::QUANTITY[0],
+            format!(
+                "is missing (required to {}; only close actions may leave it out)",
+                action.as_str()
+            ),
+        ));
+    }
+    let order_type = obj
+        .value(type_names, order_type_value)?
+        .unwrap_or(OrderType::Market);
+    let tif = obj
+        .value(names::TIF, tif_value)?
+        .or(defaults.tif)
+        .unwrap_or_default();
+    let stop = obj.one(stop_names, fields::positive)?;
+    let inherited_price = defaults
+        .price
+        .filter(|_| defaults.tv_symbol.as_deref() == Some(tv_symbol.as_str()));
+
+    let (limit, reference_price) = match dialect {
+        Dialect::Native => {
+            let limit = obj.one(names::LIMIT_PRICE, fields::positive)?;
+            let reference = obj
+                .value(names::PRICE, fields::positive)?
+                .or(inherited_price);
+            (limit, reference)
+        }
+        Dialect::OrderLegs if needs_limit(order_type) => {
+            // `price` is this leg's limit price; `limit_price` is accepted as the same field.
+            let limit = obj.one(&["price", "limit_price"], fields::positive)?;
+            (limit, inherited_price)
+        }
+        Dialect::OrderLegs => {
+            // Market and stop legs in this format often carry `"price":"0"`: no reference price.
+            let price = obj.value(names::PRICE, fields::non_negative)?;
+            let reference = match price {
+                Some(p) if !p.is_zero() => Some(
+                    Positive::new(p)
+                        .map_err(|_| obj.invalid("price", "must be greater than zero"))?,
+                ),
+                _ => inherited_price,
+            };
+            (obj.one(names::LIMIT_PRICE, fields::positive)?, reference)
+        }
+    };
+    let limit_name = match dialect {
+        Dialect::Native => names::LIMIT_PRICE[0],
+        Dialect::OrderLegs => "price",
+    };
+    let limit_price = check_price(
+        obj,
+        order_type,
+        limit,
+        limit_name,
+        needs_limit(order_type),
+        "limit",
+    )?;
+    let stop_price = check_price(
+        obj,
+        order_type,
+        stop,
+        stop_names[0],
+        needs_stop(order_type),
+        "stop",
+    )?;
+
+    Ok(Leg {
+        tv_symbol,
+        symbol: venue_symbol,
+        action,
+        quantity,
+        order_type,
+        limit_price,
+        stop_price,
+        tif,
+        reference_price,
+    })
+}
+
+/// The symbol as sent: `symbol` (or `ticker`), prefixed with `exchange` when that is given and the
+/// symbol is bare. Returns the key that held the symbol, for error messages.
+pub(super) fn tv_symbol(obj: &Obj<'_>) -> Result<Option<(&'static str, String)>, Invalid> {
+    let found = obj.one(names::SYMBOL, fields::text)?;
+    let exchange = obj.value(names::EXCHANGE, fields::text)?;
+    match (found, exchange) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => {
+            Err(obj.invalid("symbol", "is missing (`exchange` is given without it)"))
+        }
+        (Some((key, sym)), None) => Ok(Some((key, sym))),
+        (Some((key, sym)), Some(exchange)) => match sym.split_once(':') {
+            None => Ok(Some((key, format!("{exchange}:{sym}")))),
+            Some((own, _)) if own == exchange => Ok(Some((key, sym))),
+            Some(_) => Err(Invalid::new(
+                format!("{}, {}", obj.name("exchange"), obj.name(key)),
+                format!("`exchange` is `{exchange}` but `{key}` names another exchange (`{sym}`)"),
+            )),
+        },
+    }
+}
+
+fn needs_limit(t: OrderType) -> bool {
+    matches!(t, OrderType::Limit | OrderType::StopLimit)
+}
+
+fn needs_stop(t: OrderType) -> bool {
+    matches!(t, OrderType::Stop | OrderType::StopLimit)
+}
+
+/// A limit or stop price must be given exactly when the order type uses it. A price the order type
+/// would ignore is refused rather than dropped: it usually means the order type is not the one the
+/// user meant (a limit order sent as market would fill at any price).
+fn check_price(
+    obj: &Obj<'_>,
+    order_type: OrderType,
+    found: Option<(&'static str, Price)>,
+    canonical: &str,
+    needed: bool,
+    kind: &str,
+) -> Result<Option<Price>, Invalid> {
+    match (found, needed) {
+        (Some((_, p)), true) => Ok(Some(p)),
+        (None, false) => Ok(None),
+        (None, true) => Err(obj.invalid(
+            canonical,
+            format!("is missing (a {} order needs a {kind} price)", order_type.as_str()),
+        )),
+        (Some((key, _)), false) => Err(obj.invalid(
+            key,
+            format!(
+                "is not used by a {} order; set the order type that uses a {kind} price, or leave it out",
+                order_type.as_str()
+            ),
+        )),
+    }
+}
+
+fn lower(v: &Value) -> Result<String, String> {
+    Ok(fields::text(v)?.to_ascii_lowercase())
+}
+
+/// Action values, any case. `long`/`short` are refused: they are what
+/// `{{strategy.market_position}}` gives, the position *after* the order, which does not say whether
+/// this order bought or sold (reducing a long is a sell while the position is still `long`).
+pub(super) fn action_value(v: &Value) -> Result<Action, String> {
+    let s = lower(v)?;
+    Ok(match s.as_str() {
+        "buy" | "b" | "back" | "open_long" => Action::Buy,
+        "sell" | "s" | "lay" | "open_short" => Action::Sell,
+        "close" | "exit" | "flat" | "flatten" => Action::Close,
+        "close_long" => Action::CloseLong,
+        "close_short" => Action::CloseShort,
+        "long" | "short" => {
+            return Err(format!(
+                "`{s}` describes a position, not an order; use {{{{strategy.order.action}}}} \
+                 (buy/sell), open_long/open_short or close_long/close_short"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "`{}` is not an action; use buy, sell, close, close_long, close_short \
+                 (or an alias: B/S, BACK/LAY, open_long/open_short, exit/flat/flatten)",
+                shorten(&s)
+            ))
+        }
+    })
+}
+
+/// Order type values, any case; `-` and spaces count as `_`.
+pub(super) fn order_type_value(v: &Value) -> Result<OrderType, String> {
+    let s = lower(v)?.replace(['-', ' '], "_");
+    Ok(match s.as_str() {
+        "market" | "mkt" => OrderType::Market,
+        "limit" | "lmt" => OrderType::Limit,
+        "stop" | "stop_market" | "sl_m" => OrderType::Stop,
+        "stop_limit" | "stoplimit" | "sl" => OrderType::StopLimit,
+        _ => {
+            return Err(format!(
+                "`{}` is not an order type; use market, limit, stop or stop_limit (or MKT, LMT, SL-M, SL)",
+                shorten(&s)
+            ))
+        }
+    })
+}
+
+/// Time in force values, any case.
+pub(super) fn tif_value(v: &Value) -> Result<TimeInForce, String> {
+    let s = lower(v)?;
+    Ok(match s.as_str() {
+        "gtc" => TimeInForce::Gtc,
+        "day" => TimeInForce::Day,
+        "ioc" => TimeInForce::Ioc,
+        "fok" => TimeInForce::Fok,
+        _ => {
+            return Err(format!(
+                "`{}` is not a time in force; use gtc, day, ioc or fok",
+                shorten(&s)
+            ))
+        }
+    })
+}
+
+/// At most 40 characters of a user value, for messages.
+fn shorten(s: &str) -> String {
+    s.chars().take(40).collect()
+}

@@ -1,0 +1,197 @@
+//! Alert normalization: every alert format the receiver understands (DESIGN.md section 6) becomes one
+//! [`NormalizedAlert`] with one [`Leg`] per order, or an [`Invalid`] naming the field at fault.
+//!
+//! # Layout
+//! - `mod.rs`: the public types and [`normalize`], which picks the format.
+//! - [`fields`]: alias families, text values and exact decimals from strings or JSON numbers.
+//! - `leg`: one order out of one JSON object (the alert itself, or one leg).
+//! - `multi_leg`: native `legs` and the `alertType`/`order_legs` format, with `sort_order`.
+//! - [`symbol`]: TradingView symbols to venue symbols (`[symbols]` table, `_DL`, perpetuals).
+//!
+//! Normalization is pure: no clock, no I/O, no position lookups. Unknown fields are ignored (the
+//! caller journals the whole alert); `secret`, `sent_at` and `comment` are known but unused here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::order::{OrderType, Price, Quantity, Side, TimeInForce};
+
+pub mod fields;
+mod leg;
+mod multi_leg;
+pub mod symbol;
+
+pub use fields::{parse_decimal, DecimalError};
+
+/// The most legs one alert may carry; more is invalid.
+pub const MAX_LEGS: usize = 20;
+
+/// The longest `id` (idempotency key), `account` or `strategy` accepted, in characters.
+pub const MAX_ID_LEN: usize = 128;
+
+/// What normalization needs to know about the receiver's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormalizeContext<'a> {
+    /// The `[symbols]` table: TradingView symbol (`BINANCE:BTCUSDT`) → venue symbol.
+    pub symbols: &'a BTreeMap<String, String>,
+    /// `true` when the venue is spot-only: perpetual tickers (`.P`, `PERP`) are then invalid.
+    pub refuse_perpetuals: bool,
+}
+
+/// What one leg asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Buy `quantity`.
+    Buy,
+    /// Sell `quantity`.
+    Sell,
+    /// Flatten the position in the symbol, whichever way it points (or reduce it by `quantity`).
+    Close,
+    /// Sell the long position; nothing when not long.
+    CloseLong,
+    /// Buy back the short position; nothing when not short.
+    CloseShort,
+}
+
+impl Action {
+    /// `buy`, `sell`, `close`, `close_long`, `close_short`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Buy => "buy",
+            Self::Sell => "sell",
+            Self::Close => "close",
+            Self::CloseLong => "close_long",
+            Self::CloseShort => "close_short",
+        }
+    }
+
+    /// The side of an opening action; `None` for the close actions, whose side depends on the
+    /// position at execution time.
+    pub fn side(self) -> Option<Side> {
+        match self {
+            Self::Buy => Some(Side::Buy),
+            Self::Sell => Some(Side::Sell),
+            Self::Close | Self::CloseLong | Self::CloseShort => None,
+        }
+    }
+
+    /// `true` for `close`, `close_long` and `close_short`.
+    pub fn is_close(self) -> bool {
+        self.side().is_none()
+    }
+}
+
+/// One order of an alert, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leg {
+    /// The symbol as the alert gave it (`BINANCE_DL:BTCUSDT`, or `EXCHANGE:SYMBOL` built from
+    /// `exchange` + `symbol`): what risk rules and logs can show the user.
+    pub tv_symbol: String,
+    /// The venue's symbol, after the `[symbols]` table and the built-in rules.
+    pub symbol: String,
+    /// Buy, sell or one of the closes.
+    pub action: Action,
+    /// How much. Always present for buy/sell; `None` on a close means the whole position.
+    pub quantity: Option<Quantity>,
+    /// Market (default), limit, stop, stop-limit.
+    pub order_type: OrderType,
+    /// Present exactly for limit and stop-limit orders.
+    pub limit_price: Option<Price>,
+    /// Present exactly for stop and stop-limit orders.
+    pub stop_price: Option<Price>,
+    /// Time in force (default GTC).
+    pub tif: TimeInForce,
+    /// The alert's reference price (`{{close}}`): notional checks and paper fills.
+    pub reference_price: Option<Price>,
+}
+
+/// An alert in the one shape the rest of the receiver works with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NormalizedAlert {
+    /// The account the alert names (`account`/`fund_id`). Informational: the envelope's account,
+    /// set by the relay, is the one that counts.
+    pub account: Option<String>,
+    /// The alert's idempotency key (`id`, `client_ref`, `idempotency_key`, `client_order_id`).
+    pub idempotency_key: Option<String>,
+    /// The strategy name (`strategy`/`strategy_id`), for logs and the orders API.
+    pub strategy: Option<String>,
+    /// The orders, in execution order; never empty.
+    pub legs: Vec<Leg>,
+}
+
+/// Why an alert cannot become orders: the field at fault (`quantity`, `legs[1].action`,
+/// `order_legs[0].transactionType`, or two aliases that disagree, `action, side`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    /// The field, with its path inside the alert.
+    pub field: String,
+    /// What is wrong with it, for the user who wrote the alert template.
+    pub message: String,
+}
+
+impl Invalid {
+    /// An invalid `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Field names and their aliases. The first name of each family is the one a "missing" error uses.
+pub(crate) mod names {
+    pub const ACCOUNT: &[&str] = &["account", "fund_id"];
+    pub const ID: &[&str] = &["id", "client_ref", "idempotency_key", "client_order_id"];
+    pub const STRATEGY: &[&str] = &["strategy", "strategy_id"];
+    pub const SYMBOL: &[&str] = &["symbol", "ticker"];
+    pub const EXCHANGE: &[&str] = &["exchange"];
+    pub const ACTION: &[&str] = &["action", "side", "signal"];
+    /// In the `order_legs` format the action is called `transactionType`.
+    pub const ACTION_ORDER_LEGS: &[&str] = &["transactionType", "action", "side", "signal"];
+    pub const QUANTITY: &[&str] = &["quantity", "size", "qty", "stake", "contracts"];
+    pub const ORDER_TYPE: &[&str] = &["order_type", "type", "orderType"];
+    pub const ORDER_TYPE_ORDER_LEGS: &[&str] = &["orderType", "order_type", "type"];
+    pub const LIMIT_PRICE: &[&str] = &["limit_price"];
+    pub const STOP_PRICE: &[&str] = &["stop_price", "trigger_price", "triggerPrice"];
+    pub const STOP_PRICE_ORDER_LEGS: &[&str] = &["triggerPrice", "trigger_price", "stop_price"];
+    pub const TIF: &[&str] = &["tif", "time_in_force", "timeInForce", "validity"];
+    pub const PRICE: &[&str] = &["price"];
+    pub const SORT_ORDER: &[&str] = &["sort_order"];
+    pub const LEGS: &str = "legs";
+    pub const ORDER_LEGS: &str = "order_legs";
+    pub const ALERT_TYPE: &str = "alertType";
+}
+
+/// Turns one alert (the JSON object TradingView sent, `secret` included or not) into orders.
+pub fn normalize(
+    alert: &Map<String, Value>,
+    ctx: &NormalizeContext<'_>,
+) -> Result<NormalizedAlert, Invalid> {
+    let top = fields::Obj {
+        map: alert,
+        prefix: "",
+    };
+    let account = top.value(names::ACCOUNT, |v| fields::short_text(v, MAX_ID_LEN))?;
+    let idempotency_key = top.value(names::ID, |v| fields::short_text(v, MAX_ID_LEN))?;
+    let strategy = top.value(names::STRATEGY, |v| fields::short_text(v, MAX_ID_LEN))?;
+    let legs = match multi_leg::find(&top)? {
+        Some(list) => multi_leg::parse(&top, list, ctx)?,
+        None => vec![leg::parse(
+            &top,
+            leg::Dialect::Native,
+            &leg::Defaults::default(),
+            ctx,
+        )?],
+    };
+    Ok(NormalizedAlert {
+        account,
+        idempotency_key,
+        strategy,
+        legs,
+    })
+}

@@ -1,0 +1,154 @@
+//! TradingView symbols to venue symbols.
+//!
+//! Order of rules, first match wins:
+//! 1. the whole symbol as sent (`BINANCE_DL:BTCUSDT`, `AAPL`) in the `[symbols]` table;
+//! 2. with `_DL`/`_DLY` (delayed feed) stripped from the exchange, `BINANCE:BTCUSDT`, in the table;
+//! 3. a perpetual (`BTCUSDT.P`, `BTC-PERP`) is refused when the venue is spot;
+//! 4. otherwise the bare ticker, unchanged.
+//!
+//! Case is never changed and `USD` is never turned into `USDT` (or back): those are different
+//! markets, and a silent substitution would trade the wrong one.
+
+use std::collections::BTreeMap;
+
+/// The longest symbol accepted, as sent and as sent to the venue.
+pub const MAX_SYMBOL_LEN: usize = 64;
+
+/// Characters a symbol may contain: letters, digits and `. _ - / ! :`.
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | '!' | ':')
+}
+
+fn check_chars(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    if s.chars().count() > MAX_SYMBOL_LEN {
+        return Err(format!("is longer than {MAX_SYMBOL_LEN} characters"));
+    }
+    if let Some(c) = s.chars().find(|&c| !allowed(c)) {
+        return Err(format!(
+            "contains {c:?}; a symbol may only contain letters, digits and . _ - / ! :"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the shape of a symbol as sent (`EXCHANGE:TICKER` or `TICKER`).
+pub fn check_tv_symbol(tv: &str) -> Result<(), String> {
+    check_chars(tv)?;
+    match tv.split(':').count() {
+        1 => Ok(()),
+        2 if tv.split(':').all(|part| !part.is_empty()) => Ok(()),
+        2 => Err(format!(
+            "`{tv}` needs both an exchange and a ticker around the `:`"
+        )),
+        _ => Err(format!("`{tv}` has more than one `:`")),
+    }
+}
+
+/// `true` for TradingView's perpetual-contract tickers: `BTCUSDT.P`, `BTCPERP`, `BTC-PERP`.
+pub fn is_perpetual(ticker: &str) -> bool {
+    let upper = ticker.to_ascii_uppercase();
+    upper.ends_with(".P") || upper.ends_with("PERP")
+}
+
+/// The exchange without TradingView's delayed-feed suffix (`BINANCE_DLY` → `BINANCE`).
+pub fn strip_delayed(exchange: &str) -> &str {
+    exchange
+        .strip_suffix("_DLY")
+        .or_else(|| exchange.strip_suffix("_DL"))
+        .unwrap_or(exchange)
+}
+
+/// The venue symbol for a TradingView symbol. `Err` carries the message for the symbol field.
+pub fn resolve(
+    tv: &str,
+    table: &BTreeMap<String, String>,
+    refuse_perpetuals: bool,
+) -> Result<String, String> {
+    check_tv_symbol(tv)?;
+    if let Some(mapped) = table.get(tv) {
+        return from_table(tv, mapped);
+    }
+    let ticker = match tv.split_once(':') {
+        Some((exchange, ticker)) => {
+            let exchange = strip_delayed(exchange);
+            if let Some(mapped) = table.get(&format!("{exchange}:{ticker}")) {
+                return from_table(tv, mapped);
+            }
+            ticker
+        }
+        None => tv,
+    };
+    if refuse_perpetuals && is_perpetual(ticker) {
+        return Err(format!(
+            "`{tv}` is a perpetual contract; perpetual contracts are not supported by a spot venue"
+        ));
+    }
+    Ok(ticker.to_owned())
+}
+
+fn from_table(tv: &str, mapped: &str) -> Result<String, String> {
+    check_chars(mapped)
+        .map(|()| mapped.to_owned())
+        .map_err(|why| {
+            format!("the [symbols] table maps `{tv}` to an unusable venue symbol: it {why}")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_table_is_consulted_before_and_after_stripping_delayed_feeds() {
+        let t = table(&[
+            ("BINANCE:BTCUSDT", "BTCUSDT"),
+            ("NASDAQ_DL:AAPL", "AAPL.US"),
+        ]);
+        assert_eq!(resolve("BINANCE_DL:BTCUSDT", &t, true).unwrap(), "BTCUSDT");
+        assert_eq!(resolve("BINANCE_DLY:BTCUSDT", &t, true).unwrap(), "BTCUSDT");
+        assert_eq!(resolve("NASDAQ_DL:AAPL", &t, true).unwrap(), "AAPL.US");
+        assert_eq!(resolve("NASDAQ_DLY:MSFT", &t, true).unwrap(), "MSFT");
+        assert_eq!(resolve("COINBASE:BTCUSD", &t, true).unwrap(), "BTCUSD");
+        assert_eq!(resolve("ETHUSDT", &t, true).unwrap(), "ETHUSDT");
+    }
+
+    #[test]
+    fn perpetuals_are_refused_only_by_spot_venues_and_the_table_overrides() {
+        let t = table(&[("BYBIT:ETHUSDT.P", "ETHUSDT")]);
+        assert!(resolve("BINANCE:BTCUSDT.P", &t, true).is_err());
+        assert!(resolve("FTX:BTC-PERP", &t, true).is_err());
+        assert!(resolve("BTCUSDT.P", &t, true).is_err());
+        assert_eq!(
+            resolve("BINANCE:BTCUSDT.P", &t, false).unwrap(),
+            "BTCUSDT.P"
+        );
+        assert_eq!(resolve("BYBIT:ETHUSDT.P", &t, true).unwrap(), "ETHUSDT");
+    }
+
+    #[test]
+    fn malformed_symbols_are_refused() {
+        let t = BTreeMap::new();
+        for bad in [
+            "",
+            "BINANCE:",
+            ":BTC",
+            "A:B:C",
+            "BTC USDT",
+            "BTC$",
+            &"X".repeat(65),
+        ] {
+            assert!(resolve(bad, &t, false).is_err(), "{bad}");
+        }
+        assert!(resolve("CME_MINI:ES1!", &t, false).is_ok());
+    }
+}
