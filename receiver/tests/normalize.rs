@@ -926,6 +926,31 @@ fn order_fields_at_the_top_level_of_a_multi_leg_alert_are_invalid() {
     assert_eq!(e.field, "transactionType");
 }
 
+#[test]
+fn a_symbol_error_names_the_leg_or_the_top_level_field_the_symbol_came_from() {
+    let own = invalid(
+        json!({"legs": [native_leg(0), {"symbol": "BINANCE:BTCUSDT.P", "action": "buy",
+                                                      "quantity": "1"}]}),
+    );
+    assert_eq!(own.field, "legs[1].symbol");
+    let inherited = invalid(
+        json!({"symbol": "BINANCE:BTCUSDT.P", "legs": [{"action": "buy", "quantity": "1"}]}),
+    );
+    assert_eq!(inherited.field, "symbol");
+    assert_eq!(
+        field_of(json!({"legs": [{"action": "buy", "quantity": "1"}]})),
+        "legs[0].symbol"
+    );
+}
+
+#[test]
+fn an_order_legs_stop_leg_without_trigger_price_is_invalid() {
+    let e = invalid(json!({"alertType": "multi_leg_order", "order_legs": [
+        {"transactionType": "S", "orderType": "SL-M", "quantity": "1", "exchange": "NSE", "symbol": "TCS",
+         "price": "0"}]}));
+    assert_eq!(e.field, "order_legs[0].triggerPrice");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------

@@ -134,10 +134,10 @@ pub(crate) fn decimal(v: &Value) -> Result<Decimal, String> {
     match v {
         Value::String(s) => parse_decimal(s).map_err(|e| e.describe(s)),
         Value::Number(n) => number(n),
-        _ => Err(format!(
-            "{} (it must be a number or a string holding one)",
-            text(v).err().unwrap_or_default()
-        )),
+        Value::Bool(_) => Err("must be a number (or a string holding one), not true/false".into()),
+        Value::Array(_) => Err("must be a number (or a string holding one), not an array".into()),
+        Value::Object(_) => Err("must be a number (or a string holding one), not an object".into()),
+        Value::Null => Err("is missing".into()),
     }
 }
 

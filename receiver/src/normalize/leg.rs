@@ -35,15 +35,16 @@ pub(super) fn parse(
     defaults: &Defaults,
     ctx: &NormalizeContext<'_>,
 ) -> Result<Leg, Invalid> {
-    let (symbol_key, tv_symbol) = match tv_symbol(obj)? {
-        Some(found) => found,
+    // The field an error about the symbol names: the leg's own, or the top-level one it inherited.
+    let (symbol_field, tv_symbol) = match tv_symbol(obj)? {
+        Some((key, tv)) => (obj.name(key), tv),
         None => match &defaults.tv_symbol {
-            Some(tv) => ("symbol", tv.clone()),
+            Some(tv) => ("symbol".to_owned(), tv.clone()),
             None => return Err(obj.invalid("symbol", "is missing")),
         },
     };
     let venue_symbol = symbol::resolve(&tv_symbol, ctx.symbols, ctx.refuse_perpetuals)
-        .map_err(|message| obj.invalid(symbol_key, message))?;
+        .map_err(|message| Invalid::new(symbol_field, message))?;
 
     let (action_names, type_names, stop_names) = match dialect {
         Dialect::Native => (names::ACTION, names::ORDER_TYPE, names::STOP_PRICE),
