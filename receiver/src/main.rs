@@ -1,12 +1,147 @@
-//! `alertgate-receiver` command line.
+//! `alertgate-receiver` command line: `run`, `check-config`, `certs`, `orders`.
 
-use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// alertgate receiver.
+use alertgate_receiver::journal::{Journal, SqliteJournal};
+use alertgate_receiver::{certs, Receiver, Settings};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// alertgate receiver: verifies signed alerts from the relay and places orders exactly once.
 #[derive(Debug, Parser)]
 #[command(name = "alertgate-receiver", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve. SIGHUP reloads the trusted keys; SIGTERM/SIGINT stop gracefully.
+    Run {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate the config (secrets and key files resolve) and print it, secrets redacted.
+    CheckConfig {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Create a private CA, the receiver's server certificate and the relay's client certificate.
+    Certs {
+        /// Directory to write into (created if needed; existing files are never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// The host name the relay uses to reach the receiver (the server certificate's SAN).
+        #[arg(long)]
+        receiver_host: String,
+    },
+    /// Print the most recent orders from the journal.
+    Orders {
+        /// The TOML config file (for `store.path`).
+        #[arg(long)]
+        config: PathBuf,
+        /// How many orders, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => {
+            let settings = Settings::load(&config)?;
+            print!("{}", settings.to_toml());
+            eprintln!("{}: OK", config.display());
+            Ok(())
+        }
+        Command::Certs { out, receiver_host } => {
+            let written = certs::generate(&out, &receiver_host)?;
+            for file in &written.files {
+                println!("wrote {}", file.display());
+            }
+            println!(
+                "Copy ca.pem, relay-client.pem and relay-client.key to the relay; keep ca.key on this side only."
+            );
+            Ok(())
+        }
+        Command::Orders { config, limit } => orders(&config, limit),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn run(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    alertgate_shared::telemetry::init(&settings.log);
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        let receiver = Receiver::build(settings, listener).await?;
+        let keys = receiver.trusted_keys();
+        let config = config.to_owned();
+        let mut hangups = alertgate_shared::shutdown::hangups().context("cannot watch SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match Settings::load(&config).map_err(anyhow::Error::from).and_then(|s| Ok(keys.reload(&s)?)) {
+                    Ok(fingerprints) => tracing::info!(?fingerprints, "SIGHUP: trusted keys reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: config refused; keeping the keys in use"),
+                }
+            }
+        });
+        receiver
+            .run_until_stopped(async {
+                let signal = alertgate_shared::shutdown::terminate().await;
+                tracing::info!(signal, "stopping");
+            })
+            .await?;
+        Ok(())
+    })
+}
+
+fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let path = &settings.store.path;
+    anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
+    let rows = runtime()?.block_on(async {
+        let journal = SqliteJournal::open(path, Duration::from_millis(settings.store.busy_timeout_ms))?;
+        journal.recent_orders(limit.clamp(1, 1000)).await
+    })?;
+    let header = ["CREATED", "CLIENT ORDER ID", "ACCOUNT", "SYMBOL", "SIDE", "QTY", "TYPE", "LIMIT", "STATUS", "VENUE", "VENUE ORDER ID"];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for o in &rows {
+        let created = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(o.created_at_ms) * 1_000_000)
+            .map(alertgate_shared::envelope::format_millis)
+            .unwrap_or_default();
+        table.push(vec![
+            created,
+            o.client_order_id.clone(),
+            o.account.clone(),
+            o.symbol.clone(),
+            o.side.as_str().to_owned(),
+            o.quantity.normalize().to_string(),
+            o.order_type.as_str().to_owned(),
+            o.limit_price.map(|p| p.normalize().to_string()).unwrap_or_else(|| "-".into()),
+            o.status.as_str().to_owned(),
+            o.venue.clone(),
+            o.venue_order_id.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    for row in &table {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    if rows.is_empty() {
+        println!("(no orders yet)");
+    }
+    Ok(())
 }

@@ -32,6 +32,18 @@ pub struct BrokerConfig {
     pub alpaca: Option<AlpacaConfig>,
     /// `[broker.http]`, required when `kind = "http"`.
     pub http: Option<HttpBrokerConfig>,
+    /// `[broker.paper]`: knobs of the embedded paper broker (optional).
+    pub paper: Option<PaperConfig>,
+}
+
+/// `[broker.paper]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperConfig {
+    /// Test/demo knob: wait this long before answering each order, to watch `pending` outcomes
+    /// and restarts in the middle of an execution. 0 (the default) in real use.
+    #[serde(default)]
+    pub fill_delay_ms: u64,
 }
 
 /// The Binance Spot testnet; trading live needs `base_url = "https://api.binance.com"` on purpose.

@@ -1,0 +1,227 @@
+//! Startup: builds the receiver from [`Settings`] around an already-bound listener, reports the
+//! address it got, and runs until a shutdown future completes.
+//!
+//! ```no_run
+//! # async fn demo(settings: alertgate_receiver::Settings) -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let receiver = alertgate_receiver::Receiver::build(settings, listener).await?;
+//! println!("listening on {}", receiver.local_addr());
+//! receiver.run_until_stopped(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alertgate_shared::config::Invalid;
+use alertgate_shared::{Clock, SystemClock};
+use tokio::net::TcpListener;
+use warp::Filter;
+
+use crate::broker::config::BrokerKind;
+use crate::broker::paper::PaperBroker;
+use crate::broker::{self, Broker};
+use crate::config::Settings;
+use crate::executor::Executor;
+use crate::ingest::{Ingest, Interpreter};
+use crate::journal::{Journal, JournalError, SqliteJournal};
+use crate::metrics::Metrics;
+use crate::risk::RiskGates;
+use crate::routes::{routes, AppState};
+use crate::verify::TrustedKeys;
+
+/// How long shutdown waits for running executions (they resume at the next start otherwise).
+const EXECUTION_DRAIN: Duration = Duration::from_secs(5);
+
+/// Why the receiver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A config value is unusable.
+    #[error("{0}")]
+    Config(#[from] Invalid),
+    /// The journal could not be opened.
+    #[error("store.path: {0}")]
+    Journal(#[from] JournalError),
+    /// The broker could not be built.
+    #[error("{0}")]
+    Broker(String),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A listener could not be bound or read.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which listener.
+        what: &'static str,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// A built receiver, ready to run.
+#[derive(Debug)]
+pub struct Receiver {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
+    metrics_addr: Option<SocketAddr>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<AppState>,
+    executor: Executor,
+    metrics: Metrics,
+    keys: TrustedKeys,
+    header_read_timeout: Duration,
+}
+
+/// Builds the configured broker: the paper broker around the journal, or a real venue.
+pub fn build_broker(
+    settings: &Settings,
+    journal: Arc<SqliteJournal>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Broker>, BuildError> {
+    match settings.broker.kind {
+        BrokerKind::Paper => {
+            let delay = settings.broker.paper.as_ref().map_or(0, |p| p.fill_delay_ms);
+            Ok(Arc::new(PaperBroker::new(journal, clock, Duration::from_millis(delay))))
+        }
+        _ => broker::build_venue(&settings.broker, clock).map_err(|e| BuildError::Broker(e.to_string())),
+    }
+}
+
+impl Receiver {
+    /// Builds the receiver with the real clock. Opens the journal, builds the broker, binds the
+    /// metrics listener and resumes executions an earlier run left `pending`.
+    pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, BuildError> {
+        Self::build_with_clock(settings, listener, Arc::new(SystemClock)).await
+    }
+
+    /// [`Receiver::build`] with an injected clock (tests: signature tolerance, dedupe windows,
+    /// alert age).
+    pub async fn build_with_clock(
+        settings: Settings,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BuildError> {
+        settings.validate()?;
+        let keys = TrustedKeys::from_settings(&settings)?;
+        let journal = Arc::new(SqliteJournal::open(
+            &settings.store.path,
+            Duration::from_millis(settings.store.busy_timeout_ms),
+        )?);
+        let broker = build_broker(&settings, journal.clone(), clock.clone())?;
+        let metrics = Metrics::new();
+        let risk = RiskGates::new(settings.risk.clone(), clock.clone());
+        let dyn_journal: Arc<dyn Journal> = journal;
+        let executor = Executor::new(
+            dyn_journal.clone(),
+            broker,
+            risk,
+            clock.clone(),
+            settings.executor.clone(),
+            metrics.clone(),
+        );
+        let refuse_perpetuals = matches!(settings.broker.kind, BrokerKind::Binance | BrokerKind::Alpaca);
+        let interpreter = Interpreter {
+            symbols: settings.symbols.clone(),
+            refuse_perpetuals,
+            max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+        };
+        let ingest = Ingest {
+            keys: keys.clone(),
+            interpreter: Arc::new(interpreter),
+            journal: dyn_journal.clone(),
+            executor: executor.clone(),
+            clock,
+            metrics: metrics.clone(),
+            dedupe_window_ms: i64::try_from(settings.dedupe.window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            inline_deadline: Duration::from_millis(settings.executor.inline_deadline_ms),
+        };
+        let resumed = ingest.resume_unfinished().await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resuming interrupted executions");
+        }
+        let ops_token = match &settings.ops {
+            Some(ops) => Some(ops.token.resolve().map_err(|e| Invalid::new("ops.token", e.to_string()))?),
+            None => None,
+        };
+        let tls = settings.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let (metrics_listener, metrics_addr) = match &settings.metrics {
+            Some(m) => {
+                let l = TcpListener::bind(m.listen)
+                    .await
+                    .map_err(|source| BuildError::Io { what: "metrics.listen", source })?;
+                let addr = l.local_addr().map_err(|source| BuildError::Io { what: "metrics.listen", source })?;
+                (Some(l), Some(addr))
+            }
+            None => (None, None),
+        };
+        let local_addr = listener.local_addr().map_err(|source| BuildError::Io { what: "server.listen", source })?;
+        let state = Arc::new(AppState {
+            ingest,
+            journal: dyn_journal,
+            ops_token,
+            max_body_bytes: settings.server.max_body_bytes,
+        });
+        Ok(Self {
+            listener,
+            local_addr,
+            metrics_listener,
+            metrics_addr,
+            tls,
+            state,
+            executor,
+            metrics,
+            keys,
+            header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+        })
+    }
+
+    /// The address alerts are served on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The metrics address, when `[metrics]` is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The trusted keys, for reloading on `SIGHUP` ([`TrustedKeys::reload`]).
+    pub fn trusted_keys(&self) -> TrustedKeys {
+        self.keys.clone()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, finishes in-flight requests and
+    /// gives running executions a few seconds (whatever is left resumes at the next start).
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), BuildError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_task = self.metrics_listener.map(|listener| {
+            let metrics = self.metrics.clone();
+            let route = warp::path!("metrics").and(warp::get()).map(move || {
+                warp::reply::with_header(metrics.render(), "content-type", "text/plain; version=0.0.4; charset=utf-8")
+            });
+            let mut rx = stop_rx.clone();
+            tokio::spawn(
+                warp::serve(route)
+                    .incoming(listener)
+                    .graceful(async move {
+                        let _ = rx.wait_for(|stopped| *stopped).await;
+                    })
+                    .run(),
+            )
+        });
+        tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), venue = self.executor.venue(), keys = ?self.keys.fingerprints(), "receiver listening");
+        crate::serve::serve(self.listener, self.tls, routes(self.state), self.header_read_timeout, shutdown).await;
+        let _ = stop_tx.send(true);
+        if !self.executor.drain(EXECUTION_DRAIN).await {
+            tracing::warn!("executions still running at shutdown resume at the next start");
+        }
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
+        tracing::info!("receiver stopped");
+        Ok(())
+    }
+}

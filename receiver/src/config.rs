@@ -1,0 +1,440 @@
+//! The receiver's settings (DESIGN section 8): typed `deny_unknown_fields` structs, defaults for
+//! every optional key, and the checks that need more than the type system (referenced secrets and
+//! key files resolve, limits are positive). `deploy/receiver.example.toml` shows every key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use alertgate_shared::config::{ConfigError, Invalid, LogConfig};
+use alertgate_shared::{HmacSecret, SecretRef, VerifyingKey};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::config::{BrokerConfig, BrokerKind};
+
+/// Everything `alertgate-receiver run` needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[server]`: where alerts come in.
+    pub server: ServerConfig,
+    /// `[verify]`: which signatures are trusted.
+    pub verify: VerifyConfig,
+    /// `[store]`: the journal.
+    pub store: StoreConfig,
+    /// `[dedupe]`: the second line of defence behind the relay's window.
+    #[serde(default)]
+    pub dedupe: DedupeConfig,
+    /// `[broker]`: where orders go.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    /// `[risk]`: gates every order passes before it is placed.
+    #[serde(default)]
+    pub risk: RiskConfig,
+    /// `[symbols]`: TradingView `EXCHANGE:TICKER` → venue symbol.
+    #[serde(default)]
+    pub symbols: BTreeMap<String, String>,
+    /// `[executor]`: inline deadline and broker retries.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
+    /// `[ops]`: the bearer token of the orders API; without it the API answers 401.
+    pub ops: Option<OpsConfig>,
+    /// `[metrics]`: Prometheus endpoint; without it no metrics listener is opened.
+    pub metrics: Option<MetricsConfig>,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind (the relay's `forward.url` points here).
+    pub listen: SocketAddr,
+    /// Largest accepted body; larger requests get 413 before their body is read.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Time allowed for a request head to arrive, so idle half-open connections are closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// `[server.tls]`: serve HTTPS (and require client certificates when `client_ca_file` is set).
+    pub tls: Option<TlsConfig>,
+}
+
+fn default_max_body_bytes() -> u64 {
+    65_536
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (e.g. `certs/receiver.pem` from `alertgate-receiver certs`).
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA whose client certificates are required (e.g. `certs/ca.pem`); unset: no client auth.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[verify]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Ed25519 public keys (`file:certs/relay-signing.pub`); two during a rotation.
+    #[serde(default)]
+    pub public_keys: Vec<SecretRef>,
+    /// `whsec_` secrets for `v1` signatures.
+    #[serde(default)]
+    pub hmac_secrets: Vec<SecretRef>,
+    /// Largest accepted distance between `webhook-timestamp` and now.
+    #[serde(default = "default_tolerance_seconds")]
+    pub tolerance_seconds: u32,
+}
+
+fn default_tolerance_seconds() -> u32 {
+    300
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite journal file (created with its directory).
+    pub path: PathBuf,
+    /// How long a write waits for a lock held by another process before the request gets 503.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    2_000
+}
+
+/// `[dedupe]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// An alert whose (account, idempotency key) was journaled this recently is a `duplicate`.
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u64,
+}
+
+fn default_window_seconds() -> u64 {
+    300
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        Self { window_seconds: default_window_seconds() }
+    }
+}
+
+/// Limits that can be set globally and overridden per account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskLimits {
+    /// Largest quantity of one opening order.
+    pub max_quantity: Option<Decimal>,
+    /// Largest quantity × price of one opening order (price: the limit price, else the alert's
+    /// reference `price`; an order with neither is rejected while this is set).
+    pub max_notional: Option<Decimal>,
+    /// Most orders per account in any 60 seconds.
+    pub max_orders_per_minute: Option<u32>,
+    /// Largest absolute position per (account, symbol) an opening order may leave.
+    pub max_position: Option<Decimal>,
+    /// Venue or TradingView symbols orders may use; empty: any.
+    pub allowed_symbols: Option<Vec<String>>,
+}
+
+impl RiskLimits {
+    /// `self` with every key `over` sets replaced.
+    pub fn overridden_by(&self, over: &RiskLimits) -> RiskLimits {
+        RiskLimits {
+            max_quantity: over.max_quantity.or(self.max_quantity),
+            max_notional: over.max_notional.or(self.max_notional),
+            max_orders_per_minute: over.max_orders_per_minute.or(self.max_orders_per_minute),
+            max_position: over.max_position.or(self.max_position),
+            allowed_symbols: over.allowed_symbols.clone().or_else(|| self.allowed_symbols.clone()),
+        }
+    }
+}
+
+/// `[risk]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    /// Alerts the relay accepted longer ago than this are `expired`, never executed.
+    #[serde(default = "default_max_alert_age_seconds")]
+    pub max_alert_age_seconds: u64,
+    /// While this file exists every order is rejected with `kill_switch`.
+    pub kill_switch_file: Option<PathBuf>,
+    /// Largest quantity of one opening order.
+    pub max_quantity: Option<Decimal>,
+    /// Largest quantity × price of one opening order (see [`RiskLimits::max_notional`]).
+    pub max_notional: Option<Decimal>,
+    /// Most orders per account in any 60 seconds.
+    pub max_orders_per_minute: Option<u32>,
+    /// Largest absolute position per (account, symbol) an opening order may leave.
+    pub max_position: Option<Decimal>,
+    /// Venue or TradingView symbols orders may use; empty: any.
+    #[serde(default)]
+    pub allowed_symbols: Vec<String>,
+    /// `[risk.accounts.NAME]`: per-account overrides of the limits.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, RiskLimits>,
+}
+
+fn default_max_alert_age_seconds() -> u64 {
+    120
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        Self {
+            max_alert_age_seconds: default_max_alert_age_seconds(),
+            kill_switch_file: None,
+            max_quantity: None,
+            max_notional: None,
+            max_orders_per_minute: None,
+            max_position: None,
+            allowed_symbols: Vec::new(),
+            accounts: BTreeMap::new(),
+        }
+    }
+}
+
+impl RiskConfig {
+    /// The global limits.
+    pub fn global_limits(&self) -> RiskLimits {
+        RiskLimits {
+            max_quantity: self.max_quantity,
+            max_notional: self.max_notional,
+            max_orders_per_minute: self.max_orders_per_minute,
+            max_position: self.max_position,
+            allowed_symbols: Some(self.allowed_symbols.clone()),
+        }
+    }
+
+    /// The limits that apply to `account`.
+    pub fn limits_for(&self, account: &str) -> RiskLimits {
+        let global = self.global_limits();
+        match self.accounts.get(account) {
+            Some(over) => global.overridden_by(over),
+            None => global,
+        }
+    }
+}
+
+/// `[executor]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// How long `POST /v1/alerts` waits for execution before answering 202 `pending`
+    /// (below the relay's `forward.timeout_ms`).
+    #[serde(default = "default_inline_deadline_ms")]
+    pub inline_deadline_ms: u64,
+    /// Attempts per order when the broker reports a transient error (same client order id).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt up to `retry_max_ms`, or the venue's `Retry-After`.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+fn default_inline_deadline_ms() -> u64 {
+    1_500
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_retry_base_ms() -> u64 {
+    200
+}
+fn default_retry_max_ms() -> u64 {
+    5_000
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            inline_deadline_ms: default_inline_deadline_ms(),
+            max_attempts: default_max_attempts(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_ms: default_retry_max_ms(),
+        }
+    }
+}
+
+/// `[ops]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Bearer token of `GET /v1/orders` and `GET /v1/messages/{id}` (`env:` or `file:`).
+    pub token: SecretRef,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`GET /metrics`).
+    pub listen: SocketAddr,
+}
+
+impl Settings {
+    /// Reads, parses and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let settings: Settings = alertgate_shared::config::load(path)?;
+        settings.validate().map_err(|e| e.in_file(path))?;
+        Ok(settings)
+    }
+
+    /// Parses and checks config text (`origin` names it in errors).
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let settings: Settings = alertgate_shared::config::parse(text, origin)?;
+        settings.validate().map_err(|e| e.in_file(origin))?;
+        Ok(settings)
+    }
+
+    /// Checks values and resolves every secret reference once, so a missing environment variable
+    /// or key file is reported at start, not at the first alert.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.trusted_keys()?;
+        if self.verify.tolerance_seconds == 0 {
+            return Err(Invalid::new("verify.tolerance_seconds", "must be at least 1"));
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(Invalid::new("server.max_body_bytes", "must be at least 1"));
+        }
+        if self.executor.max_attempts == 0 {
+            return Err(Invalid::new("executor.max_attempts", "must be at least 1"));
+        }
+        if let Some(ops) = &self.ops {
+            ops.token.resolve().map_err(|e| Invalid::new("ops.token", e.to_string()))?;
+        }
+        check_limits("risk", &self.risk.global_limits())?;
+        for (account, limits) in &self.risk.accounts {
+            check_limits(&format!("risk.accounts.{account}"), limits)?;
+        }
+        let kind_section = match self.broker.kind {
+            BrokerKind::Paper => None,
+            BrokerKind::Binance => self.broker.binance.is_none().then_some("binance"),
+            BrokerKind::Alpaca => self.broker.alpaca.is_none().then_some("alpaca"),
+            BrokerKind::Http => self.broker.http.is_none().then_some("http"),
+        };
+        if let Some(name) = kind_section {
+            return Err(Invalid::new("broker", format!("kind = \"{name}\" needs a [broker.{name}] section")));
+        }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [("server.tls.cert_file", Some(&tls.cert_file)), ("server.tls.key_file", Some(&tls.key_file)), ("server.tls.client_ca_file", tls.client_ca_file.as_ref())] {
+                if let Some(path) = path {
+                    if !path.is_file() {
+                        return Err(Invalid::new(key, format!("{} is not a readable file", path.display())));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the trusted keys named by `[verify]`.
+    pub fn trusted_keys(&self) -> Result<(Vec<VerifyingKey>, Vec<HmacSecret>), Invalid> {
+        let mut keys = Vec::new();
+        for (i, r) in self.verify.public_keys.iter().enumerate() {
+            let key = VerifyingKey::load(r)
+                .map_err(|e| Invalid::new(format!("verify.public_keys[{i}]"), e.to_string()))?;
+            keys.push(key);
+        }
+        let mut secrets = Vec::new();
+        for (i, r) in self.verify.hmac_secrets.iter().enumerate() {
+            let secret = HmacSecret::load(r)
+                .map_err(|e| Invalid::new(format!("verify.hmac_secrets[{i}]"), e.to_string()))?;
+            secrets.push(secret);
+        }
+        if keys.is_empty() && secrets.is_empty() {
+            return Err(Invalid::new(
+                "verify",
+                "no trusted key: set public_keys (the relay's .pub files) or hmac_secrets",
+            ));
+        }
+        Ok((keys, secrets))
+    }
+
+    /// The effective configuration as TOML (secret references shown, never their values).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+}
+
+fn check_limits(prefix: &str, limits: &RiskLimits) -> Result<(), Invalid> {
+    for (key, value) in [
+        ("max_quantity", limits.max_quantity),
+        ("max_notional", limits.max_notional),
+        ("max_position", limits.max_position),
+    ] {
+        if value.is_some_and(|v| v <= Decimal::ZERO) {
+            return Err(Invalid::new(format!("{prefix}.{key}"), "must be a positive decimal"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal(extra: &str) -> String {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[verify]\nhmac_secrets = [\"env:AG_TEST_WHSEC\"]\n\
+             [store]\npath = \"x.db\"\n{extra}"
+        )
+    }
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        std::env::set_var("AG_TEST_WHSEC", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        Settings::parse(text, Path::new("receiver.toml"))
+    }
+
+    #[test]
+    fn per_account_risk_overrides_replace_only_what_they_set() {
+        let s = parse(&minimal(
+            "[risk]\nmax_quantity = \"10\"\nmax_notional = \"500\"\n[risk.accounts.small]\nmax_quantity = \"1\"\n",
+        ))
+        .unwrap();
+        let small = s.risk.limits_for("small");
+        assert_eq!(small.max_quantity, Some(Decimal::ONE));
+        assert_eq!(small.max_notional, Some(Decimal::from(500)));
+        assert_eq!(s.risk.limits_for("other").max_quantity, Some(Decimal::from(10)));
+    }
+
+    #[test]
+    fn unknown_keys_and_literal_secrets_are_refused() {
+        let err = parse(&minimal("[risk]\nmax_qty = \"1\"\n")).unwrap_err().to_string();
+        assert!(err.contains("max_qty"), "{err}");
+        let err = parse(&minimal("[ops]\ntoken = \"hunter2\"\n")).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_config_without_any_trusted_key_is_refused() {
+        let text = "[server]\nlisten = \"127.0.0.1:9000\"\n[verify]\n[store]\npath = \"x.db\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("verify"), "{err}");
+    }
+
+    #[test]
+    fn a_venue_kind_without_its_section_is_refused() {
+        let err = parse(&minimal("[broker]\nkind = \"alpaca\"\n")).unwrap_err().to_string();
+        assert!(err.contains("[broker.alpaca]"), "{err}");
+    }
+}

@@ -1,0 +1,474 @@
+//! The executor: turns an admitted message's legs into orders and places them, exactly once.
+//!
+//! - Orders for one (account, symbol) run one at a time, in submission order: every job takes its
+//!   place in a per-key chain when it is submitted (synchronously), then waits for the job ahead.
+//!   A multi-leg alert takes its place in every chain it touches at once, so it cannot deadlock.
+//! - Inside its turn a job resolves closes from the journal's position, passes the risk gates,
+//!   journals its orders (status `new`) and only then calls the broker, so a crash at any point
+//!   leaves enough to resume with the same client order ids.
+//! - Client order ids are derived from the message id and the leg index; transient broker errors
+//!   are retried with the same id (bounded, exponential backoff, honouring `Retry-After`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alertgate_shared::Clock;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use tokio::sync::{oneshot, Notify};
+
+use crate::broker::{Broker, BrokerError, Placement};
+use crate::config::ExecutorConfig;
+use crate::journal::{Journal, JournalError, OrderRecord, OrderState, Outcome, Settlement};
+use crate::metrics::Metrics;
+use crate::normalize::{Action, Leg};
+use crate::order::{OrderRequest, Positive, Side};
+use crate::risk::{Candidate, RiskGates};
+
+/// Recorded as `reason` when a `close` found no position (outcome `filled`, no orders).
+pub const NOTHING_TO_CLOSE: &str = "nothing_to_close";
+
+/// Longest wait between two attempts, whatever a venue's `Retry-After` says.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// What a job works from.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// A newly admitted message: resolve, gate, journal and place these legs.
+    Legs(Vec<Leg>),
+    /// A message interrupted after its orders were journaled: place those still `new`.
+    Resume(Vec<OrderRecord>),
+}
+
+/// One message to execute.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The message id (the root of every client order id).
+    pub message_id: String,
+    /// The envelope's account.
+    pub account: String,
+    /// Legs or journaled orders.
+    pub work: Work,
+}
+
+/// A message's final result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// Final outcome.
+    pub outcome: Outcome,
+    /// Why (gate, venue error, `nothing_to_close`).
+    pub reason: Option<String>,
+    /// The orders, by leg.
+    pub orders: Vec<OrderRecord>,
+}
+
+/// Resolves when the job has finished (its result is journaled).
+pub type Completion = oneshot::Receiver<Result<Execution, JournalError>>;
+
+type ChainKey = (String, String);
+
+/// Places orders; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    journal: Arc<dyn Journal>,
+    broker: Arc<dyn Broker>,
+    risk: RiskGates,
+    clock: Arc<dyn Clock>,
+    config: ExecutorConfig,
+    metrics: Metrics,
+    /// Per (account, symbol): the generation of the last job in line and the signal it gives
+    /// when done.
+    chains: Mutex<HashMap<ChainKey, (u64, oneshot::Receiver<()>)>>,
+    /// Generation counter for chain entries.
+    next_gen: AtomicU64,
+    /// Jobs submitted and not finished.
+    running: AtomicUsize,
+    /// Woken when `running` drops to zero.
+    idle: Notify,
+}
+
+/// The client order id of leg `leg` of message `message_id`: `{message id}-{leg}`, or, for ids
+/// longer than 32 characters (not made by alertgate's relay), `ag-` + a hash, so every venue's
+/// length limit is met (Binance: 36).
+pub fn client_order_id(message_id: &str, leg: u32) -> String {
+    if message_id.len() <= 32 {
+        format!("{message_id}-{leg}")
+    } else {
+        let digest = Sha256::digest(message_id.as_bytes());
+        format!("ag-{}-{leg}", hex::encode(&digest[..12]))
+    }
+}
+
+fn signed(side: Side, quantity: Decimal) -> Decimal {
+    match side {
+        Side::Buy => quantity,
+        Side::Sell => -quantity,
+    }
+}
+
+enum Plan {
+    Orders(Vec<OrderRecord>),
+    Final(Outcome, Option<String>),
+}
+
+impl Executor {
+    /// An executor placing through `broker`, recording in `journal`.
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        broker: Arc<dyn Broker>,
+        risk: RiskGates,
+        clock: Arc<dyn Clock>,
+        config: ExecutorConfig,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                journal,
+                broker,
+                risk,
+                clock,
+                config,
+                metrics,
+                chains: Mutex::new(HashMap::new()),
+                next_gen: AtomicU64::new(0),
+                running: AtomicUsize::new(0),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    /// The broker's name (`paper`, `binance`, ...).
+    pub fn venue(&self) -> &'static str {
+        self.inner.broker.name()
+    }
+
+    /// Queues `job` behind earlier jobs for the same (account, symbol) keys and runs it in the
+    /// background; the returned receiver resolves when it is done. Dropping the receiver does not
+    /// stop the job.
+    pub fn submit(&self, job: Job) -> Completion {
+        let keys: BTreeSet<ChainKey> = match &job.work {
+            Work::Legs(legs) => legs.iter().map(|l| (job.account.clone(), l.symbol.clone())).collect(),
+            Work::Resume(orders) => orders.iter().map(|o| (o.account.clone(), o.symbol.clone())).collect(),
+        };
+        let generation = self.inner.next_gen.fetch_add(1, Ordering::Relaxed);
+        let mut waits = Vec::new();
+        let mut releases = Vec::new();
+        {
+            let mut chains = self.inner.lock_chains();
+            for key in keys {
+                let (tx, rx) = oneshot::channel::<()>();
+                if let Some((_, previous)) = chains.insert(key.clone(), (generation, rx)) {
+                    waits.push(previous);
+                }
+                releases.push((key, tx));
+            }
+        }
+        self.inner.running.fetch_add(1, Ordering::SeqCst);
+        let (done, completion) = oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            for previous in waits {
+                // Resolves (with an error) when the job ahead drops its sender: done or gone.
+                let _ = previous.await;
+            }
+            let message_id = job.message_id.clone();
+            let result = inner.run(job).await;
+            if let Err(e) = &result {
+                tracing::error!(message_id, error = %e, "execution interrupted; it resumes at the next start");
+            }
+            let _ = done.send(result);
+            {
+                let mut chains = inner.lock_chains();
+                for (key, tx) in releases {
+                    if chains.get(&key).is_some_and(|(g, _)| *g == generation) {
+                        chains.remove(&key);
+                    }
+                    drop(tx);
+                }
+            }
+            if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                inner.idle.notify_waiters();
+            }
+        });
+        completion
+    }
+
+    /// Waits until no job is running, or `timeout` passes; `true` when idle.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.idle.notified();
+                if self.inner.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+impl Inner {
+    fn lock_chains(&self) -> std::sync::MutexGuard<'_, HashMap<ChainKey, (u64, oneshot::Receiver<()>)>> {
+        self.chains.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn run(&self, job: Job) -> Result<Execution, JournalError> {
+        let orders = match job.work {
+            Work::Resume(orders) => orders,
+            Work::Legs(legs) => match self.plan(&job.message_id, &job.account, &legs).await? {
+                Plan::Orders(orders) => {
+                    self.journal.plan(orders.clone()).await?;
+                    orders
+                }
+                Plan::Final(outcome, reason) => return self.finish(&job.message_id, outcome, reason, Vec::new()).await,
+            },
+        };
+        self.place_all(&job.message_id, orders).await
+    }
+
+    async fn plan(&self, message_id: &str, account: &str, legs: &[Leg]) -> Result<Plan, JournalError> {
+        let now = self.clock.now_unix_ms();
+        if !self.risk.is_seeded(account) {
+            let count = self.journal.orders_since(account, now - 60_000).await?;
+            self.risk.seed(account, count);
+        }
+        let mut positions: HashMap<&str, Decimal> = HashMap::new();
+        let mut orders = Vec::with_capacity(legs.len());
+        let mut opening = Vec::with_capacity(legs.len());
+        for (i, leg) in legs.iter().enumerate() {
+            let position = match positions.get(leg.symbol.as_str()) {
+                Some(p) => *p,
+                None => self.journal.position(account, &leg.symbol).await?,
+            };
+            let wanted = leg.quantity.map(Positive::get);
+            let (side, quantity, opens) = match leg.action {
+                Action::Buy | Action::Sell => {
+                    let side = if leg.action == Action::Buy { Side::Buy } else { Side::Sell };
+                    let Some(q) = wanted else {
+                        let reason = format!("legs[{i}].quantity: required for buy and sell");
+                        return Ok(Plan::Final(Outcome::Invalid, Some(reason)));
+                    };
+                    (side, q, true)
+                }
+                Action::Close | Action::CloseLong | Action::CloseShort => {
+                    let side = if position > Decimal::ZERO { Side::Sell } else { Side::Buy };
+                    let applies = match leg.action {
+                        Action::CloseLong => position > Decimal::ZERO,
+                        Action::CloseShort => position < Decimal::ZERO,
+                        _ => !position.is_zero(),
+                    };
+                    if !applies {
+                        positions.insert(&leg.symbol, position);
+                        continue;
+                    }
+                    let held = position.abs();
+                    (side, wanted.map_or(held, |w| w.min(held)), false)
+                }
+            };
+            let after = position + signed(side, quantity);
+            positions.insert(&leg.symbol, after);
+            let leg_index = u32::try_from(i).unwrap_or(u32::MAX);
+            let price = leg.limit_price.or(leg.reference_price).or(leg.stop_price).map(Positive::get);
+            opening.push((i, price, opens, after));
+            orders.push(OrderRecord {
+                client_order_id: client_order_id(message_id, leg_index),
+                message_id: message_id.to_owned(),
+                leg: leg_index,
+                account: account.to_owned(),
+                symbol: leg.symbol.clone(),
+                side,
+                quantity,
+                order_type: leg.order_type,
+                limit_price: leg.limit_price.map(Positive::get),
+                stop_price: leg.stop_price.map(Positive::get),
+                tif: leg.tif,
+                reference_price: leg.reference_price.map(Positive::get),
+                status: OrderState::New,
+                venue: self.broker.name().to_owned(),
+                venue_order_id: None,
+                filled_quantity: Decimal::ZERO,
+                average_price: None,
+                error: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+            });
+        }
+        if orders.is_empty() {
+            return Ok(Plan::Final(Outcome::Filled, Some(NOTHING_TO_CLOSE.to_owned())));
+        }
+        let candidates: Vec<Candidate<'_>> = orders
+            .iter()
+            .zip(&opening)
+            .map(|(o, (i, price, opens, after))| Candidate {
+                symbol: &o.symbol,
+                tv_symbol: &legs[*i].tv_symbol,
+                quantity: o.quantity,
+                price: *price,
+                opening: *opens,
+                position_after: *after,
+            })
+            .collect();
+        if let Err(rejection) = self.risk.admit(account, &candidates) {
+            tracing::info!(message_id, account, gate = %rejection.gate, detail = rejection.detail, "rejected by risk gate");
+            return Ok(Plan::Final(Outcome::Rejected, Some(rejection.gate.as_str().to_owned())));
+        }
+        Ok(Plan::Orders(orders))
+    }
+
+    async fn place_all(&self, message_id: &str, mut orders: Vec<OrderRecord>) -> Result<Execution, JournalError> {
+        for i in 0..orders.len() {
+            if orders[i].status != OrderState::New {
+                continue;
+            }
+            let started = Instant::now();
+            let result = match to_request(&orders[i]) {
+                Ok(request) => self.place_with_retries(&request).await,
+                Err(e) => Err(e),
+            };
+            self.metrics.place_duration(started.elapsed());
+            let now = self.clock.now_unix_ms();
+            let order = &mut orders[i];
+            match result {
+                Ok(placement) => {
+                    let settlement = settlement(order, &placement, now);
+                    self.journal.settle(settlement.clone()).await?;
+                    order.status = settlement.status;
+                    order.venue_order_id = settlement.venue_order_id;
+                    order.filled_quantity = settlement.filled_quantity;
+                    order.average_price = settlement.average_price;
+                    order.updated_at_ms = now;
+                    self.metrics.order(&order.venue, order.status.as_str());
+                    tracing::info!(message_id, client_order_id = order.client_order_id, status = order.status.as_str(), "order answered");
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    let settlement = Settlement {
+                        client_order_id: order.client_order_id.clone(),
+                        status: OrderState::Failed,
+                        venue_order_id: None,
+                        filled_quantity: Decimal::ZERO,
+                        average_price: None,
+                        error: Some(message.clone()),
+                        position_delta: Decimal::ZERO,
+                        now_ms: now,
+                    };
+                    self.journal.settle(settlement).await?;
+                    order.status = OrderState::Failed;
+                    order.error = Some(message.clone());
+                    order.updated_at_ms = now;
+                    self.metrics.order(&order.venue, OrderState::Failed.as_str());
+                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = message, "order failed");
+                    for later in orders.iter_mut().skip(i + 1).filter(|o| o.status == OrderState::New) {
+                        later.status = OrderState::Skipped;
+                    }
+                    let outcome = match error {
+                        BrokerError::Invalid { .. } => Outcome::Invalid,
+                        _ => Outcome::Failed,
+                    };
+                    return self.finish(message_id, outcome, Some(message), orders).await;
+                }
+            }
+        }
+        let (outcome, reason) = if let Some(c) = orders.iter().find(|o| o.status == OrderState::Cancelled) {
+            (Outcome::Failed, Some(format!("order {} was cancelled by the venue", c.client_order_id)))
+        } else if orders.iter().any(|o| o.status == OrderState::Failed) {
+            (Outcome::Failed, orders.iter().find_map(|o| o.error.clone()))
+        } else if orders.iter().all(|o| o.status == OrderState::Filled) {
+            (Outcome::Filled, None)
+        } else {
+            (Outcome::Placed, None)
+        };
+        self.finish(message_id, outcome, reason, orders).await
+    }
+
+    async fn place_with_retries(&self, request: &OrderRequest) -> Result<Placement, BrokerError> {
+        let mut backoff = Duration::from_millis(self.config.retry_base_ms);
+        let max_backoff = Duration::from_millis(self.config.retry_max_ms);
+        let mut attempt = 1;
+        loop {
+            match self.broker.place(request).await {
+                Ok(p) => return Ok(p),
+                Err(BrokerError::Transient { message, retry_after }) => {
+                    if attempt >= self.config.max_attempts {
+                        return Err(BrokerError::Rejected {
+                            message: format!("venue unavailable after {attempt} attempts: {message}"),
+                        });
+                    }
+                    let wait = retry_after.map_or(backoff, |r| r.max(backoff)).min(MAX_RETRY_WAIT);
+                    tracing::warn!(client_order_id = request.client_order_id, attempt, ?wait, message, "transient broker error; retrying with the same id");
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        message_id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+        orders: Vec<OrderRecord>,
+    ) -> Result<Execution, JournalError> {
+        self.journal.finish(message_id, outcome, reason.clone(), self.clock.now_unix_ms()).await?;
+        self.metrics.message(outcome.as_str());
+        Ok(Execution { outcome, reason, orders })
+    }
+}
+
+fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
+    let positive = |d: Decimal, what: &str| {
+        Positive::new(d).map_err(|_| BrokerError::Invalid { message: format!("{what}: must be positive") })
+    };
+    let optional = |d: Option<Decimal>, what: &str| d.map(|d| positive(d, what)).transpose();
+    Ok(OrderRequest {
+        client_order_id: o.client_order_id.clone(),
+        account: o.account.clone(),
+        symbol: o.symbol.clone(),
+        side: o.side,
+        quantity: positive(o.quantity, "quantity")?,
+        order_type: o.order_type,
+        limit_price: optional(o.limit_price, "limit_price")?,
+        stop_price: optional(o.stop_price, "stop_price")?,
+        tif: o.tif,
+        reference_price: optional(o.reference_price, "price")?,
+    })
+}
+
+fn settlement(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
+    Settlement {
+        client_order_id: order.client_order_id.clone(),
+        status: OrderState::from_status(p.status),
+        venue_order_id: p.venue_order_id.clone(),
+        filled_quantity: p.filled_quantity,
+        average_price: p.average_price,
+        error: None,
+        position_delta: signed(order.side, p.filled_quantity),
+        now_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_order_ids_are_deterministic_and_fit_every_venue() {
+        let id = "msg_01JD1W8M6ZQ4S5V7X9Y2A3B4C5";
+        assert_eq!(client_order_id(id, 0), format!("{id}-0"));
+        assert_eq!(client_order_id(id, 1), client_order_id(id, 1));
+        let long = client_order_id(&"x".repeat(100), 3);
+        assert!(long.len() <= 36, "{long}");
+        assert_eq!(long, client_order_id(&"x".repeat(100), 3));
+    }
+}

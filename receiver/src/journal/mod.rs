@@ -1,0 +1,343 @@
+//! The journal: the durable record of every authenticated message, the orders it produced, and
+//! positions per (account, symbol). Nothing is executed before its message is journaled, and a
+//! message id is journaled once, so nothing is executed twice, across restarts too.
+//!
+//! The [`Journal`] trait is deliberately narrow (a PostgreSQL journal for several receivers comes
+//! later); [`sqlite::SqliteJournal`] is the embedded default.
+
+use std::fmt::{self, Debug};
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Placement;
+use crate::order::{OrderType, Side, TimeInForce};
+
+pub mod sqlite;
+
+pub use sqlite::SqliteJournal;
+
+/// The future a journal call returns; it completes once the change is durable (committed with
+/// `synchronous=FULL`).
+pub type JournalFuture<T> = Pin<Box<dyn Future<Output = Result<T, JournalError>> + Send + 'static>>;
+
+/// The journal could not be read or written. Requests answer 503 so the relay retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// The database refused (locked, read-only, disk full, corrupt).
+    #[error("journal storage error: {0}")]
+    Storage(String),
+    /// The writer thread is gone (shutting down).
+    #[error("journal is closed")]
+    Closed,
+    /// A stored value could not be read back.
+    #[error("journal holds an unreadable value: {0}")]
+    Corrupt(String),
+}
+
+/// What became of a message (contract: DESIGN section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Execution is still running (or will resume after a restart).
+    Pending,
+    /// Every order was accepted by the venue; at least one is still working.
+    Placed,
+    /// Every order filled (or there was nothing to do: `close` while flat).
+    Filled,
+    /// The venue refused an order, or stayed unreachable; `reason` says why.
+    Failed,
+    /// A risk gate refused; `reason` names it.
+    Rejected,
+    /// The alert could not be understood; `reason` names the field.
+    Invalid,
+    /// The relay accepted it longer than `risk.max_alert_age_seconds` ago.
+    Expired,
+    /// Its (account, idempotency key) was journaled within `dedupe.window_seconds`.
+    Duplicate,
+}
+
+impl Outcome {
+    /// Every outcome, for metrics and tests.
+    pub const ALL: [Outcome; 8] = [
+        Self::Pending,
+        Self::Placed,
+        Self::Filled,
+        Self::Failed,
+        Self::Rejected,
+        Self::Invalid,
+        Self::Expired,
+        Self::Duplicate,
+    ];
+
+    /// The name used in JSON, the journal and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Placed => "placed",
+            Self::Filled => "filled",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = JournalError;
+    fn from_str(s: &str) -> Result<Self, JournalError> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| JournalError::Corrupt(format!("unknown outcome {s:?}")))
+    }
+}
+
+/// Where one journaled order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Journaled, not yet acknowledged by the venue: resumed after a restart.
+    New,
+    /// Working at the venue.
+    Placed,
+    /// Partly filled and working.
+    PartiallyFilled,
+    /// Filled.
+    Filled,
+    /// Cancelled or expired at the venue.
+    Cancelled,
+    /// The venue refused it, or stayed unreachable.
+    Failed,
+    /// Not sent because an earlier leg of the same alert failed.
+    Skipped,
+}
+
+impl OrderState {
+    const ALL: [OrderState; 7] = [
+        Self::New,
+        Self::Placed,
+        Self::PartiallyFilled,
+        Self::Filled,
+        Self::Cancelled,
+        Self::Failed,
+        Self::Skipped,
+    ];
+
+    /// The name used in JSON, the journal and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Placed => "placed",
+            Self::PartiallyFilled => "partially_filled",
+            Self::Filled => "filled",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// The state a venue status maps to.
+    pub fn from_status(status: crate::broker::OrderStatus) -> Self {
+        use crate::broker::OrderStatus as S;
+        match status {
+            S::Placed => Self::Placed,
+            S::PartiallyFilled => Self::PartiallyFilled,
+            S::Filled => Self::Filled,
+            S::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl FromStr for OrderState {
+    type Err = JournalError;
+    fn from_str(s: &str) -> Result<Self, JournalError> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| JournalError::Corrupt(format!("unknown order status {s:?}")))
+    }
+}
+
+/// A message to journal, with the outcome decided before any execution.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `webhook-id`.
+    pub id: String,
+    /// The envelope's account (absent when the envelope could not be parsed).
+    pub account: Option<String>,
+    /// The alert's idempotency key, when it has one.
+    pub idempotency_key: Option<String>,
+    /// The envelope's `received_at` (unix ms).
+    pub received_at_ms: Option<i64>,
+    /// The body exactly as verified.
+    pub envelope: bytes::Bytes,
+    /// `pending` when it is to be executed; otherwise final (`invalid`, `expired`).
+    pub outcome: Outcome,
+    /// Why, for a final outcome.
+    pub reason: Option<String>,
+    /// Now (unix ms), as the receiver's clock says.
+    pub now_ms: i64,
+    /// A message with the same (account, idempotency key) journaled at or after this time (unix ms)
+    /// makes this one a `duplicate`.
+    pub dedupe_since_ms: i64,
+}
+
+/// What [`Journal::admit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// First time this id was seen: journaled with this record's outcome (which is `duplicate`
+    /// when the idempotency key was seen within the window).
+    New(MessageRecord),
+    /// The id was journaled before: nothing new was written.
+    Seen(MessageRecord),
+}
+
+/// A journaled message and its orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// `webhook-id`.
+    pub id: String,
+    /// The envelope's account.
+    pub account: Option<String>,
+    /// The alert's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The envelope's `received_at` (unix ms).
+    pub received_at_ms: Option<i64>,
+    /// When the receiver journaled it (unix ms).
+    pub recorded_at_ms: i64,
+    /// When its outcome last changed (unix ms).
+    pub updated_at_ms: i64,
+    /// Current outcome.
+    pub outcome: Outcome,
+    /// Why (the rejected gate, the invalid field, the venue's error).
+    pub reason: Option<String>,
+    /// The verified body.
+    pub envelope: Vec<u8>,
+    /// Its orders, by leg.
+    pub orders: Vec<OrderRecord>,
+}
+
+/// One journaled order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    /// Deterministic: `{message id}-{leg}`; the venue's idempotency key.
+    pub client_order_id: String,
+    /// The message it came from.
+    pub message_id: String,
+    /// Its position in the alert's legs (0-based).
+    pub leg: u32,
+    /// Account.
+    pub account: String,
+    /// Venue symbol.
+    pub symbol: String,
+    /// Buy or sell.
+    pub side: Side,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Order type.
+    pub order_type: OrderType,
+    /// Limit price.
+    pub limit_price: Option<Decimal>,
+    /// Stop price.
+    pub stop_price: Option<Decimal>,
+    /// Time in force.
+    pub tif: TimeInForce,
+    /// The alert's reference price.
+    pub reference_price: Option<Decimal>,
+    /// Where it stands.
+    pub status: OrderState,
+    /// The broker (`paper`, `binance`, ...).
+    pub venue: String,
+    /// The venue's id.
+    pub venue_order_id: Option<String>,
+    /// Quantity filled.
+    pub filled_quantity: Decimal,
+    /// Average fill price.
+    pub average_price: Option<Decimal>,
+    /// The venue's error, for a failed order.
+    pub error: Option<String>,
+    /// When it was journaled (unix ms).
+    pub created_at_ms: i64,
+    /// When its status last changed (unix ms).
+    pub updated_at_ms: i64,
+}
+
+/// The venue's answer for one order, recorded with the position change it causes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The order.
+    pub client_order_id: String,
+    /// New status.
+    pub status: OrderState,
+    /// The venue's id.
+    pub venue_order_id: Option<String>,
+    /// Quantity filled.
+    pub filled_quantity: Decimal,
+    /// Average fill price.
+    pub average_price: Option<Decimal>,
+    /// The venue's error.
+    pub error: Option<String>,
+    /// Signed change of the (account, symbol) position (buy positive), applied once: only when
+    /// the order moves out of `new`.
+    pub position_delta: Decimal,
+    /// Now (unix ms).
+    pub now_ms: i64,
+}
+
+/// The durable record behind the receiver.
+pub trait Journal: Send + Sync + Debug {
+    /// Journals a message by id, atomically with the idempotency-key check. Two concurrent calls
+    /// with the same id: exactly one gets [`Admission::New`].
+    fn admit(&self, message: NewMessage) -> JournalFuture<Admission>;
+
+    /// Journals the orders a message will place (status `new`; ids already present are kept).
+    fn plan(&self, orders: Vec<OrderRecord>) -> JournalFuture<()>;
+
+    /// Records a venue's answer for an order and its position change.
+    fn settle(&self, settlement: Settlement) -> JournalFuture<()>;
+
+    /// Sets a message's final outcome (and marks its remaining `new` orders `skipped` when it did
+    /// not complete).
+    fn finish(&self, id: &str, outcome: Outcome, reason: Option<String>, now_ms: i64) -> JournalFuture<()>;
+
+    /// One message with its orders.
+    fn message(&self, id: &str) -> JournalFuture<Option<MessageRecord>>;
+
+    /// The newest orders first.
+    fn recent_orders(&self, limit: u32) -> JournalFuture<Vec<OrderRecord>>;
+
+    /// The position per (account, symbol): signed, zero when flat or unknown.
+    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal>;
+
+    /// Messages still `pending` (execution interrupted by a restart), oldest first.
+    fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>>;
+
+    /// Orders journaled for `account` at or after `since_ms` (for the per-minute limit after a
+    /// restart).
+    fn orders_since(&self, account: &str, since_ms: i64) -> JournalFuture<u32>;
+
+    /// Checks that the journal can take a write (for `/readyz`).
+    fn ping(&self) -> JournalFuture<()>;
+}
+
+/// The paper broker's book: its orders survive restarts so `place` stays idempotent.
+pub trait PaperBook: Send + Sync + Debug {
+    /// Stores `placement` for `client_order_id` unless one is stored already; returns the stored
+    /// one either way.
+    fn record_once(&self, client_order_id: &str, placement: Placement, now_ms: i64) -> JournalFuture<Placement>;
+
+    /// The stored placement, if any.
+    fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>>;
+}

@@ -1,0 +1,89 @@
+//! Prometheus metrics (DESIGN section 5), served as text on `metrics.listen`:
+//! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
+//! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The receiver's metrics; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Shared with the registry.
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    messages: Family<Labels, Counter>,
+    orders: Family<Labels, Counter>,
+    verify_failures: Family<Labels, Counter>,
+    place_duration: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let messages = Family::<Labels, Counter>::default();
+        let orders = Family::<Labels, Counter>::default();
+        let verify_failures = Family::<Labels, Counter>::default();
+        let place_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register("alertgate_receiver_messages", "Messages journaled, by final outcome", messages.clone());
+        registry.register("alertgate_receiver_orders", "Orders answered by the venue, by status", orders.clone());
+        registry.register(
+            "alertgate_receiver_verify_failures",
+            "Deliveries refused by signature verification, by reason",
+            verify_failures.clone(),
+        );
+        registry.register(
+            "alertgate_receiver_place_duration_seconds",
+            "Time to place one order, retries included",
+            place_duration.clone(),
+        );
+        Self { inner: Arc::new(Inner { registry, messages, orders, verify_failures, place_duration }) }
+    }
+
+    /// One message reached `outcome`.
+    pub fn message(&self, outcome: &str) {
+        self.inner.messages.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+    }
+
+    /// The venue answered an order with `status`.
+    pub fn order(&self, venue: &str, status: &str) {
+        self.inner.orders.get_or_create(&vec![("venue", venue.to_owned()), ("status", status.to_owned())]).inc();
+    }
+
+    /// A delivery failed verification.
+    pub fn verify_failure(&self, reason: &str) {
+        self.inner.verify_failures.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+    }
+
+    /// Placing one order took `elapsed`.
+    pub fn place_duration(&self, elapsed: Duration) {
+        self.inner.place_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.inner.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,254 @@
+//! Risk gates (DESIGN section 5, step 5): every order passes them before it is placed. Each
+//! rejection carries the gate's name as the message's `reason`:
+//! `kill_switch`, `symbol_not_allowed`, `max_quantity`, `max_notional`, `max_orders_per_minute`,
+//! `max_position`.
+//!
+//! The kill switch, the symbol list and the per-minute count apply to every order. The size gates
+//! (`max_quantity`, `max_notional`, `max_position`) apply to opening orders only: an order that
+//! closes (part of) a position reduces exposure, and refusing it would keep the risk it removes.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use alertgate_shared::Clock;
+use rust_decimal::Decimal;
+
+use crate::config::{RiskConfig, RiskLimits};
+
+/// Why an order was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Gate {
+    /// The kill-switch file exists.
+    KillSwitch,
+    /// The symbol is not in `allowed_symbols`.
+    SymbolNotAllowed,
+    /// The quantity is over `max_quantity`.
+    MaxQuantity,
+    /// quantity × price is over `max_notional` (or there is no price to check it with).
+    MaxNotional,
+    /// The account placed `max_orders_per_minute` orders in the last 60 seconds.
+    MaxOrdersPerMinute,
+    /// The order would leave a position larger than `max_position`.
+    MaxPosition,
+}
+
+impl Gate {
+    /// The `reason` recorded for the message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KillSwitch => "kill_switch",
+            Self::SymbolNotAllowed => "symbol_not_allowed",
+            Self::MaxQuantity => "max_quantity",
+            Self::MaxNotional => "max_notional",
+            Self::MaxOrdersPerMinute => "max_orders_per_minute",
+            Self::MaxPosition => "max_position",
+        }
+    }
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused order: the gate and a detail for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The gate.
+    pub gate: Gate,
+    /// What exceeded what.
+    pub detail: String,
+}
+
+fn reject(gate: Gate, detail: String) -> Rejection {
+    Rejection { gate, detail }
+}
+
+/// One order as the gates see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    /// Venue symbol.
+    pub symbol: &'a str,
+    /// The symbol as the alert wrote it.
+    pub tv_symbol: &'a str,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Limit price, else the reference price.
+    pub price: Option<Decimal>,
+    /// `true` for buy/sell, `false` for an order that reduces a position.
+    pub opening: bool,
+    /// Signed position after this order (and the alert's earlier legs).
+    pub position_after: Decimal,
+}
+
+/// The gates with their state (the per-minute counts).
+#[derive(Debug)]
+pub struct RiskGates {
+    /// Limits and the kill-switch path.
+    config: RiskConfig,
+    /// Time of the sliding minute.
+    clock: Arc<dyn Clock>,
+    /// Unix ms of each order counted per account in the last minute.
+    recent: Mutex<HashMap<String, VecDeque<i64>>>,
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+impl RiskGates {
+    /// Gates for `config`.
+    pub fn new(config: RiskConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { config, clock, recent: Mutex::new(HashMap::new()) }
+    }
+
+    /// The kill-switch file, if configured.
+    pub fn kill_switch_file(&self) -> Option<&PathBuf> {
+        self.config.kill_switch_file.as_ref()
+    }
+
+    /// `true` while the kill-switch file exists.
+    pub fn kill_switch_on(&self) -> bool {
+        self.config.kill_switch_file.as_ref().is_some_and(|p| p.exists())
+    }
+
+    /// The limits for `account`.
+    pub fn limits(&self, account: &str) -> RiskLimits {
+        self.config.limits_for(account)
+    }
+
+    /// `true` once the account's per-minute window has been loaded (see [`Self::seed`]).
+    pub fn is_seeded(&self, account: &str) -> bool {
+        self.lock().contains_key(account)
+    }
+
+    /// Loads `count` orders journaled in the last minute (after a restart), counted as of now.
+    pub fn seed(&self, account: &str, count: u32) {
+        let now = self.clock.now_unix_ms();
+        self.lock().entry(account.to_owned()).or_insert_with(|| (0..count).map(|_| now).collect());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<i64>>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks every order of one alert; all pass or the alert is rejected. When they pass, they
+    /// are counted against the account's per-minute limit.
+    pub fn admit(&self, account: &str, orders: &[Candidate<'_>]) -> Result<(), Rejection> {
+        if self.kill_switch_on() {
+            return Err(reject(Gate::KillSwitch, "the kill-switch file exists".into()));
+        }
+        let limits = self.limits(account);
+        for c in orders {
+            check_order(&limits, c)?;
+        }
+        let now = self.clock.now_unix_ms();
+        let mut recent = self.lock();
+        let times = recent.entry(account.to_owned()).or_default();
+        while times.front().is_some_and(|&t| t <= now - MINUTE_MS) {
+            times.pop_front();
+        }
+        if let Some(max) = limits.max_orders_per_minute {
+            let wanted = times.len() + orders.len();
+            if wanted > max as usize {
+                return Err(reject(
+                    Gate::MaxOrdersPerMinute,
+                    format!("{} orders in the last minute, {} more asked, limit {max}", times.len(), orders.len()),
+                ));
+            }
+        }
+        times.extend(std::iter::repeat_n(now, orders.len()));
+        Ok(())
+    }
+}
+
+fn check_order(limits: &RiskLimits, c: &Candidate<'_>) -> Result<(), Rejection> {
+    if let Some(allowed) = limits.allowed_symbols.as_ref().filter(|a| !a.is_empty()) {
+        if !allowed.iter().any(|s| s == c.symbol || s == c.tv_symbol) {
+            return Err(reject(Gate::SymbolNotAllowed, format!("{} is not in allowed_symbols", c.tv_symbol)));
+        }
+    }
+    if !c.opening {
+        return Ok(());
+    }
+    if let Some(max) = limits.max_quantity {
+        if c.quantity > max {
+            return Err(reject(Gate::MaxQuantity, format!("quantity {} > max_quantity {max}", c.quantity)));
+        }
+    }
+    if let Some(max) = limits.max_notional {
+        match c.price {
+            Some(price) if c.quantity * price > max => {
+                return Err(reject(
+                    Gate::MaxNotional,
+                    format!("notional {} > max_notional {max}", (c.quantity * price).normalize()),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                return Err(reject(
+                    Gate::MaxNotional,
+                    "no limit or reference price to check max_notional with: add \"price\" to the alert".into(),
+                ));
+            }
+        }
+    }
+    if let Some(max) = limits.max_position {
+        if c.position_after.abs() > max {
+            return Err(reject(
+                Gate::MaxPosition,
+                format!("position after the order {} > max_position {max}", c.position_after),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alertgate_shared::ManualClock;
+
+    fn candidate(quantity: i64, price: Option<i64>) -> Candidate<'static> {
+        Candidate {
+            symbol: "BTCUSDT",
+            tv_symbol: "BINANCE:BTCUSDT",
+            quantity: Decimal::from(quantity),
+            price: price.map(Decimal::from),
+            opening: true,
+            position_after: Decimal::from(quantity),
+        }
+    }
+
+    fn gates(config: RiskConfig) -> (ManualClock, RiskGates) {
+        let clock = ManualClock::at_unix(1_000_000);
+        (clock.clone(), RiskGates::new(config, Arc::new(clock)))
+    }
+
+    #[test]
+    fn the_per_minute_limit_counts_a_sliding_minute() {
+        let (clock, g) = gates(RiskConfig { max_orders_per_minute: Some(2), ..RiskConfig::default() });
+        g.admit("a", &[candidate(1, None)]).unwrap();
+        g.admit("a", &[candidate(1, None)]).unwrap();
+        assert_eq!(g.admit("a", &[candidate(1, None)]).unwrap_err().gate, Gate::MaxOrdersPerMinute);
+        g.admit("b", &[candidate(1, None)]).unwrap();
+        clock.advance(time::Duration::seconds(60));
+        g.admit("a", &[candidate(1, None)]).unwrap();
+    }
+
+    #[test]
+    fn size_gates_do_not_stop_an_order_that_reduces_a_position() {
+        let (_c, g) = gates(RiskConfig { max_quantity: Some(Decimal::ONE), ..RiskConfig::default() });
+        assert_eq!(g.admit("a", &[candidate(5, None)]).unwrap_err().gate, Gate::MaxQuantity);
+        g.admit("a", &[Candidate { opening: false, ..candidate(5, None) }]).unwrap();
+    }
+
+    #[test]
+    fn notional_without_any_price_is_refused_while_the_limit_is_set() {
+        let (_c, g) = gates(RiskConfig { max_notional: Some(Decimal::from(100)), ..RiskConfig::default() });
+        assert_eq!(g.admit("a", &[candidate(1, None)]).unwrap_err().gate, Gate::MaxNotional);
+        assert_eq!(g.admit("a", &[candidate(2, Some(51))]).unwrap_err().gate, Gate::MaxNotional);
+        g.admit("a", &[candidate(2, Some(50))]).unwrap();
+    }
+}

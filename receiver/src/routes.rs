@@ -1,0 +1,254 @@
+//! HTTP routes (DESIGN section 5): one function per route returning a filter, plain async
+//! handlers, and one place ([`handle_rejection`], [`alert_reply`]) where errors become status +
+//! JSON.
+//!
+//! - `POST /v1/alerts`: signed deliveries from the relay.
+//! - `GET /v1/orders?limit=N`, `GET /v1/messages/{id}`: the ops API (Bearer `ops.token`).
+//! - `GET /healthz` (process up), `GET /readyz` (the journal takes writes).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use alertgate_shared::envelope::format_millis;
+use alertgate_shared::Secret;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply as _};
+
+use crate::ingest::{Ingest, Reply};
+use crate::journal::{Journal, MessageRecord, OrderRecord, Outcome};
+
+/// Default and largest `limit` of `GET /v1/orders`.
+pub const DEFAULT_ORDERS_LIMIT: u32 = 100;
+/// Largest `limit` of `GET /v1/orders`; larger values are clamped.
+pub const MAX_ORDERS_LIMIT: u32 = 1000;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The alert pipeline.
+    pub ingest: Ingest,
+    /// The journal (ops API, readiness).
+    pub journal: Arc<dyn Journal>,
+    /// `ops.token`; `None`: the ops API refuses everyone.
+    pub ops_token: Option<Secret>,
+    /// `server.max_body_bytes`.
+    pub max_body_bytes: u64,
+}
+
+fn with_state(state: Arc<AppState>) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Every route, with rejections turned into JSON.
+pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    alerts(state.clone())
+        .or(orders(state.clone()))
+        .unify()
+        .or(message(state.clone()))
+        .unify()
+        .or(healthz())
+        .unify()
+        .or(readyz(state))
+        .unify()
+        .recover(handle_rejection)
+        .unify()
+}
+
+fn alerts(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let limit = state.max_body_bytes;
+    warp::path!("v1" / "alerts")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(with_state(state))
+        .then(|headers: HeaderMap, body: Bytes, state: Arc<AppState>| async move {
+            alert_reply(state.ingest.receive(&headers, body).await)
+        })
+}
+
+fn orders(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "orders")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state(state))
+        .then(|auth: Option<String>, query: HashMap<String, String>, state: Arc<AppState>| async move {
+            if !authorized(&state, auth.as_deref()) {
+                return unauthorized();
+            }
+            let limit = match query.get("limit").map(|l| l.parse::<u32>()) {
+                None => DEFAULT_ORDERS_LIMIT,
+                Some(Ok(n)) if n >= 1 => n.min(MAX_ORDERS_LIMIT),
+                Some(_) => {
+                    return error(StatusCode::BAD_REQUEST, "invalid_query", Some("limit: expected an integer from 1 to 1000"))
+                }
+            };
+            match state.journal.recent_orders(limit).await {
+                Ok(orders) => {
+                    let orders: Vec<Value> = orders.iter().map(order_json).collect();
+                    json_reply(StatusCode::OK, &json!({ "orders": orders }))
+                }
+                Err(e) => journal_unavailable(&e),
+            }
+        })
+}
+
+fn message(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "messages" / String)
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state))
+        .then(|id: String, auth: Option<String>, state: Arc<AppState>| async move {
+            if !authorized(&state, auth.as_deref()) {
+                return unauthorized();
+            }
+            match state.journal.message(&id).await {
+                Ok(Some(record)) => json_reply(StatusCode::OK, &message_json(&record)),
+                Ok(None) => error(StatusCode::NOT_FOUND, "not_found", Some("no message with this id")),
+                Err(e) => journal_unavailable(&e),
+            }
+        })
+}
+
+fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("healthz")
+        .and(warp::get())
+        .map(|| json_reply(StatusCode::OK, &json!({ "status": "ok" })))
+}
+
+fn readyz(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("readyz").and(warp::get()).and(with_state(state)).then(|state: Arc<AppState>| async move {
+        match state.journal.ping().await {
+            Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ready" })),
+            Err(e) => {
+                tracing::warn!(error = %e, "not ready: the journal does not take writes");
+                json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "unavailable", "error": "journal_unavailable" }))
+            }
+        }
+    })
+}
+
+/// Constant-time comparison of `Authorization: Bearer <token>` with `ops.token`.
+fn authorized(state: &AppState, header: Option<&str>) -> bool {
+    let (Some(token), Some(header)) = (&state.ops_token, header) else {
+        return false;
+    };
+    let presented = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or("");
+    !presented.is_empty() && token.matches(presented.trim().as_bytes())
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response {
+    let body = match message {
+        Some(m) => json!({ "error": code, "message": m }),
+        None => json!({ "error": code }),
+    };
+    json_reply(status, &body)
+}
+
+fn unauthorized() -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", None);
+    response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn journal_unavailable(e: &crate::journal::JournalError) -> Response {
+    tracing::error!(error = %e, "journal unavailable");
+    error(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", None)
+}
+
+/// Status and JSON of a `POST /v1/alerts` answer.
+pub fn alert_reply(reply: Reply) -> Response {
+    match reply {
+        Reply::Unverified(e) => error(StatusCode::UNAUTHORIZED, e.error_code(), None),
+        Reply::Unavailable(e) => journal_unavailable(&e),
+        Reply::Recorded { id, outcome, reason, orders, duplicate } => {
+            let status = if outcome == Outcome::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+            let orders: Vec<Value> = orders.iter().map(order_json).collect();
+            json_reply(
+                status,
+                &json!({ "id": id, "outcome": outcome.as_str(), "orders": orders, "reason": reason, "duplicate": duplicate }),
+            )
+        }
+    }
+}
+
+fn time_json(ms: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_or(Value::Null, |t| Value::String(format_millis(t)))
+}
+
+fn decimal_json(d: Option<rust_decimal::Decimal>) -> Value {
+    d.map_or(Value::Null, |d| Value::String(d.normalize().to_string()))
+}
+
+/// One order as the APIs show it.
+pub fn order_json(o: &OrderRecord) -> Value {
+    json!({
+        "client_order_id": o.client_order_id,
+        "message_id": o.message_id,
+        "leg": o.leg,
+        "account": o.account,
+        "symbol": o.symbol,
+        "side": o.side.as_str(),
+        "quantity": o.quantity.normalize().to_string(),
+        "order_type": o.order_type.as_str(),
+        "limit_price": decimal_json(o.limit_price),
+        "stop_price": decimal_json(o.stop_price),
+        "tif": o.tif.as_str(),
+        "reference_price": decimal_json(o.reference_price),
+        "status": o.status.as_str(),
+        "venue": o.venue,
+        "venue_order_id": o.venue_order_id,
+        "filled_quantity": o.filled_quantity.normalize().to_string(),
+        "average_price": decimal_json(o.average_price),
+        "error": o.error,
+        "created_at": time_json(o.created_at_ms),
+        "updated_at": time_json(o.updated_at_ms),
+    })
+}
+
+/// A message's outcome record as `GET /v1/messages/{id}` shows it.
+pub fn message_json(m: &MessageRecord) -> Value {
+    let envelope = serde_json::from_slice::<Value>(&m.envelope)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&m.envelope).into_owned()));
+    json!({
+        "id": m.id,
+        "account": m.account,
+        "idempotency_key": m.idempotency_key,
+        "received_at": m.received_at_ms.map_or(Value::Null, time_json),
+        "recorded_at": time_json(m.recorded_at_ms),
+        "updated_at": time_json(m.updated_at_ms),
+        "outcome": m.outcome.as_str(),
+        "reason": m.reason,
+        "orders": m.orders.iter().map(order_json).collect::<Vec<_>>(),
+        "envelope": envelope,
+    })
+}
+
+/// Turns every rejection into `{"error": ...}` with the right status.
+pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
+    use warp::reject::{LengthRequired, MethodNotAllowed, PayloadTooLarge};
+    let response = if rejection.is_not_found() {
+        error(StatusCode::NOT_FOUND, "not_found", None)
+    } else if rejection.find::<PayloadTooLarge>().is_some() {
+        error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
+    } else if rejection.find::<LengthRequired>().is_some() {
+        error(StatusCode::LENGTH_REQUIRED, "length_required", None)
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+    } else {
+        tracing::debug!(?rejection, "bad request");
+        error(StatusCode::BAD_REQUEST, "bad_request", None)
+    };
+    Ok(response)
+}
