@@ -1,0 +1,221 @@
+//! Step 8 of the pipeline: the edge duplicate window on (account, idempotency key).
+//!
+//! A key is *reserved* while its alert is being spooled (a concurrent twin gets 409) and
+//! *committed* once the spool append is durable; a failed append releases the reservation, so
+//! TradingView's resend after a 503 is accepted. Committed keys expire `window_seconds` after
+//! receipt. The window is rebuilt from the spool at start (the spool keeps segments until their
+//! newest entry has left the window), so a restart does not forget it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+
+/// Alert fields that carry an idempotency key, in order of preference.
+pub const KEY_FIELDS: [&str; 4] = ["id", "idempotency_key", "client_ref", "client_order_id"];
+
+/// Longest key remembered; longer ones are cut (they still identify the alert well enough).
+const MAX_KEY_LEN: usize = 256;
+
+/// The alert's idempotency key, if it has one (strings and numbers are both accepted).
+pub fn idempotency_key(alert: &Map<String, Value>) -> Option<String> {
+    KEY_FIELDS
+        .iter()
+        .find_map(|field| match alert.get(*field)? {
+            Value::String(s) if !s.is_empty() => Some(truncate(s)),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(MAX_KEY_LEN);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+type Key = (String, String);
+
+/// The set of recently accepted keys. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct DedupeWindow {
+    /// Shared with every request handler and the purge task.
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Keys and their expiry (unix ms), plus keys being spooled right now.
+    state: Mutex<State>,
+    /// Window length in milliseconds.
+    window_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    committed: HashMap<Key, i64>,
+    reserved: HashSet<Key>,
+}
+
+/// Seen within the window (or being accepted right now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate;
+
+/// A key held while its alert is spooled; released on drop unless committed.
+#[derive(Debug)]
+pub struct Reservation {
+    /// The window it belongs to.
+    window: DedupeWindow,
+    /// `None` once committed.
+    key: Option<Key>,
+}
+
+impl DedupeWindow {
+    /// An empty window of `window_seconds`.
+    pub fn new(window_seconds: u64) -> Self {
+        let window_ms = i64::try_from(window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::default(),
+                window_ms,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Window length in milliseconds.
+    pub fn window_ms(&self) -> i64 {
+        self.shared.window_ms
+    }
+
+    /// Reserves `key` for `account` at `now_ms`, unless it is already in the window.
+    pub fn reserve(&self, account: &str, key: &str, now_ms: i64) -> Result<Reservation, Duplicate> {
+        let k = (account.to_owned(), key.to_owned());
+        let mut state = self.lock();
+        if state
+            .committed
+            .get(&k)
+            .is_some_and(|&expires| expires > now_ms)
+            || state.reserved.contains(&k)
+        {
+            return Err(Duplicate);
+        }
+        state.reserved.insert(k.clone());
+        Ok(Reservation {
+            window: self.clone(),
+            key: Some(k),
+        })
+    }
+
+    /// Records a key accepted at `received_ms` (also used when replaying the spool).
+    pub fn remember(&self, account: &str, key: &str, received_ms: i64) {
+        let expires = received_ms.saturating_add(self.shared.window_ms);
+        let mut state = self.lock();
+        let slot = state
+            .committed
+            .entry((account.to_owned(), key.to_owned()))
+            .or_insert(expires);
+        *slot = (*slot).max(expires);
+    }
+
+    /// Drops expired keys.
+    pub fn purge(&self, now_ms: i64) {
+        self.lock().committed.retain(|_, expires| *expires > now_ms);
+    }
+
+    /// Keys currently remembered (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.lock().committed.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Reservation {
+    /// The alert is durably spooled: the key enters the window.
+    pub fn commit(mut self, received_ms: i64) {
+        if let Some(k) = self.key.take() {
+            let expires = received_ms.saturating_add(self.window.shared.window_ms);
+            let mut state = self.window.lock();
+            state.reserved.remove(&k);
+            state.committed.insert(k, expires);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.window.lock().reserved.remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_key_is_taken_from_the_first_field_present() {
+        assert_eq!(
+            idempotency_key(&alert(r#"{"client_ref":"c","id":"a"}"#)).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            idempotency_key(&alert(r#"{"client_order_id":42}"#)).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            idempotency_key(&alert(r#"{"id":"","client_ref":"c"}"#)).as_deref(),
+            Some("c")
+        );
+        assert_eq!(idempotency_key(&alert(r#"{"symbol":"x"}"#)), None);
+    }
+
+    #[test]
+    fn a_committed_key_is_a_duplicate_until_the_window_ends() {
+        let w = DedupeWindow::new(10);
+        w.reserve("main", "k", 1_000).unwrap().commit(1_000);
+        assert_eq!(w.reserve("main", "k", 10_999).unwrap_err(), Duplicate);
+        assert!(
+            w.reserve("other", "k", 2_000).is_ok(),
+            "accounts do not share keys"
+        );
+        assert!(w.reserve("main", "k", 11_000).is_ok());
+    }
+
+    #[test]
+    fn a_released_reservation_lets_the_resend_through() {
+        let w = DedupeWindow::new(10);
+        let r = w.reserve("main", "k", 0).unwrap();
+        assert_eq!(
+            w.reserve("main", "k", 0).unwrap_err(),
+            Duplicate,
+            "a concurrent twin is refused"
+        );
+        drop(r);
+        assert!(w.reserve("main", "k", 0).is_ok());
+    }
+
+    #[test]
+    fn purge_forgets_expired_keys() {
+        let w = DedupeWindow::new(1);
+        w.remember("main", "k", 0);
+        w.purge(999);
+        assert_eq!(w.len(), 1);
+        w.purge(1_000);
+        assert!(w.is_empty());
+    }
+}

@@ -1,0 +1,333 @@
+//! Forwarding: every spooled alert is POSTed to `forward.url` with Standard Webhooks headers,
+//! re-signed (fresh timestamp, every configured key) on each attempt, until the receiver answers
+//! 2xx (delivered), answers a permanent 4xx (dead letter `rejected_<status>`), or the alert is
+//! older than `forward.max_age_seconds` (dead letter `expired`: a late trading signal is worse
+//! than none). 5xx, 408, 429, timeouts and connection errors are retried with exponential backoff
+//! and jitter, honouring `Retry-After`. At most `forward.concurrency` requests are in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alertgate_shared::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use alertgate_shared::Clock;
+use rand::Rng as _;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::ForwardSettings;
+use crate::live::LiveHandle;
+use crate::metrics::Metrics;
+use crate::spool::{DeadLetter, Resolution, Spool, SpooledAlert};
+
+/// Why the forward client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("forward.{key}: {message}")]
+pub struct ClientError {
+    /// The offending key.
+    key: &'static str,
+    /// What is wrong.
+    message: String,
+}
+
+/// The HTTP client for the receiver: keep-alive, per-attempt timeout, optional private CA and
+/// client certificate (mTLS).
+pub fn build_client(settings: &ForwardSettings) -> Result<reqwest::Client, ClientError> {
+    let fail = |key, e: &dyn std::fmt::Display| ClientError {
+        key,
+        message: e.to_string(),
+    };
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("alertgate-relay/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_millis(settings.timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(settings.concurrency)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| fail("ca_file", &format!("{}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail("ca_file", &e))?;
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&settings.client_cert_file, &settings.client_key_file) {
+        let mut pem = std::fs::read(cert)
+            .map_err(|e| fail("client_cert_file", &format!("{}: {e}", cert.display())))?;
+        pem.push(b'\n');
+        pem.extend(
+            std::fs::read(key)
+                .map_err(|e| fail("client_key_file", &format!("{}: {e}", key.display())))?,
+        );
+        let identity =
+            reqwest::Identity::from_pem(&pem).map_err(|e| fail("client_key_file", &e))?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| fail("url", &e))
+}
+
+/// The delay before retry number `attempt` (1-based): `initial · 2^(attempt-1)` capped at `max`,
+/// with "equal jitter" (between half and all of it; `jitter` is in `[0, 1)`), and never less than
+/// the receiver's `Retry-After`.
+pub fn backoff(
+    attempt: u32,
+    initial: Duration,
+    max: Duration,
+    jitter: f64,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = initial.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)));
+    let base = exp.min(max);
+    let delay = base / 2 + base.mul_f64(jitter.clamp(0.0, 1.0) / 2.0);
+    delay.max(retry_after.unwrap_or_default())
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Delivered,
+    Rejected(u16),
+    Retry(Option<Duration>),
+}
+
+fn classify(result: &Result<reqwest::Response, reqwest::Error>) -> Attempt {
+    match result {
+        Ok(r) => {
+            let status = r.status();
+            if status.is_success() {
+                Attempt::Delivered
+            } else if status.is_client_error() && status != 408 && status != 429 {
+                Attempt::Rejected(status.as_u16())
+            } else {
+                let retry_after = r
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Attempt::Retry(retry_after)
+            }
+        }
+        Err(_) => Attempt::Retry(None),
+    }
+}
+
+/// Delivers spooled alerts. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    /// Shared by every delivery task.
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: reqwest::Client,
+    settings: ForwardSettings,
+    live: LiveHandle,
+    spool: Spool,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    /// Bounds concurrent attempts (not waiting alerts).
+    slots: Semaphore,
+    /// The dedupe window length, which decides when spool segments may go.
+    window_ms: i64,
+}
+
+impl Forwarder {
+    /// A forwarder for these settings.
+    pub fn new(
+        client: reqwest::Client,
+        settings: ForwardSettings,
+        live: LiveHandle,
+        spool: Spool,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        window_ms: i64,
+    ) -> Self {
+        let slots = Semaphore::new(settings.concurrency);
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                settings,
+                live,
+                spool,
+                clock,
+                metrics,
+                slots,
+                window_ms,
+            }),
+        }
+    }
+
+    /// Delivers `resumed` (pending at start) and then everything received on `queue`, until the
+    /// returned task is aborted (which also aborts deliveries in progress; they stay spooled).
+    pub fn spawn(
+        self,
+        resumed: Vec<SpooledAlert>,
+        mut queue: mpsc::UnboundedReceiver<SpooledAlert>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            for alert in resumed {
+                let this = self.clone();
+                tasks.spawn(async move { this.deliver(alert).await });
+            }
+            loop {
+                tokio::select! {
+                    next = queue.recv() => match next {
+                        Some(alert) => {
+                            let this = self.clone();
+                            tasks.spawn(async move { this.deliver(alert).await });
+                        }
+                        None => break,
+                    },
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    }
+
+    /// Tries until delivered, rejected or expired.
+    async fn deliver(&self, alert: SpooledAlert) {
+        let inner = &self.inner;
+        let max_age_ms =
+            i64::try_from(inner.settings.max_age_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let deadline_ms = alert.received_ms.saturating_add(max_age_ms);
+        let mut attempt: u32 = 0;
+        loop {
+            let now_ms = inner.clock.now_unix_ms();
+            if now_ms >= deadline_ms {
+                self.dead_letter(&alert, "expired", "expired").await;
+                return;
+            }
+            let remaining = Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
+            let result = {
+                let Ok(_slot) = inner.slots.acquire().await else {
+                    return;
+                };
+                let signer = inner.live.load().signer.clone();
+                let ts = inner.clock.now_unix();
+                let signature = signer.sign(alert.id.as_str(), ts, &alert.body);
+                let timeout = Duration::from_millis(inner.settings.timeout_ms).min(remaining);
+                let started = Instant::now();
+                let result = inner
+                    .client
+                    .post(&inner.settings.url)
+                    .header(HEADER_ID, alert.id.as_str())
+                    .header(HEADER_TIMESTAMP, ts.to_string())
+                    .header(HEADER_SIGNATURE, signature)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .timeout(timeout)
+                    .body(alert.body.clone())
+                    .send()
+                    .await;
+                inner
+                    .metrics
+                    .forward_duration
+                    .observe(started.elapsed().as_secs_f64());
+                result
+            };
+            attempt += 1;
+            match classify(&result) {
+                Attempt::Delivered => {
+                    inner.metrics.forward("delivered");
+                    tracing::info!(id = %alert.id, account = %alert.account, attempt, "alert delivered");
+                    let now_ms = inner.clock.now_unix_ms();
+                    if let Err(e) = inner
+                        .spool
+                        .resolve(&alert.id, Resolution::Delivered, now_ms, inner.window_ms)
+                        .await
+                    {
+                        tracing::error!(id = %alert.id, error = %e, "cannot record delivery; it may be sent again after a restart");
+                    }
+                    inner
+                        .metrics
+                        .spool_pending
+                        .set(gauge(inner.spool.pending()));
+                    return;
+                }
+                Attempt::Rejected(status) => {
+                    inner.metrics.forward("rejected");
+                    self.dead_letter(&alert, &format!("rejected_{status}"), "rejected")
+                        .await;
+                    return;
+                }
+                Attempt::Retry(retry_after) => {
+                    inner.metrics.forward("retry");
+                    let what = match &result {
+                        Ok(r) => format!("status {}", r.status().as_u16()),
+                        Err(e) => format!("{e}"),
+                    };
+                    let delay = backoff(
+                        attempt,
+                        Duration::from_millis(inner.settings.backoff_initial_ms),
+                        Duration::from_millis(inner.settings.backoff_max_ms),
+                        rand::thread_rng().gen::<f64>(),
+                        retry_after,
+                    );
+                    tracing::debug!(id = %alert.id, attempt, %what, delay_ms = delay.as_millis() as u64, "forward failed; will retry");
+                    // Never sleep past the deadline by more than one backoff step: the loop head
+                    // dead-letters the alert as soon as it is too old.
+                    let now_ms = inner.clock.now_unix_ms();
+                    let left =
+                        Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
+                    tokio::time::sleep(delay.min(left.max(Duration::from_millis(1)))).await;
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, alert: &SpooledAlert, reason: &str, metric: &'static str) {
+        let inner = &self.inner;
+        let letter = DeadLetter {
+            id: alert.id.to_string(),
+            account: alert.account.clone(),
+            reason: reason.to_owned(),
+            received_ms: alert.received_ms,
+            dead_ms: inner.clock.now_unix_ms(),
+            envelope: String::from_utf8_lossy(&alert.body).into_owned(),
+        };
+        inner.metrics.dead_letter(metric);
+        if metric == "expired" {
+            inner.metrics.forward("expired");
+        }
+        tracing::warn!(id = %alert.id, account = %alert.account, reason, "alert dead-lettered");
+        if let Err(e) = inner.spool.dead_letter(&letter, inner.window_ms).await {
+            tracing::error!(id = %alert.id, error = %e, "cannot record the dead letter; it stays pending");
+        }
+        inner
+            .metrics
+            .spool_pending
+            .set(gauge(inner.spool.pending()));
+    }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let (initial, max) = (100 * MS, 1_000 * MS);
+        assert_eq!(backoff(1, initial, max, 0.0, None), 50 * MS);
+        assert_eq!(backoff(1, initial, max, 0.999_999, None).as_millis(), 99);
+        assert_eq!(backoff(2, initial, max, 0.0, None), 100 * MS);
+        assert_eq!(backoff(3, initial, max, 0.0, None), 200 * MS);
+        assert_eq!(backoff(10, initial, max, 0.0, None), 500 * MS);
+        assert_eq!(backoff(1_000, initial, max, 0.5, None), 750 * MS);
+    }
+
+    #[test]
+    fn retry_after_is_a_lower_bound() {
+        let d = backoff(1, 100 * MS, 1_000 * MS, 0.0, Some(Duration::from_secs(3)));
+        assert_eq!(d, Duration::from_secs(3));
+    }
+}
