@@ -951,6 +951,35 @@ fn an_order_legs_stop_leg_without_trigger_price_is_invalid() {
     assert_eq!(e.field, "order_legs[0].triggerPrice");
 }
 
+#[test]
+fn every_template_in_normalize_md_normalizes_once_tradingview_fills_it_in() {
+    let doc = include_str!("../NORMALIZE.md");
+    let filled = [
+        ("{{strategy.order.action}}", "sell"),
+        ("{{strategy.order.contracts}}", "2"),
+        ("{{strategy.order.id}}", "Long"),
+        ("{{timenow}}", "2026-11-23T06:30:00Z"),
+        ("{{time}}", "2026-11-23T06:30:00Z"),
+        ("{{interval}}", "1D"),
+        ("{{exchange}}", "BINANCE"),
+        ("{{ticker}}", "BTCUSDT"),
+        ("{{close}}", "42000.5"),
+        ("{{low}}", "41950.25"),
+    ];
+    let mut templates = 0;
+    for block in doc.split("```json").skip(1) {
+        let mut json = block.split("```").next().unwrap().to_owned();
+        for (placeholder, value) in filled {
+            json = json.replace(placeholder, value);
+        }
+        assert!(!json.contains("{{"), "unfilled placeholder in {json}");
+        let alert = run_map(&text(&json), true);
+        assert!(alert.is_ok(), "{json}\n{alert:?}");
+        templates += 1;
+    }
+    assert!(templates >= 12, "only {templates} templates found");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------
