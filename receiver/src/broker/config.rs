@@ -63,6 +63,13 @@ fn default_recv_window_ms() -> u32 {
     5000
 }
 
+/// Default per-request timeout for venue calls, in milliseconds.
+pub const DEFAULT_VENUE_TIMEOUT_MS: u64 = 5000;
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_VENUE_TIMEOUT_MS
+}
+
 /// `[broker.binance]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +86,9 @@ pub struct BinanceConfig {
     /// `recvWindow` in milliseconds (Binance allows at most 60000).
     #[serde(default = "default_recv_window_ms")]
     pub recv_window_ms: u32,
+    /// Per-request timeout in milliseconds; a timed-out order is looked up before any resend.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 /// `[broker.alpaca]`.
@@ -92,6 +102,9 @@ pub struct AlpacaConfig {
     pub key_id: SecretRef,
     /// `APCA-API-SECRET-KEY`.
     pub secret_key: SecretRef,
+    /// Per-request timeout in milliseconds; a timed-out order is looked up before any resend.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
 }
 
 /// `[broker.http]`.
@@ -103,4 +116,7 @@ pub struct HttpBrokerConfig {
     /// `whsec_` secrets; each signs the forwarded order (Standard Webhooks `v1`).
     #[serde(default)]
     pub hmac_secrets: Vec<SecretRef>,
+    /// Per-request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
 }

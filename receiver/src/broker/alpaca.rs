@@ -1,0 +1,319 @@
+//! `alpaca`: Alpaca's Trading API (paper trading by default).
+//!
+//! `POST /v2/orders` with a JSON body whose decimals are strings (`qty`, `limit_price`,
+//! `stop_price`), authenticated by the `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` headers.
+//! Alpaca refuses a second order with the same `client_order_id` (422 "client_order_id must be
+//! unique"), so a resend can never double an order; when that answer comes, or when the outcome of
+//! a send is unknown (timeout, 5xx), the order is fetched with
+//! `GET /v2/orders:by_client_order_id?client_order_id=` and returned.
+
+use std::fmt;
+
+use alertgate_shared::Secret;
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::config::AlpacaConfig;
+use super::http::{
+    base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
+};
+use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement};
+use crate::order::OrderRequest;
+
+/// Alpaca's limit on `client_order_id`.
+pub const CLIENT_ORDER_ID_MAX: usize = 48;
+
+/// Alpaca's answer to a duplicate `client_order_id`.
+const DUPLICATE_MESSAGE: &str = "client_order_id must be unique";
+
+/// Alpaca's Trading API.
+pub struct AlpacaBroker {
+    /// `https://paper-api.alpaca.markets` unless configured otherwise.
+    base_url: String,
+    /// `APCA-API-KEY-ID`.
+    key_id: Secret,
+    /// `APCA-API-SECRET-KEY`.
+    secret_key: Secret,
+    /// Shared client with the configured timeout.
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for AlpacaBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlpacaBroker")
+            .field("base_url", &self.base_url)
+            .field("key_id", &self.key_id)
+            .field("secret_key", &self.secret_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `POST /v2/orders` body.
+#[derive(Debug, Serialize)]
+struct NewOrder<'a> {
+    symbol: &'a str,
+    qty: String,
+    side: &'static str,
+    #[serde(rename = "type")]
+    order_type: &'static str,
+    time_in_force: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_price: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_price: Option<String>,
+    client_order_id: &'a str,
+}
+
+/// The fields of Alpaca's order entity that matter here.
+#[derive(Debug, Deserialize)]
+struct AlpacaOrder {
+    id: String,
+    status: String,
+    #[serde(default)]
+    filled_qty: Option<String>,
+    #[serde(default)]
+    filled_avg_price: Option<String>,
+}
+
+impl AlpacaOrder {
+    fn placement(self) -> Placement {
+        let filled = self
+            .filled_qty
+            .and_then(|q| q.parse::<Decimal>().ok())
+            .unwrap_or(Decimal::ZERO);
+        let status = match self.status.as_str() {
+            "filled" => OrderStatus::Filled,
+            "partially_filled" => OrderStatus::PartiallyFilled,
+            "done_for_day" if filled > Decimal::ZERO => OrderStatus::PartiallyFilled,
+            "canceled" | "expired" | "rejected" | "replaced" => OrderStatus::Cancelled,
+            // new, accepted, pending_new, accepted_for_bidding, held, pending_cancel,
+            // pending_replace, calculated, stopped, suspended, done_for_day (nothing filled).
+            _ => OrderStatus::Placed,
+        };
+        Placement {
+            venue_order_id: Some(self.id),
+            status,
+            filled_quantity: filled,
+            average_price: self
+                .filled_avg_price
+                .and_then(|p| p.parse::<Decimal>().ok()),
+        }
+    }
+}
+
+/// Alpaca's error body: `{"code": 40310000, "message": "..."}`.
+fn alpaca_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| excerpt(body))
+}
+
+impl AlpacaBroker {
+    /// Resolves the key pair and builds the client.
+    pub fn from_config(config: &AlpacaConfig) -> Result<Self, BrokerBuildError> {
+        let key_id = config
+            .key_id
+            .resolve()
+            .map_err(|source| BrokerBuildError::Secret {
+                key: "alpaca.key_id",
+                source,
+            })?;
+        let secret_key =
+            config
+                .secret_key
+                .resolve()
+                .map_err(|source| BrokerBuildError::Secret {
+                    key: "alpaca.secret_key",
+                    source,
+                })?;
+        Ok(Self {
+            base_url: base_url("alpaca.base_url", &config.base_url)?,
+            key_id,
+            secret_key,
+            client: build_client("alpaca", config.timeout_ms)?,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base_url))
+            .header("APCA-API-KEY-ID", self.key_id.expose())
+            .header("APCA-API-SECRET-KEY", self.secret_key.expose())
+    }
+
+    async fn place_inner(&self, order: &OrderRequest) -> Result<Placement, BrokerError> {
+        let client_order_id = venue_client_id(&order.client_order_id, CLIENT_ORDER_ID_MAX);
+        let body = NewOrder {
+            symbol: &order.symbol,
+            qty: order.quantity.to_string(),
+            side: order.side.as_str(),
+            order_type: order.order_type.as_str(),
+            time_in_force: order.tif.as_str(),
+            limit_price: order.limit_price.map(|p| p.to_string()),
+            stop_price: order.stop_price.map(|p| p.to_string()),
+            client_order_id: &client_order_id,
+        };
+        let request = self
+            .request(reqwest::Method::POST, "/v2/orders")
+            .json(&body);
+        let answer = match send(request).await {
+            Ok(answer) => answer,
+            Err(SendFailure::NotSent(why)) => {
+                return Err(BrokerError::Transient {
+                    message: format!("Alpaca: {why}"),
+                    retry_after: None,
+                })
+            }
+            Err(SendFailure::Unknown(why)) => {
+                return self.resolve_unknown(&client_order_id, &why).await
+            }
+        };
+        if answer.status.is_success() {
+            return parse_order(&answer).map(AlpacaOrder::placement);
+        }
+        let message = alpaca_message(&answer.body);
+        match answer.status {
+            StatusCode::UNPROCESSABLE_ENTITY if message.contains(DUPLICATE_MESSAGE) => {
+                match self.lookup(&client_order_id).await? {
+                    Some(existing) => Ok(existing),
+                    None => Err(BrokerError::Transient {
+                        message: format!(
+                            "Alpaca says {client_order_id} exists but cannot find it yet"
+                        ),
+                        retry_after: None,
+                    }),
+                }
+            }
+            StatusCode::UNAUTHORIZED => Err(BrokerError::Rejected {
+                message: format!(
+                    "Alpaca refused the API key ({message}): check key_id/secret_key, and that \
+                     paper keys go to paper-api.alpaca.markets and live keys to api.alpaca.markets"
+                ),
+            }),
+            StatusCode::FORBIDDEN => Err(BrokerError::Rejected {
+                message: format!("Alpaca refused the order: {message}"),
+            }),
+            StatusCode::TOO_MANY_REQUESTS => Err(BrokerError::Transient {
+                message: format!("Alpaca rate limit: {message}"),
+                retry_after: retry_after(&answer.headers),
+            }),
+            s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
+                self.resolve_unknown(&client_order_id, &format!("Alpaca answered {s}: {message}"))
+                    .await
+            }
+            s => Err(BrokerError::Rejected {
+                message: format!("Alpaca refused the order ({s}): {message}"),
+            }),
+        }
+    }
+
+    /// After a send whose outcome is unknown: the order if Alpaca has it, else transient (the
+    /// executor's retry sends again, which Alpaca's unique client order id makes safe).
+    async fn resolve_unknown(
+        &self,
+        client_order_id: &str,
+        why: &str,
+    ) -> Result<Placement, BrokerError> {
+        match self.lookup(client_order_id).await {
+            Ok(Some(existing)) => Ok(existing),
+            Ok(None) => Err(BrokerError::Transient {
+                message: format!("Alpaca: {why}; the order is not there, it will be sent again"),
+                retry_after: None,
+            }),
+            Err(e) => Err(BrokerError::Transient {
+                message: format!("Alpaca: {why}; looking the order up failed too ({e})"),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// `GET /v2/orders:by_client_order_id`: `None` on 404.
+    async fn lookup(&self, client_order_id: &str) -> Result<Option<Placement>, BrokerError> {
+        let request = self
+            .request(reqwest::Method::GET, "/v2/orders:by_client_order_id")
+            .query(&[("client_order_id", client_order_id)]);
+        let answer = send(request)
+            .await
+            .map_err(|failure| BrokerError::Transient {
+                message: format!("Alpaca order lookup: {}", failure.message()),
+                retry_after: None,
+            })?;
+        match answer.status {
+            s if s.is_success() => parse_order(&answer).map(|o| Some(o.placement())),
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::UNAUTHORIZED => Err(BrokerError::Rejected {
+                message: format!(
+                    "Alpaca refused the API key ({})",
+                    alpaca_message(&answer.body)
+                ),
+            }),
+            s => Err(BrokerError::Transient {
+                message: format!(
+                    "Alpaca order lookup answered {s}: {}",
+                    alpaca_message(&answer.body)
+                ),
+                retry_after: retry_after(&answer.headers),
+            }),
+        }
+    }
+}
+
+fn parse_order(answer: &Answer) -> Result<AlpacaOrder, BrokerError> {
+    serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
+        message: format!(
+            "Alpaca sent an order this receiver cannot read ({e}): {}",
+            excerpt(&answer.body)
+        ),
+        retry_after: None,
+    })
+}
+
+impl Broker for AlpacaBroker {
+    fn name(&self) -> &'static str {
+        "alpaca"
+    }
+
+    fn place<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        Box::pin(self.place_inner(order))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpaca_statuses_map_onto_order_statuses() {
+        let order = |status: &str, filled: &str| AlpacaOrder {
+            id: "x".into(),
+            status: status.into(),
+            filled_qty: Some(filled.into()),
+            filled_avg_price: None,
+        };
+        assert_eq!(
+            order("accepted", "0").placement().status,
+            OrderStatus::Placed
+        );
+        assert_eq!(
+            order("pending_new", "0").placement().status,
+            OrderStatus::Placed
+        );
+        assert_eq!(
+            order("partially_filled", "1").placement().status,
+            OrderStatus::PartiallyFilled
+        );
+        assert_eq!(order("filled", "2").placement().status, OrderStatus::Filled);
+        assert_eq!(
+            order("done_for_day", "1").placement().status,
+            OrderStatus::PartiallyFilled
+        );
+        for gone in ["canceled", "expired", "rejected", "replaced"] {
+            assert_eq!(order(gone, "0").placement().status, OrderStatus::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! An Alpaca Trading API emulator: `POST /v2/orders`, `GET /v2/orders:by_client_order_id`,
+//! `GET /v2/orders/{id}`.
+//!
+//! Checked as Alpaca documents it: both key headers (401
+//! `{"code":40110000,"message":"request is not authorized"}`); a JSON body with `symbol`, `qty`,
+//! `side`, `type`, `time_in_force`, `limit_price` for limit/stop_limit and `stop_price` for
+//! stop/stop_limit, decimals as JSON strings (this emulator insists, though Alpaca also accepts
+//! numbers) (422 `40010001`); `client_order_id` of at most 48 characters and unique across all
+//! orders (422 "client_order_id must be unique"); buying power (403 `40310000` "insufficient
+//! buying power").
+//!
+//! New orders answer `accepted`; a market order is then filled at the symbol's last price, which
+//! a lookup shows.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+
+use super::{json_reply, with_fault, Common, Fault, Recorded, Reply, Server};
+
+/// What the emulator is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlpacaEmulatorConfig {
+    /// The accepted `APCA-API-KEY-ID`.
+    pub key_id: String,
+    /// The accepted `APCA-API-SECRET-KEY`.
+    pub secret_key: String,
+    /// Tradable symbols and their last prices.
+    pub symbols: HashMap<String, Decimal>,
+    /// Cash available for buys.
+    pub buying_power: Decimal,
+}
+
+impl AlpacaEmulatorConfig {
+    /// These keys, AAPL at 190, and 100000 of buying power.
+    pub fn new(key_id: &str, secret_key: &str) -> Self {
+        Self {
+            key_id: key_id.into(),
+            secret_key: secret_key.into(),
+            symbols: HashMap::from([("AAPL".to_owned(), Decimal::new(190, 0))]),
+            buying_power: Decimal::new(100_000, 0),
+        }
+    }
+}
+
+/// An order the emulator accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlpacaOrderRecord {
+    /// Alpaca's order id.
+    pub id: String,
+    /// `client_order_id`.
+    pub client_order_id: String,
+    /// `symbol`.
+    pub symbol: String,
+    /// `qty` as received.
+    pub qty: String,
+    /// `side`.
+    pub side: String,
+    /// `type`.
+    pub order_type: String,
+    /// `time_in_force`.
+    pub time_in_force: String,
+    /// `limit_price` as received.
+    pub limit_price: Option<String>,
+    /// `stop_price` as received.
+    pub stop_price: Option<String>,
+    /// `accepted`, `new`, `filled`, ...
+    pub status: String,
+    /// Filled quantity.
+    pub filled_qty: Decimal,
+    /// Average fill price.
+    pub filled_avg_price: Option<Decimal>,
+}
+
+impl AlpacaOrderRecord {
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id, "client_order_id": self.client_order_id,
+            "created_at": "2026-11-23T09:00:00Z", "submitted_at": "2026-11-23T09:00:00Z",
+            "asset_class": "us_equity", "symbol": self.symbol, "qty": self.qty, "notional": null,
+            "filled_qty": self.filled_qty.to_string(),
+            "filled_avg_price": self.filled_avg_price.map(|p| p.to_string()),
+            "order_class": "", "order_type": self.order_type, "type": self.order_type,
+            "side": self.side, "time_in_force": self.time_in_force,
+            "limit_price": self.limit_price, "stop_price": self.stop_price,
+            "status": self.status, "extended_hours": false
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Book {
+    orders: Vec<AlpacaOrderRecord>,
+    buying_power: Decimal,
+}
+
+#[derive(Debug)]
+struct State {
+    config: AlpacaEmulatorConfig,
+    common: Arc<Common>,
+    book: Mutex<Book>,
+}
+
+/// A running Alpaca emulator; stops when dropped.
+#[derive(Debug)]
+pub struct AlpacaEmulator {
+    server: Server,
+    state: Arc<State>,
+}
+
+fn unprocessable(message: &str) -> Reply {
+    json_reply(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({"code": 40010001, "message": message}),
+    )
+}
+
+fn error_body(status: u16) -> Value {
+    match status {
+        429 => json!({"code": 42910000, "message": "rate limit exceeded"}),
+        _ => json!({"code": 50010000, "message": "internal server error occurred"}),
+    }
+}
+
+impl AlpacaEmulator {
+    /// Starts on `127.0.0.1:0`.
+    pub async fn start(config: AlpacaEmulatorConfig) -> std::io::Result<Self> {
+        let common = Arc::new(Common::default());
+        let book = Book {
+            orders: Vec::new(),
+            buying_power: config.buying_power,
+        };
+        let state = Arc::new(State {
+            config,
+            common: common.clone(),
+            book: Mutex::new(book),
+        });
+        let handler_state = state.clone();
+        let server = Server::start(
+            common,
+            Arc::new(move |request| {
+                let state = handler_state.clone();
+                Box::pin(async move { state.handle(request).await })
+            }),
+        )
+        .await?;
+        Ok(Self { server, state })
+    }
+
+    /// `http://127.0.0.1:PORT`: the `base_url` to configure.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// The next `times` `POST /v2/orders` requests meet `fault`.
+    pub fn fail_next_orders(&self, fault: Fault, times: usize) {
+        self.state.common.push_faults(fault, times);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.common.requests()
+    }
+
+    /// Every `POST /v2/orders` received (accepted or not).
+    pub fn order_posts(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/v2/orders")
+            .collect()
+    }
+
+    /// Every order accepted, in order.
+    pub fn orders(&self) -> Vec<AlpacaOrderRecord> {
+        self.state.book().orders.clone()
+    }
+
+    /// Sets the cash available for buys.
+    pub fn set_buying_power(&self, value: Decimal) {
+        self.state.book().buying_power = value;
+    }
+}
+
+impl State {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn handle(&self, request: Recorded) -> Reply {
+        let authorized = request.header("apca-api-key-id") == Some(self.config.key_id.as_str())
+            && request.header("apca-api-secret-key") == Some(self.config.secret_key.as_str());
+        if !authorized {
+            return json_reply(
+                StatusCode::UNAUTHORIZED,
+                &json!({"code": 40110000, "message": "request is not authorized"}),
+            );
+        }
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/v2/orders") => {
+                let fault = self.common.next_fault();
+                with_fault(fault, || self.new_order(&request), error_body).await
+            }
+            ("GET", "/v2/orders:by_client_order_id") => {
+                let id = request.param("client_order_id").unwrap_or_default();
+                self.find(|o| o.client_order_id == id)
+            }
+            ("GET", path) if path.starts_with("/v2/orders/") => {
+                let id = path.trim_start_matches("/v2/orders/").to_owned();
+                self.find(|o| o.id == id)
+            }
+            _ => json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"code": 40410000, "message": "endpoint not found"}),
+            ),
+        }
+    }
+
+    fn find(&self, matches: impl Fn(&AlpacaOrderRecord) -> bool) -> Reply {
+        match self.book().orders.iter().find(|o| matches(o)) {
+            Some(order) => json_reply(StatusCode::OK, &order.json()),
+            None => json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"code": 40410000, "message": "order not found"}),
+            ),
+        }
+    }
+
+    fn new_order(&self, request: &Recorded) -> Reply {
+        if !request
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
+            return unprocessable("request body must be JSON");
+        }
+        let body = request.json();
+        if !body.is_object() {
+            return unprocessable("request body format is invalid");
+        }
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+        // Err: the 422 message.
+        let decimal = |k: &str| -> Result<Option<Decimal>, String> {
+            match body.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => s
+                    .parse::<Decimal>()
+                    .ok()
+                    .filter(|d| *d > Decimal::ZERO)
+                    .map(Some)
+                    .ok_or_else(|| format!("invalid {k}")),
+                Some(_) => Err(format!("{k} must be a string decimal")),
+            }
+        };
+        let Some(symbol) = text("symbol") else {
+            return unprocessable("symbol is required");
+        };
+        let qty = match decimal("qty") {
+            Ok(Some(q)) => q,
+            Ok(None) => return unprocessable("qty or notional is required"),
+            Err(message) => return unprocessable(&message),
+        };
+        let side = text("side").unwrap_or_default();
+        if side != "buy" && side != "sell" {
+            return unprocessable("invalid side");
+        }
+        let order_type = text("type").unwrap_or_default();
+        let (needs_limit, needs_stop) = match order_type.as_str() {
+            "market" => (false, false),
+            "limit" => (true, false),
+            "stop" => (false, true),
+            "stop_limit" => (true, true),
+            _ => return unprocessable("invalid order type"),
+        };
+        let tif = text("time_in_force").unwrap_or_default();
+        if !["day", "gtc", "opg", "cls", "ioc", "fok"].contains(&tif.as_str()) {
+            return unprocessable("invalid time_in_force");
+        }
+        let (limit, stop) = match (decimal("limit_price"), decimal("stop_price")) {
+            (Ok(l), Ok(s)) => (l, s),
+            (Err(message), _) | (_, Err(message)) => return unprocessable(&message),
+        };
+        if needs_limit && limit.is_none() {
+            return unprocessable("limit_price is required");
+        }
+        if needs_stop && stop.is_none() {
+            return unprocessable("stop_price is required");
+        }
+        let mut book = self.book();
+        let client_order_id = match text("client_order_id") {
+            Some(id) if id.chars().count() > 48 => {
+                return unprocessable("client_order_id must be no more than 48 characters")
+            }
+            Some(id) => id,
+            None => format!("auto-{}", book.orders.len() + 1),
+        };
+        if book
+            .orders
+            .iter()
+            .any(|o| o.client_order_id == client_order_id)
+        {
+            return unprocessable("client_order_id must be unique");
+        }
+        let Some(last) = self.config.symbols.get(&symbol).copied() else {
+            return unprocessable(&format!("asset \"{symbol}\" not found"));
+        };
+        let cost = qty * limit.unwrap_or(last);
+        if side == "buy" && cost > book.buying_power {
+            return json_reply(
+                StatusCode::FORBIDDEN,
+                &json!({"code": 40310000, "message": "insufficient buying power"}),
+            );
+        }
+        let n = book.orders.len() + 1;
+        let mut order = AlpacaOrderRecord {
+            id: format!("{n:08x}-0000-4000-8000-{n:012x}"),
+            client_order_id,
+            symbol,
+            qty: text("qty").unwrap_or_default(),
+            side: side.clone(),
+            order_type: order_type.clone(),
+            time_in_force: tif,
+            limit_price: text("limit_price"),
+            stop_price: text("stop_price"),
+            status: "accepted".into(),
+            filled_qty: Decimal::ZERO,
+            filled_avg_price: None,
+        };
+        let answer = order.json();
+        if order_type == "market" {
+            order.status = "filled".into();
+            order.filled_qty = qty;
+            order.filled_avg_price = Some(last);
+        } else {
+            order.status = "new".into();
+        }
+        if side == "buy" {
+            book.buying_power -= cost;
+        }
+        book.orders.push(order);
+        json_reply(StatusCode::OK, &answer)
+    }
+}

@@ -1,0 +1,636 @@
+//! A Binance Spot REST emulator: `GET /api/v3/exchangeInfo`, `POST /api/v3/order`,
+//! `GET /api/v3/order`.
+//!
+//! Checked as Binance documents it: `X-MBX-APIKEY` (`-2014`/`-2015`, 401); the signature over the
+//! exact received parameter string, which must end with `&signature=` (HMAC hex, or percent-encoded
+//! base64 Ed25519; `-1022`); `timestamp` within `recvWindow` of the emulator's clock (`-1021`);
+//! the mandatory and the forbidden parameters of each order type (`-1102`, `-1106`); decimals in
+//! plain notation and `newClientOrderId` matching `^[a-zA-Z0-9-_]{1,36}$` (`-1100`); LOT_SIZE,
+//! MARKET_LOT_SIZE, PRICE_FILTER and NOTIONAL (`-1013 Filter failure: ...`); a `newClientOrderId`
+//! of an order still open (`-2010 Duplicate order sent.`), while the id of a filled order is
+//! accepted again, as Binance does.
+//!
+//! Market orders, and limit orders that cross the symbol's last price, fill at once at that price;
+//! other orders rest as `NEW`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use alertgate_shared::{Clock, VerifyingKey};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use warp::http::StatusCode;
+
+use super::{
+    json_reply, parse_params, percent_decode, with_fault, Common, Fault, Recorded, Reply, Server,
+};
+
+/// How the emulator checks signatures.
+#[derive(Debug, Clone)]
+pub enum BinanceAuth {
+    /// HMAC-SHA256 with this secret key.
+    Hmac(String),
+    /// Ed25519 with this public key.
+    Ed25519(VerifyingKey),
+}
+
+/// One tradable symbol and its filters (zero disables a bound, as on Binance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedSymbol {
+    /// `BTCUSDT`.
+    pub symbol: String,
+    /// `BTC`.
+    pub base_asset: String,
+    /// `USDT`.
+    pub quote_asset: String,
+    /// `TRADING`, `BREAK`, ...
+    pub status: String,
+    /// LOT_SIZE minQty.
+    pub min_qty: Decimal,
+    /// LOT_SIZE maxQty.
+    pub max_qty: Decimal,
+    /// LOT_SIZE stepSize.
+    pub step_size: Decimal,
+    /// MARKET_LOT_SIZE maxQty.
+    pub market_max_qty: Decimal,
+    /// PRICE_FILTER minPrice.
+    pub min_price: Decimal,
+    /// PRICE_FILTER maxPrice.
+    pub max_price: Decimal,
+    /// PRICE_FILTER tickSize.
+    pub tick_size: Decimal,
+    /// NOTIONAL minNotional (applied to market orders too).
+    pub min_notional: Decimal,
+    /// Where market orders fill.
+    pub last_price: Decimal,
+}
+
+impl EmulatedSymbol {
+    /// BTCUSDT with Binance's usual filters (step 0.00001, tick 0.01, min notional 5) at 42000.
+    pub fn btcusdt() -> Self {
+        Self {
+            symbol: "BTCUSDT".into(),
+            base_asset: "BTC".into(),
+            quote_asset: "USDT".into(),
+            status: "TRADING".into(),
+            min_qty: Decimal::new(1, 5),
+            max_qty: Decimal::new(9000, 0),
+            step_size: Decimal::new(1, 5),
+            market_max_qty: Decimal::new(100, 0),
+            min_price: Decimal::new(1, 2),
+            max_price: Decimal::new(1_000_000, 0),
+            tick_size: Decimal::new(1, 2),
+            min_notional: Decimal::new(5, 0),
+            last_price: Decimal::new(42000, 0),
+        }
+    }
+
+    fn info(&self) -> Value {
+        let f = |d: Decimal| format!("{:.8}", d);
+        json!({
+            "symbol": self.symbol, "status": self.status,
+            "baseAsset": self.base_asset, "baseAssetPrecision": 8,
+            "quoteAsset": self.quote_asset, "quotePrecision": 8, "quoteAssetPrecision": 8,
+            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+            "isSpotTradingAllowed": true,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": f(self.min_price), "maxPrice": f(self.max_price), "tickSize": f(self.tick_size)},
+                {"filterType": "LOT_SIZE", "minQty": f(self.min_qty), "maxQty": f(self.max_qty), "stepSize": f(self.step_size)},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": f(Decimal::ZERO), "maxQty": f(self.market_max_qty), "stepSize": f(Decimal::ZERO)},
+                {"filterType": "NOTIONAL", "minNotional": f(self.min_notional), "applyMinToMarket": true,
+                 "maxNotional": "9000000.00000000", "applyMaxToMarket": false, "avgPriceMins": 5}
+            ]
+        })
+    }
+}
+
+/// What the emulator is started with.
+#[derive(Debug, Clone)]
+pub struct BinanceEmulatorConfig {
+    /// The only accepted `X-MBX-APIKEY`.
+    pub api_key: String,
+    /// How signatures are checked.
+    pub auth: BinanceAuth,
+    /// The emulator's "server time" for `timestamp`/`recvWindow`.
+    pub clock: Arc<dyn Clock>,
+    /// Tradable symbols.
+    pub symbols: Vec<EmulatedSymbol>,
+}
+
+impl BinanceEmulatorConfig {
+    /// HMAC credentials and BTCUSDT.
+    pub fn hmac(api_key: &str, secret: &str, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            api_key: api_key.into(),
+            auth: BinanceAuth::Hmac(secret.into()),
+            clock,
+            symbols: vec![EmulatedSymbol::btcusdt()],
+        }
+    }
+}
+
+/// An order the emulator accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedOrder {
+    /// Binance's `orderId`.
+    pub order_id: i64,
+    /// `clientOrderId`.
+    pub client_order_id: String,
+    /// `BTCUSDT`.
+    pub symbol: String,
+    /// `BUY`/`SELL`.
+    pub side: String,
+    /// `MARKET`, `LIMIT`, `STOP_LOSS`, `STOP_LOSS_LIMIT`.
+    pub order_type: String,
+    /// `GTC`/`IOC`/`FOK`, when sent.
+    pub time_in_force: Option<String>,
+    /// `quantity` as received.
+    pub quantity: String,
+    /// `price` as received.
+    pub price: Option<String>,
+    /// `stopPrice` as received.
+    pub stop_price: Option<String>,
+    /// `NEW`, `FILLED`, ...
+    pub status: String,
+    /// Filled quantity.
+    pub executed_qty: Decimal,
+    /// Filled value in the quote asset.
+    pub cummulative_quote_qty: Decimal,
+}
+
+impl EmulatedOrder {
+    fn json(&self, now_ms: i64) -> Value {
+        let f = |d: Decimal| format!("{:.8}", d);
+        let price = self
+            .price
+            .as_deref()
+            .and_then(|p| p.parse::<Decimal>().ok())
+            .unwrap_or_default();
+        json!({
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+            "clientOrderId": self.client_order_id, "transactTime": now_ms, "time": now_ms,
+            "price": f(price), "origQty": f(self.quantity.parse::<Decimal>().unwrap_or_default()),
+            "executedQty": f(self.executed_qty), "cummulativeQuoteQty": f(self.cummulative_quote_qty),
+            "status": self.status, "timeInForce": self.time_in_force.clone().unwrap_or_else(|| "GTC".into()),
+            "type": self.order_type, "side": self.side, "workingTime": now_ms,
+            "selfTradePreventionMode": "EXPIRE_MAKER"
+        })
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "NEW" | "PARTIALLY_FILLED")
+    }
+}
+
+#[derive(Debug)]
+struct Book {
+    symbols: HashMap<String, EmulatedSymbol>,
+    orders: Vec<EmulatedOrder>,
+    next_id: i64,
+    insufficient_balance: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    config: BinanceEmulatorConfig,
+    common: Arc<Common>,
+    book: Mutex<Book>,
+}
+
+/// A running Binance emulator; stops when dropped.
+#[derive(Debug)]
+pub struct BinanceEmulator {
+    server: Server,
+    state: Arc<State>,
+}
+
+fn err(status: StatusCode, code: i64, msg: &str) -> Reply {
+    json_reply(status, &json!({"code": code, "msg": msg}))
+}
+
+fn bad(code: i64, msg: &str) -> Reply {
+    err(StatusCode::BAD_REQUEST, code, msg)
+}
+
+fn mandatory(name: &str) -> Reply {
+    bad(
+        -1102,
+        &format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
+    )
+}
+
+fn error_body(status: u16) -> Value {
+    match status {
+        429 => {
+            json!({"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."})
+        }
+        _ => {
+            json!({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
+        }
+    }
+}
+
+/// Binance's decimal syntax: plain digits, at most one point, no sign or exponent.
+fn plain_decimal(value: &str) -> Option<Decimal> {
+    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    let ok = !int.is_empty()
+        && int.len() <= 20
+        && frac.len() <= 20
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| value.parse().ok()).flatten()
+}
+
+fn valid_client_order_id(id: &str) -> bool {
+    (1..=36).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl BinanceEmulator {
+    /// Starts on `127.0.0.1:0`.
+    pub async fn start(config: BinanceEmulatorConfig) -> std::io::Result<Self> {
+        let common = Arc::new(Common::default());
+        let book = Book {
+            symbols: config
+                .symbols
+                .iter()
+                .map(|s| (s.symbol.clone(), s.clone()))
+                .collect(),
+            orders: Vec::new(),
+            next_id: 1000,
+            insufficient_balance: false,
+        };
+        let state = Arc::new(State {
+            config,
+            common: common.clone(),
+            book: Mutex::new(book),
+        });
+        let handler_state = state.clone();
+        let server = Server::start(
+            common,
+            Arc::new(move |request| {
+                let state = handler_state.clone();
+                Box::pin(async move { state.handle(request).await })
+            }),
+        )
+        .await?;
+        Ok(Self { server, state })
+    }
+
+    /// `http://127.0.0.1:PORT`: the `base_url` to configure.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// The next `times` `POST /api/v3/order` requests meet `fault`.
+    pub fn fail_next_orders(&self, fault: Fault, times: usize) {
+        self.state.common.push_faults(fault, times);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.common.requests()
+    }
+
+    /// Every `POST /api/v3/order` received (accepted or not).
+    pub fn order_posts(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/api/v3/order")
+            .collect()
+    }
+
+    /// Every order accepted, in order.
+    pub fn orders(&self) -> Vec<EmulatedOrder> {
+        self.state.book().orders.clone()
+    }
+
+    /// Makes new orders fail with `-2010 Account has insufficient balance for requested action.`
+    pub fn set_insufficient_balance(&self, on: bool) {
+        self.state.book().insufficient_balance = on;
+    }
+
+    /// Sets a symbol's trading status (`BREAK` to close the market).
+    pub fn set_symbol_status(&self, symbol: &str, status: &str) {
+        if let Some(s) = self.state.book().symbols.get_mut(symbol) {
+            s.status = status.into();
+        }
+    }
+
+    /// Fills every open order at its symbol's last price (so its client id may be reused).
+    pub fn fill_open_orders(&self) {
+        let mut book = self.state.book();
+        let prices: HashMap<String, Decimal> = book
+            .symbols
+            .iter()
+            .map(|(k, s)| (k.clone(), s.last_price))
+            .collect();
+        for order in book.orders.iter_mut().filter(|o| o.is_open()) {
+            let qty = order.quantity.parse::<Decimal>().unwrap_or_default();
+            let price = prices.get(&order.symbol).copied().unwrap_or_default();
+            order.status = "FILLED".into();
+            order.executed_qty = qty;
+            order.cummulative_quote_qty = qty * price;
+        }
+    }
+}
+
+impl State {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn handle(&self, request: Recorded) -> Reply {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/api/v3/exchangeInfo") => self.exchange_info(&request),
+            ("POST", "/api/v3/order") => {
+                let fault = self.common.next_fault();
+                with_fault(
+                    fault,
+                    || self.signed(&request, |params| self.new_order(params)),
+                    error_body,
+                )
+                .await
+            }
+            ("GET", "/api/v3/order") => self.signed(&request, |params| self.query_order(params)),
+            _ => err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint."),
+        }
+    }
+
+    fn exchange_info(&self, request: &Recorded) -> Reply {
+        let book = self.book();
+        let symbols: Vec<Value> = match request.param("symbol") {
+            Some(symbol) => match book.symbols.get(&symbol) {
+                Some(s) => vec![s.info()],
+                None => return bad(-1121, "Invalid symbol."),
+            },
+            None => book.symbols.values().map(EmulatedSymbol::info).collect(),
+        };
+        json_reply(
+            StatusCode::OK,
+            &json!({"timezone": "UTC", "serverTime": self.config.clock.now_unix_ms(), "rateLimits": [], "exchangeFilters": [], "symbols": symbols}),
+        )
+    }
+
+    /// Checks key, signature and timing; hands the decoded parameters (without `signature`) on.
+    fn signed(
+        &self,
+        request: &Recorded,
+        then: impl FnOnce(&HashMap<String, String>) -> Reply,
+    ) -> Reply {
+        let Some(key) = request.header("x-mbx-apikey") else {
+            return err(StatusCode::UNAUTHORIZED, -2014, "API-key format invalid.");
+        };
+        if key != self.config.api_key {
+            return err(
+                StatusCode::UNAUTHORIZED,
+                -2015,
+                "Invalid API-key, IP, or permissions for action.",
+            );
+        }
+        // totalParams: the query string concatenated with the body, as Binance defines it.
+        let total = format!(
+            "{}{}",
+            request.query,
+            String::from_utf8_lossy(&request.body)
+        );
+        let Some((payload, encoded_signature)) = total.rsplit_once("&signature=") else {
+            return mandatory("signature");
+        };
+        let signature = percent_decode(encoded_signature);
+        let valid = match &self.config.auth {
+            BinanceAuth::Hmac(secret) => {
+                match <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
+                    Ok(mut mac) => {
+                        mac.update(payload.as_bytes());
+                        hex::encode(mac.finalize().into_bytes()).eq_ignore_ascii_case(&signature)
+                    }
+                    Err(_) => false,
+                }
+            }
+            BinanceAuth::Ed25519(key) => B64
+                .decode(&signature)
+                .ok()
+                .and_then(|raw| <[u8; 64]>::try_from(raw.as_slice()).ok())
+                .is_some_and(|raw| key.verify_strict(payload.as_bytes(), &raw)),
+        };
+        if !valid {
+            return bad(-1022, "Signature for this request is not valid.");
+        }
+        let list = parse_params(payload);
+        let mut params = HashMap::new();
+        for (k, v) in list {
+            if params.insert(k.clone(), v).is_some() {
+                return bad(-1101, &format!("Duplicate values for parameter '{k}'."));
+            }
+        }
+        let Some(timestamp) = params.get("timestamp").and_then(|t| t.parse::<i64>().ok()) else {
+            return mandatory("timestamp");
+        };
+        let recv_window = match params.get("recvWindow").map(|w| w.parse::<i64>()) {
+            None => 5000,
+            Some(Ok(w)) if (1..=60_000).contains(&w) => w,
+            Some(_) => return bad(-1131, "recvWindow must be less than 60000"),
+        };
+        let server_time = self.config.clock.now_unix_ms();
+        if !(timestamp < server_time + 1000 && server_time - timestamp <= recv_window) {
+            return bad(
+                -1021,
+                "Timestamp for this request is outside of the recvWindow.",
+            );
+        }
+        then(&params)
+    }
+
+    fn new_order(&self, params: &HashMap<String, String>) -> Reply {
+        let get = |k: &str| params.get(k).filter(|v| !v.is_empty());
+        let mut book = self.book();
+        let Some(symbol) = get("symbol") else {
+            return mandatory("symbol");
+        };
+        let Some(rules) = book.symbols.get(symbol).cloned() else {
+            return bad(-1121, "Invalid symbol.");
+        };
+        let Some(side) = get("side") else {
+            return mandatory("side");
+        };
+        if side != "BUY" && side != "SELL" {
+            return bad(-1117, "Invalid side.");
+        }
+        let Some(order_type) = get("type") else {
+            return mandatory("type");
+        };
+        let (needs_tif, needs_price, needs_stop) = match order_type.as_str() {
+            "MARKET" => (false, false, false),
+            "LIMIT" => (true, true, false),
+            "STOP_LOSS" => (false, false, true),
+            "STOP_LOSS_LIMIT" => (true, true, true),
+            _ => return bad(-1116, "Invalid orderType."),
+        };
+        const KNOWN: [&str; 12] = [
+            "symbol",
+            "side",
+            "type",
+            "timeInForce",
+            "quantity",
+            "price",
+            "stopPrice",
+            "newClientOrderId",
+            "newOrderRespType",
+            "recvWindow",
+            "timestamp",
+            "quoteOrderQty",
+        ];
+        if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return bad(
+                -1104,
+                &format!("Not all sent parameters were read; '{unknown}' was not expected."),
+            );
+        }
+        for (name, needed) in [
+            ("timeInForce", needs_tif),
+            ("price", needs_price),
+            ("stopPrice", needs_stop),
+        ] {
+            match (needed, get(name)) {
+                (true, None) => return mandatory(name),
+                (false, Some(_)) => {
+                    return bad(
+                        -1106,
+                        &format!("Parameter '{name}' sent when not required."),
+                    )
+                }
+                _ => {}
+            }
+        }
+        if let Some(tif) = get("timeInForce") {
+            if !["GTC", "IOC", "FOK"].contains(&tif.as_str()) {
+                return bad(-1115, "Invalid timeInForce.");
+            }
+        }
+        // Err: the malformed parameter's name.
+        let decimal = |name: &'static str| -> Result<Option<Decimal>, &'static str> {
+            get(name).map(|v| plain_decimal(v).ok_or(name)).transpose()
+        };
+        let illegal = |name: &str| {
+            bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."))
+        };
+        let (quantity, price, stop_price) =
+            match (decimal("quantity"), decimal("price"), decimal("stopPrice")) {
+                (Ok(Some(q)), Ok(p), Ok(s)) => (q, p, s),
+                (Ok(None), _, _) => return mandatory("quantity"),
+                (Err(name), _, _) | (_, Err(name), _) | (_, _, Err(name)) => return illegal(name),
+            };
+        let client_order_id = match get("newClientOrderId") {
+            Some(id) if valid_client_order_id(id) => id.clone(),
+            Some(_) => {
+                return bad(-1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
+            }
+            None => format!("emu{}", book.next_id),
+        };
+        if rules.status != "TRADING" {
+            return bad(-2010, "Market is closed.");
+        }
+        // Filters, in Binance's order.
+        let on_grid = |v: Decimal, min: Decimal, step: Decimal| {
+            step.is_zero() || ((v - min) % step).is_zero()
+        };
+        for p in [price, stop_price].into_iter().flatten() {
+            if p < rules.min_price
+                || (!rules.max_price.is_zero() && p > rules.max_price)
+                || !on_grid(p, rules.min_price, rules.tick_size)
+            {
+                return bad(-1013, "Filter failure: PRICE_FILTER");
+            }
+        }
+        if quantity < rules.min_qty
+            || quantity > rules.max_qty
+            || !on_grid(quantity, rules.min_qty, rules.step_size)
+        {
+            return bad(-1013, "Filter failure: LOT_SIZE");
+        }
+        if order_type == "MARKET" && quantity > rules.market_max_qty {
+            return bad(-1013, "Filter failure: MARKET_LOT_SIZE");
+        }
+        let notional_price = price.or(stop_price).unwrap_or(rules.last_price);
+        if quantity * notional_price < rules.min_notional {
+            return bad(-1013, "Filter failure: NOTIONAL");
+        }
+        if book
+            .orders
+            .iter()
+            .any(|o| o.client_order_id == client_order_id && o.is_open())
+        {
+            return bad(-2010, "Duplicate order sent.");
+        }
+        if book.insufficient_balance {
+            return bad(
+                -2010,
+                "Account has insufficient balance for requested action.",
+            );
+        }
+        let crosses = match (order_type.as_str(), price) {
+            ("MARKET", _) => true,
+            ("LIMIT", Some(p)) => {
+                (side == "BUY" && p >= rules.last_price)
+                    || (side == "SELL" && p <= rules.last_price)
+            }
+            _ => false,
+        };
+        book.next_id += 1;
+        let order = EmulatedOrder {
+            order_id: book.next_id,
+            client_order_id,
+            symbol: symbol.clone(),
+            side: side.clone(),
+            order_type: order_type.clone(),
+            time_in_force: get("timeInForce").cloned(),
+            quantity: get("quantity").cloned().unwrap_or_default(),
+            price: get("price").cloned(),
+            stop_price: get("stopPrice").cloned(),
+            status: if crosses { "FILLED" } else { "NEW" }.into(),
+            executed_qty: if crosses { quantity } else { Decimal::ZERO },
+            cummulative_quote_qty: if crosses {
+                quantity * rules.last_price
+            } else {
+                Decimal::ZERO
+            },
+        };
+        let body = order.json(self.config.clock.now_unix_ms());
+        book.orders.push(order);
+        json_reply(StatusCode::OK, &body)
+    }
+
+    fn query_order(&self, params: &HashMap<String, String>) -> Reply {
+        let book = self.book();
+        let Some(symbol) = params.get("symbol") else {
+            return mandatory("symbol");
+        };
+        if !book.symbols.contains_key(symbol) {
+            return bad(-1121, "Invalid symbol.");
+        }
+        let by_client = params.get("origClientOrderId");
+        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
+        if by_client.is_none() && by_id.is_none() {
+            return bad(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            );
+        }
+        let found = book.orders.iter().rev().find(|o| {
+            &o.symbol == symbol
+                && by_client.is_none_or(|c| &o.client_order_id == c)
+                && by_id.is_none_or(|i| o.order_id == i)
+        });
+        match found {
+            Some(order) => json_reply(StatusCode::OK, &order.json(self.config.clock.now_unix_ms())),
+            None => bad(-2013, "Order does not exist."),
+        }
+    }
+}

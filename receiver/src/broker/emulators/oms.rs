@@ -1,0 +1,162 @@
+//! A user's order-management system, as the `http` broker talks to it: `POST` anywhere, body
+//! verified with Standard Webhooks against the configured `whsec_` secrets (shared `Verifier`),
+//! deduplicated on `webhook-id`.
+//!
+//! Answers: 201 `{"id":"oms-N","status":"accepted"}` for a new order; 409 with the first order's
+//! `id` for a `webhook-id` already seen; 401 `{"error":"bad_signature"|"stale_timestamp"}`;
+//! 400 `{"message":...}` for a body without the required fields.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use alertgate_shared::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use alertgate_shared::{Clock, HmacSecret, Verifier};
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+
+use super::{json_reply, with_fault, Common, Fault, Recorded, Reply, Server};
+
+/// An order the OMS accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmsOrderRecord {
+    /// The OMS's id (`oms-N`).
+    pub id: String,
+    /// The `webhook-id` it came with.
+    pub webhook_id: String,
+    /// The body, parsed.
+    pub body: Value,
+}
+
+#[derive(Debug)]
+struct State {
+    verifier: Verifier,
+    clock: Arc<dyn Clock>,
+    common: Arc<Common>,
+    orders: Mutex<Vec<OmsOrderRecord>>,
+}
+
+/// A running OMS emulator; stops when dropped.
+#[derive(Debug)]
+pub struct OmsEmulator {
+    server: Server,
+    state: Arc<State>,
+}
+
+const REQUIRED: [&str; 7] = [
+    "client_order_id",
+    "account",
+    "symbol",
+    "side",
+    "quantity",
+    "order_type",
+    "tif",
+];
+
+impl OmsEmulator {
+    /// Starts on `127.0.0.1:0`, trusting these secrets, with a 300 s timestamp tolerance.
+    pub async fn start(secrets: Vec<HmacSecret>, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let verifier = Verifier::new(Vec::new(), secrets, 300)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let common = Arc::new(Common::default());
+        let state = Arc::new(State {
+            verifier,
+            clock,
+            common: common.clone(),
+            orders: Mutex::new(Vec::new()),
+        });
+        let handler_state = state.clone();
+        let server = Server::start(
+            common,
+            Arc::new(move |request| {
+                let state = handler_state.clone();
+                Box::pin(async move { state.handle(request).await })
+            }),
+        )
+        .await?;
+        Ok(Self { server, state })
+    }
+
+    /// The URL to configure as `[broker.http] url`.
+    pub fn url(&self) -> String {
+        format!("{}/orders", self.server.base_url())
+    }
+
+    /// The next `times` POSTs meet `fault`.
+    pub fn fail_next_orders(&self, fault: Fault, times: usize) {
+        self.state.common.push_faults(fault, times);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.common.requests()
+    }
+
+    /// Every order accepted, in order.
+    pub fn orders(&self) -> Vec<OmsOrderRecord> {
+        self.state.orders().clone()
+    }
+}
+
+fn error_body(status: u16) -> Value {
+    json!({"message": format!("emulated failure {status}")})
+}
+
+impl State {
+    fn orders(&self) -> MutexGuard<'_, Vec<OmsOrderRecord>> {
+        self.orders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn handle(&self, request: Recorded) -> Reply {
+        if request.method != "POST" {
+            return json_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"message": "POST only"}),
+            );
+        }
+        let verified = self.verifier.verify(
+            request.header(HEADER_ID),
+            request.header(HEADER_TIMESTAMP),
+            request.header(HEADER_SIGNATURE),
+            &request.body,
+            self.clock.now_unix(),
+        );
+        if let Err(e) = verified {
+            return json_reply(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": e.error_code(), "message": e.to_string()}),
+            );
+        }
+        let fault = self.common.next_fault();
+        with_fault(fault, || self.accept(&request), error_body).await
+    }
+
+    fn accept(&self, request: &Recorded) -> Reply {
+        let webhook_id = request.header(HEADER_ID).unwrap_or_default().to_owned();
+        let body = request.json();
+        if let Some(missing) = REQUIRED
+            .iter()
+            .find(|k| body.get(**k).is_none_or(Value::is_null))
+        {
+            return json_reply(
+                StatusCode::BAD_REQUEST,
+                &json!({"message": format!("missing field {missing}")}),
+            );
+        }
+        let mut orders = self.orders();
+        if let Some(existing) = orders.iter().find(|o| o.webhook_id == webhook_id) {
+            return json_reply(
+                StatusCode::CONFLICT,
+                &json!({"id": existing.id, "status": "accepted"}),
+            );
+        }
+        let id = format!("oms-{}", orders.len() + 1);
+        orders.push(OmsOrderRecord {
+            id: id.clone(),
+            webhook_id,
+            body,
+        });
+        json_reply(
+            StatusCode::CREATED,
+            &json!({"id": id, "status": "accepted"}),
+        )
+    }
+}
