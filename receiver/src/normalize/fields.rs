@@ -11,8 +11,11 @@ use super::Invalid;
 use crate::order::Positive;
 
 /// The most significant digits a JSON number (held by serde_json as an `f64`) is trusted to carry.
-/// Any decimal with at most 15 significant digits survives the `f64` round trip exactly; beyond that
-/// the text the sender wrote may already be lost, so such numbers must be sent as strings.
+/// Any decimal with at most 15 significant digits survives the `f64` round trip exactly (its shortest
+/// text is the text that was sent); beyond that the sender's text may already be lost, so such
+/// numbers must be sent as strings. serde_json's default float parser can be one unit off in the
+/// last place for unusual inputs; such a value has more than 15 digits in its shortest text, so it
+/// is refused, never silently changed.
 const F64_EXACT_DIGITS: usize = 15;
 
 /// The largest scale a `Decimal` holds.

@@ -93,13 +93,9 @@ pub(super) fn parse(
         Dialect::OrderLegs => {
             // Market and stop legs in this format often carry `"price":"0"`: no reference price.
             let price = obj.value(names::PRICE, fields::non_negative)?;
-            let reference = match price {
-                Some(p) if !p.is_zero() => Some(
-                    Positive::new(p)
-                        .map_err(|_| obj.invalid("price", "must be greater than zero"))?,
-                ),
-                _ => inherited_price,
-            };
+            let reference = price
+                .and_then(|p| Positive::new(p).ok())
+                .or(inherited_price);
             (obj.one(names::LIMIT_PRICE, fields::positive)?, reference)
         }
     };

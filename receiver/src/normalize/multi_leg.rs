@@ -36,8 +36,11 @@ pub(super) fn find<'a>(top: &Obj<'a>) -> Result<Option<LegList<'a>>, Invalid> {
             ));
         }
     }
-    let legs = top.map.get(names::LEGS).filter(|v| !v.is_null());
-    let order_legs = top.map.get(names::ORDER_LEGS).filter(|v| !v.is_null());
+    let legs = top.map.get(names::LEGS).filter(|v| !fields::is_absent(v));
+    let order_legs = top
+        .map
+        .get(names::ORDER_LEGS)
+        .filter(|v| !fields::is_absent(v));
     let (key, dialect, value) = match (legs, order_legs) {
         (Some(_), Some(_)) => {
             return Err(Invalid::new(
