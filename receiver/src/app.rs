@@ -83,10 +83,19 @@ pub fn build_broker(
 ) -> Result<Arc<dyn Broker>, BuildError> {
     match settings.broker.kind {
         BrokerKind::Paper => {
-            let delay = settings.broker.paper.as_ref().map_or(0, |p| p.fill_delay_ms);
-            Ok(Arc::new(PaperBroker::new(journal, clock, Duration::from_millis(delay))))
+            let delay = settings
+                .broker
+                .paper
+                .as_ref()
+                .map_or(0, |p| p.fill_delay_ms);
+            Ok(Arc::new(PaperBroker::new(
+                journal,
+                clock,
+                Duration::from_millis(delay),
+            )))
         }
-        _ => broker::build_venue(&settings.broker, clock).map_err(|e| BuildError::Broker(e.to_string())),
+        _ => broker::build_venue(&settings.broker, clock)
+            .map_err(|e| BuildError::Broker(e.to_string())),
     }
 }
 
@@ -122,11 +131,15 @@ impl Receiver {
             settings.executor.clone(),
             metrics.clone(),
         );
-        let refuse_perpetuals = matches!(settings.broker.kind, BrokerKind::Binance | BrokerKind::Alpaca);
+        let refuse_perpetuals = matches!(
+            settings.broker.kind,
+            BrokerKind::Binance | BrokerKind::Alpaca
+        );
         let interpreter = Interpreter {
             symbols: settings.symbols.clone(),
             refuse_perpetuals,
-            max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
         };
         let ingest = Ingest {
             keys: keys.clone(),
@@ -135,7 +148,8 @@ impl Receiver {
             executor: executor.clone(),
             clock,
             metrics: metrics.clone(),
-            dedupe_window_ms: i64::try_from(settings.dedupe.window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            dedupe_window_ms: i64::try_from(settings.dedupe.window_seconds.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
             inline_deadline: Duration::from_millis(settings.executor.inline_deadline_ms),
         };
         let resumed = ingest.resume_unfinished().await?;
@@ -143,21 +157,39 @@ impl Receiver {
             tracing::info!(resumed, "resuming interrupted executions");
         }
         let ops_token = match &settings.ops {
-            Some(ops) => Some(ops.token.resolve().map_err(|e| Invalid::new("ops.token", e.to_string()))?),
+            Some(ops) => Some(
+                ops.token
+                    .resolve()
+                    .map_err(|e| Invalid::new("ops.token", e.to_string()))?,
+            ),
             None => None,
         };
-        let tls = settings.server.tls.as_ref().map(crate::tls::server_config).transpose()?;
+        let tls = settings
+            .server
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let (metrics_listener, metrics_addr) = match &settings.metrics {
             Some(m) => {
                 let l = TcpListener::bind(m.listen)
                     .await
-                    .map_err(|source| BuildError::Io { what: "metrics.listen", source })?;
-                let addr = l.local_addr().map_err(|source| BuildError::Io { what: "metrics.listen", source })?;
+                    .map_err(|source| BuildError::Io {
+                        what: "metrics.listen",
+                        source,
+                    })?;
+                let addr = l.local_addr().map_err(|source| BuildError::Io {
+                    what: "metrics.listen",
+                    source,
+                })?;
                 (Some(l), Some(addr))
             }
             None => (None, None),
         };
-        let local_addr = listener.local_addr().map_err(|source| BuildError::Io { what: "server.listen", source })?;
+        let local_addr = listener.local_addr().map_err(|source| BuildError::Io {
+            what: "server.listen",
+            source,
+        })?;
         let state = Arc::new(AppState {
             ingest,
             journal: dyn_journal,
@@ -195,12 +227,19 @@ impl Receiver {
 
     /// Serves until `shutdown` completes; then stops accepting, finishes in-flight requests and
     /// gives running executions a few seconds (whatever is left resumes at the next start).
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), BuildError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), BuildError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let metrics_task = self.metrics_listener.map(|listener| {
             let metrics = self.metrics.clone();
             let route = warp::path!("metrics").and(warp::get()).map(move || {
-                warp::reply::with_header(metrics.render(), "content-type", "text/plain; version=0.0.4; charset=utf-8")
+                warp::reply::with_header(
+                    metrics.render(),
+                    "content-type",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
             });
             let mut rx = stop_rx.clone();
             tokio::spawn(
@@ -213,7 +252,14 @@ impl Receiver {
             )
         });
         tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), venue = self.executor.venue(), keys = ?self.keys.fingerprints(), "receiver listening");
-        crate::serve::serve(self.listener, self.tls, routes(self.state), self.header_read_timeout, shutdown).await;
+        crate::serve::serve(
+            self.listener,
+            self.tls,
+            routes(self.state),
+            self.header_read_timeout,
+            shutdown,
+        )
+        .await;
         let _ = stop_tx.send(true);
         if !self.executor.drain(EXECUTION_DRAIN).await {
             tracing::warn!("executions still running at shutdown resume at the next start");

@@ -6,12 +6,19 @@ use std::path::{Path, PathBuf};
 
 use alertgate_shared::keys::write_new_file;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 
 /// The files `certs` writes, in `--out`.
-pub const FILES: [&str; 6] = ["ca.pem", "ca.key", "receiver.pem", "receiver.key", "relay-client.pem", "relay-client.key"];
+pub const FILES: [&str; 6] = [
+    "ca.pem",
+    "ca.key",
+    "receiver.pem",
+    "receiver.key",
+    "relay-client.pem",
+    "relay-client.key",
+];
 
 /// Why certificates could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +56,9 @@ pub fn generate(out: &Path, receiver_host: &str) -> Result<Written, CertsError> 
     }
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "alertgate private CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "alertgate private CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     validity(&mut ca_params, 3650);
@@ -58,15 +67,22 @@ pub fn generate(out: &Path, receiver_host: &str) -> Result<Written, CertsError> 
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
 
     let mut server_params = CertificateParams::new(vec![receiver_host.to_owned()])?;
-    server_params.distinguished_name.push(DnType::CommonName, receiver_host);
-    server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, receiver_host);
+    server_params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     validity(&mut server_params, 825);
     let server_key = KeyPair::generate()?;
     let server = server_params.signed_by(&server_key, &ca)?;
 
     let mut client_params = CertificateParams::new(Vec::<String>::new())?;
-    client_params.distinguished_name.push(DnType::CommonName, "alertgate-relay");
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "alertgate-relay");
     client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     validity(&mut client_params, 825);

@@ -132,7 +132,9 @@ fn default_window_seconds() -> u64 {
 
 impl Default for DedupeConfig {
     fn default() -> Self {
-        Self { window_seconds: default_window_seconds() }
+        Self {
+            window_seconds: default_window_seconds(),
+        }
     }
 }
 
@@ -161,7 +163,10 @@ impl RiskLimits {
             max_notional: over.max_notional.or(self.max_notional),
             max_orders_per_minute: over.max_orders_per_minute.or(self.max_orders_per_minute),
             max_position: over.max_position.or(self.max_position),
-            allowed_symbols: over.allowed_symbols.clone().or_else(|| self.allowed_symbols.clone()),
+            allowed_symbols: over
+                .allowed_symbols
+                .clone()
+                .or_else(|| self.allowed_symbols.clone()),
         }
     }
 }
@@ -311,7 +316,10 @@ impl Settings {
     pub fn validate(&self) -> Result<(), Invalid> {
         self.trusted_keys()?;
         if self.verify.tolerance_seconds == 0 {
-            return Err(Invalid::new("verify.tolerance_seconds", "must be at least 1"));
+            return Err(Invalid::new(
+                "verify.tolerance_seconds",
+                "must be at least 1",
+            ));
         }
         if self.server.max_body_bytes == 0 {
             return Err(Invalid::new("server.max_body_bytes", "must be at least 1"));
@@ -320,7 +328,9 @@ impl Settings {
             return Err(Invalid::new("executor.max_attempts", "must be at least 1"));
         }
         if let Some(ops) = &self.ops {
-            ops.token.resolve().map_err(|e| Invalid::new("ops.token", e.to_string()))?;
+            ops.token
+                .resolve()
+                .map_err(|e| Invalid::new("ops.token", e.to_string()))?;
         }
         check_limits("risk", &self.risk.global_limits())?;
         for (account, limits) in &self.risk.accounts {
@@ -333,13 +343,23 @@ impl Settings {
             BrokerKind::Http => self.broker.http.is_none().then_some("http"),
         };
         if let Some(name) = kind_section {
-            return Err(Invalid::new("broker", format!("kind = \"{name}\" needs a [broker.{name}] section")));
+            return Err(Invalid::new(
+                "broker",
+                format!("kind = \"{name}\" needs a [broker.{name}] section"),
+            ));
         }
         if let Some(tls) = &self.server.tls {
-            for (key, path) in [("server.tls.cert_file", Some(&tls.cert_file)), ("server.tls.key_file", Some(&tls.key_file)), ("server.tls.client_ca_file", tls.client_ca_file.as_ref())] {
+            for (key, path) in [
+                ("server.tls.cert_file", Some(&tls.cert_file)),
+                ("server.tls.key_file", Some(&tls.key_file)),
+                ("server.tls.client_ca_file", tls.client_ca_file.as_ref()),
+            ] {
                 if let Some(path) = path {
                     if !path.is_file() {
-                        return Err(Invalid::new(key, format!("{} is not a readable file", path.display())));
+                        return Err(Invalid::new(
+                            key,
+                            format!("{} is not a readable file", path.display()),
+                        ));
                     }
                 }
             }
@@ -383,7 +403,10 @@ fn check_limits(prefix: &str, limits: &RiskLimits) -> Result<(), Invalid> {
         ("max_position", limits.max_position),
     ] {
         if value.is_some_and(|v| v <= Decimal::ZERO) {
-            return Err(Invalid::new(format!("{prefix}.{key}"), "must be a positive decimal"));
+            return Err(Invalid::new(
+                format!("{prefix}.{key}"),
+                "must be a positive decimal",
+            ));
         }
     }
     Ok(())
@@ -414,14 +437,21 @@ mod tests {
         let small = s.risk.limits_for("small");
         assert_eq!(small.max_quantity, Some(Decimal::ONE));
         assert_eq!(small.max_notional, Some(Decimal::from(500)));
-        assert_eq!(s.risk.limits_for("other").max_quantity, Some(Decimal::from(10)));
+        assert_eq!(
+            s.risk.limits_for("other").max_quantity,
+            Some(Decimal::from(10))
+        );
     }
 
     #[test]
     fn unknown_keys_and_literal_secrets_are_refused() {
-        let err = parse(&minimal("[risk]\nmax_qty = \"1\"\n")).unwrap_err().to_string();
+        let err = parse(&minimal("[risk]\nmax_qty = \"1\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_qty"), "{err}");
-        let err = parse(&minimal("[ops]\ntoken = \"hunter2\"\n")).unwrap_err().to_string();
+        let err = parse(&minimal("[ops]\ntoken = \"hunter2\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 
@@ -434,7 +464,9 @@ mod tests {
 
     #[test]
     fn a_venue_kind_without_its_section_is_refused() {
-        let err = parse(&minimal("[broker]\nkind = \"alpaca\"\n")).unwrap_err().to_string();
+        let err = parse(&minimal("[broker]\nkind = \"alpaca\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[broker.alpaca]"), "{err}");
     }
 }

@@ -154,8 +154,14 @@ impl Executor {
     /// stop the job.
     pub fn submit(&self, job: Job) -> Completion {
         let keys: BTreeSet<ChainKey> = match &job.work {
-            Work::Legs(legs) => legs.iter().map(|l| (job.account.clone(), l.symbol.clone())).collect(),
-            Work::Resume(orders) => orders.iter().map(|o| (o.account.clone(), o.symbol.clone())).collect(),
+            Work::Legs(legs) => legs
+                .iter()
+                .map(|l| (job.account.clone(), l.symbol.clone()))
+                .collect(),
+            Work::Resume(orders) => orders
+                .iter()
+                .map(|o| (o.account.clone(), o.symbol.clone()))
+                .collect(),
         };
         let generation = self.inner.next_gen.fetch_add(1, Ordering::Relaxed);
         let mut waits = Vec::new();
@@ -216,7 +222,9 @@ impl Executor {
 }
 
 impl Inner {
-    fn lock_chains(&self) -> std::sync::MutexGuard<'_, HashMap<ChainKey, (u64, oneshot::Receiver<()>)>> {
+    fn lock_chains(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ChainKey, (u64, oneshot::Receiver<()>)>> {
         self.chains.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -228,13 +236,22 @@ impl Inner {
                     self.journal.plan(orders.clone()).await?;
                     orders
                 }
-                Plan::Final(outcome, reason) => return self.finish(&job.message_id, outcome, reason, Vec::new()).await,
+                Plan::Final(outcome, reason) => {
+                    return self
+                        .finish(&job.message_id, outcome, reason, Vec::new())
+                        .await
+                }
             },
         };
         self.place_all(&job.message_id, orders).await
     }
 
-    async fn plan(&self, message_id: &str, account: &str, legs: &[Leg]) -> Result<Plan, JournalError> {
+    async fn plan(
+        &self,
+        message_id: &str,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<Plan, JournalError> {
         let now = self.clock.now_unix_ms();
         if !self.risk.is_seeded(account) {
             let count = self.journal.orders_since(account, now - 60_000).await?;
@@ -251,7 +268,11 @@ impl Inner {
             let wanted = leg.quantity.map(Positive::get);
             let (side, quantity, opens) = match leg.action {
                 Action::Buy | Action::Sell => {
-                    let side = if leg.action == Action::Buy { Side::Buy } else { Side::Sell };
+                    let side = if leg.action == Action::Buy {
+                        Side::Buy
+                    } else {
+                        Side::Sell
+                    };
                     let Some(q) = wanted else {
                         let reason = format!("legs[{i}].quantity: required for buy and sell");
                         return Ok(Plan::Final(Outcome::Invalid, Some(reason)));
@@ -259,7 +280,11 @@ impl Inner {
                     (side, q, true)
                 }
                 Action::Close | Action::CloseLong | Action::CloseShort => {
-                    let side = if position > Decimal::ZERO { Side::Sell } else { Side::Buy };
+                    let side = if position > Decimal::ZERO {
+                        Side::Sell
+                    } else {
+                        Side::Buy
+                    };
                     let applies = match leg.action {
                         Action::CloseLong => position > Decimal::ZERO,
                         Action::CloseShort => position < Decimal::ZERO,
@@ -276,7 +301,11 @@ impl Inner {
             let after = position + signed(side, quantity);
             positions.insert(&leg.symbol, after);
             let leg_index = u32::try_from(i).unwrap_or(u32::MAX);
-            let price = leg.limit_price.or(leg.reference_price).or(leg.stop_price).map(Positive::get);
+            let price = leg
+                .limit_price
+                .or(leg.reference_price)
+                .or(leg.stop_price)
+                .map(Positive::get);
             opening.push((i, price, opens, after));
             orders.push(OrderRecord {
                 client_order_id: client_order_id(message_id, leg_index),
@@ -302,7 +331,10 @@ impl Inner {
             });
         }
         if orders.is_empty() {
-            return Ok(Plan::Final(Outcome::Filled, Some(NOTHING_TO_CLOSE.to_owned())));
+            return Ok(Plan::Final(
+                Outcome::Filled,
+                Some(NOTHING_TO_CLOSE.to_owned()),
+            ));
         }
         let candidates: Vec<Candidate<'_>> = orders
             .iter()
@@ -318,12 +350,19 @@ impl Inner {
             .collect();
         if let Err(rejection) = self.risk.admit(account, &candidates) {
             tracing::info!(message_id, account, gate = %rejection.gate, detail = rejection.detail, "rejected by risk gate");
-            return Ok(Plan::Final(Outcome::Rejected, Some(rejection.gate.as_str().to_owned())));
+            return Ok(Plan::Final(
+                Outcome::Rejected,
+                Some(rejection.gate.as_str().to_owned()),
+            ));
         }
         Ok(Plan::Orders(orders))
     }
 
-    async fn place_all(&self, message_id: &str, mut orders: Vec<OrderRecord>) -> Result<Execution, JournalError> {
+    async fn place_all(
+        &self,
+        message_id: &str,
+        mut orders: Vec<OrderRecord>,
+    ) -> Result<Execution, JournalError> {
         for i in 0..orders.len() {
             if orders[i].status != OrderState::New {
                 continue;
@@ -346,7 +385,12 @@ impl Inner {
                     order.average_price = settlement.average_price;
                     order.updated_at_ms = now;
                     self.metrics.order(&order.venue, order.status.as_str());
-                    tracing::info!(message_id, client_order_id = order.client_order_id, status = order.status.as_str(), "order answered");
+                    tracing::info!(
+                        message_id,
+                        client_order_id = order.client_order_id,
+                        status = order.status.as_str(),
+                        "order answered"
+                    );
                 }
                 Err(error) => {
                     let message = error.to_string();
@@ -364,28 +408,47 @@ impl Inner {
                     order.status = OrderState::Failed;
                     order.error = Some(message.clone());
                     order.updated_at_ms = now;
-                    self.metrics.order(&order.venue, OrderState::Failed.as_str());
-                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = message, "order failed");
-                    for later in orders.iter_mut().skip(i + 1).filter(|o| o.status == OrderState::New) {
+                    self.metrics
+                        .order(&order.venue, OrderState::Failed.as_str());
+                    tracing::warn!(
+                        message_id,
+                        client_order_id = order.client_order_id,
+                        error = message,
+                        "order failed"
+                    );
+                    for later in orders
+                        .iter_mut()
+                        .skip(i + 1)
+                        .filter(|o| o.status == OrderState::New)
+                    {
                         later.status = OrderState::Skipped;
                     }
                     let outcome = match error {
                         BrokerError::Invalid { .. } => Outcome::Invalid,
                         _ => Outcome::Failed,
                     };
-                    return self.finish(message_id, outcome, Some(message), orders).await;
+                    return self
+                        .finish(message_id, outcome, Some(message), orders)
+                        .await;
                 }
             }
         }
-        let (outcome, reason) = if let Some(c) = orders.iter().find(|o| o.status == OrderState::Cancelled) {
-            (Outcome::Failed, Some(format!("order {} was cancelled by the venue", c.client_order_id)))
-        } else if orders.iter().any(|o| o.status == OrderState::Failed) {
-            (Outcome::Failed, orders.iter().find_map(|o| o.error.clone()))
-        } else if orders.iter().all(|o| o.status == OrderState::Filled) {
-            (Outcome::Filled, None)
-        } else {
-            (Outcome::Placed, None)
-        };
+        let (outcome, reason) =
+            if let Some(c) = orders.iter().find(|o| o.status == OrderState::Cancelled) {
+                (
+                    Outcome::Failed,
+                    Some(format!(
+                        "order {} was cancelled by the venue",
+                        c.client_order_id
+                    )),
+                )
+            } else if orders.iter().any(|o| o.status == OrderState::Failed) {
+                (Outcome::Failed, orders.iter().find_map(|o| o.error.clone()))
+            } else if orders.iter().all(|o| o.status == OrderState::Filled) {
+                (Outcome::Filled, None)
+            } else {
+                (Outcome::Placed, None)
+            };
         self.finish(message_id, outcome, reason, orders).await
     }
 
@@ -396,14 +459,27 @@ impl Inner {
         loop {
             match self.broker.place(request).await {
                 Ok(p) => return Ok(p),
-                Err(BrokerError::Transient { message, retry_after }) => {
+                Err(BrokerError::Transient {
+                    message,
+                    retry_after,
+                }) => {
                     if attempt >= self.config.max_attempts {
                         return Err(BrokerError::Rejected {
-                            message: format!("venue unavailable after {attempt} attempts: {message}"),
+                            message: format!(
+                                "venue unavailable after {attempt} attempts: {message}"
+                            ),
                         });
                     }
-                    let wait = retry_after.map_or(backoff, |r| r.max(backoff)).min(MAX_RETRY_WAIT);
-                    tracing::warn!(client_order_id = request.client_order_id, attempt, ?wait, message, "transient broker error; retrying with the same id");
+                    let wait = retry_after
+                        .map_or(backoff, |r| r.max(backoff))
+                        .min(MAX_RETRY_WAIT);
+                    tracing::warn!(
+                        client_order_id = request.client_order_id,
+                        attempt,
+                        ?wait,
+                        message,
+                        "transient broker error; retrying with the same id"
+                    );
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(max_backoff);
                     attempt += 1;
@@ -420,15 +496,28 @@ impl Inner {
         reason: Option<String>,
         orders: Vec<OrderRecord>,
     ) -> Result<Execution, JournalError> {
-        self.journal.finish(message_id, outcome, reason.clone(), self.clock.now_unix_ms()).await?;
+        self.journal
+            .finish(
+                message_id,
+                outcome,
+                reason.clone(),
+                self.clock.now_unix_ms(),
+            )
+            .await?;
         self.metrics.message(outcome.as_str());
-        Ok(Execution { outcome, reason, orders })
+        Ok(Execution {
+            outcome,
+            reason,
+            orders,
+        })
     }
 }
 
 fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
     let positive = |d: Decimal, what: &str| {
-        Positive::new(d).map_err(|_| BrokerError::Invalid { message: format!("{what}: must be positive") })
+        Positive::new(d).map_err(|_| BrokerError::Invalid {
+            message: format!("{what}: must be positive"),
+        })
     };
     let optional = |d: Option<Decimal>, what: &str| d.map(|d| positive(d, what)).transpose();
     Ok(OrderRequest {

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::executor::{Execution, Executor, Job, Work};
-use crate::journal::{Admission, Journal, JournalError, MessageRecord, NewMessage, OrderRecord, Outcome};
+use crate::journal::{
+    Admission, Journal, JournalError, MessageRecord, NewMessage, OrderRecord, Outcome,
+};
 use crate::metrics::Metrics;
 use crate::normalize::{normalize, Leg, NormalizeContext};
 use crate::verify::TrustedKeys;
@@ -63,13 +65,23 @@ impl Interpreter {
                 }
             }
         };
-        let received_at_ms = i64::try_from(envelope.received_at.unix_timestamp_nanos() / 1_000_000).ok();
-        let ctx = NormalizeContext { symbols: &self.symbols, refuse_perpetuals: self.refuse_perpetuals };
+        let received_at_ms =
+            i64::try_from(envelope.received_at.unix_timestamp_nanos() / 1_000_000).ok();
+        let ctx = NormalizeContext {
+            symbols: &self.symbols,
+            refuse_perpetuals: self.refuse_perpetuals,
+        };
         let normalized = normalize(&envelope.alert, &ctx);
-        let idempotency_key = normalized.as_ref().ok().and_then(|n| n.idempotency_key.clone());
+        let idempotency_key = normalized
+            .as_ref()
+            .ok()
+            .and_then(|n| n.idempotency_key.clone());
         let age_ms = received_at_ms.map_or(0, |r| now_ms - r);
         let verdict = if envelope.kind != ALERT_TYPE {
-            Verdict::Final(Outcome::Invalid, format!("type: expected {ALERT_TYPE:?}, got {:?}", envelope.kind))
+            Verdict::Final(
+                Outcome::Invalid,
+                format!("type: expected {ALERT_TYPE:?}, got {:?}", envelope.kind),
+            )
         } else if age_ms > self.max_age_ms {
             Verdict::Final(
                 Outcome::Expired,
@@ -85,7 +97,12 @@ impl Interpreter {
                 Err(invalid) => Verdict::Final(Outcome::Invalid, invalid.to_string()),
             }
         };
-        Interpretation { account: Some(envelope.account), idempotency_key, received_at_ms, verdict }
+        Interpretation {
+            account: Some(envelope.account),
+            idempotency_key,
+            received_at_ms,
+            verdict,
+        }
     }
 }
 
@@ -180,7 +197,10 @@ impl Ingest {
             .await;
         let record = match admission {
             Ok(Admission::Seen(record)) => {
-                tracing::info!(outcome = record.outcome.as_str(), "redelivery of a journaled message");
+                tracing::info!(
+                    outcome = record.outcome.as_str(),
+                    "redelivery of a journaled message"
+                );
                 return Reply::from_record(record, true);
             }
             Ok(Admission::New(record)) => record,
@@ -189,22 +209,47 @@ impl Ingest {
                 return Reply::Unavailable(e);
             }
         };
-        let (Outcome::Pending, Some(legs), Some(account)) = (record.outcome, legs, reading.account) else {
-            tracing::info!(outcome = record.outcome.as_str(), reason = record.reason, "message recorded");
+        let (Outcome::Pending, Some(legs), Some(account)) = (record.outcome, legs, reading.account)
+        else {
+            tracing::info!(
+                outcome = record.outcome.as_str(),
+                reason = record.reason,
+                "message recorded"
+            );
             self.metrics.message(record.outcome.as_str());
             return Reply::from_record(record, false);
         };
-        let completion = self.executor.submit(Job { message_id: id.clone(), account, work: Work::Legs(legs) });
+        let completion = self.executor.submit(Job {
+            message_id: id.clone(),
+            account,
+            work: Work::Legs(legs),
+        });
         match tokio::time::timeout(self.inline_deadline, completion).await {
-            Ok(Ok(Ok(Execution { outcome, reason, orders }))) => {
+            Ok(Ok(Ok(Execution {
+                outcome,
+                reason,
+                orders,
+            }))) => {
                 tracing::info!(outcome = outcome.as_str(), reason, "message executed");
-                Reply::Recorded { id, outcome, reason, orders, duplicate: false }
+                Reply::Recorded {
+                    id,
+                    outcome,
+                    reason,
+                    orders,
+                    duplicate: false,
+                }
             }
             Ok(Ok(Err(e))) => Reply::Unavailable(e),
             Ok(Err(_)) => Reply::Unavailable(JournalError::Closed),
             Err(_) => {
                 tracing::info!("execution still running at the inline deadline; answering 202");
-                Reply::Recorded { id, outcome: Outcome::Pending, reason: None, orders: Vec::new(), duplicate: false }
+                Reply::Recorded {
+                    id,
+                    outcome: Outcome::Pending,
+                    reason: None,
+                    orders: Vec::new(),
+                    duplicate: false,
+                }
             }
         }
     }
@@ -221,10 +266,16 @@ impl Ingest {
             let work = if !record.orders.is_empty() {
                 Work::Resume(record.orders)
             } else {
-                match self.interpreter.interpret(&record.envelope, self.clock.now_unix_ms()).verdict {
+                match self
+                    .interpreter
+                    .interpret(&record.envelope, self.clock.now_unix_ms())
+                    .verdict
+                {
                     Verdict::Execute(legs) => Work::Legs(legs),
                     Verdict::Final(outcome, reason) => {
-                        self.journal.finish(&record.id, outcome, Some(reason), self.clock.now_unix_ms()).await?;
+                        self.journal
+                            .finish(&record.id, outcome, Some(reason), self.clock.now_unix_ms())
+                            .await?;
                         self.metrics.message(outcome.as_str());
                         continue;
                     }
@@ -232,7 +283,11 @@ impl Ingest {
             };
             tracing::info!(id = record.id, "resuming an interrupted execution");
             // Runs in the background, in order per (account, symbol), ahead of new deliveries.
-            drop(self.executor.submit(Job { message_id: record.id, account, work }));
+            drop(self.executor.submit(Job {
+                message_id: record.id,
+                account,
+                work,
+            }));
         }
         Ok(count)
     }

@@ -75,7 +75,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn run(config: &Path) -> anyhow::Result<()> {
@@ -112,15 +115,30 @@ fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
     let path = &settings.store.path;
     anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
     let rows = runtime()?.block_on(async {
-        let journal = SqliteJournal::open(path, Duration::from_millis(settings.store.busy_timeout_ms))?;
+        let journal =
+            SqliteJournal::open(path, Duration::from_millis(settings.store.busy_timeout_ms))?;
         journal.recent_orders(limit.clamp(1, 1000)).await
     })?;
-    let header = ["CREATED", "CLIENT ORDER ID", "ACCOUNT", "SYMBOL", "SIDE", "QTY", "TYPE", "LIMIT", "STATUS", "VENUE", "VENUE ORDER ID"];
+    let header = [
+        "CREATED",
+        "CLIENT ORDER ID",
+        "ACCOUNT",
+        "SYMBOL",
+        "SIDE",
+        "QTY",
+        "TYPE",
+        "LIMIT",
+        "STATUS",
+        "VENUE",
+        "VENUE ORDER ID",
+    ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
     for o in &rows {
-        let created = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(o.created_at_ms) * 1_000_000)
-            .map(alertgate_shared::envelope::format_millis)
-            .unwrap_or_default();
+        let created = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(o.created_at_ms) * 1_000_000,
+        )
+        .map(alertgate_shared::envelope::format_millis)
+        .unwrap_or_default();
         table.push(vec![
             created,
             o.client_order_id.clone(),
@@ -129,15 +147,23 @@ fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
             o.side.as_str().to_owned(),
             o.quantity.normalize().to_string(),
             o.order_type.as_str().to_owned(),
-            o.limit_price.map(|p| p.normalize().to_string()).unwrap_or_else(|| "-".into()),
+            o.limit_price
+                .map(|p| p.normalize().to_string())
+                .unwrap_or_else(|| "-".into()),
             o.status.as_str().to_owned(),
             o.venue.clone(),
             o.venue_order_id.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len()).map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     for row in &table {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
     if rows.is_empty() {

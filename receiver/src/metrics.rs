@@ -43,8 +43,16 @@ impl Metrics {
         let orders = Family::<Labels, Counter>::default();
         let verify_failures = Family::<Labels, Counter>::default();
         let place_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        registry.register("alertgate_receiver_messages", "Messages journaled, by final outcome", messages.clone());
-        registry.register("alertgate_receiver_orders", "Orders answered by the venue, by status", orders.clone());
+        registry.register(
+            "alertgate_receiver_messages",
+            "Messages journaled, by final outcome",
+            messages.clone(),
+        );
+        registry.register(
+            "alertgate_receiver_orders",
+            "Orders answered by the venue, by status",
+            orders.clone(),
+        );
         registry.register(
             "alertgate_receiver_verify_failures",
             "Deliveries refused by signature verification, by reason",
@@ -55,22 +63,42 @@ impl Metrics {
             "Time to place one order, retries included",
             place_duration.clone(),
         );
-        Self { inner: Arc::new(Inner { registry, messages, orders, verify_failures, place_duration }) }
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                messages,
+                orders,
+                verify_failures,
+                place_duration,
+            }),
+        }
     }
 
     /// One message reached `outcome`.
     pub fn message(&self, outcome: &str) {
-        self.inner.messages.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+        self.inner
+            .messages
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
     }
 
     /// The venue answered an order with `status`.
     pub fn order(&self, venue: &str, status: &str) {
-        self.inner.orders.get_or_create(&vec![("venue", venue.to_owned()), ("status", status.to_owned())]).inc();
+        self.inner
+            .orders
+            .get_or_create(&vec![
+                ("venue", venue.to_owned()),
+                ("status", status.to_owned()),
+            ])
+            .inc();
     }
 
     /// A delivery failed verification.
     pub fn verify_failure(&self, reason: &str) {
-        self.inner.verify_failures.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+        self.inner
+            .verify_failures
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
     }
 
     /// Placing one order took `elapsed`.

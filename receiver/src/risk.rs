@@ -100,7 +100,11 @@ const MINUTE_MS: i64 = 60_000;
 impl RiskGates {
     /// Gates for `config`.
     pub fn new(config: RiskConfig, clock: Arc<dyn Clock>) -> Self {
-        Self { config, clock, recent: Mutex::new(HashMap::new()) }
+        Self {
+            config,
+            clock,
+            recent: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The kill-switch file, if configured.
@@ -110,7 +114,10 @@ impl RiskGates {
 
     /// `true` while the kill-switch file exists.
     pub fn kill_switch_on(&self) -> bool {
-        self.config.kill_switch_file.as_ref().is_some_and(|p| p.exists())
+        self.config
+            .kill_switch_file
+            .as_ref()
+            .is_some_and(|p| p.exists())
     }
 
     /// The limits for `account`.
@@ -126,7 +133,9 @@ impl RiskGates {
     /// Loads `count` orders journaled in the last minute (after a restart), counted as of now.
     pub fn seed(&self, account: &str, count: u32) {
         let now = self.clock.now_unix_ms();
-        self.lock().entry(account.to_owned()).or_insert_with(|| (0..count).map(|_| now).collect());
+        self.lock()
+            .entry(account.to_owned())
+            .or_insert_with(|| (0..count).map(|_| now).collect());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<i64>>> {
@@ -137,7 +146,10 @@ impl RiskGates {
     /// are counted against the account's per-minute limit.
     pub fn admit(&self, account: &str, orders: &[Candidate<'_>]) -> Result<(), Rejection> {
         if self.kill_switch_on() {
-            return Err(reject(Gate::KillSwitch, "the kill-switch file exists".into()));
+            return Err(reject(
+                Gate::KillSwitch,
+                "the kill-switch file exists".into(),
+            ));
         }
         let limits = self.limits(account);
         for c in orders {
@@ -154,7 +166,11 @@ impl RiskGates {
             if wanted > max as usize {
                 return Err(reject(
                     Gate::MaxOrdersPerMinute,
-                    format!("{} orders in the last minute, {} more asked, limit {max}", times.len(), orders.len()),
+                    format!(
+                        "{} orders in the last minute, {} more asked, limit {max}",
+                        times.len(),
+                        orders.len()
+                    ),
                 ));
             }
         }
@@ -166,7 +182,10 @@ impl RiskGates {
 fn check_order(limits: &RiskLimits, c: &Candidate<'_>) -> Result<(), Rejection> {
     if let Some(allowed) = limits.allowed_symbols.as_ref().filter(|a| !a.is_empty()) {
         if !allowed.iter().any(|s| s == c.symbol || s == c.tv_symbol) {
-            return Err(reject(Gate::SymbolNotAllowed, format!("{} is not in allowed_symbols", c.tv_symbol)));
+            return Err(reject(
+                Gate::SymbolNotAllowed,
+                format!("{} is not in allowed_symbols", c.tv_symbol),
+            ));
         }
     }
     if !c.opening {
@@ -174,7 +193,10 @@ fn check_order(limits: &RiskLimits, c: &Candidate<'_>) -> Result<(), Rejection> 
     }
     if let Some(max) = limits.max_quantity {
         if c.quantity > max {
-            return Err(reject(Gate::MaxQuantity, format!("quantity {} > max_quantity {max}", c.quantity)));
+            return Err(reject(
+                Gate::MaxQuantity,
+                format!("quantity {} > max_quantity {max}", c.quantity),
+            ));
         }
     }
     if let Some(max) = limits.max_notional {
@@ -182,7 +204,10 @@ fn check_order(limits: &RiskLimits, c: &Candidate<'_>) -> Result<(), Rejection> 
             Some(price) if c.quantity * price > max => {
                 return Err(reject(
                     Gate::MaxNotional,
-                    format!("notional {} > max_notional {max}", (c.quantity * price).normalize()),
+                    format!(
+                        "notional {} > max_notional {max}",
+                        (c.quantity * price).normalize()
+                    ),
                 ));
             }
             Some(_) => {}
@@ -198,7 +223,10 @@ fn check_order(limits: &RiskLimits, c: &Candidate<'_>) -> Result<(), Rejection> 
         if c.position_after.abs() > max {
             return Err(reject(
                 Gate::MaxPosition,
-                format!("position after the order {} > max_position {max}", c.position_after),
+                format!(
+                    "position after the order {} > max_position {max}",
+                    c.position_after
+                ),
             ));
         }
     }
@@ -228,10 +256,16 @@ mod tests {
 
     #[test]
     fn the_per_minute_limit_counts_a_sliding_minute() {
-        let (clock, g) = gates(RiskConfig { max_orders_per_minute: Some(2), ..RiskConfig::default() });
+        let (clock, g) = gates(RiskConfig {
+            max_orders_per_minute: Some(2),
+            ..RiskConfig::default()
+        });
         g.admit("a", &[candidate(1, None)]).unwrap();
         g.admit("a", &[candidate(1, None)]).unwrap();
-        assert_eq!(g.admit("a", &[candidate(1, None)]).unwrap_err().gate, Gate::MaxOrdersPerMinute);
+        assert_eq!(
+            g.admit("a", &[candidate(1, None)]).unwrap_err().gate,
+            Gate::MaxOrdersPerMinute
+        );
         g.admit("b", &[candidate(1, None)]).unwrap();
         clock.advance(time::Duration::seconds(60));
         g.admit("a", &[candidate(1, None)]).unwrap();
@@ -239,16 +273,38 @@ mod tests {
 
     #[test]
     fn size_gates_do_not_stop_an_order_that_reduces_a_position() {
-        let (_c, g) = gates(RiskConfig { max_quantity: Some(Decimal::ONE), ..RiskConfig::default() });
-        assert_eq!(g.admit("a", &[candidate(5, None)]).unwrap_err().gate, Gate::MaxQuantity);
-        g.admit("a", &[Candidate { opening: false, ..candidate(5, None) }]).unwrap();
+        let (_c, g) = gates(RiskConfig {
+            max_quantity: Some(Decimal::ONE),
+            ..RiskConfig::default()
+        });
+        assert_eq!(
+            g.admit("a", &[candidate(5, None)]).unwrap_err().gate,
+            Gate::MaxQuantity
+        );
+        g.admit(
+            "a",
+            &[Candidate {
+                opening: false,
+                ..candidate(5, None)
+            }],
+        )
+        .unwrap();
     }
 
     #[test]
     fn notional_without_any_price_is_refused_while_the_limit_is_set() {
-        let (_c, g) = gates(RiskConfig { max_notional: Some(Decimal::from(100)), ..RiskConfig::default() });
-        assert_eq!(g.admit("a", &[candidate(1, None)]).unwrap_err().gate, Gate::MaxNotional);
-        assert_eq!(g.admit("a", &[candidate(2, Some(51))]).unwrap_err().gate, Gate::MaxNotional);
+        let (_c, g) = gates(RiskConfig {
+            max_notional: Some(Decimal::from(100)),
+            ..RiskConfig::default()
+        });
+        assert_eq!(
+            g.admit("a", &[candidate(1, None)]).unwrap_err().gate,
+            Gate::MaxNotional
+        );
+        assert_eq!(
+            g.admit("a", &[candidate(2, Some(51))]).unwrap_err().gate,
+            Gate::MaxNotional
+        );
         g.admit("a", &[candidate(2, Some(50))]).unwrap();
     }
 }

@@ -40,12 +40,16 @@ pub struct AppState {
     pub max_body_bytes: u64,
 }
 
-fn with_state(state: Arc<AppState>) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+fn with_state(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
 /// Every route, with rejections turned into JSON.
-pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     alerts(state.clone())
         .or(orders(state.clone()))
         .unify()
@@ -67,9 +71,11 @@ fn alerts(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
         .and(with_state(state))
-        .then(|headers: HeaderMap, body: Bytes, state: Arc<AppState>| async move {
-            alert_reply(state.ingest.receive(&headers, body).await)
-        })
+        .then(
+            |headers: HeaderMap, body: Bytes, state: Arc<AppState>| async move {
+                alert_reply(state.ingest.receive(&headers, body).await)
+            },
+        )
 }
 
 fn orders(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -104,16 +110,22 @@ fn message(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::get())
         .and(warp::header::optional::<String>("authorization"))
         .and(with_state(state))
-        .then(|id: String, auth: Option<String>, state: Arc<AppState>| async move {
-            if !authorized(&state, auth.as_deref()) {
-                return unauthorized();
-            }
-            match state.journal.message(&id).await {
-                Ok(Some(record)) => json_reply(StatusCode::OK, &message_json(&record)),
-                Ok(None) => error(StatusCode::NOT_FOUND, "not_found", Some("no message with this id")),
-                Err(e) => journal_unavailable(&e),
-            }
-        })
+        .then(
+            |id: String, auth: Option<String>, state: Arc<AppState>| async move {
+                if !authorized(&state, auth.as_deref()) {
+                    return unauthorized();
+                }
+                match state.journal.message(&id).await {
+                    Ok(Some(record)) => json_reply(StatusCode::OK, &message_json(&record)),
+                    Ok(None) => error(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        Some("no message with this id"),
+                    ),
+                    Err(e) => journal_unavailable(&e),
+                }
+            },
+        )
 }
 
 fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -123,15 +135,21 @@ fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
 }
 
 fn readyz(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("readyz").and(warp::get()).and(with_state(state)).then(|state: Arc<AppState>| async move {
-        match state.journal.ping().await {
-            Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ready" })),
-            Err(e) => {
-                tracing::warn!(error = %e, "not ready: the journal does not take writes");
-                json_reply(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "unavailable", "error": "journal_unavailable" }))
+    warp::path!("readyz")
+        .and(warp::get())
+        .and(with_state(state))
+        .then(|state: Arc<AppState>| async move {
+            match state.journal.ping().await {
+                Ok(()) => json_reply(StatusCode::OK, &json!({ "status": "ready" })),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready: the journal does not take writes");
+                    json_reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &json!({ "status": "unavailable", "error": "journal_unavailable" }),
+                    )
+                }
             }
-        }
-    })
+        })
 }
 
 /// Constant-time comparison of `Authorization: Bearer <token>` with `ops.token`.
@@ -139,7 +157,10 @@ fn authorized(state: &AppState, header: Option<&str>) -> bool {
     let (Some(token), Some(header)) = (&state.ops_token, header) else {
         return false;
     };
-    let presented = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or("");
+    let presented = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .unwrap_or("");
     !presented.is_empty() && token.matches(presented.trim().as_bytes())
 }
 
@@ -157,7 +178,10 @@ fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response {
 
 fn unauthorized() -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", None);
-    response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer"),
+    );
     response
 }
 
@@ -171,8 +195,18 @@ pub fn alert_reply(reply: Reply) -> Response {
     match reply {
         Reply::Unverified(e) => error(StatusCode::UNAUTHORIZED, e.error_code(), None),
         Reply::Unavailable(e) => journal_unavailable(&e),
-        Reply::Recorded { id, outcome, reason, orders, duplicate } => {
-            let status = if outcome == Outcome::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+        Reply::Recorded {
+            id,
+            outcome,
+            reason,
+            orders,
+            duplicate,
+        } => {
+            let status = if outcome == Outcome::Pending {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
             let orders: Vec<Value> = orders.iter().map(order_json).collect();
             json_reply(
                 status,

@@ -21,7 +21,10 @@ pub struct TlsError {
 }
 
 fn tls_err(key: &'static str, message: impl ToString) -> TlsError {
-    TlsError { key, message: message.to_string() }
+    TlsError {
+        key,
+        message: message.to_string(),
+    }
 }
 
 fn certificates(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -30,7 +33,10 @@ fn certificates(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'st
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_err(key, format!("{}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(tls_err(key, format!("{}: no certificate found", path.display())));
+        return Err(tls_err(
+            key,
+            format!("{}: no certificate found", path.display()),
+        ));
     }
     Ok(certs)
 }
@@ -57,7 +63,9 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Tl
         }
         None => builder.with_no_client_auth(),
     };
-    let mut server = builder.with_single_cert(certs, key).map_err(|e| tls_err("key_file", e))?;
+    let mut server = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_err("key_file", e))?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(server))
 }

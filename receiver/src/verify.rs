@@ -21,7 +21,9 @@ impl TrustedKeys {
     /// Loads the keys named by `[verify]`.
     pub fn from_settings(settings: &Settings) -> Result<Self, Invalid> {
         let verifier = build_verifier(settings)?;
-        Ok(Self { current: Arc::new(RwLock::new(Arc::new(verifier))) })
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::new(verifier))),
+        })
     }
 
     /// Replaces the trusted keys with those `settings` name; on any error the old set stays.
@@ -39,19 +41,34 @@ impl TrustedKeys {
     }
 
     fn verifier(&self) -> Arc<Verifier> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Verifies a delivery's headers against its raw body at `now_unix`; returns the message id.
-    pub fn verify<'h>(&self, headers: &'h HeaderMap, body: &[u8], now_unix: i64) -> Result<&'h str, VerifyError> {
+    pub fn verify<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<&'h str, VerifyError> {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let id = get(HEADER_ID);
-        self.verifier().verify(id, get(HEADER_TIMESTAMP), get(HEADER_SIGNATURE), body, now_unix)?;
+        self.verifier().verify(
+            id,
+            get(HEADER_TIMESTAMP),
+            get(HEADER_SIGNATURE),
+            body,
+            now_unix,
+        )?;
         id.ok_or(VerifyError::MissingHeader(HEADER_ID))
     }
 }
 
 fn build_verifier(settings: &Settings) -> Result<Verifier, Invalid> {
     let (keys, secrets) = settings.trusted_keys()?;
-    Verifier::new(keys, secrets, settings.verify.tolerance_seconds).map_err(|e| Invalid::new("verify", e.to_string()))
+    Verifier::new(keys, secrets, settings.verify.tolerance_seconds)
+        .map_err(|e| Invalid::new("verify", e.to_string()))
 }

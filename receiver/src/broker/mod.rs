@@ -107,7 +107,10 @@ pub trait Broker: Send + Sync + Debug {
 
     /// Places `order` idempotently on `order.client_order_id`. When the outcome of an earlier
     /// attempt is unknown, implementations look the order up before sending it again.
-    fn place<'a>(&'a self, order: &'a OrderRequest) -> BrokerFuture<'a, Result<Placement, BrokerError>>;
+    fn place<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>>;
 }
 
 /// Why a venue could not be built from `[broker]`. Messages name the config key and the
@@ -160,19 +163,33 @@ pub enum BrokerBuildError {
 /// Builds the real venue `[broker]` names (`binance`, `alpaca` or `http`), resolving its
 /// credentials now so a missing secret stops startup rather than the first order.
 /// `paper` is refused: the receiver builds it around its journal.
-pub fn build_venue(config: &BrokerConfig, clock: Arc<dyn Clock>) -> Result<Arc<dyn Broker>, BrokerBuildError> {
+pub fn build_venue(
+    config: &BrokerConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Broker>, BrokerBuildError> {
     match config.kind {
         BrokerKind::Paper => Err(BrokerBuildError::Paper),
         BrokerKind::Binance => {
-            let section = config.binance.as_ref().ok_or(BrokerBuildError::MissingSection { kind: "binance" })?;
-            Ok(Arc::new(binance::BinanceBroker::from_config(section, clock)?))
+            let section = config
+                .binance
+                .as_ref()
+                .ok_or(BrokerBuildError::MissingSection { kind: "binance" })?;
+            Ok(Arc::new(binance::BinanceBroker::from_config(
+                section, clock,
+            )?))
         }
         BrokerKind::Alpaca => {
-            let section = config.alpaca.as_ref().ok_or(BrokerBuildError::MissingSection { kind: "alpaca" })?;
+            let section = config
+                .alpaca
+                .as_ref()
+                .ok_or(BrokerBuildError::MissingSection { kind: "alpaca" })?;
             Ok(Arc::new(alpaca::AlpacaBroker::from_config(section)?))
         }
         BrokerKind::Http => {
-            let section = config.http.as_ref().ok_or(BrokerBuildError::MissingSection { kind: "http" })?;
+            let section = config
+                .http
+                .as_ref()
+                .ok_or(BrokerBuildError::MissingSection { kind: "http" })?;
             Ok(Arc::new(http::HttpBroker::from_config(section, clock)?))
         }
     }

@@ -29,7 +29,11 @@ pub struct PaperBroker {
 impl PaperBroker {
     /// A paper broker keeping its book in `book`.
     pub fn new(book: Arc<dyn PaperBook>, clock: Arc<dyn Clock>, fill_delay: Duration) -> Self {
-        Self { book, clock, fill_delay }
+        Self {
+            book,
+            clock,
+            fill_delay,
+        }
     }
 
     fn venue_order_id(client_order_id: &str) -> String {
@@ -38,7 +42,10 @@ impl PaperBroker {
 }
 
 fn transient(e: JournalError) -> BrokerError {
-    BrokerError::Transient { message: format!("paper book unavailable: {e}"), retry_after: None }
+    BrokerError::Transient {
+        message: format!("paper book unavailable: {e}"),
+        retry_after: None,
+    }
 }
 
 impl Broker for PaperBroker {
@@ -46,9 +53,17 @@ impl Broker for PaperBroker {
         "paper"
     }
 
-    fn place<'a>(&'a self, order: &'a OrderRequest) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+    fn place<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
         Box::pin(async move {
-            if let Some(existing) = self.book.lookup(&order.client_order_id).await.map_err(transient)? {
+            if let Some(existing) = self
+                .book
+                .lookup(&order.client_order_id)
+                .await
+                .map_err(transient)?
+            {
                 return Ok(existing);
             }
             if !self.fill_delay.is_zero() {
@@ -58,9 +73,10 @@ impl Broker for PaperBroker {
                 OrderType::Market => {
                     let Some(price) = order.reference_price else {
                         return Err(BrokerError::Invalid {
-                            message: "price: a paper market order fills at the alert's reference price; \
+                            message:
+                                "price: a paper market order fills at the alert's reference price; \
                                       add \"price\": \"{{close}}\" to the alert"
-                                .into(),
+                                    .into(),
                         });
                     };
                     Placement {

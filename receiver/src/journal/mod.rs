@@ -310,7 +310,13 @@ pub trait Journal: Send + Sync + Debug {
 
     /// Sets a message's final outcome (and marks its remaining `new` orders `skipped` when it did
     /// not complete).
-    fn finish(&self, id: &str, outcome: Outcome, reason: Option<String>, now_ms: i64) -> JournalFuture<()>;
+    fn finish(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+        now_ms: i64,
+    ) -> JournalFuture<()>;
 
     /// One message with its orders.
     fn message(&self, id: &str) -> JournalFuture<Option<MessageRecord>>;
@@ -336,7 +342,12 @@ pub trait Journal: Send + Sync + Debug {
 pub trait PaperBook: Send + Sync + Debug {
     /// Stores `placement` for `client_order_id` unless one is stored already; returns the stored
     /// one either way.
-    fn record_once(&self, client_order_id: &str, placement: Placement, now_ms: i64) -> JournalFuture<Placement>;
+    fn record_once(
+        &self,
+        client_order_id: &str,
+        placement: Placement,
+        now_ms: i64,
+    ) -> JournalFuture<Placement>;
 
     /// The stored placement, if any.
     fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>>;

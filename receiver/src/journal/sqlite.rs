@@ -15,8 +15,8 @@ use rust_decimal::Decimal;
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord, OrderState, Outcome,
-    PaperBook, Settlement,
+    Admission, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
+    OrderState, Outcome, PaperBook, Settlement,
 };
 use crate::broker::{OrderStatus, Placement};
 use crate::order::{OrderType, Side, TimeInForce};
@@ -103,8 +103,9 @@ impl SqliteJournal {
     /// longer than `busy_timeout` for a lock fails (and its request gets 503).
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| JournalError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                JournalError::Storage(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let conn = open_connection(path, busy_timeout)?;
         let (ops, queue) = mpsc::channel::<Op>();
@@ -112,7 +113,10 @@ impl SqliteJournal {
             .name("journal-writer".into())
             .spawn(move || writer_loop(conn, queue))
             .map_err(|e| JournalError::Storage(format!("cannot start the journal thread: {e}")))?;
-        Ok(Self { ops, path: path.to_owned() })
+        Ok(Self {
+            ops,
+            path: path.to_owned(),
+        })
     }
 
     /// The database file.
@@ -145,17 +149,25 @@ impl SqliteJournal {
 pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
     let conn = Connection::open(path).map_err(storage)?;
     conn.busy_timeout(busy_timeout).map_err(storage)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(storage)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(storage)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(JournalError::Storage(format!("cannot switch {} to WAL (got {mode})", path.display())));
+        return Err(JournalError::Storage(format!(
+            "cannot switch {} to WAL (got {mode})",
+            path.display()
+        )));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(storage)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(storage)?;
     migrate(&conn)?;
     Ok(conn)
 }
 
 fn migrate(conn: &Connection) -> Result<(), JournalError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(storage)?;
     let applied = usize::try_from(version).unwrap_or(0);
     if applied > MIGRATIONS.len() {
         return Err(JournalError::Corrupt(format!(
@@ -164,7 +176,10 @@ fn migrate(conn: &Connection) -> Result<(), JournalError> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let batch = format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1);
+        let batch = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
         if let Err(e) = conn.execute_batch(&batch) {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(storage(e));
@@ -236,24 +251,39 @@ fn parse_side(s: &str) -> Result<Side, JournalError> {
 }
 
 fn parse_order_type(s: &str) -> Result<OrderType, JournalError> {
-    [OrderType::Market, OrderType::Limit, OrderType::Stop, OrderType::StopLimit]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| JournalError::Corrupt(format!("bad order type {s:?}")))
+    [
+        OrderType::Market,
+        OrderType::Limit,
+        OrderType::Stop,
+        OrderType::StopLimit,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == s)
+    .ok_or_else(|| JournalError::Corrupt(format!("bad order type {s:?}")))
 }
 
 fn parse_tif(s: &str) -> Result<TimeInForce, JournalError> {
-    [TimeInForce::Gtc, TimeInForce::Day, TimeInForce::Ioc, TimeInForce::Fok]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| JournalError::Corrupt(format!("bad time in force {s:?}")))
+    [
+        TimeInForce::Gtc,
+        TimeInForce::Day,
+        TimeInForce::Ioc,
+        TimeInForce::Fok,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == s)
+    .ok_or_else(|| JournalError::Corrupt(format!("bad time in force {s:?}")))
 }
 
 fn parse_status(s: &str) -> Result<OrderStatus, JournalError> {
-    [OrderStatus::Placed, OrderStatus::PartiallyFilled, OrderStatus::Filled, OrderStatus::Cancelled]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| JournalError::Corrupt(format!("bad venue status {s:?}")))
+    [
+        OrderStatus::Placed,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::Filled,
+        OrderStatus::Cancelled,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == s)
+    .ok_or_else(|| JournalError::Corrupt(format!("bad venue status {s:?}")))
 }
 
 const ORDER_COLUMNS: &str = "client_order_id, message_id, leg, account, symbol, side, quantity, order_type, \
@@ -304,7 +334,9 @@ impl OrderRow {
     fn into_record(self, error: Option<String>) -> Result<OrderRecord, JournalError> {
         let [cid, mid, account, symbol, side, qty, otype, limit, stop, tif, refp, status, venue, vid, filled, avg] =
             self.text;
-        let req = |v: Option<String>, what: &str| v.ok_or_else(|| JournalError::Corrupt(format!("missing {what}")));
+        let req = |v: Option<String>, what: &str| {
+            v.ok_or_else(|| JournalError::Corrupt(format!("missing {what}")))
+        };
         Ok(OrderRecord {
             client_order_id: req(cid, "client_order_id")?,
             message_id: req(mid, "message_id")?,
@@ -330,7 +362,11 @@ impl OrderRow {
     }
 }
 
-fn query_orders(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<OrderRecord>, JournalError> {
+fn query_orders(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<OrderRecord>, JournalError> {
     let mut stmt = conn.prepare_cached(sql).map_err(storage)?;
     let rows = stmt
         .query_map(args, |row| Ok((read_order_row(row)?, read_error(row)?)))
@@ -363,8 +399,17 @@ fn load_message(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, Jo
         })
         .optional()
         .map_err(storage)?;
-    let Some((id, account, idempotency_key, received_at_ms, recorded_at_ms, updated_at_ms, outcome, reason, envelope)) =
-        row
+    let Some((
+        id,
+        account,
+        idempotency_key,
+        received_at_ms,
+        recorded_at_ms,
+        updated_at_ms,
+        outcome,
+        reason,
+        envelope,
+    )) = row
     else {
         return Ok(None);
     };
@@ -487,11 +532,16 @@ fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalError> {
     let target: Option<(String, String, String)> = conn
         .prepare_cached("SELECT account, symbol, status FROM orders WHERE client_order_id = ?1")
         .map_err(storage)?
-        .query_row([&s.client_order_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([&s.client_order_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()
         .map_err(storage)?;
     let Some((account, symbol, status)) = target else {
-        return Err(JournalError::Corrupt(format!("settling unknown order {}", s.client_order_id)));
+        return Err(JournalError::Corrupt(format!(
+            "settling unknown order {}",
+            s.client_order_id
+        )));
     };
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, venue_order_id = ?3, filled_quantity = ?4, average_price = ?5, error = ?6, \
@@ -521,11 +571,19 @@ fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalError> {
     Ok(())
 }
 
-fn finish(conn: &Connection, id: &str, outcome: Outcome, reason: Option<String>, now_ms: i64) -> Result<(), JournalError> {
-    conn.prepare_cached("UPDATE messages SET outcome = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1")
-        .map_err(storage)?
-        .execute(params![id, outcome.as_str(), reason, now_ms])
-        .map_err(storage)?;
+fn finish(
+    conn: &Connection,
+    id: &str,
+    outcome: Outcome,
+    reason: Option<String>,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    conn.prepare_cached(
+        "UPDATE messages SET outcome = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
+    )
+    .map_err(storage)?
+    .execute(params![id, outcome.as_str(), reason, now_ms])
+    .map_err(storage)?;
     if outcome != Outcome::Pending {
         conn.prepare_cached(
             "UPDATE orders SET status = 'skipped', updated_at = ?2 WHERE message_id = ?1 AND status = 'new'",
@@ -550,7 +608,13 @@ impl Journal for SqliteJournal {
         self.call(move |c| settle(c, settlement))
     }
 
-    fn finish(&self, id: &str, outcome: Outcome, reason: Option<String>, now_ms: i64) -> JournalFuture<()> {
+    fn finish(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+        now_ms: i64,
+    ) -> JournalFuture<()> {
         let id = id.to_owned();
         self.call(move |c| finish(c, &id, outcome, reason, now_ms))
     }
@@ -562,7 +626,11 @@ impl Journal for SqliteJournal {
 
     fn recent_orders(&self, limit: u32) -> JournalFuture<Vec<OrderRecord>> {
         self.call(move |c| {
-            query_orders(c, &format!("SELECT {ORDER_COLUMNS} FROM orders ORDER BY seq DESC LIMIT ?1"), [limit])
+            query_orders(
+                c,
+                &format!("SELECT {ORDER_COLUMNS} FROM orders ORDER BY seq DESC LIMIT ?1"),
+                [limit],
+            )
         })
     }
 
@@ -574,7 +642,9 @@ impl Journal for SqliteJournal {
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {
         self.call(|c| {
             let ids: Vec<String> = c
-                .prepare_cached("SELECT id FROM messages WHERE outcome = 'pending' ORDER BY recorded_at, rowid")
+                .prepare_cached(
+                    "SELECT id FROM messages WHERE outcome = 'pending' ORDER BY recorded_at, rowid",
+                )
                 .map_err(storage)?
                 .query_map([], |r| r.get(0))
                 .map_err(storage)?
@@ -604,13 +674,19 @@ impl Journal for SqliteJournal {
 
     fn ping(&self) -> JournalFuture<()> {
         self.call(|c| {
-            c.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping (x); DELETE FROM ping;").map_err(storage)
+            c.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping (x); DELETE FROM ping;")
+                .map_err(storage)
         })
     }
 }
 
 impl PaperBook for SqliteJournal {
-    fn record_once(&self, client_order_id: &str, placement: Placement, now_ms: i64) -> JournalFuture<Placement> {
+    fn record_once(
+        &self,
+        client_order_id: &str,
+        placement: Placement,
+        now_ms: i64,
+    ) -> JournalFuture<Placement> {
         let cid = client_order_id.to_owned();
         self.call(move |c| {
             c.prepare_cached(
@@ -684,18 +760,38 @@ mod tests {
     #[tokio::test]
     async fn a_message_id_is_admitted_once_even_when_admitted_concurrently() {
         let (_d, j) = journal();
-        let (a, b) = tokio::join!(j.admit(message("msg_a", None, 1)), j.admit(message("msg_a", None, 1)));
-        let news = [a.unwrap(), b.unwrap()].iter().filter(|x| matches!(x, Admission::New(_))).count();
+        let (a, b) = tokio::join!(
+            j.admit(message("msg_a", None, 1)),
+            j.admit(message("msg_a", None, 1))
+        );
+        let news = [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|x| matches!(x, Admission::New(_)))
+            .count();
         assert_eq!(news, 1);
     }
 
     #[tokio::test]
     async fn an_idempotency_key_inside_the_window_is_a_duplicate_and_outside_is_not() {
         let (_d, j) = journal();
-        j.admit(message("msg_1", Some("k"), 1_000_000)).await.unwrap();
-        let Admission::New(dup) = j.admit(message("msg_2", Some("k"), 1_100_000)).await.unwrap() else { panic!() };
+        j.admit(message("msg_1", Some("k"), 1_000_000))
+            .await
+            .unwrap();
+        let Admission::New(dup) = j
+            .admit(message("msg_2", Some("k"), 1_100_000))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(dup.outcome, Outcome::Duplicate);
-        let Admission::New(fresh) = j.admit(message("msg_3", Some("k"), 1_400_001)).await.unwrap() else { panic!() };
+        let Admission::New(fresh) = j
+            .admit(message("msg_3", Some("k"), 1_400_001))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(fresh.outcome, Outcome::Pending);
     }
 
@@ -708,6 +804,9 @@ mod tests {
             j.admit(message("msg_1", None, 1)).await.unwrap();
         }
         let j = SqliteJournal::open(&path, Duration::from_millis(200)).unwrap();
-        assert!(matches!(j.admit(message("msg_1", None, 2)).await.unwrap(), Admission::Seen(_)));
+        assert!(matches!(
+            j.admit(message("msg_1", None, 2)).await.unwrap(),
+            Admission::Seen(_)
+        ));
     }
 }

@@ -1,0 +1,13 @@
+//! The receiver's HTTP contract (DESIGN section 5), end to end through real sockets, real SQLite
+//! files and, for restarts, the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod config;
+mod delivery;
+mod helpers;
+mod ops;
+mod positions;
+mod process;
+mod risk_gates;
+mod signatures;
+mod tls;

@@ -1,0 +1,140 @@
+//! Each risk gate rejects what it should, with its reason, and nothing else.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{buy, spawn_app_with, Options, TestApp};
+
+async fn app_with_risk(risk: &str) -> TestApp {
+    spawn_app_with(Options {
+        extra_toml: format!("[risk]\n{risk}\n"),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn outcome_and_reason(app: &TestApp, alert: &Value) -> (String, Value) {
+    let (_, a) = app.send(alert).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    (a.outcome().to_owned(), a.body["reason"].clone())
+}
+
+fn rejected(gate: &str) -> (String, Value) {
+    ("rejected".into(), json!(gate))
+}
+
+fn filled() -> (String, Value) {
+    ("filled".into(), Value::Null)
+}
+
+#[tokio::test]
+async fn max_quantity_rejects_only_orders_above_it() {
+    let app = app_with_risk("max_quantity = \"2\"").await;
+    assert_eq!(
+        outcome_and_reason(&app, &buy("2.0001")).await,
+        rejected("max_quantity")
+    );
+    assert_eq!(outcome_and_reason(&app, &buy("2")).await, filled());
+    assert_eq!(
+        app.all_orders().await.len(),
+        1,
+        "a rejected alert places nothing"
+    );
+}
+
+#[tokio::test]
+async fn per_account_overrides_replace_the_global_limit() {
+    let app =
+        app_with_risk("max_quantity = \"100\"\n[risk.accounts.main]\nmax_quantity = \"1\"").await;
+    assert_eq!(
+        outcome_and_reason(&app, &buy("2")).await,
+        rejected("max_quantity")
+    );
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+}
+
+#[tokio::test]
+async fn max_notional_rejects_quantity_times_price_above_it() {
+    let app = app_with_risk("max_notional = \"1000\"").await;
+    // buy() carries price 100.
+    assert_eq!(
+        outcome_and_reason(&app, &buy("10.01")).await,
+        rejected("max_notional")
+    );
+    assert_eq!(outcome_and_reason(&app, &buy("10")).await, filled());
+    let limit = json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "10", "order_type": "limit", "limit_price": "101"});
+    assert_eq!(
+        outcome_and_reason(&app, &limit).await,
+        rejected("max_notional"),
+        "the limit price counts"
+    );
+}
+
+#[tokio::test]
+async fn symbols_outside_the_allowed_list_are_rejected() {
+    let app = app_with_risk("allowed_symbols = [\"BTCUSDT\"]").await;
+    let eth = json!({"symbol": "BINANCE:ETHUSDT", "action": "buy", "quantity": "1", "price": "10"});
+    assert_eq!(
+        outcome_and_reason(&app, &eth).await,
+        rejected("symbol_not_allowed")
+    );
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+}
+
+#[tokio::test]
+async fn max_orders_per_minute_counts_a_sliding_minute_per_account() {
+    let app = app_with_risk("max_orders_per_minute = 2").await;
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+    assert_eq!(
+        outcome_and_reason(&app, &buy("1")).await,
+        rejected("max_orders_per_minute")
+    );
+    app.clock.advance(time::Duration::seconds(61));
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+}
+
+#[tokio::test]
+async fn max_position_rejects_an_order_that_would_leave_too_large_a_position() {
+    let app = app_with_risk("max_position = \"3\"").await;
+    assert_eq!(outcome_and_reason(&app, &buy("2")).await, filled());
+    assert_eq!(
+        outcome_and_reason(&app, &buy("1.5")).await,
+        rejected("max_position")
+    );
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+    let close = json!({"symbol": "BINANCE:BTCUSDT", "action": "close", "price": "100"});
+    assert_eq!(
+        outcome_and_reason(&app, &close).await,
+        filled(),
+        "closing is never blocked by size gates"
+    );
+}
+
+#[tokio::test]
+async fn the_kill_switch_rejects_every_order_while_its_file_exists() {
+    let work = std::sync::Arc::new(crate::helpers::Workdir::new(&Options::default()));
+    let kill = work.kill_switch();
+    let options = Options {
+        extra_toml: format!("[risk]\nkill_switch_file = \"{}\"\n", kill.display()),
+        ..Options::default()
+    };
+    let app = crate::helpers::spawn_in(work, &options).await;
+
+    std::fs::write(&kill, "").unwrap();
+    assert_eq!(
+        outcome_and_reason(&app, &buy("1")).await,
+        rejected("kill_switch")
+    );
+    let close =
+        json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "quantity": "1", "price": "100"});
+    assert_eq!(
+        outcome_and_reason(&app, &close).await,
+        rejected("kill_switch")
+    );
+    std::fs::remove_file(&kill).unwrap();
+    assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
+    assert!(app
+        .metrics()
+        .await
+        .contains("alertgate_receiver_messages_total{outcome=\"rejected\"} 2"));
+}
