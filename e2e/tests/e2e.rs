@@ -400,3 +400,32 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
     let _ = proxy.kill();
     let _ = proxy.wait();
 }
+
+#[test]
+fn the_quickstart_script_turns_its_sample_alert_into_a_paper_order_and_can_be_rerun() {
+    let home = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/quickstart.sh");
+    let bin_dir = binary("alertgate-relay").unwrap().parent().unwrap().to_path_buf();
+    for run in 0..2 {
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("--once")
+            .env("ALERTGATE_HOME", home.path())
+            .env("ALERTGATE_BIN_DIR", &bin_dir)
+            .env("RELAY_PORT", free_port().unwrap().to_string())
+            .env("RECEIVER_PORT", free_port().unwrap().to_string())
+            .env("RELAY_METRICS_PORT", free_port().unwrap().to_string())
+            .env("RECEIVER_METRICS_PORT", free_port().unwrap().to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run {run} failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("became a paper order"), "run {run}:\n{stdout}");
+        assert!(stdout.contains("BTCUSDT"), "the order table should show the order:\n{stdout}");
+        // The configs are made once: the second run reuses them (and their ports).
+        if run == 1 {
+            assert_eq!(stdout.matches("generating the relay's Ed25519 signing key").count(), 0);
+        }
+    }
+}
