@@ -1,0 +1,15 @@
+//! Integration tests of the relay against real sockets. Each module covers one part of the
+//! contract in DESIGN.md section 3.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod admission;
+mod auth;
+mod body;
+mod dedupe;
+mod forwarding;
+mod health;
+mod process;
+mod reload;
+mod tls;
