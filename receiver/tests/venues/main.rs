@@ -7,6 +7,11 @@
 mod alpaca;
 mod binance;
 mod build;
+mod e2e;
+// The receiver's own test harness (`spawn_app`), shared with `tests/api`.
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
 mod oms;
 
 use std::path::Path;

@@ -1,0 +1,395 @@
+//! Each real venue end to end: a signed alert into the receiver's `POST /v1/alerts`, through the
+//! executor, to the emulator; the journal records the venue's order id.
+
+use std::sync::Arc;
+
+use alertgate_receiver::broker::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
+use alertgate_receiver::broker::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
+use alertgate_receiver::broker::emulators::oms::OmsEmulator;
+use alertgate_receiver::broker::emulators::Fault;
+use alertgate_shared::{Clock, HmacSecret, MessageId, SystemClock};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::helpers::{spawn_app_with, Options, TestApp};
+
+const BINANCE_KEY: &str = "binance-test-api-key";
+const BINANCE_SECRET: &str = "binance-test-secret-key";
+const ALPACA_KEY: &str = "PKE2EKEYID";
+const ALPACA_SECRET: &str = "alpaca-e2e-secret";
+
+/// Retries quickly, waits long enough inline for a 1 s `Retry-After`.
+const EXECUTOR: &str = "[executor]\ninline_deadline_ms = 8000\nmax_attempts = 4\nretry_base_ms = 50\nretry_max_ms = 500\n";
+
+fn write(dir: &TempDir, name: &str, value: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, value).unwrap();
+    format!("file:{}", path.display())
+}
+
+async fn app(broker_toml: String) -> TestApp {
+    spawn_app_with(Options {
+        extra_toml: format!("{broker_toml}{EXECUTOR}"),
+        ..Options::default()
+    })
+    .await
+}
+
+struct Binance {
+    venue: BinanceEmulator,
+    app: TestApp,
+    _dir: TempDir,
+}
+
+async fn binance_with_secret(secret: &str) -> Binance {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(
+        BINANCE_KEY,
+        BINANCE_SECRET,
+        clock,
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The receiver's clock is a manual one started at the real now; the window covers a slow run.
+    let toml = format!(
+        "[broker]\nkind = \"binance\"\n[broker.binance]\nbase_url = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\nrecv_window_ms = 60000\ntimeout_ms = 1000\n",
+        venue.base_url(),
+        write(&dir, "key", BINANCE_KEY),
+        write(&dir, "secret", secret),
+    );
+    Binance {
+        venue,
+        app: app(toml).await,
+        _dir: dir,
+    }
+}
+
+async fn binance() -> Binance {
+    binance_with_secret(BINANCE_SECRET).await
+}
+
+fn btc(quantity: &str) -> Value {
+    json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": quantity, "price": "42000"})
+}
+
+fn btc_limit(quantity: &str, price: &str) -> Value {
+    json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": quantity, "price": "42000",
+           "order_type": "limit", "limit_price": price, "tif": "gtc"})
+}
+
+#[tokio::test]
+async fn binance_market_and_limit_alerts_are_placed_and_recorded_with_binances_order_ids() {
+    let b = binance().await;
+
+    let (_, market) = b.app.send(&btc("0.01")).await;
+    let (_, limit) = b.app.send(&btc_limit("0.02", "41000")).await;
+
+    assert_eq!(market.status, 200, "{:?}", market.body);
+    assert_eq!(market.outcome(), "filled", "{:?}", market.body);
+    assert_eq!(limit.outcome(), "placed", "{:?}", limit.body);
+    let orders = b.venue.orders();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(
+        market.orders()[0]["venue_order_id"],
+        orders[0].order_id.to_string()
+    );
+    assert_eq!(
+        limit.orders()[0]["venue_order_id"],
+        orders[1].order_id.to_string()
+    );
+    let posts = b.venue.order_posts();
+    assert!(posts
+        .iter()
+        .all(|p| p.header("x-mbx-apikey") == Some(BINANCE_KEY) && p.param("signature").is_some()));
+    assert_eq!(posts[1].param("price").as_deref(), Some("41000"));
+    let journal = b.app.all_orders().await;
+    assert!(journal.iter().all(|o| o["venue"] == "binance"));
+    assert!(journal
+        .iter()
+        .any(|o| o["venue_order_id"] == orders[1].order_id.to_string()));
+}
+
+#[tokio::test]
+async fn binance_a_duplicate_delivery_places_one_order() {
+    let b = binance().await;
+    let id = MessageId::generate().to_string();
+    let body = b.app.envelope(&btc("0.01"));
+
+    let first = b.app.deliver(&id, &body).await;
+    let second = b.app.deliver(&id, &body).await;
+
+    assert_eq!(first.outcome(), "filled");
+    assert_eq!(second.body["duplicate"], true);
+    assert_eq!(b.venue.orders().len(), 1);
+}
+
+#[tokio::test]
+async fn binance_a_5xx_after_acceptance_does_not_double_the_order() {
+    let b = binance().await;
+    b.venue
+        .fail_next_orders(Fault::AcceptThenServerError { status: 503 }, 1);
+
+    let (_, answer) = b.app.send(&btc("0.01")).await;
+
+    assert_eq!(answer.outcome(), "filled", "{:?}", answer.body);
+    assert_eq!(b.venue.orders().len(), 1);
+    assert_eq!(
+        answer.orders()[0]["venue_order_id"],
+        b.venue.orders()[0].order_id.to_string()
+    );
+}
+
+#[tokio::test]
+async fn binance_a_429_backs_off_and_then_succeeds() {
+    let b = binance().await;
+    b.venue.fail_next_orders(
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let started = std::time::Instant::now();
+
+    let (_, answer) = b.app.send(&btc("0.01")).await;
+
+    assert_eq!(answer.outcome(), "filled", "{:?}", answer.body);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "Retry-After was honoured"
+    );
+    assert_eq!(b.venue.order_posts().len(), 2);
+    assert_eq!(b.venue.orders().len(), 1);
+}
+
+#[tokio::test]
+async fn binance_a_filter_violation_is_invalid_with_a_clear_reason() {
+    let b = binance().await;
+
+    let (_, answer) = b.app.send(&btc("0.0001")).await;
+
+    assert_eq!(answer.outcome(), "invalid", "{:?}", answer.body);
+    assert!(
+        answer.body.to_string().contains("minimum notional 5 USDT"),
+        "{:?}",
+        answer.body
+    );
+    assert!(b.venue.order_posts().is_empty());
+}
+
+#[tokio::test]
+async fn binance_wrong_credentials_fail_with_binances_message() {
+    let b = binance_with_secret("not-the-secret").await;
+
+    let (_, answer) = b.app.send(&btc("0.01")).await;
+
+    assert_eq!(answer.outcome(), "failed", "{:?}", answer.body);
+    assert!(
+        answer
+            .body
+            .to_string()
+            .contains("Signature for this request is not valid."),
+        "{:?}",
+        answer.body
+    );
+    assert!(b.venue.orders().is_empty());
+}
+
+struct Alpaca {
+    venue: AlpacaEmulator,
+    app: TestApp,
+    _dir: TempDir,
+}
+
+async fn alpaca_with_secret(secret: &str) -> Alpaca {
+    let venue = AlpacaEmulator::start(AlpacaEmulatorConfig::new(ALPACA_KEY, ALPACA_SECRET))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[broker]\nkind = \"alpaca\"\n[broker.alpaca]\nbase_url = \"{}\"\nkey_id = \"{}\"\nsecret_key = \"{}\"\ntimeout_ms = 1000\n",
+        venue.base_url(),
+        write(&dir, "id", ALPACA_KEY),
+        write(&dir, "secret", secret),
+    );
+    Alpaca {
+        venue,
+        app: app(toml).await,
+        _dir: dir,
+    }
+}
+
+fn aapl(extra: Value) -> Value {
+    let mut alert = json!({"symbol": "NASDAQ:AAPL", "action": "buy", "quantity": "2", "price": "190", "tif": "day"});
+    for (k, v) in extra.as_object().unwrap() {
+        alert[k] = v.clone();
+    }
+    alert
+}
+
+#[tokio::test]
+async fn alpaca_market_and_limit_alerts_are_placed_and_recorded_with_alpacas_order_ids() {
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+
+    let (_, market) = a.app.send(&aapl(json!({}))).await;
+    let (_, limit) = a
+        .app
+        .send(&aapl(
+            json!({"order_type": "limit", "limit_price": "185.5"}),
+        ))
+        .await;
+
+    assert_eq!(market.outcome(), "placed", "{:?}", market.body);
+    assert_eq!(limit.outcome(), "placed", "{:?}", limit.body);
+    let orders = a.venue.orders();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(market.orders()[0]["venue_order_id"], orders[0].id);
+    assert_eq!(limit.orders()[0]["venue_order_id"], orders[1].id);
+    assert_eq!(orders[0].symbol, "AAPL");
+    assert_eq!(orders[1].limit_price.as_deref(), Some("185.5"));
+    assert!(a
+        .venue
+        .order_posts()
+        .iter()
+        .all(|p| p.header("apca-api-key-id") == Some(ALPACA_KEY)));
+}
+
+#[tokio::test]
+async fn alpaca_duplicates_and_a_5xx_after_acceptance_place_one_order_each() {
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+    let id = MessageId::generate().to_string();
+    let body = a.app.envelope(&aapl(json!({})));
+    a.app.deliver(&id, &body).await;
+    let again = a.app.deliver(&id, &body).await;
+    assert_eq!(again.body["duplicate"], true);
+
+    a.venue
+        .fail_next_orders(Fault::AcceptThenServerError { status: 500 }, 1);
+    let (_, answer) = a.app.send(&aapl(json!({}))).await;
+
+    // The lookup after the 5xx finds the order, by then filled.
+    assert_eq!(answer.outcome(), "filled", "{:?}", answer.body);
+    assert_eq!(a.venue.orders().len(), 2);
+    assert_eq!(answer.orders()[0]["venue_order_id"], a.venue.orders()[1].id);
+}
+
+#[tokio::test]
+async fn alpaca_a_429_backs_off_and_then_succeeds() {
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+    a.venue.fail_next_orders(
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+
+    let (_, answer) = a.app.send(&aapl(json!({}))).await;
+
+    assert_eq!(answer.outcome(), "placed", "{:?}", answer.body);
+    assert_eq!(a.venue.order_posts().len(), 2);
+    assert_eq!(a.venue.orders().len(), 1);
+}
+
+#[tokio::test]
+async fn alpaca_insufficient_buying_power_and_wrong_credentials_fail_with_alpacas_messages() {
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+    a.venue.set_buying_power(rust_decimal::Decimal::ONE);
+    let (_, poor) = a.app.send(&aapl(json!({}))).await;
+    assert_eq!(poor.outcome(), "failed", "{:?}", poor.body);
+    assert!(
+        poor.body.to_string().contains("insufficient buying power"),
+        "{:?}",
+        poor.body
+    );
+
+    let wrong = alpaca_with_secret("wrong").await;
+    let (_, refused) = wrong.app.send(&aapl(json!({}))).await;
+    assert_eq!(refused.outcome(), "failed", "{:?}", refused.body);
+    assert!(
+        refused
+            .body
+            .to_string()
+            .contains("request is not authorized"),
+        "{:?}",
+        refused.body
+    );
+}
+
+struct Oms {
+    oms: OmsEmulator,
+    app: TestApp,
+    _dir: TempDir,
+}
+
+async fn oms_signing_with(secret: &HmacSecret, trusted: HmacSecret) -> Oms {
+    let oms = OmsEmulator::start(vec![trusted], Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[broker]\nkind = \"http\"\n[broker.http]\nurl = \"{}\"\nhmac_secrets = [\"{}\"]\ntimeout_ms = 1000\n",
+        oms.url(),
+        write(&dir, "whsec", secret.to_text().expose()),
+    );
+    Oms {
+        oms,
+        app: app(toml).await,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn http_oms_market_and_limit_alerts_are_placed_signed_and_recorded_with_the_oms_ids() {
+    let secret = HmacSecret::generate();
+    let o = oms_signing_with(&secret, secret.clone()).await;
+
+    let (_, market) = o.app.send(&btc("1")).await;
+    let (_, limit) = o.app.send(&btc_limit("1", "41000")).await;
+
+    assert_eq!(market.outcome(), "placed", "{:?}", market.body);
+    assert_eq!(market.orders()[0]["venue_order_id"], "oms-1");
+    assert_eq!(limit.orders()[0]["venue_order_id"], "oms-2");
+    let orders = o.oms.orders();
+    assert_eq!(orders[1].body["limit_price"], "41000");
+    assert_eq!(orders[0].body["symbol"], "BTCUSDT");
+}
+
+#[tokio::test]
+async fn http_oms_a_5xx_after_acceptance_and_a_429_still_give_one_order_each() {
+    let secret = HmacSecret::generate();
+    let o = oms_signing_with(&secret, secret.clone()).await;
+    o.oms
+        .fail_next_orders(Fault::AcceptThenServerError { status: 502 }, 1);
+    let (_, first) = o.app.send(&btc("1")).await;
+    o.oms.fail_next_orders(
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let (_, second) = o.app.send(&btc("1")).await;
+
+    assert_eq!(first.outcome(), "placed", "{:?}", first.body);
+    assert_eq!(second.outcome(), "placed", "{:?}", second.body);
+    assert_eq!(o.oms.orders().len(), 2);
+}
+
+#[tokio::test]
+async fn http_oms_a_duplicate_delivery_places_one_order_and_a_wrong_secret_fails() {
+    let secret = HmacSecret::generate();
+    let o = oms_signing_with(&secret, secret.clone()).await;
+    let id = MessageId::generate().to_string();
+    let body = o.app.envelope(&btc("1"));
+    o.app.deliver(&id, &body).await;
+    assert_eq!(o.app.deliver(&id, &body).await.body["duplicate"], true);
+    assert_eq!(o.oms.orders().len(), 1);
+
+    let wrong = oms_signing_with(&HmacSecret::generate(), secret).await;
+    let (_, refused) = wrong.app.send(&btc("1")).await;
+    assert_eq!(refused.outcome(), "failed", "{:?}", refused.body);
+    assert!(
+        refused.body.to_string().contains("no valid signature"),
+        "{:?}",
+        refused.body
+    );
+}
