@@ -178,7 +178,7 @@ wait_ready relay "http://127.0.0.1:$relay_port/readyz" "$home/relay.log" "${pids
 
 # 4. A sample alert, as TradingView would send it (text/plain, secret in the body).
 secret=$(cat "$home/account-secret")
-alert_id="quickstart-$(date +%s)"
+alert_id="quickstart-$(date +%s%N)-$$"
 alert=$(printf '{"secret":"%s","id":"%s","symbol":"BINANCE:BTCUSDT","action":"buy","quantity":"0.01","price":"42000.5"}' "$secret" "$alert_id")
 say "sending a sample TradingView alert to the relay"
 answer=$(curl -sS -X POST -H 'Content-Type: text/plain' --data "$alert" "http://127.0.0.1:$relay_port/webhook")
