@@ -429,3 +429,47 @@ fn the_quickstart_script_turns_its_sample_alert_into_a_paper_order_and_can_be_re
         }
     }
 }
+
+/// Runs `BIN check-config --config FILE` in `cwd` with the e2e secrets in the environment.
+fn check_config(bin: &str, config: &Path, cwd: &Path) -> std::process::Output {
+    Command::new(binary(bin).unwrap())
+        .args(["check-config", "--config"])
+        .arg(config)
+        .current_dir(cwd)
+        .env("ALERTGATE_SECRET_MAIN", SECRET)
+        .env("ALERTGATE_OPS_TOKEN", alertgate_e2e::OPS_TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_shipped_config_passes_check_config_and_prints_no_secret() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cwd.path().join("certs")).unwrap();
+    keygen(&cwd.path().join("certs/relay-signing")).unwrap();
+    // The Docker configs use absolute container paths: point them into the temp folder.
+    let root = cwd.path().display().to_string();
+    let key_text = std::fs::read_to_string(cwd.path().join("certs/relay-signing.key")).unwrap();
+    for (bin, file) in [
+        ("alertgate-relay", "relay.example.toml"),
+        ("alertgate-receiver", "receiver.example.toml"),
+        ("alertgate-relay", "docker/relay.toml"),
+        ("alertgate-receiver", "docker/receiver.toml"),
+    ] {
+        let text = std::fs::read_to_string(deploy.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .replace("/etc/alertgate/", &format!("{root}/certs/"))
+            .replace("/var/lib/alertgate", &format!("{root}/state"))
+            .replace("0.0.0.0:", "127.0.0.1:");
+        let path = cwd.path().join(file.replace('/', "-"));
+        std::fs::write(&path, text).unwrap();
+        let out = check_config(bin, &path, cwd.path());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file} failed check-config:\n{stdout}\n{stderr}");
+        for secret in [SECRET, alertgate_e2e::OPS_TOKEN, key_text.trim()] {
+            assert!(!stdout.contains(secret) && !stderr.contains(secret), "{file}: a secret was printed");
+        }
+    }
+}
