@@ -191,7 +191,15 @@ impl BinanceBroker {
         if let Some(existing) = self.query(&order.symbol, &client_order_id).await? {
             return Ok(existing);
         }
-        match self.send_order(params).await? {
+        let sent = match self.send_order(params).await {
+            // Binance's filters disagree with the cached ones: fetch them afresh next time.
+            Err(e @ BrokerError::Invalid { .. }) => {
+                self.lock_rules().remove(&order.symbol);
+                return Err(e);
+            }
+            other => other?,
+        };
+        match sent {
             Sent::Placed(placement) => Ok(placement),
             Sent::Duplicate => match self.query(&order.symbol, &client_order_id).await? {
                 Some(existing) => Ok(existing),
