@@ -432,6 +432,54 @@ async fn an_order_below_the_filters_is_invalid_with_a_clear_reason_and_never_sen
 }
 
 #[tokio::test]
+async fn a_filter_failure_from_binance_is_invalid_and_refreshes_the_cached_filters() {
+    let s = Setup::new().await;
+    let broker = s.broker();
+    broker
+        .place(&market(
+            &client_order_id(),
+            "BTCUSDT",
+            "0.01",
+            Some("42000"),
+        ))
+        .await
+        .unwrap();
+    s.venue
+        .update_symbol("BTCUSDT", |sym| sym.min_notional = "1000".parse().unwrap());
+
+    let stale = broker
+        .place(&market(
+            &client_order_id(),
+            "BTCUSDT",
+            "0.01",
+            Some("42000"),
+        ))
+        .await;
+    let Err(BrokerError::Invalid { message }) = stale else {
+        panic!("{stale:?}")
+    };
+    assert!(message.contains("Filter failure: NOTIONAL"), "{message}");
+    let fresh = broker
+        .place(&market(
+            &client_order_id(),
+            "BTCUSDT",
+            "0.01",
+            Some("42000"),
+        ))
+        .await;
+    let Err(BrokerError::Invalid { message }) = fresh else {
+        panic!("{fresh:?}")
+    };
+    assert!(message.contains("minimum notional 1000 USDT"), "{message}");
+
+    assert_eq!(
+        s.venue.order_posts().len(),
+        2,
+        "the third order was refused before sending"
+    );
+}
+
+#[tokio::test]
 async fn wrong_credentials_are_rejected_with_binances_message() {
     let s = Setup::new().await;
     let order = market(&client_order_id(), "BTCUSDT", "0.01", Some("42000"));

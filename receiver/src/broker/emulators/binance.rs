@@ -323,6 +323,13 @@ impl BinanceEmulator {
         }
     }
 
+    /// Changes a symbol's filters or price (Binance changes filters from time to time).
+    pub fn update_symbol(&self, symbol: &str, change: impl FnOnce(&mut EmulatedSymbol)) {
+        if let Some(s) = self.state.book().symbols.get_mut(symbol) {
+            change(s);
+        }
+    }
+
     /// Fills every open order at its symbol's last price (so its client id may be reused).
     pub fn fill_open_orders(&self) {
         let mut book = self.state.book();
