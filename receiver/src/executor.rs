@@ -21,7 +21,9 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::broker::{Broker, BrokerError, Placement};
 use crate::config::ExecutorConfig;
-use crate::journal::{Journal, JournalError, OrderRecord, OrderState, Outcome, Settlement};
+use crate::journal::{
+    Journal, JournalError, JournalFuture, OrderRecord, OrderState, Outcome, Settlement,
+};
 use crate::metrics::Metrics;
 use crate::normalize::{Action, Leg};
 use crate::order::{OrderRequest, Positive, Side};
@@ -86,6 +88,9 @@ struct Inner {
     /// Per (account, symbol): the generation of the last job in line and the signal it gives
     /// when done.
     chains: Mutex<HashMap<ChainKey, (u64, oneshot::Receiver<()>)>>,
+    /// Positions per (account, symbol), loaded from the journal on first use. Only jobs holding
+    /// the key's turn read or change an entry, so it matches the journal between jobs.
+    positions: Mutex<HashMap<ChainKey, Decimal>>,
     /// Generation counter for chain entries.
     next_gen: AtomicU64,
     /// Jobs submitted and not finished.
@@ -137,6 +142,7 @@ impl Executor {
                 config,
                 metrics,
                 chains: Mutex::new(HashMap::new()),
+                positions: Mutex::new(HashMap::new()),
                 next_gen: AtomicU64::new(0),
                 running: AtomicUsize::new(0),
                 idle: Notify::new(),
@@ -229,21 +235,42 @@ impl Inner {
     }
 
     async fn run(&self, job: Job) -> Result<Execution, JournalError> {
-        let orders = match job.work {
-            Work::Resume(orders) => orders,
+        match job.work {
+            Work::Resume(orders) => self.place_all(&job.message_id, orders, None).await,
             Work::Legs(legs) => match self.plan(&job.message_id, &job.account, &legs).await? {
                 Plan::Orders(orders) => {
-                    self.journal.plan(orders.clone()).await?;
-                    orders
+                    let planned = self.journal.plan(orders.clone());
+                    let planned = if self.broker.shares_journal() {
+                        // Queued ahead of the broker's own record: durable no later than it.
+                        Some(planned)
+                    } else {
+                        // A real venue: the orders must be durable before it hears of them.
+                        planned.await?;
+                        None
+                    };
+                    self.place_all(&job.message_id, orders, planned).await
                 }
                 Plan::Final(outcome, reason) => {
-                    return self
-                        .finish(&job.message_id, outcome, reason, Vec::new())
+                    self.finish(&job.message_id, outcome, reason, Vec::new(), Vec::new())
                         .await
                 }
             },
-        };
-        self.place_all(&job.message_id, orders).await
+        }
+    }
+
+    /// The position of (account, symbol), from the cache or the journal.
+    async fn position(&self, account: &str, symbol: &str) -> Result<Decimal, JournalError> {
+        let key = (account.to_owned(), symbol.to_owned());
+        if let Some(p) = self.lock_positions().get(&key) {
+            return Ok(*p);
+        }
+        let p = self.journal.position(account, symbol).await?;
+        self.lock_positions().insert(key, p);
+        Ok(p)
+    }
+
+    fn lock_positions(&self) -> std::sync::MutexGuard<'_, HashMap<ChainKey, Decimal>> {
+        self.positions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn plan(
@@ -263,7 +290,7 @@ impl Inner {
         for (i, leg) in legs.iter().enumerate() {
             let position = match positions.get(leg.symbol.as_str()) {
                 Some(p) => *p,
-                None => self.journal.position(account, &leg.symbol).await?,
+                None => self.position(account, &leg.symbol).await?,
             };
             let wanted = leg.quantity.map(Positive::get);
             let (side, quantity, opens) = match leg.action {
@@ -358,98 +385,85 @@ impl Inner {
         Ok(Plan::Orders(orders))
     }
 
+    /// Places every order still `new`, in leg order, then records all answers and the outcome
+    /// in one write. Answers are not made durable one by one: after a crash the orders are still
+    /// `new` in the journal and are placed again with the same ids, which the broker answers with
+    /// the first placement.
     async fn place_all(
         &self,
         message_id: &str,
         mut orders: Vec<OrderRecord>,
+        mut planned: Option<JournalFuture<()>>,
     ) -> Result<Execution, JournalError> {
-        for i in 0..orders.len() {
-            if orders[i].status != OrderState::New {
+        let mut settlements = Vec::new();
+        let mut failure = None;
+        for order in orders.iter_mut() {
+            if order.status != OrderState::New {
+                continue;
+            }
+            if failure.is_some() {
+                order.status = OrderState::Skipped;
                 continue;
             }
             let started = Instant::now();
-            let result = match to_request(&orders[i]) {
+            let result = match to_request(order) {
                 Ok(request) => self.place_with_retries(&request).await,
                 Err(e) => Err(e),
             };
             self.metrics.place_duration(started.elapsed());
+            if let Some(planned) = planned.take() {
+                // The paper broker's record was queued after the plan: both are durable now.
+                planned.await?;
+            }
             let now = self.clock.now_unix_ms();
-            let order = &mut orders[i];
-            match result {
-                Ok(placement) => {
-                    let settlement = settlement(order, &placement, now);
-                    self.journal.settle(settlement.clone()).await?;
-                    order.status = settlement.status;
-                    order.venue_order_id = settlement.venue_order_id;
-                    order.filled_quantity = settlement.filled_quantity;
-                    order.average_price = settlement.average_price;
-                    order.updated_at_ms = now;
-                    self.metrics.order(&order.venue, order.status.as_str());
-                    tracing::info!(
-                        message_id,
-                        client_order_id = order.client_order_id,
-                        status = order.status.as_str(),
-                        "order answered"
-                    );
-                }
+            let settlement = match result {
+                Ok(placement) => settlement(order, &placement, now),
                 Err(error) => {
-                    let message = error.to_string();
+                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order failed");
                     let settlement = Settlement {
                         client_order_id: order.client_order_id.clone(),
                         status: OrderState::Failed,
                         venue_order_id: None,
                         filled_quantity: Decimal::ZERO,
                         average_price: None,
-                        error: Some(message.clone()),
+                        error: Some(error.to_string()),
                         position_delta: Decimal::ZERO,
                         now_ms: now,
                     };
-                    self.journal.settle(settlement).await?;
-                    order.status = OrderState::Failed;
-                    order.error = Some(message.clone());
-                    order.updated_at_ms = now;
-                    self.metrics
-                        .order(&order.venue, OrderState::Failed.as_str());
-                    tracing::warn!(
-                        message_id,
-                        client_order_id = order.client_order_id,
-                        error = message,
-                        "order failed"
-                    );
-                    for later in orders
-                        .iter_mut()
-                        .skip(i + 1)
-                        .filter(|o| o.status == OrderState::New)
-                    {
-                        later.status = OrderState::Skipped;
-                    }
-                    let outcome = match error {
-                        BrokerError::Invalid { .. } => Outcome::Invalid,
-                        _ => Outcome::Failed,
-                    };
-                    return self
-                        .finish(message_id, outcome, Some(message), orders)
-                        .await;
+                    failure = Some(error);
+                    settlement
                 }
-            }
-        }
-        let (outcome, reason) =
-            if let Some(c) = orders.iter().find(|o| o.status == OrderState::Cancelled) {
-                (
-                    Outcome::Failed,
-                    Some(format!(
-                        "order {} was cancelled by the venue",
-                        c.client_order_id
-                    )),
-                )
-            } else if orders.iter().any(|o| o.status == OrderState::Failed) {
-                (Outcome::Failed, orders.iter().find_map(|o| o.error.clone()))
-            } else if orders.iter().all(|o| o.status == OrderState::Filled) {
-                (Outcome::Filled, None)
-            } else {
-                (Outcome::Placed, None)
             };
-        self.finish(message_id, outcome, reason, orders).await
+            order.status = settlement.status;
+            order.venue_order_id.clone_from(&settlement.venue_order_id);
+            order.filled_quantity = settlement.filled_quantity;
+            order.average_price = settlement.average_price;
+            order.error.clone_from(&settlement.error);
+            order.updated_at_ms = now;
+            self.metrics.order(&order.venue, order.status.as_str());
+            settlements.push(settlement);
+        }
+        let (outcome, reason) = if let Some(error) = failure {
+            let outcome = match error {
+                BrokerError::Invalid { .. } => Outcome::Invalid,
+                _ => Outcome::Failed,
+            };
+            (outcome, Some(error.to_string()))
+        } else if let Some(c) = orders.iter().find(|o| o.status == OrderState::Cancelled) {
+            let reason = format!("order {} was cancelled by the venue", c.client_order_id);
+            (Outcome::Failed, Some(reason))
+        } else if orders.iter().any(|o| o.status == OrderState::Failed) {
+            (Outcome::Failed, orders.iter().find_map(|o| o.error.clone()))
+        } else if orders.iter().all(|o| o.status == OrderState::Filled) {
+            (Outcome::Filled, None)
+        } else {
+            (Outcome::Placed, None)
+        };
+        if let Some(planned) = planned {
+            planned.await?;
+        }
+        self.finish(message_id, outcome, reason, orders, settlements)
+            .await
     }
 
     async fn place_with_retries(&self, request: &OrderRequest) -> Result<Placement, BrokerError> {
@@ -495,16 +509,44 @@ impl Inner {
         outcome: Outcome,
         reason: Option<String>,
         orders: Vec<OrderRecord>,
+        settlements: Vec<Settlement>,
     ) -> Result<Execution, JournalError> {
-        self.journal
-            .finish(
-                message_id,
-                outcome,
-                reason.clone(),
-                self.clock.now_unix_ms(),
-            )
-            .await?;
+        let deltas: Vec<(ChainKey, Decimal)> = settlements
+            .iter()
+            .filter(|s| !s.position_delta.is_zero())
+            .filter_map(|s| {
+                let o = orders
+                    .iter()
+                    .find(|o| o.client_order_id == s.client_order_id)?;
+                Some(((o.account.clone(), o.symbol.clone()), s.position_delta))
+            })
+            .collect();
+        let now = self.clock.now_unix_ms();
+        let written = self
+            .journal
+            .complete(settlements, message_id, outcome, reason.clone(), now)
+            .await;
+        let mut positions = self.lock_positions();
+        if let Err(e) = written {
+            // The cache may now be ahead of or behind the journal: reload these keys next time.
+            for (key, _) in &deltas {
+                positions.remove(key);
+            }
+            return Err(e);
+        }
+        for (key, delta) in deltas {
+            if let Some(p) = positions.get_mut(&key) {
+                *p += delta;
+            }
+        }
+        drop(positions);
         self.metrics.message(outcome.as_str());
+        tracing::info!(
+            message_id,
+            outcome = outcome.as_str(),
+            reason,
+            "message executed"
+        );
         Ok(Execution {
             outcome,
             reason,

@@ -229,16 +229,13 @@ impl Ingest {
                 outcome,
                 reason,
                 orders,
-            }))) => {
-                tracing::info!(outcome = outcome.as_str(), reason, "message executed");
-                Reply::Recorded {
-                    id,
-                    outcome,
-                    reason,
-                    orders,
-                    duplicate: false,
-                }
-            }
+            }))) => Reply::Recorded {
+                id,
+                outcome,
+                reason,
+                orders,
+                duplicate: false,
+            },
             Ok(Ok(Err(e))) => Reply::Unavailable(e),
             Ok(Err(_)) => Reply::Unavailable(JournalError::Closed),
             Err(_) => {

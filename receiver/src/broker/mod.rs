@@ -111,6 +111,13 @@ pub trait Broker: Send + Sync + Debug {
         &'a self,
         order: &'a OrderRequest,
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>>;
+
+    /// `true` when the venue keeps its orders through the receiver's own journal queue (the paper
+    /// broker): a journal write queued before `place` is then durable before the venue's record,
+    /// so the executor need not wait for it. Real venues keep the default, `false`.
+    fn shares_journal(&self) -> bool {
+        false
+    }
 }
 
 /// Why a venue could not be built from `[broker]`. Messages name the config key and the

@@ -53,19 +53,17 @@ impl Broker for PaperBroker {
         "paper"
     }
 
+    fn shares_journal(&self) -> bool {
+        true
+    }
+
     fn place<'a>(
         &'a self,
         order: &'a OrderRequest,
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
         Box::pin(async move {
-            if let Some(existing) = self
-                .book
-                .lookup(&order.client_order_id)
-                .await
-                .map_err(transient)?
-            {
-                return Ok(existing);
-            }
+            // No lookup first: `record_once` keeps the first answer recorded for an id and
+            // returns it, so a repeated call answers exactly like the first.
             if !self.fill_delay.is_zero() {
                 tokio::time::sleep(self.fill_delay).await;
             }
@@ -98,5 +96,81 @@ impl Broker for PaperBroker {
                 .await
                 .map_err(transient)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::SqliteJournal;
+    use crate::order::{Side, TimeInForce};
+
+    fn order(cid: &str, order_type: OrderType, reference: Option<&str>) -> OrderRequest {
+        OrderRequest {
+            client_order_id: cid.into(),
+            account: "main".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            quantity: "2".parse().unwrap(),
+            order_type,
+            limit_price: (order_type == OrderType::Limit).then(|| "90".parse().unwrap()),
+            stop_price: None,
+            tif: TimeInForce::Gtc,
+            reference_price: reference.map(|r| r.parse().unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn placing_the_same_client_order_id_again_returns_the_first_answer_even_after_reopening()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let clock = Arc::new(alertgate_shared::ManualClock::at_unix(1_000));
+        let first = {
+            let book = Arc::new(SqliteJournal::open(&path, Duration::from_secs(1)).unwrap());
+            let paper = PaperBroker::new(book, clock.clone(), Duration::ZERO);
+            paper
+                .place(&order("c-0", OrderType::Market, Some("100")))
+                .await
+                .unwrap()
+        };
+        assert_eq!(first.status, OrderStatus::Filled);
+        assert_eq!(first.average_price, Some(rust_decimal::Decimal::from(100)));
+        let book = Arc::new(SqliteJournal::open(&path, Duration::from_secs(1)).unwrap());
+        let paper = PaperBroker::new(book, clock, Duration::ZERO);
+        let again = paper
+            .place(&order("c-0", OrderType::Market, Some("105")))
+            .await
+            .unwrap();
+        assert_eq!(again, first, "the first fill stands");
+    }
+
+    #[tokio::test]
+    async fn limit_orders_rest_and_market_orders_need_a_reference_price() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Arc::new(
+            SqliteJournal::open(&dir.path().join("j.db"), Duration::from_secs(1)).unwrap(),
+        );
+        let paper = PaperBroker::new(
+            book,
+            Arc::new(alertgate_shared::SystemClock),
+            Duration::ZERO,
+        );
+        let resting = paper
+            .place(&order("c-1", OrderType::Limit, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (resting.status, resting.filled_quantity),
+            (OrderStatus::Placed, rust_decimal::Decimal::ZERO)
+        );
+        let err = paper
+            .place(&order("c-2", OrderType::Market, None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BrokerError::Invalid { ref message } if message.starts_with("price:")),
+            "{err:?}"
+        );
     }
 }

@@ -305,18 +305,28 @@ pub trait Journal: Send + Sync + Debug {
     /// Journals the orders a message will place (status `new`; ids already present are kept).
     fn plan(&self, orders: Vec<OrderRecord>) -> JournalFuture<()>;
 
-    /// Records a venue's answer for an order and its position change.
-    fn settle(&self, settlement: Settlement) -> JournalFuture<()>;
+    /// Records the venue's answers for a message's orders (with their position changes) and the
+    /// message's final outcome, in one atomic write. Orders still `new` afterwards are marked
+    /// `skipped` unless the outcome is `pending`.
+    fn complete(
+        &self,
+        settlements: Vec<Settlement>,
+        id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+        now_ms: i64,
+    ) -> JournalFuture<()>;
 
-    /// Sets a message's final outcome (and marks its remaining `new` orders `skipped` when it did
-    /// not complete).
+    /// Sets a message's final outcome when it placed nothing.
     fn finish(
         &self,
         id: &str,
         outcome: Outcome,
         reason: Option<String>,
         now_ms: i64,
-    ) -> JournalFuture<()>;
+    ) -> JournalFuture<()> {
+        self.complete(Vec::new(), id, outcome, reason, now_ms)
+    }
 
     /// One message with its orders.
     fn message(&self, id: &str) -> JournalFuture<Option<MessageRecord>>;

@@ -604,19 +604,21 @@ impl Journal for SqliteJournal {
         self.call(move |c| plan(c, orders))
     }
 
-    fn settle(&self, settlement: Settlement) -> JournalFuture<()> {
-        self.call(move |c| settle(c, settlement))
-    }
-
-    fn finish(
+    fn complete(
         &self,
+        settlements: Vec<Settlement>,
         id: &str,
         outcome: Outcome,
         reason: Option<String>,
         now_ms: i64,
     ) -> JournalFuture<()> {
         let id = id.to_owned();
-        self.call(move |c| finish(c, &id, outcome, reason, now_ms))
+        self.call(move |c| {
+            for settlement in settlements {
+                settle(c, settlement)?;
+            }
+            finish(c, &id, outcome, reason, now_ms)
+        })
     }
 
     fn message(&self, id: &str) -> JournalFuture<Option<MessageRecord>> {
