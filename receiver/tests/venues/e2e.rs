@@ -107,7 +107,7 @@ async fn binance_market_and_limit_alerts_are_placed_and_recorded_with_binances_o
     assert!(journal.iter().all(|o| o["venue"] == "binance"));
     assert!(journal
         .iter()
-        .any(|o| o["venue_order_id"] == orders[1].order_id.to_string()));
+        .any(|o| o["venue_order_id"].as_str() == Some(orders[1].order_id.to_string().as_str())));
 }
 
 #[tokio::test]

@@ -155,8 +155,9 @@ impl SymbolRules {
         ];
         for (name, lot) in filters {
             let Some(lot) = lot else { continue };
-            if lot.step > Decimal::ZERO && quantity >= lot.min {
-                quantity = lot.min + ((quantity - lot.min) / lot.step).floor() * lot.step;
+            // Binance: `quantity % stepSize == 0`.
+            if lot.step > Decimal::ZERO {
+                quantity = (quantity / lot.step).floor() * lot.step;
             }
             if quantity < lot.min || quantity <= Decimal::ZERO {
                 return Err(invalid(format!(
@@ -192,9 +193,9 @@ impl SymbolRules {
             return Ok(requested.normalize());
         };
         let mut price = requested;
+        // Binance: `price % tickSize == 0`.
         if filter.tick > Decimal::ZERO {
-            let ticks = ((price - filter.min) / filter.tick).round_dp_with_strategy(0, strategy);
-            price = filter.min + ticks * filter.tick;
+            price = (price / filter.tick).round_dp_with_strategy(0, strategy) * filter.tick;
         }
         if price <= Decimal::ZERO || (filter.min > Decimal::ZERO && price < filter.min) {
             return Err(invalid(format!(

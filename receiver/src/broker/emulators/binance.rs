@@ -544,21 +544,19 @@ impl State {
         if rules.status != "TRADING" {
             return bad(-2010, "Market is closed.");
         }
-        // Filters, in Binance's order.
-        let on_grid = |v: Decimal, min: Decimal, step: Decimal| {
-            step.is_zero() || ((v - min) % step).is_zero()
-        };
+        // Filters, as filters.md states them (`price % tickSize == 0`, `quantity % stepSize == 0`).
+        let on_grid = |v: Decimal, step: Decimal| step.is_zero() || (v % step).is_zero();
         for p in [price, stop_price].into_iter().flatten() {
             if p < rules.min_price
                 || (!rules.max_price.is_zero() && p > rules.max_price)
-                || !on_grid(p, rules.min_price, rules.tick_size)
+                || !on_grid(p, rules.tick_size)
             {
                 return bad(-1013, "Filter failure: PRICE_FILTER");
             }
         }
         if quantity < rules.min_qty
             || quantity > rules.max_qty
-            || !on_grid(quantity, rules.min_qty, rules.step_size)
+            || !on_grid(quantity, rules.step_size)
         {
             return bad(-1013, "Filter failure: LOT_SIZE");
         }
