@@ -130,8 +130,6 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Bounds concurrent attempts (not waiting alerts).
     slots: Semaphore,
-    /// The dedupe window length, which decides when spool segments may go.
-    window_ms: i64,
 }
 
 impl Forwarder {
@@ -143,7 +141,6 @@ impl Forwarder {
         spool: Spool,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-        window_ms: i64,
     ) -> Self {
         let slots = Semaphore::new(settings.concurrency);
         Self {
@@ -155,7 +152,6 @@ impl Forwarder {
                 clock,
                 metrics,
                 slots,
-                window_ms,
             }),
         }
     }
@@ -234,12 +230,7 @@ impl Forwarder {
                 Attempt::Delivered => {
                     inner.metrics.forward("delivered");
                     tracing::info!(id = %alert.id, account = %alert.account, attempt, "alert delivered");
-                    let now_ms = inner.clock.now_unix_ms();
-                    if let Err(e) = inner
-                        .spool
-                        .resolve(&alert.id, Resolution::Delivered, now_ms, inner.window_ms)
-                        .await
-                    {
+                    if let Err(e) = inner.spool.resolve(&alert.id, Resolution::Delivered).await {
                         tracing::error!(id = %alert.id, error = %e, "cannot record delivery; it may be sent again after a restart");
                     }
                     inner
@@ -294,7 +285,7 @@ impl Forwarder {
             inner.metrics.forward("expired");
         }
         tracing::warn!(id = %alert.id, account = %alert.account, reason, "alert dead-lettered");
-        if let Err(e) = inner.spool.dead_letter(&letter, inner.window_ms).await {
+        if let Err(e) = inner.spool.dead_letter(&letter).await {
             tracing::error!(id = %alert.id, error = %e, "cannot record the dead letter; it stays pending");
         }
         inner

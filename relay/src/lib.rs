@@ -195,7 +195,6 @@ impl Relay {
             spool.clone(),
             Arc::clone(&clock),
             Arc::clone(&metrics),
-            dedupe.window_ms(),
         );
         let client_cert = settings
             .server
@@ -316,7 +315,7 @@ async fn maintain(state: Arc<AppState>, window_seconds: u64) {
         if n % 10 == 0 {
             state.live.load().limits.forget_idle();
             let window_ms = i64::try_from(window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-            state.spool.compact(now_ms, window_ms).await;
+            state.spool.expire_keys(now_ms, window_ms).await;
         }
     }
 }

@@ -344,7 +344,8 @@ where
     }
 }
 
-fn parse_alert(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
+/// Step 5: the body as an alert, a UTF-8 JSON object (public for the fuzz target).
+pub fn parse_alert(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let text = std::str::from_utf8(raw)
         .map_err(|_| ApiError::InvalidJson("the body is not UTF-8".into()))?;
     match serde_json::from_str::<Value>(text) {

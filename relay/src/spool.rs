@@ -5,14 +5,20 @@
 //!   message id, account, idempotency key, receipt time and the exact envelope bytes to send; a
 //!   `resolve` record marks an id delivered or dead-lettered. Each start opens a fresh segment, and
 //!   a segment is rotated past `segment_bytes`.
+//! - `keys-NNNNNNNNNNNNNNNNNNNN.jsonl`: the dedupe journal, one small `key` record (account, key,
+//!   receipt time) per accepted alert that has an idempotency key. It outlives the segments, so a
+//!   delivered alert's body can be deleted while its key still guards the window.
 //! - `dead/dead-letters.jsonl`: every dead letter with its reason and envelope.
 //!
 //! Writes go through one writer thread that batches concurrent appends into a single write and
 //! a single `fdatasync` (group commit): every caller waits for the sync that covers its record.
-//! On start the segments are replayed: accepted-but-unresolved entries are pending again, and the
-//! dedupe window is rebuilt from the accept records. A torn last line (a crash mid-write) is
-//! ignored. The oldest segment is deleted once all its entries are resolved and its newest entry
-//! has left the dedupe window.
+//! The key journal is written in the same batch but synced lazily: the accept record (synced)
+//! carries the key too, and the journal is synced before any segment is deleted.
+//! On start the segments and the key journal are replayed: accepted-but-unresolved entries are
+//! pending again, and the dedupe window is rebuilt. A torn last line (a crash mid-write) is
+//! ignored. The oldest segment is deleted once all its entries are resolved (later segments may
+//! hold the resolutions of earlier ones, never the reverse); a key journal file is deleted once
+//! its newest key has left the dedupe window.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -108,6 +114,11 @@ enum Record {
         id: String,
         outcome: Resolution,
     },
+    Key {
+        account: String,
+        key: String,
+        received_ms: i64,
+    },
 }
 
 /// What replaying the spool found.
@@ -115,7 +126,7 @@ enum Record {
 pub struct Replay {
     /// Entries to forward, oldest first.
     pub pending: Vec<SpooledAlert>,
-    /// (account, key, received_ms) of every accept record still on disk.
+    /// (account, key, received_ms) of every key still on disk (the caller drops expired ones).
     pub keys: Vec<(String, String, i64)>,
 }
 
@@ -155,22 +166,25 @@ struct State {
 #[derive(Debug, Default, Clone, Copy)]
 struct SegmentMeta {
     unresolved: usize,
-    newest_ms: i64,
     bytes: u64,
 }
 
 enum Command {
+    /// A spool record (synced before the reply), with the accept's key record if any.
     Append {
         line: Vec<u8>,
+        key: Option<(Vec<u8>, i64)>,
         reply: oneshot::Sender<io::Result<u64>>,
     },
+    /// A dead letter (synced before the reply).
     Dead {
         line: Vec<u8>,
         reply: oneshot::Sender<io::Result<()>>,
     },
-    Remove {
-        segment: u64,
-    },
+    /// Delete a fully resolved segment (after syncing the key journal).
+    Remove { segment: u64 },
+    /// Delete key journal files whose newest key is older than `before_ms`.
+    Expire { before_ms: i64 },
 }
 
 impl std::fmt::Debug for Command {
@@ -191,6 +205,29 @@ fn segment_number(path: &Path) -> Option<u64> {
         .ok()
 }
 
+fn keys_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("keys-{n:020}.jsonl"))
+}
+
+fn keys_number(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("keys-")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
+}
+
+/// The complete lines of a journal file; a torn last line is dropped with a warning.
+fn complete_lines<'a>(path: &Path, data: &'a [u8]) -> impl Iterator<Item = (usize, &'a [u8])> + 'a {
+    let torn = !data.is_empty() && data.last() != Some(&b'\n');
+    if torn {
+        tracing::warn!(file = %path.display(), "ignoring a torn last record");
+    }
+    data.split_inclusive(|&b| b == b'\n')
+        .filter(|l| l.last() == Some(&b'\n'))
+        .enumerate()
+}
+
 fn dead_letter_path(dir: &Path) -> PathBuf {
     dir.join("dead").join("dead-letters.jsonl")
 }
@@ -200,14 +237,21 @@ impl Spool {
     pub fn open(settings: SpoolSettings) -> io::Result<(Self, Replay)> {
         let dir = settings.dir.clone();
         std::fs::create_dir_all(dir.join("dead"))?;
-        let mut numbers: Vec<u64> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| segment_number(&e.path()))
-            .collect();
+        let mut numbers = Vec::new();
+        let mut key_files = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if let Some(n) = segment_number(&path) {
+                numbers.push(n);
+            } else if let Some(n) = keys_number(&path) {
+                key_files.push(n);
+            }
+        }
         numbers.sort_unstable();
+        key_files.sort_unstable();
 
         let mut state = State::default();
-        let mut accepted: BTreeMap<String, (u64, SpooledAlert)> = BTreeMap::new();
+        let mut accepted: HashMap<String, (u64, SpooledAlert)> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
         let mut keys = Vec::new();
         for &n in &numbers {
@@ -216,11 +260,7 @@ impl Spool {
             let meta = state.segments.entry(n).or_default();
             meta.bytes = data.len() as u64;
             state.total_bytes += data.len() as u64;
-            for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
-                if line.last() != Some(&b'\n') {
-                    tracing::warn!(segment = %path.display(), "ignoring a torn last record");
-                    break;
-                }
+            for (i, line) in complete_lines(&path, &data) {
                 match serde_json::from_slice::<Record>(line) {
                     Ok(Record::Accept {
                         id,
@@ -229,7 +269,6 @@ impl Spool {
                         received_ms,
                         body,
                     }) => {
-                        meta.newest_ms = meta.newest_ms.max(received_ms);
                         if let Some(key) = key {
                             keys.push((account.clone(), key, received_ms));
                         }
@@ -248,11 +287,35 @@ impl Spool {
                     Ok(Record::Resolve { id, .. }) => {
                         accepted.remove(&id);
                     }
+                    Ok(Record::Key { .. }) => {}
                     Err(e) => {
-                        tracing::warn!(segment = %path.display(), line = i + 1, error = %e, "skipping an unreadable spool record");
+                        tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable spool record");
                     }
                 }
             }
+        }
+        let mut closed_keys = BTreeMap::new();
+        for &n in &key_files {
+            let path = keys_path(&dir, n);
+            let data = std::fs::read(&path)?;
+            let mut newest = 0;
+            for (i, line) in complete_lines(&path, &data) {
+                match serde_json::from_slice::<Record>(line) {
+                    Ok(Record::Key {
+                        account,
+                        key,
+                        received_ms,
+                    }) => {
+                        newest = received_ms.max(newest);
+                        keys.push((account, key, received_ms));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable key record");
+                    }
+                }
+            }
+            closed_keys.insert(n, newest);
         }
         let mut pending = Vec::with_capacity(accepted.len());
         for id in order {
@@ -265,9 +328,23 @@ impl Spool {
             }
         }
         pending.sort_by_key(|a| a.received_ms);
+        // A key is usually both in its accept record and in the key journal: keep one of each.
+        let mut newest: HashMap<(String, String), i64> = HashMap::new();
+        for (account, key, ms) in keys {
+            let slot = newest.entry((account, key)).or_insert(ms);
+            *slot = (*slot).max(ms);
+        }
+        let keys = newest.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
 
         let first = numbers.last().map_or(1, |n| n + 1);
-        let writer = Writer::open(dir.clone(), first, settings.segment_bytes)?;
+        let first_keys = key_files.last().map_or(1, |n| n + 1);
+        let writer = Writer::open(
+            dir.clone(),
+            first,
+            first_keys,
+            closed_keys,
+            settings.segment_bytes,
+        )?;
         state.newest_segment = first;
         state.segments.entry(first).or_default();
         let (tx, rx) = mpsc::channel(65_536);
@@ -312,7 +389,14 @@ impl Spool {
             received_ms: a.received_ms,
             body: String::from_utf8_lossy(&a.body).into_owned(),
         };
-        let result = self.write(&record).await;
+        let key = entry.key.as_ref().map(|k| Record::Key {
+            account: a.account.clone(),
+            key: k.clone(),
+            received_ms: a.received_ms,
+        });
+        let result = self
+            .write(&record, key.as_ref().map(|k| (k, a.received_ms)))
+            .await;
         let mut state = self.lock();
         state.in_flight -= 1;
         let (segment, len) = result?;
@@ -320,24 +404,17 @@ impl Spool {
         state.pending.insert(a.id.to_string(), segment);
         if let Some(meta) = state.segments.get_mut(&segment) {
             meta.unresolved += 1;
-            meta.newest_ms = meta.newest_ms.max(a.received_ms);
         }
         Ok(())
     }
 
     /// Marks an entry delivered or dead-lettered (durably), then deletes segments no longer needed.
-    pub async fn resolve(
-        &self,
-        id: &MessageId,
-        outcome: Resolution,
-        now_ms: i64,
-        window_ms: i64,
-    ) -> Result<(), SpoolError> {
+    pub async fn resolve(&self, id: &MessageId, outcome: Resolution) -> Result<(), SpoolError> {
         let record = Record::Resolve {
             id: id.to_string(),
             outcome,
         };
-        let (segment, len) = self.write(&record).await?;
+        let (segment, len) = self.write(&record, None).await?;
         let removable = {
             let mut state = self.lock();
             state.note_write(segment, len);
@@ -346,7 +423,7 @@ impl Spool {
                     meta.unresolved = meta.unresolved.saturating_sub(1);
                 }
             }
-            state.removable(now_ms, window_ms)
+            state.removable()
         };
         for segment in removable {
             let _ = self.shared.tx.send(Command::Remove { segment }).await;
@@ -354,16 +431,14 @@ impl Spool {
         Ok(())
     }
 
-    /// Deletes segments no longer needed (called periodically, as time alone can free them).
-    pub async fn compact(&self, now_ms: i64, window_ms: i64) {
-        let removable = self.lock().removable(now_ms, window_ms);
-        for segment in removable {
-            let _ = self.shared.tx.send(Command::Remove { segment }).await;
-        }
+    /// Deletes key journal files whose keys have all left the window ending at `now_ms`.
+    pub async fn expire_keys(&self, now_ms: i64, window_ms: i64) {
+        let before_ms = now_ms.saturating_sub(window_ms);
+        let _ = self.shared.tx.send(Command::Expire { before_ms }).await;
     }
 
     /// Writes a dead letter (synced), then resolves the entry.
-    pub async fn dead_letter(&self, letter: &DeadLetter, window_ms: i64) -> Result<(), SpoolError> {
+    pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), SpoolError> {
         let mut line = serde_json::to_vec(letter).map_err(io::Error::other)?;
         line.push(b'\n');
         let (reply, rx) = oneshot::channel();
@@ -374,18 +449,29 @@ impl Spool {
             .map_err(|_| SpoolError::Closed)?;
         rx.await.map_err(|_| SpoolError::Closed)??;
         let id = MessageId::parse(&letter.id).map_err(io::Error::other)?;
-        self.resolve(&id, Resolution::DeadLettered, letter.dead_ms, window_ms)
-            .await
+        self.resolve(&id, Resolution::DeadLettered).await
     }
 
-    async fn write(&self, record: &Record) -> Result<(u64, u64), SpoolError> {
+    async fn write(
+        &self,
+        record: &Record,
+        key: Option<(&Record, i64)>,
+    ) -> Result<(u64, u64), SpoolError> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
+        let key = match key {
+            Some((k, ms)) => {
+                let mut l = serde_json::to_vec(k).map_err(io::Error::other)?;
+                l.push(b'\n');
+                Some((l, ms))
+            }
+            None => None,
+        };
         let len = line.len() as u64;
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx
-            .send(Command::Append { line, reply })
+            .send(Command::Append { line, key, reply })
             .await
             .map_err(|_| SpoolError::Closed)?;
         match rx.await.map_err(|_| SpoolError::Closed)? {
@@ -428,13 +514,12 @@ impl State {
         self.segments.entry(segment).or_default().bytes += len;
     }
 
-    /// Oldest-first run of segments that are fully resolved, out of the dedupe window, and not
-    /// the one being written. Only the oldest may go: later segments may resolve its entries.
-    fn removable(&mut self, now_ms: i64, window_ms: i64) -> Vec<u64> {
+    /// Oldest-first run of fully resolved segments, short of the one being written. Only the
+    /// oldest may go: a later segment may hold the resolution of an earlier one's entry.
+    fn removable(&mut self) -> Vec<u64> {
         let mut out = Vec::new();
         while let Some((&n, meta)) = self.segments.first_key_value() {
-            let expired = meta.newest_ms.saturating_add(window_ms) <= now_ms;
-            if n >= self.newest_segment || meta.unresolved > 0 || !expired {
+            if n >= self.newest_segment || meta.unresolved > 0 {
                 break;
             }
             self.total_bytes = self.total_bytes.saturating_sub(meta.bytes);
@@ -445,24 +530,53 @@ impl State {
     }
 }
 
+/// An append-only file the writer thread owns, rotated past a size.
+struct Journal {
+    file: File,
+    number: u64,
+    written: u64,
+}
+
 /// The thread that owns the files.
 struct Writer {
     dir: PathBuf,
-    segment: u64,
-    file: File,
-    written: u64,
+    segment: Journal,
+    keys: Journal,
+    /// Newest receipt time in the current key file.
+    keys_newest: i64,
+    /// Whether the key file has writes not yet synced.
+    keys_dirty: bool,
+    /// Closed key files and the newest receipt time in each.
+    closed_keys: BTreeMap<u64, i64>,
     segment_bytes: u64,
     dead: Option<File>,
 }
 
 impl Writer {
-    fn open(dir: PathBuf, segment: u64, segment_bytes: u64) -> io::Result<Self> {
-        let file = create_segment(&dir, segment)?;
+    fn open(
+        dir: PathBuf,
+        segment: u64,
+        keys: u64,
+        closed_keys: BTreeMap<u64, i64>,
+        segment_bytes: u64,
+    ) -> io::Result<Self> {
+        let segment = Journal {
+            file: create_file(&segment_path(&dir, segment), &dir)?,
+            number: segment,
+            written: 0,
+        };
+        let keys = Journal {
+            file: create_file(&keys_path(&dir, keys), &dir)?,
+            number: keys,
+            written: 0,
+        };
         Ok(Self {
             dir,
             segment,
-            file,
-            written: 0,
+            keys,
+            keys_newest: 0,
+            keys_dirty: false,
+            closed_keys,
             segment_bytes,
             dead: None,
         })
@@ -480,28 +594,33 @@ impl Writer {
             }
             self.process(&mut batch);
         }
+        let _ = self.keys.file.sync_data();
     }
 
     fn process(&mut self, batch: &mut Vec<Command>) {
         let mut spool_buf = Vec::new();
+        let mut keys_buf = Vec::new();
         let mut dead_buf = Vec::new();
         let mut spool_replies = Vec::new();
         let mut dead_replies = Vec::new();
+        let mut removals = Vec::new();
+        let mut expire_before = None;
         for cmd in batch.drain(..) {
             match cmd {
-                Command::Append { line, reply } => {
+                Command::Append { line, key, reply } => {
                     spool_buf.extend_from_slice(&line);
+                    if let Some((line, ms)) = key {
+                        keys_buf.extend_from_slice(&line);
+                        self.keys_newest = self.keys_newest.max(ms);
+                    }
                     spool_replies.push(reply);
                 }
                 Command::Dead { line, reply } => {
                     dead_buf.extend_from_slice(&line);
                     dead_replies.push(reply);
                 }
-                Command::Remove { segment } => {
-                    if segment != self.segment {
-                        let _ = std::fs::remove_file(segment_path(&self.dir, segment));
-                    }
-                }
+                Command::Remove { segment } => removals.push(segment),
+                Command::Expire { before_ms } => expire_before = Some(before_ms),
             }
         }
         if !dead_buf.is_empty() {
@@ -510,26 +629,75 @@ impl Writer {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_err));
             }
         }
-        if !spool_buf.is_empty() {
-            let segment = self.segment;
-            let result = self.write_spool(&spool_buf);
-            for reply in spool_replies {
-                let _ = reply.send(result.as_ref().map(|_| segment).map_err(clone_err));
+        if !keys_buf.is_empty() {
+            // Not synced here: the accept records carry the keys and are synced below.
+            match self.keys.file.write_all(&keys_buf) {
+                Ok(()) => {
+                    self.keys.written += keys_buf.len() as u64;
+                    self.keys_dirty = true;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "key journal write failed; starting a new file");
+                    self.rotate_keys();
+                }
             }
-            if let Err(e) = result {
+        }
+        let mut spool_result = None;
+        if !spool_buf.is_empty() {
+            let segment = self.segment.number;
+            let result = self.write_spool(&spool_buf).map(|()| segment);
+            if let Err(e) = &result {
                 tracing::error!(error = %e, "spool write failed; starting a new segment");
                 // A partial line must not be glued to the next record: continue in a new file.
-                self.rotate();
-            } else if self.written >= self.segment_bytes {
-                self.rotate();
+                self.rotate_segment();
+            } else if self.segment.written >= self.segment_bytes {
+                self.rotate_segment();
+            }
+            spool_result = Some(result);
+        }
+        if self.keys.written >= self.segment_bytes {
+            self.rotate_keys();
+        }
+        // A segment's keys must be durable in the key journal before the segment goes.
+        if !removals.is_empty() && self.sync_keys().is_ok() {
+            for segment in removals {
+                if segment != self.segment.number {
+                    let _ = std::fs::remove_file(segment_path(&self.dir, segment));
+                }
+            }
+        }
+        if let Some(before_ms) = expire_before {
+            let expired: Vec<u64> = self
+                .closed_keys
+                .iter()
+                .filter(|(_, &newest)| newest < before_ms)
+                .map(|(&n, _)| n)
+                .collect();
+            for n in expired {
+                self.closed_keys.remove(&n);
+                let _ = std::fs::remove_file(keys_path(&self.dir, n));
+            }
+        }
+        // Replies last, so a caller that saw its reply also sees every earlier command done.
+        if let Some(result) = spool_result {
+            for reply in spool_replies {
+                let _ = reply.send(result.as_ref().copied().map_err(clone_err));
             }
         }
     }
 
+    fn sync_keys(&mut self) -> io::Result<()> {
+        if self.keys_dirty {
+            self.keys.file.sync_data()?;
+            self.keys_dirty = false;
+        }
+        Ok(())
+    }
+
     fn write_spool(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)?;
-        self.file.sync_data()?;
-        self.written += buf.len() as u64;
+        self.segment.file.write_all(buf)?;
+        self.segment.file.sync_data()?;
+        self.segment.written += buf.len() as u64;
         Ok(())
     }
 
@@ -549,14 +717,36 @@ impl Writer {
         result
     }
 
-    fn rotate(&mut self) {
-        match create_segment(&self.dir, self.segment + 1) {
+    fn rotate_segment(&mut self) {
+        let n = self.segment.number + 1;
+        match create_file(&segment_path(&self.dir, n), &self.dir) {
             Ok(file) => {
-                self.segment += 1;
-                self.file = file;
-                self.written = 0;
+                self.segment = Journal {
+                    file,
+                    number: n,
+                    written: 0,
+                }
             }
             Err(e) => tracing::error!(error = %e, "cannot start a new spool segment"),
+        }
+    }
+
+    fn rotate_keys(&mut self) {
+        if self.sync_keys().is_err() {
+            tracing::error!("cannot sync the key journal before rotating it");
+        }
+        let n = self.keys.number + 1;
+        match create_file(&keys_path(&self.dir, n), &self.dir) {
+            Ok(file) => {
+                self.closed_keys.insert(self.keys.number, self.keys_newest);
+                self.keys = Journal {
+                    file,
+                    number: n,
+                    written: 0,
+                };
+                self.keys_newest = 0;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start a new key journal file"),
         }
     }
 }
@@ -565,11 +755,8 @@ fn clone_err(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
 }
 
-fn create_segment(dir: &Path, n: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(segment_path(dir, n))?;
+fn create_file(path: &Path, dir: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
     // Make the new directory entry durable too.
     File::open(dir)?.sync_all()?;
     Ok(file)
@@ -611,7 +798,7 @@ mod tests {
         spool.append(&a).await.unwrap();
         spool.append(&b).await.unwrap();
         spool
-            .resolve(&a.alert.id, Resolution::Delivered, 3, 1_000_000)
+            .resolve(&a.alert.id, Resolution::Delivered)
             .await
             .unwrap();
         drop(spool);
@@ -668,28 +855,56 @@ mod tests {
         ));
     }
 
+    fn files(dir: &Path, prefix: &str) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(prefix)
+            })
+            .count()
+    }
+
     #[tokio::test]
-    async fn resolved_segments_are_deleted_once_out_of_the_dedupe_window() {
+    async fn delivered_segments_are_deleted_but_their_keys_stay_until_the_window_ends() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path());
-        s.segment_bytes = 1; // every write starts a new segment
+        s.segment_bytes = 1; // every write starts new files
         let (spool, _) = Spool::open(s.clone()).unwrap();
         let a = entry("a", 1_000);
         spool.append(&a).await.unwrap();
         spool
-            .resolve(&a.alert.id, Resolution::Delivered, 1_500, 10_000)
+            .resolve(&a.alert.id, Resolution::Delivered)
             .await
             .unwrap();
-        assert!(spool.segments() >= 2, "still inside the window");
-        spool.compact(11_000, 10_000).await;
-        let kept = spool.segments();
-        spool.append(&entry("b", 12_000)).await.unwrap();
+        spool.append(&entry("b", 2_000)).await.unwrap();
         drop(spool);
-        let (_, replay) = Spool::open(s).unwrap();
+        let (spool, replay) = Spool::open(s.clone()).unwrap();
         assert_eq!(replay.pending.len(), 1);
         assert!(
+            replay.keys.iter().any(|(_, k, _)| k == "a"),
+            "a's key outlives its segment"
+        );
+        assert!(!segment_path(dir.path(), 1).exists(), "a's segment is gone");
+        assert!(files(dir.path(), "keys-") >= 1);
+
+        // Once the window has passed, the key files go too.
+        spool.expire_keys(100_000, 10_000).await;
+        spool
+            .resolve(&replay.pending[0].id, Resolution::Delivered)
+            .await
+            .unwrap();
+        drop(spool);
+        let (_, replay) = Spool::open(s).unwrap();
+        assert!(replay.pending.is_empty());
+        assert!(
             replay.keys.iter().all(|(_, k, _)| k != "a"),
-            "a's segment is gone: {kept}"
+            "{:?}",
+            replay.keys
         );
     }
 
