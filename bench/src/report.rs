@@ -1,0 +1,312 @@
+//! The results: the machine they were measured on, a JSON file, and a table for the terminal.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::{Percentiles, Summary};
+use crate::procs::Memory;
+use crate::scenarios::{AcceptResult, EndToEndResult, FloodResult, Plan, RejectResult};
+
+/// What the numbers were measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// `model name` from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// `MemTotal` in MiB.
+    pub memory_mib: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// `/proc/loadavg` when the run started (other work on the machine skews every number).
+    pub load_average_at_start: String,
+}
+
+impl Machine {
+    /// Reads `/proc`.
+    pub fn detect() -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let meminfo = read("/proc/meminfo");
+        Self {
+            cpus: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(0),
+            cpu_model: cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default(),
+            memory_mib: meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .map(|kib| kib / 1024)
+                .unwrap_or(0),
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load_average_at_start: read("/proc/loadavg").trim().to_owned(),
+        }
+    }
+}
+
+/// Everything one run measured (the JSON file).
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// The machine.
+    pub machine: Machine,
+    /// Durations and counts used.
+    pub plan: Plan,
+    /// Generator worker threads.
+    pub client_threads: usize,
+    /// Scenario 1.
+    pub reject: Option<RejectResult>,
+    /// Scenarios 2 and 5.
+    pub accept: Option<AcceptResult>,
+    /// Scenario 3.
+    pub end_to_end: Option<EndToEndResult>,
+    /// Scenario 4.
+    pub flood: Option<FloodResult>,
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+fn lat(p: &Percentiles) -> String {
+    format!(
+        "p50 {} · p99 {} · p99.9 {} · max {}",
+        ms(p.p50_us),
+        ms(p.p99_us),
+        ms(p.p999_us),
+        ms(p.max_us)
+    )
+}
+
+fn statuses(s: &Summary) -> String {
+    let mut out: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+    if s.errors > 0 {
+        out.push(format!("errors×{}", s.errors));
+    }
+    out.join(" ")
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn row(out: &mut String, cells: [&str; 3]) {
+    let _ = writeln!(out, "| {} | {} | {} |", cells[0], cells[1], cells[2]);
+}
+
+impl Results {
+    /// A Markdown table of every number with its target (also printed to the terminal).
+    pub fn table(&self) -> String {
+        let quick = self.plan.mode == "quick";
+        let target = |met: bool, text: &str| {
+            if quick {
+                format!("{text} (quick mode: not judged)")
+            } else {
+                format!("{text}: {}", verdict(met))
+            }
+        };
+        let mut out = String::new();
+        row(&mut out, ["scenario", "result", "target"]);
+        row(&mut out, ["---", "---", "---"]);
+        if let Some(r) = &self.reject {
+            row(
+                &mut out,
+                [
+                    &format!("1. reject path, bare warp server, {} conns", r.connections),
+                    &format!(
+                        "{:.0} req/s ({}); {}",
+                        r.bare.ok_per_second,
+                        statuses(&r.bare),
+                        lat(&r.bare.latency)
+                    ),
+                    "ceiling",
+                ],
+            );
+            row(
+                &mut out,
+                [
+                    &format!("1. reject path, relay 403, {} conns", r.connections),
+                    &format!(
+                        "{:.0} req/s ({}); {}",
+                        r.relay.ok_per_second,
+                        statuses(&r.relay),
+                        lat(&r.relay.latency)
+                    ),
+                    "",
+                ],
+            );
+            row(
+                &mut out,
+                [
+                    "1. relay ÷ bare",
+                    &format!("{:.2}×", r.ratio),
+                    &target(r.ratio >= 0.8, "≥ 0.80×"),
+                ],
+            );
+        }
+        if let Some(a) = &self.accept {
+            for level in &a.levels {
+                let met = level.connections < 64 || level.relay.ok_per_second >= 5000.0;
+                row(
+                    &mut out,
+                    [
+                        &format!(
+                            "2. accept path, {} conn{}",
+                            level.connections,
+                            if level.connections == 1 { "" } else { "s" }
+                        ),
+                        &format!(
+                            "{:.0} accepted/s ({}); {}; forwarded+placed {:.0}/s (drain {:.1} s)",
+                            level.relay.ok_per_second,
+                            statuses(&level.relay),
+                            lat(&level.relay.latency),
+                            level.delivered_per_second,
+                            level.drain_seconds
+                        ),
+                        &if level.connections == 64 {
+                            target(met, "≥ 5,000/s")
+                        } else {
+                            String::new()
+                        },
+                    ],
+                );
+            }
+        }
+        if let Some(e) = &self.end_to_end {
+            let t = &e.from_timestamps;
+            row(
+                &mut out,
+                [
+                    &format!(
+                        "3. end to end at {:.0}/s: 200 → order recorded (timestamps, ±0.5 ms)",
+                        e.rate
+                    ),
+                    &format!(
+                        "{} of {} recorded; {}; recorded before the 200 was read: {}",
+                        e.recorded,
+                        e.accepted,
+                        lat(t),
+                        e.recorded_before_200
+                    ),
+                    &target(
+                        t.p50_us < 2000 && t.p99_us < 10_000,
+                        "p50 < 2 ms, p99 < 10 ms",
+                    ),
+                ],
+            );
+            let p = &e.from_polling;
+            row(
+                &mut out,
+                [
+                    "3. end to end, by polling GET /v1/messages/{id} (upper bound)",
+                    &format!(
+                        "{} of {} seen filled; {}",
+                        e.polled_recorded,
+                        e.polled_sent,
+                        lat(p)
+                    ),
+                    &target(
+                        p.p50_us < 2000 && p.p99_us < 10_000,
+                        "p50 < 2 ms, p99 < 10 ms",
+                    ),
+                ],
+            );
+            row(
+                &mut out,
+                [
+                    "3. relay answer time at light load",
+                    &lat(&e.relay_latency),
+                    "",
+                ],
+            );
+        }
+        if let Some(f) = &self.flood {
+            row(
+                &mut out,
+                [
+                    &format!(
+                        "4. flood from unlisted address, {} conns",
+                        f.flood_connections
+                    ),
+                    &format!(
+                        "{:.0} req/s ({})",
+                        f.flood.ok_per_second,
+                        statuses(&f.flood)
+                    ),
+                    "",
+                ],
+            );
+            let all = f.legit_sent > 0 && f.legit_placed == f.legit_sent;
+            row(
+                &mut out,
+                [
+                    "4. legitimate alerts during the flood (new connection each)",
+                    &format!(
+                        "{} sent, {} accepted, {} placed",
+                        f.legit_sent, f.legit_accepted, f.legit_placed
+                    ),
+                    &target(all, "all accepted and placed"),
+                ],
+            );
+            row(
+                &mut out,
+                [
+                    "4. legitimate latency during the flood",
+                    &lat(&f.legit_latency),
+                    &target(f.legit_latency.p99_us < 50_000, "p99 < 50 ms"),
+                ],
+            );
+            let peak = f.relay_peak_rss_kib.max(f.relay_memory.hwm_kib);
+            row(
+                &mut out,
+                [
+                    "4. relay peak RSS during the flood",
+                    &format!(
+                        "{} (VmHWM {})",
+                        mib(f.relay_peak_rss_kib),
+                        mib(f.relay_memory.hwm_kib)
+                    ),
+                    &target(peak < 50 * 1024, "< 50 MiB"),
+                ],
+            );
+        }
+        if let Some(a) = &self.accept {
+            let (relay, receiver): (Memory, Memory) = a.idle;
+            row(
+                &mut out,
+                [
+                    "5. idle RSS relay / receiver",
+                    &format!("{} / {}", mib(relay.rss_kib), mib(receiver.rss_kib)),
+                    &target(
+                        relay.rss_kib < 20 * 1024 && receiver.rss_kib < 20 * 1024,
+                        "< 20 MiB each",
+                    ),
+                ],
+            );
+            let (relay, receiver) = a.loaded;
+            row(
+                &mut out,
+                [
+                    "5. peak RSS under accept load relay / receiver (VmHWM)",
+                    &format!("{} / {}", mib(relay.hwm_kib), mib(receiver.hwm_kib)),
+                    "",
+                ],
+            );
+        }
+        out
+    }
+}

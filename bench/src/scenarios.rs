@@ -1,0 +1,519 @@
+//! The five scenarios of issue 7. Each starts its own services, so one scenario's spool, journal
+//! or peak memory never colours the next.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::http::{self, Connection};
+use crate::load::{
+    self, closed_loop, histogram, micros, paced, MakeRequest, Pace, Percentiles, Summary,
+};
+use crate::procs::{memory, Bare, Binaries, Memory};
+use crate::stack::{alert, Stack, LEGIT_SOURCE, OPS_TOKEN, UNLISTED_SOURCE};
+
+/// How long and how hard each scenario runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// `quick` (smoke test) or `full`.
+    pub mode: &'static str,
+    /// Connections for the reject-path comparison.
+    pub reject_connections: usize,
+    /// Seconds per target (split in two alternating halves: bare, relay, bare, relay).
+    pub reject_seconds: f64,
+    /// Connection counts of the accept path.
+    pub accept_connections: Vec<usize>,
+    /// Seconds per connection count.
+    pub accept_seconds: f64,
+    /// Alerts per second of the end-to-end scenario.
+    pub e2e_rate: f64,
+    /// Alerts timed from the receiver's timestamps.
+    pub e2e_alerts: u64,
+    /// Alerts timed by polling the receiver.
+    pub e2e_polled_alerts: u64,
+    /// Seconds of flood.
+    pub flood_seconds: f64,
+    /// Flood connections (closed loop, unlisted address).
+    pub flood_connections: usize,
+    /// Legitimate alerts per second during the flood.
+    pub legit_rate: f64,
+    /// Seconds the services rest before idle memory is read.
+    pub settle_seconds: f64,
+    /// Seconds of unrecorded traffic before measuring (connection pools, caches, page faults).
+    pub warmup_seconds: f64,
+}
+
+impl Plan {
+    /// The real measurement.
+    pub fn full() -> Self {
+        Self {
+            mode: "full",
+            reject_connections: 64,
+            reject_seconds: 6.0,
+            accept_connections: vec![1, 16, 64],
+            accept_seconds: 8.0,
+            e2e_rate: 100.0,
+            e2e_alerts: 1000,
+            e2e_polled_alerts: 300,
+            flood_seconds: 30.0,
+            flood_connections: 64,
+            legit_rate: 10.0,
+            settle_seconds: 2.0,
+            warmup_seconds: 1.0,
+        }
+    }
+
+    /// About a second per scenario: proves the harness works, measures nothing.
+    pub fn quick() -> Self {
+        Self {
+            mode: "quick",
+            reject_connections: 4,
+            reject_seconds: 0.6,
+            accept_connections: vec![1, 4],
+            accept_seconds: 0.5,
+            e2e_rate: 50.0,
+            e2e_alerts: 10,
+            e2e_polled_alerts: 5,
+            flood_seconds: 1.0,
+            flood_connections: 4,
+            legit_rate: 10.0,
+            settle_seconds: 0.2,
+            warmup_seconds: 0.1,
+        }
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn alerts(target: std::net::SocketAddr, run: &'static str) -> MakeRequest {
+    Arc::new(move |n| http::post(target, "/webhook", &alert(run, n)))
+}
+
+/// Scenario 1: requests from an unlisted address, relay (403) against the bare server (200).
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectResult {
+    /// Connections used against each.
+    pub connections: usize,
+    /// The bare warp server (the ceiling).
+    pub bare: Summary,
+    /// The relay, answering 403.
+    pub relay: Summary,
+    /// relay requests/s ÷ bare requests/s (target ≥ 0.8).
+    pub ratio: f64,
+    /// The relay's memory after the run.
+    pub relay_memory: Memory,
+    /// The bare server's memory after the run.
+    pub bare_memory: Memory,
+}
+
+/// Runs scenario 1.
+pub async fn reject(bins: &Binaries, plan: &Plan) -> anyhow::Result<RejectResult> {
+    let bare = Bare::start(&bins.bare).await?;
+    let stack = Stack::start(bins).await?;
+    let half = secs(plan.reject_seconds / 2.0);
+    let n = plan.reject_connections;
+    let mut bare_total = load::Tally::new()?;
+    let mut relay_total = load::Tally::new()?;
+    let warmup = secs(plan.warmup_seconds);
+    closed_loop(
+        bare.addr,
+        UNLISTED_SOURCE,
+        n,
+        warmup,
+        alerts(bare.addr, "warmup"),
+        200,
+    )
+    .await?;
+    closed_loop(
+        stack.relay_addr,
+        UNLISTED_SOURCE,
+        n,
+        warmup,
+        alerts(stack.relay_addr, "warmup"),
+        403,
+    )
+    .await?;
+    for _ in 0..2 {
+        let t = closed_loop(
+            bare.addr,
+            UNLISTED_SOURCE,
+            n,
+            half,
+            alerts(bare.addr, "reject"),
+            200,
+        )
+        .await?;
+        bare_total.merge(&t)?;
+        let t = closed_loop(
+            stack.relay_addr,
+            UNLISTED_SOURCE,
+            n,
+            half,
+            alerts(stack.relay_addr, "reject"),
+            403,
+        )
+        .await?;
+        relay_total.merge(&t)?;
+    }
+    let bare_rps = bare_total.ok_per_second();
+    let result = RejectResult {
+        connections: n,
+        ratio: if bare_rps > 0.0 {
+            relay_total.ok_per_second() / bare_rps
+        } else {
+            0.0
+        },
+        bare: bare_total.summary(),
+        relay: relay_total.summary(),
+        relay_memory: stack.relay.memory()?,
+        bare_memory: bare.memory()?,
+    };
+    stack.stop().await?;
+    Ok(result)
+}
+
+/// Unrecorded accepted alerts, forwarded and placed, so the measurement starts from a warm stack
+/// (the forwarder's connection to the receiver open, caches and pages touched).
+async fn warm_up(stack: &Stack, plan: &Plan) -> anyhow::Result<()> {
+    let warmup = secs(plan.warmup_seconds);
+    closed_loop(
+        stack.relay_addr,
+        LEGIT_SOURCE,
+        4,
+        warmup,
+        alerts(stack.relay_addr, "warmup"),
+        200,
+    )
+    .await?;
+    stack.drain(Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+/// One connection count of the accept path.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptLevel {
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// The relay's answers (200 = accepted, spooled with fsync).
+    pub relay: Summary,
+    /// Seconds the relay still needed afterwards to forward everything to the receiver.
+    pub drain_seconds: f64,
+    /// Accepted alerts ÷ (load time + drain time): the rate both services sustain together.
+    pub delivered_per_second: f64,
+}
+
+/// Scenario 2 (and the memory half of 5): accepted alerts at each connection count.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptResult {
+    /// Per connection count.
+    pub levels: Vec<AcceptLevel>,
+    /// (relay, receiver) memory after starting and resting.
+    pub idle: (Memory, Memory),
+    /// (relay, receiver) memory after the last level; `hwm_kib` is the peak under load.
+    pub loaded: (Memory, Memory),
+    /// Orders the receiver holds for the run's last alerts that are not `filled` (should be 0).
+    pub unfilled_orders: usize,
+}
+
+/// Runs scenario 2 and reads the idle and loaded memory of both services.
+pub async fn accept(bins: &Binaries, plan: &Plan) -> anyhow::Result<AcceptResult> {
+    let stack = Stack::start(bins).await?;
+    tokio::time::sleep(secs(plan.settle_seconds)).await;
+    let idle = stack.memory()?;
+    warm_up(&stack, plan).await?;
+    let mut levels = Vec::new();
+    for (i, &connections) in plan.accept_connections.iter().enumerate() {
+        let run: &'static str = ["accept-a", "accept-b", "accept-c", "accept-d"][i.min(3)];
+        let tally = closed_loop(
+            stack.relay_addr,
+            LEGIT_SOURCE,
+            connections,
+            secs(plan.accept_seconds),
+            alerts(stack.relay_addr, run),
+            200,
+        )
+        .await?;
+        let drain = stack.drain(Duration::from_secs(120)).await?;
+        let total = tally.elapsed + drain;
+        levels.push(AcceptLevel {
+            connections,
+            delivered_per_second: tally.ok as f64 / total.as_secs_f64().max(1e-9),
+            drain_seconds: drain.as_secs_f64(),
+            relay: tally.summary(),
+        });
+    }
+    let loaded = stack.memory()?;
+    let unfilled_orders = stack
+        .orders()
+        .await?
+        .iter()
+        .filter(|o| o["status"] != "filled")
+        .count();
+    stack.stop().await?;
+    Ok(AcceptResult {
+        levels,
+        idle,
+        loaded,
+        unfilled_orders,
+    })
+}
+
+/// Scenario 3: from the relay's 200 to the paper order being recorded, at light traffic.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndToEndResult {
+    /// Alerts per second sent.
+    pub rate: f64,
+    /// Alerts the relay accepted (timestamp phase).
+    pub accepted: u64,
+    /// Of those, alerts whose order the receiver reports `filled`.
+    pub recorded: u64,
+    /// The relay's answer time (200) during the timestamp phase.
+    pub relay_latency: Percentiles,
+    /// 200 → the order's `updated_at` (the fill being recorded), from timestamps. `updated_at` has
+    /// millisecond precision (truncated), so each sample is the midpoint of a 1 ms interval:
+    /// accurate to ±0.5 ms.
+    pub from_timestamps: Percentiles,
+    /// Samples where the order was recorded, even at the top of its millisecond, before the
+    /// client had read the relay's 200 (counted as 0 above).
+    pub recorded_before_200: u64,
+    /// Alerts sent in the polling phase.
+    pub polled_sent: u64,
+    /// Alerts whose order was seen filled by polling.
+    pub polled_recorded: u64,
+    /// 200 → the first `GET /v1/messages/{id}` showing the order filled: an upper bound with µs
+    /// resolution (it includes one poll round trip, and polling loads the journal a little).
+    pub from_polling: Percentiles,
+}
+
+/// Polls `GET /v1/messages/{id}` until its orders are all filled (at most 2 s).
+async fn poll_filled(
+    conn: &mut Connection,
+    receiver: std::net::SocketAddr,
+    id: &str,
+) -> anyhow::Result<bool> {
+    let request = http::get(receiver, &format!("/v1/messages/{id}"), Some(OPS_TOKEN));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..200_000 {
+        if Instant::now() > deadline {
+            break;
+        }
+        let Ok(answer) = conn.send(&request).await else {
+            continue;
+        };
+        if answer.status == 200 {
+            let record: Value = serde_json::from_slice(&answer.body)?;
+            let orders = record["orders"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if !orders.is_empty() && orders.iter().all(|o| o["status"] == "filled") {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn accepted_id(status: u16, body: &[u8]) -> Option<String> {
+    if status != 200 {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(body).ok()?;
+    body["id"].as_str().map(str::to_owned)
+}
+
+/// Order `updated_at` (unix µs, ms precision) per message id, for filled orders.
+async fn filled_at(stack: &Stack) -> anyhow::Result<HashMap<String, i64>> {
+    let mut out = HashMap::new();
+    for order in stack.orders().await? {
+        if order["status"] != "filled" {
+            continue;
+        }
+        let (Some(id), Some(at)) = (order["message_id"].as_str(), order["updated_at"].as_str())
+        else {
+            continue;
+        };
+        let at = alertgate_shared::envelope::parse_rfc3339(at)?;
+        let us = i64::try_from(at.unix_timestamp_nanos() / 1000)?;
+        out.insert(id.to_owned(), us);
+    }
+    Ok(out)
+}
+
+/// Runs scenario 3.
+pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEndResult> {
+    let stack = Stack::start(bins).await?;
+    warm_up(&stack, plan).await?;
+    let pace = |count: u64| Pace {
+        target: stack.relay_addr,
+        source: LEGIT_SOURCE,
+        rate: plan.e2e_rate,
+        count,
+        deadline: Instant::now() + secs(count as f64 / plan.e2e_rate + 30.0),
+        fresh: false,
+    };
+
+    // Phase 1: timestamps only, nothing else touches the receiver.
+    let sent = paced(pace(plan.e2e_alerts), alerts(stack.relay_addr, "e2e")).await;
+    stack.drain(Duration::from_secs(60)).await?;
+    let filled = filled_at(&stack).await?;
+    let mut relay_latency = histogram()?;
+    let mut e2e = histogram()?;
+    let (mut accepted, mut recorded, mut before) = (0, 0, 0);
+    for s in &sent {
+        let Some(id) = s.status.and_then(|st| accepted_id(st, &s.body)) else {
+            continue;
+        };
+        accepted += 1;
+        relay_latency.saturating_record(micros(s.latency).max(1));
+        let Some(&at) = filled.get(&id) else { continue };
+        recorded += 1;
+        // The true time lies in [at, at + 1 ms): take the midpoint.
+        let estimate = at + 500 - s.answered_unix_us;
+        if at + 1000 <= s.answered_unix_us {
+            before += 1;
+        }
+        e2e.saturating_record(u64::try_from(estimate).unwrap_or(0).max(1));
+    }
+
+    // Phase 2: poll the receiver after each 200 (same pacing, one alert at a time).
+    let mut relay = Connection::new(stack.relay_addr, Some(LEGIT_SOURCE));
+    let mut poller = Connection::new(stack.receiver_addr, None);
+    let mut polled = histogram()?;
+    let (mut polled_sent, mut polled_recorded) = (0, 0);
+    let period = secs(1.0 / plan.e2e_rate);
+    let mut next = tokio::time::Instant::now();
+    for n in 0..plan.e2e_polled_alerts {
+        tokio::time::sleep_until(next).await;
+        next += period;
+        polled_sent += 1;
+        let request = http::post(stack.relay_addr, "/webhook", &alert("e2e-polled", n));
+        let Ok(Ok(answer)) =
+            tokio::time::timeout(load::REQUEST_TIMEOUT, relay.send(&request)).await
+        else {
+            relay = Connection::new(stack.relay_addr, Some(LEGIT_SOURCE));
+            continue;
+        };
+        let answered = Instant::now();
+        let Some(id) = accepted_id(answer.status, &answer.body) else {
+            continue;
+        };
+        if poll_filled(&mut poller, stack.receiver_addr, &id).await? {
+            polled_recorded += 1;
+            polled.saturating_record(micros(answered.elapsed()).max(1));
+        }
+    }
+    stack.stop().await?;
+    Ok(EndToEndResult {
+        rate: plan.e2e_rate,
+        accepted,
+        recorded,
+        relay_latency: Percentiles::of(&relay_latency),
+        from_timestamps: Percentiles::of(&e2e),
+        recorded_before_200: before,
+        polled_sent,
+        polled_recorded,
+        from_polling: Percentiles::of(&polled),
+    })
+}
+
+/// Scenario 4: a flood from an unlisted address while legitimate alerts flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloodResult {
+    /// Flood connections.
+    pub flood_connections: usize,
+    /// The flood's answers (403 expected).
+    pub flood: Summary,
+    /// Legitimate alerts sent (each on a new connection).
+    pub legit_sent: u64,
+    /// Of those, answered 200.
+    pub legit_accepted: u64,
+    /// Of those, whose order the receiver reports `filled`.
+    pub legit_placed: u64,
+    /// Legitimate request latency, connect included.
+    pub legit_latency: Percentiles,
+    /// The relay's largest sampled `VmRSS` during the flood (KiB).
+    pub relay_peak_rss_kib: u64,
+    /// The relay's memory at the end (`hwm_kib`: peak since start).
+    pub relay_memory: Memory,
+    /// The receiver's memory at the end.
+    pub receiver_memory: Memory,
+}
+
+/// Runs scenario 4.
+pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> {
+    let stack = Stack::start(bins).await?;
+    warm_up(&stack, plan).await?;
+    let duration = secs(plan.flood_seconds);
+    let relay_pid = stack.relay.pid()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut peak = 0;
+            let give_up = Instant::now() + duration + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < give_up {
+                if let Ok(m) = memory(relay_pid) {
+                    peak = peak.max(m.rss_kib);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    let flood = tokio::spawn(closed_loop(
+        stack.relay_addr,
+        UNLISTED_SOURCE,
+        plan.flood_connections,
+        duration,
+        alerts(stack.relay_addr, "flood"),
+        403,
+    ));
+    let legit = paced(
+        Pace {
+            target: stack.relay_addr,
+            source: LEGIT_SOURCE,
+            rate: plan.legit_rate,
+            count: (plan.flood_seconds * plan.legit_rate).ceil() as u64,
+            deadline: Instant::now() + duration,
+            fresh: true,
+        },
+        alerts(stack.relay_addr, "legit"),
+    )
+    .await;
+    let flood = flood.await??;
+    stop.store(true, Ordering::Relaxed);
+    let relay_peak_rss_kib = sampler.await?;
+    stack.drain(Duration::from_secs(60)).await?;
+    let filled = filled_at(&stack).await?;
+    let mut latency = histogram()?;
+    let (mut accepted, mut placed) = (0, 0);
+    for s in &legit {
+        if let Some(id) = s.status.and_then(|st| accepted_id(st, &s.body)) {
+            accepted += 1;
+            latency.saturating_record(micros(s.latency).max(1));
+            if filled.contains_key(&id) {
+                placed += 1;
+            }
+        }
+    }
+    let (relay_memory, receiver_memory) = stack.memory()?;
+    stack.stop().await?;
+    Ok(FloodResult {
+        flood_connections: plan.flood_connections,
+        flood: flood.summary(),
+        legit_sent: legit.len() as u64,
+        legit_accepted: accepted,
+        legit_placed: placed,
+        legit_latency: Percentiles::of(&latency),
+        relay_peak_rss_kib,
+        relay_memory,
+        receiver_memory,
+    })
+}
