@@ -8,6 +8,7 @@ mod alpaca;
 mod binance;
 mod build;
 mod e2e;
+mod emulator_checks;
 // The receiver's own test harness (`spawn_app`), shared with `tests/api`.
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]

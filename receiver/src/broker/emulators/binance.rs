@@ -433,8 +433,8 @@ impl State {
         let list = parse_params(payload);
         let mut params = HashMap::new();
         for (k, v) in list {
-            if params.insert(k.clone(), v).is_some() {
-                return bad(-1101, &format!("Duplicate values for parameter '{k}'."));
+            if params.insert(k, v).is_some() {
+                return bad(-1101, "Duplicate values for a parameter detected.");
             }
         }
         let Some(timestamp) = params.get("timestamp").and_then(|t| t.parse::<i64>().ok()) else {
@@ -494,10 +494,17 @@ impl State {
             "timestamp",
             "quoteOrderQty",
         ];
-        if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        // `signature` was read too, but is not in `params`.
+        let read = params
+            .keys()
+            .filter(|k| KNOWN.contains(&k.as_str()))
+            .count()
+            + 1;
+        if read <= params.len() {
+            let sent = params.len() + 1;
             return bad(
                 -1104,
-                &format!("Not all sent parameters were read; '{unknown}' was not expected."),
+                &format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'."),
             );
         }
         for (name, needed) in [
