@@ -191,20 +191,18 @@ impl Executor {
                 let _ = previous.await;
             }
             let message_id = job.message_id.clone();
-            let result = inner.run(job).await;
+            let mut turn = Some(Turn {
+                generation,
+                releases,
+            });
+            let result = inner.run(job, &mut turn).await;
+            if let Some(turn) = turn.take() {
+                inner.release(turn);
+            }
             if let Err(e) = &result {
                 tracing::error!(message_id, error = %e, "execution interrupted; it resumes at the next start");
             }
             let _ = done.send(result);
-            {
-                let mut chains = inner.lock_chains();
-                for (key, tx) in releases {
-                    if chains.get(&key).is_some_and(|(g, _)| *g == generation) {
-                        chains.remove(&key);
-                    }
-                    drop(tx);
-                }
-            }
             if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 inner.idle.notify_waiters();
             }
@@ -227,16 +225,36 @@ impl Executor {
     }
 }
 
+/// A job's place in the chains of its (account, symbol) keys.
+#[derive(Debug)]
+struct Turn {
+    /// Tells whether the chain entry is still this job's.
+    generation: u64,
+    /// Dropping a sender lets the next job in that chain go.
+    releases: Vec<(ChainKey, oneshot::Sender<()>)>,
+}
+
 impl Inner {
+    /// Lets the next jobs in this job's chains go.
+    fn release(&self, turn: Turn) {
+        let mut chains = self.lock_chains();
+        for (key, tx) in turn.releases {
+            if chains.get(&key).is_some_and(|(g, _)| *g == turn.generation) {
+                chains.remove(&key);
+            }
+            drop(tx);
+        }
+    }
+
     fn lock_chains(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<ChainKey, (u64, oneshot::Receiver<()>)>> {
         self.chains.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn run(&self, job: Job) -> Result<Execution, JournalError> {
+    async fn run(&self, job: Job, turn: &mut Option<Turn>) -> Result<Execution, JournalError> {
         match job.work {
-            Work::Resume(orders) => self.place_all(&job.message_id, orders, None).await,
+            Work::Resume(orders) => self.place_all(&job.message_id, orders, None, turn).await,
             Work::Legs(legs) => match self.plan(&job.message_id, &job.account, &legs).await? {
                 Plan::Orders(orders) => {
                     let planned = self.journal.plan(orders.clone());
@@ -248,10 +266,11 @@ impl Inner {
                         planned.await?;
                         None
                     };
-                    self.place_all(&job.message_id, orders, planned).await
+                    self.place_all(&job.message_id, orders, planned, turn).await
                 }
                 Plan::Final(outcome, reason) => {
-                    self.finish(&job.message_id, outcome, reason, Vec::new(), Vec::new())
+                    let (orders, settlements) = (Vec::new(), Vec::new());
+                    self.finish(&job.message_id, outcome, reason, orders, settlements, turn)
                         .await
                 }
             },
@@ -394,6 +413,7 @@ impl Inner {
         message_id: &str,
         mut orders: Vec<OrderRecord>,
         mut planned: Option<JournalFuture<()>>,
+        turn: &mut Option<Turn>,
     ) -> Result<Execution, JournalError> {
         let mut settlements = Vec::new();
         let mut failure = None;
@@ -462,7 +482,7 @@ impl Inner {
         if let Some(planned) = planned {
             planned.await?;
         }
-        self.finish(message_id, outcome, reason, orders, settlements)
+        self.finish(message_id, outcome, reason, orders, settlements, turn)
             .await
     }
 
@@ -503,6 +523,8 @@ impl Inner {
         }
     }
 
+    /// Queues the completion write, lets the next jobs of the same keys go (the single writer
+    /// keeps their writes behind this one), then waits for it to be durable.
     async fn finish(
         &self,
         message_id: &str,
@@ -510,6 +532,7 @@ impl Inner {
         reason: Option<String>,
         orders: Vec<OrderRecord>,
         settlements: Vec<Settlement>,
+        turn: &mut Option<Turn>,
     ) -> Result<Execution, JournalError> {
         let deltas: Vec<(ChainKey, Decimal)> = settlements
             .iter()
@@ -524,22 +547,29 @@ impl Inner {
         let now = self.clock.now_unix_ms();
         let written = self
             .journal
-            .complete(settlements, message_id, outcome, reason.clone(), now)
-            .await;
-        let mut positions = self.lock_positions();
-        if let Err(e) = written {
-            // The cache may now be ahead of or behind the journal: reload these keys next time.
+            .complete(settlements, message_id, outcome, reason.clone(), now);
+        {
+            // The fills happened at the venue: the next job must see them, even before the
+            // journal has them on disk.
+            let mut positions = self.lock_positions();
+            for (key, delta) in &deltas {
+                if let Some(p) = positions.get_mut(key) {
+                    *p += *delta;
+                }
+            }
+        }
+        if let Some(turn) = turn.take() {
+            self.release(turn);
+        }
+        if let Err(e) = written.await {
+            // The journal is behind the cache now: reload these keys from it next time (this
+            // message stays `pending` and its completion is written again at the next start).
+            let mut positions = self.lock_positions();
             for (key, _) in &deltas {
                 positions.remove(key);
             }
             return Err(e);
         }
-        for (key, delta) in deltas {
-            if let Some(p) = positions.get_mut(&key) {
-                *p += delta;
-            }
-        }
-        drop(positions);
         self.metrics.message(outcome.as_str());
         tracing::info!(
             message_id,

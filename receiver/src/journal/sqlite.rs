@@ -143,6 +143,29 @@ impl SqliteJournal {
             rx.await.map_err(|_| JournalError::Closed)?
         })
     }
+
+    /// Like [`Self::call`], but answers as soon as `f` has run, before the commit. Only for the
+    /// paper broker's book: whatever depends on the answer (the executor's completion write) is
+    /// queued behind it and awaited before anything claims the order. Should this batch's commit
+    /// fail, the paper book forgets the order; if the order's plan was in the same batch the
+    /// completion then fails too (the message stays `pending` and is placed again at the next
+    /// start), otherwise the orders table still records the fill, which is the record that counts.
+    fn call_uncommitted<T, F>(&self, f: F) -> JournalFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op: Op = Box::new(move |conn| {
+            let _ = tx.send(in_savepoint(conn, f));
+            Box::new(|_commit: Result<(), JournalError>| {})
+        });
+        let sent = self.ops.send(op);
+        Box::pin(async move {
+            sent.map_err(|_| JournalError::Closed)?;
+            rx.await.map_err(|_| JournalError::Closed)?
+        })
+    }
 }
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
@@ -690,7 +713,7 @@ impl PaperBook for SqliteJournal {
         now_ms: i64,
     ) -> JournalFuture<Placement> {
         let cid = client_order_id.to_owned();
-        self.call(move |c| {
+        self.call_uncommitted(move |c| {
             c.prepare_cached(
                 "INSERT OR IGNORE INTO paper_orders (client_order_id, venue_order_id, status, filled_quantity, \
                  average_price, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
