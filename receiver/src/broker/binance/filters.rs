@@ -468,4 +468,32 @@ mod tests {
         };
         assert!(message.contains("market closed"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn rounded_quantities_are_on_the_step_never_above_the_request_and_plain(units in 1u64..10_000_000_000u64) {
+            let r = rules();
+            let requested = Decimal::new(i64::try_from(units).unwrap(), 8);
+            let step = r.lot.unwrap().step;
+            match r.quantity(requested, false) {
+                Ok(q) => {
+                    proptest::prop_assert!(q <= requested && q > requested - step);
+                    proptest::prop_assert!((q % step).is_zero());
+                    proptest::prop_assert!(!plain(q).contains(['e', 'E']));
+                }
+                Err(_) => proptest::prop_assert!(requested < r.lot.unwrap().min || requested > r.lot.unwrap().max),
+            }
+        }
+
+        #[test]
+        fn limit_prices_never_move_against_the_user(units in 1_000u64..100_000_000_000u64) {
+            let r = rules();
+            let requested = Decimal::new(i64::try_from(units).unwrap(), 6);
+            let tick = r.price.unwrap().tick;
+            let buy = r.price(requested, RoundingStrategy::ToNegativeInfinity, "p").unwrap();
+            let sell = r.price(requested, RoundingStrategy::ToPositiveInfinity, "p").unwrap();
+            proptest::prop_assert!(buy <= requested && requested - buy < tick && (buy % tick).is_zero());
+            proptest::prop_assert!(sell >= requested && sell - requested < tick && (sell % tick).is_zero());
+        }
+    }
 }
