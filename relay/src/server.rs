@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower_service::Service as _;
 use warp::Filter;
 
@@ -26,6 +26,27 @@ pub struct PeerAddr(pub SocketAddr);
 
 /// Bound on a TLS handshake, so a silent client cannot hold a connection slot.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `conn` to completion, but gives up (`None`) if no request has started within
+/// `head_timeout` of the connection being accepted.
+///
+/// hyper's `header_read_timeout` only starts once hyper-util has detected the protocol, and that
+/// detection (reading up to the 24-byte HTTP/2 preface) has no deadline of its own: without this,
+/// a connection that never sends a byte would hold its slot forever, and `max_connections` such
+/// connections would lock every alert out.
+async fn until_first_request<F: Future>(
+    conn: F,
+    first_request: &Notify,
+    head_timeout: Duration,
+) -> Option<F::Output> {
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        biased;
+        result = &mut conn => Some(result),
+        () = first_request.notified() => Some(conn.await),
+        () = tokio::time::sleep(head_timeout) => None,
+    }
+}
 
 /// Serves `filter` on `listener` until `shutdown` completes, then waits up to
 /// `settings.shutdown_grace_ms` for in-flight requests.
@@ -52,6 +73,7 @@ pub async fn serve<F>(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(100);
+    let head_timeout = Duration::from_millis(settings.header_read_timeout_ms);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
@@ -86,18 +108,26 @@ pub async fn serve<F>(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let first_request = Arc::new(Notify::new());
             let warp_svc = warp::service(filter);
             match acceptor {
                 None => {
+                    let first = Arc::clone(&first_request);
                     let svc = hyper::service::service_fn(
                         move |mut req: hyper::Request<hyper::body::Incoming>| {
+                            first.notify_one();
                             req.extensions_mut().insert(PeerAddr(peer));
                             warp_svc.clone().call(req)
                         },
                     );
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let conn = watcher.watch(conn.into_owned());
+                    match until_first_request(conn, &first_request, head_timeout).await {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        None => tracing::debug!(%peer, "no request within the header deadline"),
                     }
                 }
                 Some(acceptor) => {
@@ -118,8 +148,10 @@ pub async fn serve<F>(
                         .1
                         .peer_certificates()
                         .map(|c| PeerCerts(Arc::new(c.to_vec())));
+                    let first = Arc::clone(&first_request);
                     let svc = hyper::service::service_fn(
                         move |mut req: hyper::Request<hyper::body::Incoming>| {
+                            first.notify_one();
                             req.extensions_mut().insert(PeerAddr(peer));
                             if let Some(c) = &certs {
                                 req.extensions_mut().insert(c.clone());
@@ -128,8 +160,13 @@ pub async fn serve<F>(
                         },
                     );
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let conn = watcher.watch(conn.into_owned());
+                    match until_first_request(conn, &first_request, head_timeout).await {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        None => tracing::debug!(%peer, "no request within the header deadline"),
                     }
                 }
             }

@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -236,7 +237,11 @@ impl Spool {
     /// Opens (creating if needed) the spool directory, replays it and starts the writer thread.
     pub fn open(settings: SpoolSettings) -> io::Result<(Self, Replay)> {
         let dir = settings.dir.clone();
-        std::fs::create_dir_all(dir.join("dead"))?;
+        // Alerts hold trading intent: only the relay's user may read them.
+        for d in [dir.clone(), dir.join("dead")] {
+            std::fs::create_dir_all(&d)?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+        }
         let mut numbers = Vec::new();
         let mut key_files = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
@@ -704,7 +709,7 @@ impl Writer {
     fn write_dead(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.dead.is_none() {
             let path = dead_letter_path(&self.dir);
-            self.dead = Some(OpenOptions::new().create(true).append(true).open(path)?);
+            self.dead = Some(private_append(&path)?);
         }
         let file = self
             .dead
@@ -751,12 +756,21 @@ impl Writer {
     }
 }
 
+/// Opens `path` for appending, creating it readable by the owner only.
+fn private_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
 fn clone_err(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
 }
 
 fn create_file(path: &Path, dir: &Path) -> io::Result<File> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let file = private_append(path)?;
     // Make the new directory entry durable too.
     File::open(dir)?.sync_all()?;
     Ok(file)

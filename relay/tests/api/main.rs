@@ -7,6 +7,7 @@ mod helpers;
 mod admission;
 mod auth;
 mod body;
+mod config;
 mod dedupe;
 mod forwarding;
 mod health;
