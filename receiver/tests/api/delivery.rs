@@ -238,3 +238,22 @@ async fn a_multi_leg_alert_places_its_legs_in_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn when_one_leg_fails_the_later_legs_are_skipped_not_sent() {
+    let app = spawn_app().await;
+    let alert = json!({"legs": [
+        {"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1"},
+        {"symbol": "BINANCE:ETHUSDT", "action": "buy", "quantity": "1", "price": "10"}
+    ]});
+    let (id, a) = app.send(&alert).await;
+    assert_eq!(
+        a.outcome(),
+        "invalid",
+        "the paper broker has no price to fill leg 0 at"
+    );
+    let statuses: Vec<_> = a.orders().iter().map(|o| o["status"].clone()).collect();
+    assert_eq!(statuses, vec![json!("failed"), json!("skipped")]);
+    let stored = app.message(&id).await;
+    assert_eq!(stored.body["orders"][1]["status"], "skipped");
+}

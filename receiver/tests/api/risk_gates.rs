@@ -138,3 +138,17 @@ async fn the_kill_switch_rejects_every_order_while_its_file_exists() {
         .await
         .contains("alertgate_receiver_messages_total{outcome=\"rejected\"} 2"));
 }
+
+#[tokio::test]
+async fn a_multi_leg_alert_with_one_leg_over_a_limit_places_none_of_its_legs() {
+    let app = app_with_risk("max_quantity = \"5\"").await;
+    let alert = json!({"legs": [
+        {"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1", "price": "100"},
+        {"symbol": "BINANCE:ETHUSDT", "action": "buy", "quantity": "6", "price": "10"}
+    ]});
+    assert_eq!(
+        outcome_and_reason(&app, &alert).await,
+        rejected("max_quantity")
+    );
+    assert!(app.all_orders().await.is_empty());
+}
