@@ -214,9 +214,10 @@ impl Results {
                 [
                     "3. end to end, by polling GET /v1/messages/{id} (upper bound)",
                     &format!(
-                        "{} of {} seen filled; {}",
+                        "{} of {} seen filled ({:.1} polls each); {}",
                         e.polled_recorded,
                         e.polled_sent,
+                        e.polls as f64 / e.polled_recorded.max(1) as f64,
                         lat(p)
                     ),
                     &target(

@@ -29,6 +29,8 @@ pub struct Plan {
     pub accept_connections: Vec<usize>,
     /// Seconds per connection count.
     pub accept_seconds: f64,
+    /// Symbols the accept-path alerts rotate over (the receiver serializes each symbol).
+    pub accept_symbols: u64,
     /// Alerts per second of the end-to-end scenario.
     pub e2e_rate: f64,
     /// Alerts timed from the receiver's timestamps.
@@ -56,6 +58,7 @@ impl Plan {
             reject_seconds: 6.0,
             accept_connections: vec![1, 16, 64],
             accept_seconds: 8.0,
+            accept_symbols: 16,
             e2e_rate: 100.0,
             e2e_alerts: 1000,
             e2e_polled_alerts: 300,
@@ -75,6 +78,7 @@ impl Plan {
             reject_seconds: 0.6,
             accept_connections: vec![1, 4],
             accept_seconds: 0.5,
+            accept_symbols: 16,
             e2e_rate: 50.0,
             e2e_alerts: 10,
             e2e_polled_alerts: 5,
@@ -91,8 +95,14 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
+/// Alerts on one symbol.
 fn alerts(target: std::net::SocketAddr, run: &'static str) -> MakeRequest {
-    Arc::new(move |n| http::post(target, "/webhook", &alert(run, n)))
+    alerts_over(target, run, 1)
+}
+
+/// Alerts rotating over `symbols` symbols.
+fn alerts_over(target: std::net::SocketAddr, run: &'static str, symbols: u64) -> MakeRequest {
+    Arc::new(move |n| http::post(target, "/webhook", &alert(run, n, symbols)))
 }
 
 /// Scenario 1: requests from an unlisted address, relay (403) against the bare server (200).
@@ -235,7 +245,7 @@ pub async fn accept(bins: &Binaries, plan: &Plan) -> anyhow::Result<AcceptResult
             LEGIT_SOURCE,
             connections,
             secs(plan.accept_seconds),
-            alerts(stack.relay_addr, run),
+            alerts_over(stack.relay_addr, run, plan.accept_symbols),
             200,
         )
         .await?;
@@ -286,6 +296,8 @@ pub struct EndToEndResult {
     pub polled_sent: u64,
     /// Alerts whose order was seen filled by polling.
     pub polled_recorded: u64,
+    /// `GET /v1/messages/{id}` requests made while polling.
+    pub polls: u64,
     /// 200 → the first `GET /v1/messages/{id}` showing the order filled: an upper bound with µs
     /// resolution (it includes one poll round trip, and polling loads the journal a little).
     pub from_polling: Percentiles,
@@ -296,6 +308,7 @@ async fn poll_filled(
     conn: &mut Connection,
     receiver: std::net::SocketAddr,
     id: &str,
+    polls: &mut u64,
 ) -> anyhow::Result<bool> {
     let request = http::get(receiver, &format!("/v1/messages/{id}"), Some(OPS_TOKEN));
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -303,6 +316,7 @@ async fn poll_filled(
         if Instant::now() > deadline {
             break;
         }
+        *polls += 1;
         let Ok(answer) = conn.send(&request).await else {
             continue;
         };
@@ -386,14 +400,14 @@ pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEnd
     let mut relay = Connection::new(stack.relay_addr, Some(LEGIT_SOURCE));
     let mut poller = Connection::new(stack.receiver_addr, None);
     let mut polled = histogram()?;
-    let (mut polled_sent, mut polled_recorded) = (0, 0);
+    let (mut polled_sent, mut polled_recorded, mut polls) = (0, 0, 0);
     let period = secs(1.0 / plan.e2e_rate);
     let mut next = tokio::time::Instant::now();
     for n in 0..plan.e2e_polled_alerts {
         tokio::time::sleep_until(next).await;
         next += period;
         polled_sent += 1;
-        let request = http::post(stack.relay_addr, "/webhook", &alert("e2e-polled", n));
+        let request = http::post(stack.relay_addr, "/webhook", &alert("e2e-polled", n, 1));
         let Ok(Ok(answer)) =
             tokio::time::timeout(load::REQUEST_TIMEOUT, relay.send(&request)).await
         else {
@@ -404,7 +418,7 @@ pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEnd
         let Some(id) = accepted_id(answer.status, &answer.body) else {
             continue;
         };
-        if poll_filled(&mut poller, stack.receiver_addr, &id).await? {
+        if poll_filled(&mut poller, stack.receiver_addr, &id, &mut polls).await? {
             polled_recorded += 1;
             polled.saturating_record(micros(answered.elapsed()).max(1));
         }
@@ -419,6 +433,7 @@ pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEnd
         recorded_before_200: before,
         polled_sent,
         polled_recorded,
+        polls,
         from_polling: Percentiles::of(&polled),
     })
 }

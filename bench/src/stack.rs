@@ -246,10 +246,19 @@ impl Stack {
     }
 }
 
-/// A native-format alert for the relay, with a unique idempotency key.
-pub fn alert(run: &str, n: u64) -> Vec<u8> {
+/// A native-format alert for the relay, with a unique idempotency key. With `symbols` > 1 the
+/// alerts rotate over that many symbols (`BINANCE:BTCUSDT`, `BINANCE:S1USDT`, ...): the receiver
+/// executes the orders of one (account, symbol) one at a time, so a single symbol measures that
+/// queue, several measure the pipeline.
+pub fn alert(run: &str, n: u64, symbols: u64) -> Vec<u8> {
+    let k = n % symbols.max(1);
+    let symbol = if k == 0 {
+        "BINANCE:BTCUSDT".to_owned()
+    } else {
+        format!("BINANCE:S{k}USDT")
+    };
     format!(
-        r#"{{"secret":"{SECRET}","id":"bench-{run}-{n}","symbol":"BINANCE:BTCUSDT","action":"buy","quantity":"0.001","price":"42000.5"}}"#
+        r#"{{"secret":"{SECRET}","id":"bench-{run}-{n}","symbol":"{symbol}","action":"buy","quantity":"0.001","price":"42000.5"}}"#
     )
     .into_bytes()
 }
