@@ -291,6 +291,21 @@ async fn the_emulator_accepts_a_reused_id_once_the_first_order_filled_as_binance
 }
 
 #[tokio::test]
+async fn an_order_placed_before_the_market_closed_is_still_reported_as_placed_on_a_retry() {
+    let s = Setup::new().await;
+    let order = limit(&client_order_id(), "BTCUSDT", Side::Buy, "0.01", "40000");
+    s.venue
+        .fail_next_orders(Fault::AcceptThenServerError { status: 502 }, 1);
+    let first = s.broker().place(&order).await.unwrap();
+    s.venue.set_symbol_status("BTCUSDT", "BREAK");
+
+    let again = s.broker().place(&order).await.unwrap();
+
+    assert_eq!(again.venue_order_id, first.venue_order_id);
+    assert_eq!(s.venue.orders().len(), 1);
+}
+
+#[tokio::test]
 async fn a_5xx_after_binance_accepted_the_order_does_not_double_it() {
     let s = Setup::new().await;
     s.venue

@@ -185,12 +185,14 @@ impl BinanceBroker {
 
     async fn place_inner(&self, order: &OrderRequest) -> Result<Placement, BrokerError> {
         let client_order_id = venue_client_id(&order.client_order_id, CLIENT_ORDER_ID_MAX);
-        let rules = self.rules(&order.symbol).await?;
-        let params = rules.order_params(order, &client_order_id)?;
-        // Lookup first: see the module docs for why this is the idempotency guarantee.
+        // Lookup first: see the module docs for why this is the idempotency guarantee. It comes
+        // before the filter checks too, so an order placed before the market closed or the
+        // filters changed is still reported as placed, not as failed.
         if let Some(existing) = self.query(&order.symbol, &client_order_id).await? {
             return Ok(existing);
         }
+        let rules = self.rules(&order.symbol).await?;
+        let params = rules.order_params(order, &client_order_id)?;
         let sent = match self.send_order(params).await {
             // Binance's filters disagree with the cached ones: fetch them afresh next time.
             Err(e @ BrokerError::Invalid { .. }) => {
