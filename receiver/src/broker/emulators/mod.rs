@@ -10,7 +10,7 @@
 //! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`).
 //! - [`oms::OmsEmulator`]: a user's OMS receiving Standard Webhooks-signed orders.
 //!
-//! ```ignore
+//! ```text
 //! let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac("key", "secret", clock)).await?;
 //! venue.fail_next_orders(Fault::AcceptThenServerError { status: 503 }, 1);
 //! // point [broker.binance] base_url at venue.base_url(), place an order, then:
