@@ -25,6 +25,9 @@ pub struct Binaries {
     pub receiver: PathBuf,
     /// `bare-server`.
     pub bare: PathBuf,
+    /// When set, every service started gets a `perf record` (CPU-clock samples, call graphs)
+    /// written to `DIR/<scenario>-<service>.data`.
+    pub perf_dir: Option<PathBuf>,
 }
 
 impl Binaries {
@@ -46,6 +49,7 @@ impl Binaries {
             relay: find("alertgate-relay")?,
             receiver: find("alertgate-receiver")?,
             bare: find("bare-server")?,
+            perf_dir: None,
         })
     }
 }
@@ -210,13 +214,16 @@ impl Bare {
         Ok(Self { child, addr })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child
+            .id()
+            .ok_or_else(|| anyhow!("bare-server has exited"))
+    }
+
     /// Its current and peak resident memory.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        memory(
-            self.child
-                .id()
-                .ok_or_else(|| anyhow!("bare-server has exited"))?,
-        )
+        memory(self.pid()?)
     }
 }
 
@@ -225,4 +232,55 @@ impl Bare {
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// `perf record` attached to one process (see [`Binaries::perf_dir`]).
+#[derive(Debug)]
+pub struct Profiler {
+    /// The perf process.
+    child: Child,
+}
+
+impl Profiler {
+    /// Starts sampling `pid` into `out`.
+    pub fn attach(pid: u32, out: &Path) -> anyhow::Result<Self> {
+        let child = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting perf record (apt-get install linux-perf)")?;
+        Ok(Self { child })
+    }
+
+    /// Stops sampling (SIGINT, as perf expects) and waits for the data file to be written.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+        }
+        if tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.kill().await?;
+            bail!("perf record did not stop within 60 s");
+        }
+        Ok(())
+    }
+
+    /// Attaches to `pid` as `DIR/<label>.data` when `bins` asks for profiles.
+    pub fn maybe(bins: &Binaries, pid: u32, label: &str) -> anyhow::Result<Option<Self>> {
+        match &bins.perf_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                Ok(Some(Self::attach(pid, &dir.join(format!("{label}.data")))?))
+            }
+            None => Ok(None),
+        }
+    }
 }

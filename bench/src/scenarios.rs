@@ -13,7 +13,7 @@ use crate::http::{self, Connection};
 use crate::load::{
     self, closed_loop, histogram, micros, paced, MakeRequest, Pace, Percentiles, Summary,
 };
-use crate::procs::{memory, Bare, Binaries, Memory};
+use crate::procs::{memory, Bare, Binaries, Memory, Profiler};
 use crate::stack::{alert, Stack, LEGIT_SOURCE, OPS_TOKEN, UNLISTED_SOURCE};
 
 /// How long and how hard each scenario runs.
@@ -125,7 +125,8 @@ pub struct RejectResult {
 /// Runs scenario 1.
 pub async fn reject(bins: &Binaries, plan: &Plan) -> anyhow::Result<RejectResult> {
     let bare = Bare::start(&bins.bare).await?;
-    let stack = Stack::start(bins).await?;
+    let bare_profile = Profiler::maybe(bins, bare.pid()?, "reject-bare")?;
+    let stack = Stack::start(bins, "reject").await?;
     let half = secs(plan.reject_seconds / 2.0);
     let n = plan.reject_connections;
     let mut bare_total = load::Tally::new()?;
@@ -184,6 +185,9 @@ pub async fn reject(bins: &Binaries, plan: &Plan) -> anyhow::Result<RejectResult
         relay_memory: stack.relay.memory()?,
         bare_memory: bare.memory()?,
     };
+    if let Some(p) = bare_profile {
+        p.finish().await?;
+    }
     stack.stop().await?;
     Ok(result)
 }
@@ -233,7 +237,7 @@ pub struct AcceptResult {
 
 /// Runs scenario 2 and reads the idle and loaded memory of both services.
 pub async fn accept(bins: &Binaries, plan: &Plan) -> anyhow::Result<AcceptResult> {
-    let stack = Stack::start(bins).await?;
+    let stack = Stack::start(bins, "accept").await?;
     tokio::time::sleep(secs(plan.settle_seconds)).await;
     let idle = stack.memory()?;
     warm_up(&stack, plan).await?;
@@ -362,7 +366,7 @@ async fn filled_at(stack: &Stack) -> anyhow::Result<HashMap<String, i64>> {
 
 /// Runs scenario 3.
 pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEndResult> {
-    let stack = Stack::start(bins).await?;
+    let stack = Stack::start(bins, "end-to-end").await?;
     warm_up(&stack, plan).await?;
     let pace = |count: u64| Pace {
         target: stack.relay_addr,
@@ -463,7 +467,7 @@ pub struct FloodResult {
 
 /// Runs scenario 4.
 pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> {
-    let stack = Stack::start(bins).await?;
+    let stack = Stack::start(bins, "flood").await?;
     warm_up(&stack, plan).await?;
     let duration = secs(plan.flood_seconds);
     let relay_pid = stack.relay.pid()?;

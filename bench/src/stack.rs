@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use serde_json::Value;
 
 use crate::http::{self, Connection};
-use crate::procs::{free_port, Binaries, Memory, Service};
+use crate::procs::{free_port, Binaries, Memory, Profiler, Service};
 
 /// The only address the relay's allowlist admits: legitimate traffic binds it.
 pub const LEGIT_SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -36,6 +36,8 @@ pub struct Stack {
     pub relay_metrics: SocketAddr,
     /// The receiver's listener.
     pub receiver_addr: SocketAddr,
+    /// `perf record` of each service, when profiling.
+    profilers: Vec<Profiler>,
 }
 
 fn relay_config(
@@ -126,7 +128,8 @@ token = "env:BENCH_OPS_TOKEN"
 
 impl Stack {
     /// Generates a signing key, writes both configs and starts the receiver, then the relay.
-    pub async fn start(bins: &Binaries) -> anyhow::Result<Self> {
+    /// `label` names the profiles (see [`Binaries::perf_dir`]).
+    pub async fn start(bins: &Binaries, label: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("alertgate-bench-")
             .tempdir()?;
@@ -174,6 +177,17 @@ impl Stack {
             root.join("relay.log"),
         )?;
         relay.wait_ready(relay_addr).await?;
+        let mut profilers = Vec::new();
+        profilers.extend(Profiler::maybe(
+            bins,
+            relay.pid()?,
+            &format!("{label}-relay"),
+        )?);
+        profilers.extend(Profiler::maybe(
+            bins,
+            receiver.pid()?,
+            &format!("{label}-receiver"),
+        )?);
         Ok(Self {
             _dir: dir,
             relay,
@@ -181,6 +195,7 @@ impl Stack {
             relay_addr,
             relay_metrics,
             receiver_addr,
+            profilers,
         })
     }
 
@@ -241,6 +256,9 @@ impl Stack {
 
     /// Stops both services with SIGTERM.
     pub async fn stop(self) -> anyhow::Result<()> {
+        for profiler in self.profilers {
+            profiler.finish().await?;
+        }
         self.relay.stop().await?;
         self.receiver.stop().await
     }

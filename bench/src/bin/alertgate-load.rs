@@ -38,6 +38,11 @@ struct Args {
     /// Run only these scenarios (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
+    /// Record a CPU profile of every service with `perf record` into this folder
+    /// (`<scenario>-<service>.data`; read with `perf report -i FILE`). Profiling costs CPU:
+    /// use it for a separate run, not the one whose numbers you keep.
+    #[arg(long)]
+    perf_dir: Option<PathBuf>,
     /// Worker threads of the load generator (the rest of the CPUs serve the services).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -52,7 +57,8 @@ fn main() -> anyhow::Result<()> {
             .map(Path::to_path_buf)
             .ok_or_else(|| anyhow!("cannot locate this program's folder"))?,
     };
-    let bins = Binaries::in_dir(&bin_dir)?;
+    let mut bins = Binaries::in_dir(&bin_dir)?;
+    bins.perf_dir = args.perf_dir.clone();
     let plan = if args.quick {
         Plan::quick()
     } else {
