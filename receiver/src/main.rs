@@ -57,6 +57,9 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let settings = Settings::load(&config)?;
             print!("{}", settings.to_toml());
+            for warning in permission_warnings(&settings) {
+                eprintln!("warning: {warning}");
+            }
             eprintln!("{}: OK", config.display());
             Ok(())
         }
@@ -74,6 +77,22 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Private files (secrets, the TLS key) readable by group or others.
+fn permission_warnings(settings: &Settings) -> Vec<String> {
+    let mut private: Vec<&Path> = settings
+        .verify
+        .hmac_secrets
+        .iter()
+        .filter_map(|r| r.path())
+        .collect();
+    private.extend(settings.ops.as_ref().and_then(|o| o.token.path()));
+    private.extend(settings.server.tls.as_ref().map(|t| t.key_file.as_path()));
+    private
+        .into_iter()
+        .filter_map(alertgate_shared::keys::loose_permissions_warning)
+        .collect()
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -88,6 +107,9 @@ fn run(config: &Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        for warning in permission_warnings(&settings) {
+            tracing::warn!("{warning}");
+        }
         let receiver = Receiver::build(settings, listener).await?;
         let keys = receiver.trusted_keys();
         let config = config.to_owned();
