@@ -6,7 +6,7 @@
 //! receipt. The window is rebuilt from the spool at start (the spool keeps segments until their
 //! newest entry has left the window), so a restart does not forget it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
@@ -55,8 +55,21 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Key → expiry (unix ms).
     committed: HashMap<Key, i64>,
+    /// (expiry, key) in insertion order, which is nearly expiry order: purging pops the front
+    /// instead of scanning the whole map while requests wait for the lock.
+    expiries: VecDeque<(i64, Key)>,
+    /// Keys whose alerts are being spooled right now.
     reserved: HashSet<Key>,
+}
+
+impl State {
+    fn commit(&mut self, key: Key, expires: i64) {
+        let slot = self.committed.entry(key.clone()).or_insert(expires);
+        *slot = (*slot).max(expires);
+        self.expiries.push_back((expires, key));
+    }
 }
 
 /// Seen within the window (or being accepted right now).
@@ -115,17 +128,26 @@ impl DedupeWindow {
     /// Records a key accepted at `received_ms` (also used when replaying the spool).
     pub fn remember(&self, account: &str, key: &str, received_ms: i64) {
         let expires = received_ms.saturating_add(self.shared.window_ms);
-        let mut state = self.lock();
-        let slot = state
-            .committed
-            .entry((account.to_owned(), key.to_owned()))
-            .or_insert(expires);
-        *slot = (*slot).max(expires);
+        self.lock()
+            .commit((account.to_owned(), key.to_owned()), expires);
     }
 
     /// Drops expired keys.
     pub fn purge(&self, now_ms: i64) {
-        self.lock().committed.retain(|_, expires| *expires > now_ms);
+        let mut state = self.lock();
+        while state
+            .expiries
+            .front()
+            .is_some_and(|(expires, _)| *expires <= now_ms)
+        {
+            let Some((expires, key)) = state.expiries.pop_front() else {
+                break;
+            };
+            // Only if not renewed since (a later entry in the queue covers the renewal).
+            if state.committed.get(&key).is_some_and(|&e| e <= expires) {
+                state.committed.remove(&key);
+            }
+        }
     }
 
     /// Keys currently remembered (for tests and metrics).
@@ -146,7 +168,7 @@ impl Reservation {
             let expires = received_ms.saturating_add(self.window.shared.window_ms);
             let mut state = self.window.lock();
             state.reserved.remove(&k);
-            state.committed.insert(k, expires);
+            state.commit(k, expires);
         }
     }
 }
@@ -207,6 +229,18 @@ mod tests {
         );
         drop(r);
         assert!(w.reserve("main", "k", 0).is_ok());
+    }
+
+    #[test]
+    fn a_key_remembered_again_later_is_kept_until_its_later_expiry() {
+        let w = DedupeWindow::new(1);
+        w.remember("main", "k", 0);
+        w.remember("main", "k", 500);
+        w.purge(1_000);
+        assert_eq!(w.len(), 1);
+        assert!(w.reserve("main", "k", 1_200).is_err());
+        w.purge(1_500);
+        assert!(w.is_empty());
     }
 
     #[test]

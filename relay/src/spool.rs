@@ -148,6 +148,9 @@ struct Shared {
     settings: SpoolSettings,
     /// Cleared by a failed write, set by a successful one (`/readyz`).
     healthy: AtomicBool,
+    /// Test hook shared with the writer.
+    #[cfg(test)]
+    fail_writes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -339,7 +342,8 @@ impl Spool {
             let slot = newest.entry((account, key)).or_insert(ms);
             *slot = (*slot).max(ms);
         }
-        let keys = newest.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
+        let mut keys: Vec<_> = newest.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
+        keys.sort_by_key(|k| k.2);
 
         let first = numbers.last().map_or(1, |n| n + 1);
         let first_keys = key_files.last().map_or(1, |n| n + 1);
@@ -350,6 +354,8 @@ impl Spool {
             closed_keys,
             settings.segment_bytes,
         )?;
+        #[cfg(test)]
+        let fail_writes = Arc::clone(&writer.fail_writes);
         state.newest_segment = first;
         state.segments.entry(first).or_default();
         let (tx, rx) = mpsc::channel(65_536);
@@ -361,6 +367,8 @@ impl Spool {
             state: Mutex::new(state),
             settings,
             healthy: AtomicBool::new(true),
+            #[cfg(test)]
+            fail_writes,
         };
         Ok((
             Self {
@@ -555,6 +563,9 @@ struct Writer {
     closed_keys: BTreeMap<u64, i64>,
     segment_bytes: u64,
     dead: Option<File>,
+    /// Test hook: this many spool writes fail as if the disk did.
+    #[cfg(test)]
+    fail_writes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Writer {
@@ -584,6 +595,8 @@ impl Writer {
             closed_keys,
             segment_bytes,
             dead: None,
+            #[cfg(test)]
+            fail_writes: Arc::default(),
         })
     }
 
@@ -634,19 +647,6 @@ impl Writer {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(clone_err));
             }
         }
-        if !keys_buf.is_empty() {
-            // Not synced here: the accept records carry the keys and are synced below.
-            match self.keys.file.write_all(&keys_buf) {
-                Ok(()) => {
-                    self.keys.written += keys_buf.len() as u64;
-                    self.keys_dirty = true;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "key journal write failed; starting a new file");
-                    self.rotate_keys();
-                }
-            }
-        }
         let mut spool_result = None;
         if !spool_buf.is_empty() {
             let segment = self.segment.number;
@@ -659,6 +659,20 @@ impl Writer {
                 self.rotate_segment();
             }
             spool_result = Some(result);
+        }
+        // Keys only of accepts that are now durable. Not synced here: the accept records carry
+        // the keys too, and the journal is synced before any segment is deleted.
+        if !keys_buf.is_empty() && matches!(spool_result, Some(Ok(_))) {
+            match self.keys.file.write_all(&keys_buf) {
+                Ok(()) => {
+                    self.keys.written += keys_buf.len() as u64;
+                    self.keys_dirty = true;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "key journal write failed; starting a new file");
+                    self.rotate_keys();
+                }
+            }
         }
         if self.keys.written >= self.segment_bytes {
             self.rotate_keys();
@@ -700,6 +714,16 @@ impl Writer {
     }
 
     fn write_spool(&mut self, buf: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            // Half a record reaches the file, as when a disk fills up mid-write.
+            self.segment.file.write_all(&buf[..buf.len() / 2])?;
+            return Err(io::Error::other("injected write failure"));
+        }
         self.segment.file.write_all(buf)?;
         self.segment.file.sync_data()?;
         self.segment.written += buf.len() as u64;
@@ -919,6 +943,32 @@ mod tests {
             replay.keys.iter().all(|(_, k, _)| k != "a"),
             "{:?}",
             replay.keys
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_the_next_one_lands_in_a_clean_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(settings(dir.path())).unwrap();
+        spool.shared.fail_writes.store(1, Ordering::SeqCst);
+        let lost = entry("lost", 1);
+        assert!(matches!(spool.append(&lost).await, Err(SpoolError::Io(_))));
+        assert!(!spool.is_healthy());
+        assert_eq!(spool.pending(), 0, "a failed append is not pending");
+        let kept = entry("kept", 2);
+        spool.append(&kept).await.unwrap();
+        assert!(spool.is_healthy());
+        drop(spool);
+        let (_, replay) = Spool::open(settings(dir.path())).unwrap();
+        let ids: Vec<_> = replay.pending.iter().map(|a| a.id.clone()).collect();
+        assert_eq!(
+            ids,
+            [kept.alert.id],
+            "the torn half-record is skipped, the next record is intact"
+        );
+        assert!(
+            replay.keys.iter().all(|(_, k, _)| k != "lost"),
+            "a key enters the window only once spooled"
         );
     }
 
