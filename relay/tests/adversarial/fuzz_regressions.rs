@@ -1,0 +1,51 @@
+//! Inputs the fuzz targets in `relay/fuzz` found or that guard their invariants, replayed through
+//! the same public functions, so a regression fails `cargo test` without a fuzzer.
+
+use alertgate_relay::auth::{Account, Accounts};
+use alertgate_relay::dedupe::idempotency_key;
+use alertgate_relay::routes::parse_alert;
+use alertgate_shared::{Envelope, Secret};
+
+/// The `webhook_body` target's checks on one body.
+fn check_body(body: &[u8]) {
+    let Ok(alert) = parse_alert(body) else { return };
+    let accounts = Accounts::new(vec![Account::new("main", vec![Secret::new("s3cret-main")])]);
+    if let Ok(account) = accounts.authenticate(None, &alert) {
+        assert_eq!(alert["secret"], "s3cret-main");
+        assert_eq!(account.id, "main");
+    }
+    if let Some(key) = idempotency_key(&alert) {
+        assert!(!key.is_empty() && key.len() <= 256);
+    }
+    let envelope = Envelope::new(
+        "main",
+        time::OffsetDateTime::UNIX_EPOCH,
+        [127, 0, 0, 1].into(),
+        alert,
+    );
+    assert!(!envelope.alert.contains_key("secret"));
+    let back = Envelope::from_slice(&envelope.to_bytes()).unwrap();
+    assert_eq!(back.alert, envelope.alert);
+}
+
+#[test]
+fn seed_bodies_of_the_webhook_body_target_keep_their_invariants() {
+    for body in [
+        &br#"{"secret":"s3cret-main","id":"a"}"#[..],
+        br#"{"secret":"s3cret-main","secret":"other"}"#,
+        br#"{"secret":"other","secret":"s3cret-main"}"#,
+        br#"{"id":"\u00e9\u00e9\u00e9"}"#,
+        br#"{"client_order_id":1e300}"#,
+        br#"{"id":-0}"#,
+        b"{}",
+        b"\xef\xbb\xbf{}",
+    ] {
+        check_body(body);
+    }
+}
+
+#[test]
+fn a_multibyte_idempotency_key_longer_than_the_limit_is_cut_on_a_character_boundary() {
+    let long = "é".repeat(300);
+    check_body(format!(r#"{{"id":"{long}"}}"#).as_bytes());
+}
