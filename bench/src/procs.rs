@@ -234,41 +234,57 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// `perf record` attached to one process (see [`Binaries::perf_dir`]).
+/// `perf record` (CPU samples) and `perf stat` (fsync and write system calls) attached to one
+/// process (see [`Binaries::perf_dir`]).
 #[derive(Debug)]
 pub struct Profiler {
-    /// The perf process.
-    child: Child,
+    /// `perf record`.
+    record: Child,
+    /// `perf stat`.
+    stat: Child,
 }
 
+/// System calls counted by `perf stat`: how many fsyncs group commit saves.
+const COUNTED: &str = "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,\
+                       syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_pwrite64";
+
 impl Profiler {
-    /// Starts sampling `pid` into `out`.
-    pub fn attach(pid: u32, out: &Path) -> anyhow::Result<Self> {
-        let child = Command::new("perf")
-            .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p"])
-            .arg(pid.to_string())
-            .arg("-o")
-            .arg(out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting perf record (apt-get install linux-perf)")?;
-        Ok(Self { child })
+    /// Starts sampling `pid` into `BASE.data` and counting its system calls into `BASE.stat`.
+    pub fn attach(pid: u32, base: &Path) -> anyhow::Result<Self> {
+        let perf = |args: &[&str], out: PathBuf| {
+            Command::new("perf")
+                .args(args)
+                .arg(pid.to_string())
+                .arg("-o")
+                .arg(out)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting perf (apt-get install linux-perf)")
+        };
+        let record = perf(
+            &["record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p"],
+            base.with_extension("data"),
+        )?;
+        let stat = perf(&["stat", "-e", COUNTED, "-p"], base.with_extension("stat"))?;
+        Ok(Self { record, stat })
     }
 
-    /// Stops sampling (SIGINT, as perf expects) and waits for the data file to be written.
-    pub async fn finish(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-        }
-        if tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.kill().await?;
-            bail!("perf record did not stop within 60 s");
+    /// Stops both (SIGINT, as perf expects) and waits for their files to be written.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        for mut child in [self.record, self.stat] {
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+            }
+            if tokio::time::timeout(Duration::from_secs(60), child.wait())
+                .await
+                .is_err()
+            {
+                child.kill().await?;
+                bail!("perf did not stop within 60 s");
+            }
         }
         Ok(())
     }
@@ -278,7 +294,7 @@ impl Profiler {
         match &bins.perf_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                Ok(Some(Self::attach(pid, &dir.join(format!("{label}.data")))?))
+                Ok(Some(Self::attach(pid, &dir.join(label))?))
             }
             None => Ok(None),
         }

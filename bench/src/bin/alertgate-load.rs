@@ -39,10 +39,14 @@ struct Args {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
     /// Record a CPU profile of every service with `perf record` into this folder
-    /// (`<scenario>-<service>.data`; read with `perf report -i FILE`). Profiling costs CPU:
+    /// (`<scenario>-<service>.data`; read with `perf report -i FILE`) and count its fsync and
+    /// write system calls with `perf stat` (`<scenario>-<service>.stat`). Profiling costs CPU:
     /// use it for a separate run, not the one whose numbers you keep.
     #[arg(long)]
     perf_dir: Option<PathBuf>,
+    /// Override the accept path's connection counts (e.g. `--accept-connections 64`).
+    #[arg(long, value_delimiter = ',')]
+    accept_connections: Vec<usize>,
     /// Worker threads of the load generator (the rest of the CPUs serve the services).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
@@ -59,11 +63,14 @@ fn main() -> anyhow::Result<()> {
     };
     let mut bins = Binaries::in_dir(&bin_dir)?;
     bins.perf_dir = args.perf_dir.clone();
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick()
     } else {
         Plan::full()
     };
+    if !args.accept_connections.is_empty() {
+        plan.accept_connections = args.accept_connections.clone();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
         .enable_all()
