@@ -70,8 +70,14 @@ pub struct Results {
     pub flood: Option<FloodResult>,
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+/// Decimal megabytes, the unit of the targets.
+fn mb(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 * 1024.0 / 1e6)
+}
+
+/// `kib` is under `limit` decimal megabytes.
+fn under_mb(kib: u64, limit: u64) -> bool {
+    kib * 1024 < limit * 1_000_000
 }
 
 fn ms(us: u64) -> String {
@@ -278,10 +284,10 @@ impl Results {
                     "4. relay peak RSS during the flood",
                     &format!(
                         "{} (VmHWM {})",
-                        mib(f.relay_peak_rss_kib),
-                        mib(f.relay_memory.hwm_kib)
+                        mb(f.relay_peak_rss_kib),
+                        mb(f.relay_memory.hwm_kib)
                     ),
-                    &target(peak < 50 * 1024, "< 50 MiB"),
+                    &target(under_mb(peak, 50), "< 50 MB"),
                 ],
             );
         }
@@ -291,10 +297,10 @@ impl Results {
                 &mut out,
                 [
                     "5. idle RSS relay / receiver",
-                    &format!("{} / {}", mib(relay.rss_kib), mib(receiver.rss_kib)),
+                    &format!("{} / {}", mb(relay.rss_kib), mb(receiver.rss_kib)),
                     &target(
-                        relay.rss_kib < 20 * 1024 && receiver.rss_kib < 20 * 1024,
-                        "< 20 MiB each",
+                        under_mb(relay.rss_kib, 20) && under_mb(receiver.rss_kib, 20),
+                        "< 20 MB each",
                     ),
                 ],
             );
@@ -303,7 +309,7 @@ impl Results {
                 &mut out,
                 [
                     "5. peak RSS under accept load relay / receiver (VmHWM)",
-                    &format!("{} / {}", mib(relay.hwm_kib), mib(receiver.hwm_kib)),
+                    &format!("{} / {}", mb(relay.hwm_kib), mb(receiver.hwm_kib)),
                     "",
                 ],
             );
