@@ -198,7 +198,7 @@ impl Results {
                 &mut out,
                 [
                     &format!(
-                        "3. end to end at {:.0}/s: 200 → order recorded (timestamps, ±0.5 ms)",
+                        "3. end to end at {:.0}/s: 200 → fill recorded, from `updated_at` (lower bound, ±0.5 ms)",
                         e.rate
                     ),
                     &format!(
@@ -218,7 +218,7 @@ impl Results {
             row(
                 &mut out,
                 [
-                    "3. end to end, by polling GET /v1/messages/{id} (upper bound)",
+                    "3. end to end: 200 → fill visible to `GET /v1/messages/{id}` polling (upper bound)",
                     &format!(
                         "{} of {} seen filled ({:.1} polls each); {}",
                         e.polled_recorded,

@@ -291,7 +291,8 @@ pub struct EndToEndResult {
     pub relay_latency: Percentiles,
     /// 200 → the order's `updated_at` (the fill being recorded), from timestamps. `updated_at` has
     /// millisecond precision (truncated), so each sample is the midpoint of a 1 ms interval:
-    /// accurate to ±0.5 ms.
+    /// accurate to ±0.5 ms. The receiver takes that time when it decides the fill, before the
+    /// commit that makes it durable, so this is a lower bound.
     pub from_timestamps: Percentiles,
     /// Samples where the order was recorded, even at the top of its millisecond, before the
     /// client had read the relay's 200 (counted as 0 above).
