@@ -73,6 +73,8 @@ pub struct Receiver {
     metrics: Metrics,
     keys: TrustedKeys,
     header_read_timeout: Duration,
+    resume_interval: Duration,
+    resume_after: Duration,
 }
 
 /// Builds the configured broker: the paper broker around the journal, or a real venue.
@@ -207,6 +209,8 @@ impl Receiver {
             metrics,
             keys,
             header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+            resume_interval: Duration::from_millis(settings.executor.resume_interval_ms),
+            resume_after: Duration::from_secs(settings.executor.resume_after_seconds),
         })
     }
 
@@ -232,6 +236,31 @@ impl Receiver {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BuildError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sweeper = {
+            let ingest = self.state.ingest.clone();
+            let (interval, after) = (self.resume_interval, self.resume_after);
+            let mut stopped = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(interval);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = stopped.wait_for(|s| *s) => return,
+                    }
+                    match ingest.resume_stuck(after).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(
+                            resumed = n,
+                            "resumed executions interrupted by journal errors"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot look for interrupted executions")
+                        }
+                    }
+                }
+            })
+        };
         let metrics_task = self.metrics_listener.map(|listener| {
             let metrics = self.metrics.clone();
             let route = warp::path!("metrics").and(warp::get()).map(move || {
@@ -261,6 +290,7 @@ impl Receiver {
         )
         .await;
         let _ = stop_tx.send(true);
+        let _ = sweeper.await;
         if !self.executor.drain(EXECUTION_DRAIN).await {
             tracing::warn!("executions still running at shutdown resume at the next start");
         }

@@ -254,6 +254,12 @@ pub struct ExecutorConfig {
     /// Longest retry delay.
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// How often to look for executions a journal error interrupted (without a restart).
+    #[serde(default = "default_resume_interval_ms")]
+    pub resume_interval_ms: u64,
+    /// A `pending` message no job is executing is resumed once it is this old.
+    #[serde(default = "default_resume_after_seconds")]
+    pub resume_after_seconds: u64,
 }
 
 fn default_inline_deadline_ms() -> u64 {
@@ -268,6 +274,12 @@ fn default_retry_base_ms() -> u64 {
 fn default_retry_max_ms() -> u64 {
     5_000
 }
+fn default_resume_interval_ms() -> u64 {
+    30_000
+}
+fn default_resume_after_seconds() -> u64 {
+    60
+}
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
@@ -276,6 +288,8 @@ impl Default for ExecutorConfig {
             max_attempts: default_max_attempts(),
             retry_base_ms: default_retry_base_ms(),
             retry_max_ms: default_retry_max_ms(),
+            resume_interval_ms: default_resume_interval_ms(),
+            resume_after_seconds: default_resume_after_seconds(),
         }
     }
 }
@@ -323,6 +337,12 @@ impl Settings {
         }
         if self.server.max_body_bytes == 0 {
             return Err(Invalid::new("server.max_body_bytes", "must be at least 1"));
+        }
+        if self.executor.resume_interval_ms == 0 {
+            return Err(Invalid::new(
+                "executor.resume_interval_ms",
+                "must be at least 1",
+            ));
         }
         if self.executor.max_attempts == 0 {
             return Err(Invalid::new("executor.max_attempts", "must be at least 1"));

@@ -9,7 +9,7 @@
 //! - Client order ids are derived from the message id and the leg index; transient broker errors
 //!   are retried with the same id (bounded, exponential backoff, honouring `Retry-After`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -95,6 +95,8 @@ struct Inner {
     next_gen: AtomicU64,
     /// Jobs submitted and not finished.
     running: AtomicUsize,
+    /// Ids of the messages those jobs execute.
+    active: Mutex<HashSet<String>>,
     /// Woken when `running` drops to zero.
     idle: Notify,
 }
@@ -145,6 +147,7 @@ impl Executor {
                 positions: Mutex::new(HashMap::new()),
                 next_gen: AtomicU64::new(0),
                 running: AtomicUsize::new(0),
+                active: Mutex::new(HashSet::new()),
                 idle: Notify::new(),
             }),
         }
@@ -183,6 +186,7 @@ impl Executor {
             }
         }
         self.inner.running.fetch_add(1, Ordering::SeqCst);
+        self.inner.lock_active().insert(job.message_id.clone());
         let (done, completion) = oneshot::channel();
         let inner = self.inner.clone();
         tokio::spawn(async move {
@@ -203,11 +207,17 @@ impl Executor {
                 tracing::error!(message_id, error = %e, "execution interrupted; it resumes at the next start");
             }
             let _ = done.send(result);
+            inner.lock_active().remove(&message_id);
             if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 inner.idle.notify_waiters();
             }
         });
         completion
+    }
+
+    /// `true` while a job for this message is queued or running.
+    pub fn is_active(&self, message_id: &str) -> bool {
+        self.inner.lock_active().contains(message_id)
     }
 
     /// Waits until no job is running, or `timeout` passes; `true` when idle.
@@ -235,6 +245,10 @@ struct Turn {
 }
 
 impl Inner {
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Lets the next jobs in this job's chains go.
     fn release(&self, turn: Turn) {
         let mut chains = self.lock_chains();

@@ -255,8 +255,28 @@ impl Ingest {
     /// delivery is taken). Returns how many were resumed.
     pub async fn resume_unfinished(&self) -> Result<usize, JournalError> {
         let unfinished = self.journal.unfinished().await?;
-        let count = unfinished.len();
-        for record in unfinished {
+        self.resume(unfinished).await
+    }
+
+    /// Resumes messages still `pending` that no job is executing and that were journaled at least
+    /// `older_than` ago: executions a journal error interrupted without a restart. (The age keeps
+    /// clear of a message between its admission and its submission.)
+    pub async fn resume_stuck(&self, older_than: Duration) -> Result<usize, JournalError> {
+        let cutoff =
+            self.clock.now_unix_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let stuck: Vec<MessageRecord> = self
+            .journal
+            .unfinished()
+            .await?
+            .into_iter()
+            .filter(|m| m.recorded_at_ms <= cutoff && !self.executor.is_active(&m.id))
+            .collect();
+        self.resume(stuck).await
+    }
+
+    async fn resume(&self, records: Vec<MessageRecord>) -> Result<usize, JournalError> {
+        let count = records.len();
+        for record in records {
             let Some(account) = record.account.clone() else {
                 continue;
             };

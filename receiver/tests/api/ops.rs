@@ -150,3 +150,36 @@ async fn unknown_paths_answer_json_404() {
     let a = app.get("/nope", None).await;
     assert_eq!((a.status, a.body), (404, json!({"error": "not_found"})));
 }
+
+#[tokio::test]
+async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restart() {
+    use crate::helpers::{eventually, spawn_app_with, Options};
+    let app = spawn_app_with(Options {
+        extra_toml: "[broker.paper]\nfill_delay_ms = 200\n[executor]\ninline_deadline_ms = 20\nmax_attempts = 1\n\
+                     resume_interval_ms = 50\nresume_after_seconds = 60\n"
+            .into(),
+        ..Options::default()
+    })
+    .await;
+    let (id, a) = app.send(&buy("1")).await;
+    assert_eq!(a.status, 202);
+    // Hold the journal's write lock while the paper fill and the completion are written.
+    let locker = rusqlite::Connection::open(app.work.db_path()).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    locker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        app.message(&id).await.body["outcome"],
+        "pending",
+        "interrupted, not finished"
+    );
+
+    app.clock.advance(time::Duration::seconds(61));
+    eventually("the interrupted execution to be resumed", || async {
+        app.message(&id).await.body["outcome"] == "filled"
+    })
+    .await;
+    let orders = app.all_orders().await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["client_order_id"], format!("{id}-0"));
+}
