@@ -11,12 +11,33 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use warp::Filter;
 
 /// How long in-flight connections get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `conn` to completion, but gives up (`None`) if no request has started within
+/// `head_timeout` of the connection being accepted.
+///
+/// hyper's `header_read_timeout` only starts once hyper-util has detected the protocol, and that
+/// detection (reading up to the 24-byte HTTP/2 preface) has no deadline of its own: without this,
+/// a connection that never sends a byte would be held open forever.
+async fn until_first_request<F: Future>(
+    conn: F,
+    first_request: &Notify,
+    head_timeout: Duration,
+) -> Option<F::Output> {
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        biased;
+        result = &mut conn => Some(result),
+        () = first_request.notified() => Some(conn.await),
+        () = tokio::time::sleep(head_timeout) => None,
+    }
+}
 
 /// Serves `filter` on `listener` until `shutdown` completes, then waits (bounded) for in-flight
 /// requests.
@@ -60,14 +81,21 @@ pub async fn serve<F>(
         };
         let _ = tcp.set_nodelay(true);
         let builder = builder.clone();
-        let service = TowerToHyperService::new(warp::service(filter.clone()));
+        let first_request = Arc::new(Notify::new());
+        let inner = TowerToHyperService::new(warp::service(filter.clone()));
+        let seen = Arc::clone(&first_request);
+        let service = hyper::service::service_fn(move |req| {
+            seen.notify_one();
+            hyper::service::Service::call(&inner, req)
+        });
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let result = match acceptor {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                    watcher.watch(conn.into_owned()).await
+                    let conn = watcher.watch(conn.into_owned());
+                    until_first_request(conn, &first_request, header_read_timeout).await
                 }
                 Some(acceptor) => {
                     let stream =
@@ -84,11 +112,16 @@ pub async fn serve<F>(
                         };
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    let conn = watcher.watch(conn.into_owned());
+                    until_first_request(conn, &first_request, header_read_timeout).await
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match result {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                None => tracing::debug!(%peer, "no request within the header read timeout"),
             }
         });
     }
