@@ -103,9 +103,30 @@ impl SqliteJournal {
     /// longer than `busy_timeout` for a lock fails (and its request gets 503).
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                JournalError::Storage(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            if !dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| {
+                        JournalError::Storage(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+            }
+        }
+        // The journal holds every order and envelope: owner-only. SQLite gives its -wal and -shm
+        // files the database file's mode, so creating the file first covers them too.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    JournalError::Storage(format!("cannot create {}: {e}", path.display()))
+                })?;
         }
         let conn = open_connection(path, busy_timeout)?;
         let (ops, queue) = mpsc::channel::<Op>();
