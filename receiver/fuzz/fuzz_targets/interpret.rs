@@ -1,0 +1,33 @@
+//! What the receiver does with a verified body: envelope parsing, the age check and normalization
+//! together. Arbitrary bytes (as a compromised relay could sign) never panic, and an expired or
+//! unreadable message never turns into orders.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use alertgate_receiver::ingest::{Interpreter, Verdict};
+use libfuzzer_sys::fuzz_target;
+
+/// 2026-11-23T00:00:00Z in unix ms.
+const NOW_MS: i64 = 1_795_392_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let interpreter = Interpreter {
+        symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
+        refuse_perpetuals: true,
+        max_age_ms: 120_000,
+    };
+    let reading = interpreter.interpret(data, NOW_MS);
+    assert_eq!(reading, interpreter.interpret(data, NOW_MS));
+    if let Verdict::Execute(legs) = &reading.verdict {
+        assert!(!legs.is_empty());
+        let received = reading
+            .received_at_ms
+            .expect("an executable message has a receipt time");
+        assert!(
+            NOW_MS - received <= 120_000,
+            "an expired message would execute"
+        );
+        assert!(reading.account.is_some());
+    }
+});
