@@ -171,6 +171,11 @@ impl Service {
         Ok(())
     }
 
+    /// Bytes its log holds so far.
+    pub fn log_bytes(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
     /// The last lines of its log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -298,5 +303,104 @@ impl Profiler {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds. `None` for this process.
+pub fn cpu_seconds(pid: Option<u32>) -> anyhow::Result<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name (which may hold spaces) start at field 3 (`state`);
+    // utime and stime are fields 14 and 15, in USER_HZ ticks (always 100 on Linux).
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((ticks(11) + ticks(12)) / 100.0)
+}
+
+/// CPU used by some processes, and by the load generator itself, over an interval.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CpuUse {
+    /// Wall time of the interval.
+    pub wall_seconds: f64,
+    /// CPU seconds of each measured process, in the order given.
+    pub process_seconds: Vec<f64>,
+    /// CPU seconds of the load generator.
+    pub generator_seconds: f64,
+}
+
+impl CpuUse {
+    /// Adds another interval (same processes).
+    pub fn add(&mut self, other: &CpuUse) {
+        self.wall_seconds += other.wall_seconds;
+        self.process_seconds.resize(
+            other.process_seconds.len().max(self.process_seconds.len()),
+            0.0,
+        );
+        for (mine, theirs) in self.process_seconds.iter_mut().zip(&other.process_seconds) {
+            *mine += theirs;
+        }
+        self.generator_seconds += other.generator_seconds;
+    }
+
+    /// Share of the machine's CPUs that was busy with the measured processes and the generator.
+    pub fn machine_busy(&self, cpus: usize) -> f64 {
+        let used: f64 = self.process_seconds.iter().sum::<f64>() + self.generator_seconds;
+        used / (self.wall_seconds * cpus.max(1) as f64).max(1e-9)
+    }
+
+    /// CPU microseconds of process `i` per unit of work.
+    pub fn micros_per(&self, i: usize, units: u64) -> f64 {
+        self.process_seconds.get(i).copied().unwrap_or(0.0) * 1e6 / units.max(1) as f64
+    }
+}
+
+/// Starts measuring the CPU of `pids` (and of this process).
+#[derive(Debug)]
+pub struct CpuMeter {
+    /// The processes.
+    pids: Vec<u32>,
+    /// Their CPU seconds at the start.
+    start: Vec<f64>,
+    /// This process's CPU seconds at the start.
+    generator: f64,
+    /// When.
+    at: Instant,
+}
+
+impl CpuMeter {
+    /// Reads the starting values.
+    pub fn start(pids: &[u32]) -> anyhow::Result<Self> {
+        let start = pids
+            .iter()
+            .map(|p| cpu_seconds(Some(*p)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            pids: pids.to_vec(),
+            start,
+            generator: cpu_seconds(None)?,
+            at: Instant::now(),
+        })
+    }
+
+    /// What was used since [`start`](Self::start).
+    pub fn stop(&self) -> anyhow::Result<CpuUse> {
+        let mut process_seconds = Vec::new();
+        for (pid, start) in self.pids.iter().zip(&self.start) {
+            process_seconds.push(cpu_seconds(Some(*pid))? - start);
+        }
+        Ok(CpuUse {
+            wall_seconds: self.at.elapsed().as_secs_f64(),
+            process_seconds,
+            generator_seconds: cpu_seconds(None)? - self.generator,
+        })
     }
 }

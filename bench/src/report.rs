@@ -163,6 +163,23 @@ impl Results {
                     &target(r.ratio >= 0.8, "≥ 0.80×"),
                 ],
             );
+            let cpus = self.machine.cpus;
+            row(
+                &mut out,
+                [
+                    "1. CPU per request: bare / relay (generator)",
+                    &format!(
+                        "{:.1} µs / {:.1} µs ({:.1} µs / {:.1} µs); machine busy {:.0}% / {:.0}%",
+                        r.bare_cpu.micros_per(0, r.bare.ok),
+                        r.relay_cpu.micros_per(0, r.relay.ok),
+                        r.bare_cpu.generator_seconds * 1e6 / r.bare.ok.max(1) as f64,
+                        r.relay_cpu.generator_seconds * 1e6 / r.relay.ok.max(1) as f64,
+                        r.bare_cpu.machine_busy(cpus) * 100.0,
+                        r.relay_cpu.machine_busy(cpus) * 100.0,
+                    ),
+                    "",
+                ],
+            );
         }
         if let Some(a) = &self.accept {
             for level in &a.levels {
@@ -176,12 +193,16 @@ impl Results {
                             if level.connections == 1 { "" } else { "s" }
                         ),
                         &format!(
-                            "{:.0} accepted/s ({}); {}; forwarded+placed {:.0}/s (drain {:.1} s)",
+                            "{:.0} accepted/s ({}); {}; forwarded+placed {:.0}/s (drain {:.1} s); \
+                             CPU per alert: relay {:.0} µs, receiver {:.0} µs; machine busy {:.0}%",
                             level.relay.ok_per_second,
                             statuses(&level.relay),
                             lat(&level.relay.latency),
                             level.delivered_per_second,
-                            level.drain_seconds
+                            level.drain_seconds,
+                            level.cpu.micros_per(0, level.relay.ok),
+                            level.cpu.micros_per(1, level.relay.ok),
+                            level.cpu.machine_busy(self.machine.cpus) * 100.0,
                         ),
                         &if level.connections == 64 {
                             target(met, "≥ 5,000/s")
@@ -250,9 +271,11 @@ impl Results {
                         f.flood_connections
                     ),
                     &format!(
-                        "{:.0} req/s ({})",
+                        "{:.0} req/s ({}); relay CPU {:.1} µs/request; relay logged {} bytes",
                         f.flood.ok_per_second,
-                        statuses(&f.flood)
+                        statuses(&f.flood),
+                        f.relay_cpu.micros_per(0, f.flood.ok),
+                        f.relay_log_bytes
                     ),
                     "",
                 ],

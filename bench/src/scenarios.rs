@@ -13,7 +13,7 @@ use crate::http::{self, Connection};
 use crate::load::{
     self, closed_loop, histogram, micros, paced, MakeRequest, Pace, Percentiles, Summary,
 };
-use crate::procs::{memory, Bare, Binaries, Memory, Profiler};
+use crate::procs::{memory, Bare, Binaries, CpuMeter, CpuUse, Memory, Profiler};
 use crate::stack::{alert, Stack, LEGIT_SOURCE, OPS_TOKEN, UNLISTED_SOURCE};
 
 /// How long and how hard each scenario runs.
@@ -120,6 +120,10 @@ pub struct RejectResult {
     pub relay_memory: Memory,
     /// The bare server's memory after the run.
     pub bare_memory: Memory,
+    /// CPU of the bare server (process 0) while it was measured.
+    pub bare_cpu: CpuUse,
+    /// CPU of the relay (process 0) while it was measured.
+    pub relay_cpu: CpuUse,
 }
 
 /// Runs scenario 1.
@@ -150,26 +154,17 @@ pub async fn reject(bins: &Binaries, plan: &Plan) -> anyhow::Result<RejectResult
         403,
     )
     .await?;
+    let (mut bare_cpu, mut relay_cpu) = (CpuUse::default(), CpuUse::default());
     for _ in 0..2 {
-        let t = closed_loop(
-            bare.addr,
-            UNLISTED_SOURCE,
-            n,
-            half,
-            alerts(bare.addr, "reject"),
-            200,
-        )
-        .await?;
+        let meter = CpuMeter::start(&[bare.pid()?])?;
+        let make = alerts(bare.addr, "reject");
+        let t = closed_loop(bare.addr, UNLISTED_SOURCE, n, half, make, 200).await?;
+        bare_cpu.add(&meter.stop()?);
         bare_total.merge(&t)?;
-        let t = closed_loop(
-            stack.relay_addr,
-            UNLISTED_SOURCE,
-            n,
-            half,
-            alerts(stack.relay_addr, "reject"),
-            403,
-        )
-        .await?;
+        let meter = CpuMeter::start(&[stack.relay.pid()?])?;
+        let make = alerts(stack.relay_addr, "reject");
+        let t = closed_loop(stack.relay_addr, UNLISTED_SOURCE, n, half, make, 403).await?;
+        relay_cpu.add(&meter.stop()?);
         relay_total.merge(&t)?;
     }
     let bare_rps = bare_total.ok_per_second();
@@ -184,6 +179,8 @@ pub async fn reject(bins: &Binaries, plan: &Plan) -> anyhow::Result<RejectResult
         relay: relay_total.summary(),
         relay_memory: stack.relay.memory()?,
         bare_memory: bare.memory()?,
+        bare_cpu,
+        relay_cpu,
     };
     if let Some(p) = bare_profile {
         p.finish().await?;
@@ -220,6 +217,8 @@ pub struct AcceptLevel {
     pub drain_seconds: f64,
     /// Accepted alerts ÷ (load time + drain time): the rate both services sustain together.
     pub delivered_per_second: f64,
+    /// CPU of the relay (process 0) and the receiver (process 1) over load and drain.
+    pub cpu: CpuUse,
 }
 
 /// Scenario 2 (and the memory half of 5): accepted alerts at each connection count.
@@ -244,6 +243,7 @@ pub async fn accept(bins: &Binaries, plan: &Plan) -> anyhow::Result<AcceptResult
     let mut levels = Vec::new();
     for (i, &connections) in plan.accept_connections.iter().enumerate() {
         let run: &'static str = ["accept-a", "accept-b", "accept-c", "accept-d"][i.min(3)];
+        let meter = CpuMeter::start(&[stack.relay.pid()?, stack.receiver.pid()?])?;
         let tally = closed_loop(
             stack.relay_addr,
             LEGIT_SOURCE,
@@ -254,11 +254,13 @@ pub async fn accept(bins: &Binaries, plan: &Plan) -> anyhow::Result<AcceptResult
         )
         .await?;
         let drain = stack.drain(Duration::from_secs(120)).await?;
+        let cpu = meter.stop()?;
         let total = tally.elapsed + drain;
         levels.push(AcceptLevel {
             connections,
             delivered_per_second: tally.ok as f64 / total.as_secs_f64().max(1e-9),
             drain_seconds: drain.as_secs_f64(),
+            cpu,
             relay: tally.summary(),
         });
     }
@@ -464,6 +466,11 @@ pub struct FloodResult {
     pub relay_memory: Memory,
     /// The receiver's memory at the end.
     pub receiver_memory: Memory,
+    /// Bytes the relay logged during the flood (rejections before authentication must not
+    /// fill the disk).
+    pub relay_log_bytes: u64,
+    /// CPU of the relay (process 0) during the flood.
+    pub relay_cpu: CpuUse,
 }
 
 /// Runs scenario 4.
@@ -487,6 +494,8 @@ pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> 
             peak
         })
     };
+    let log_before = stack.relay.log_bytes();
+    let meter = CpuMeter::start(&[relay_pid])?;
     let flood = tokio::spawn(closed_loop(
         stack.relay_addr,
         UNLISTED_SOURCE,
@@ -514,6 +523,8 @@ pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> 
     })
     .await??;
     let flood = flood.await??;
+    let relay_cpu = meter.stop()?;
+    let relay_log_bytes = stack.relay.log_bytes().saturating_sub(log_before);
     stop.store(true, Ordering::Relaxed);
     let relay_peak_rss_kib = sampler.await?;
     stack.drain(Duration::from_secs(60)).await?;
@@ -541,5 +552,7 @@ pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> 
         relay_peak_rss_kib,
         relay_memory,
         receiver_memory,
+        relay_log_bytes,
+        relay_cpu,
     })
 }
