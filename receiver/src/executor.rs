@@ -820,4 +820,83 @@ mod tests {
             OrderState::Failed
         );
     }
+
+    fn sign(d: Decimal) -> Decimal {
+        if d > Decimal::ZERO {
+            Decimal::ONE
+        } else if d < Decimal::ZERO {
+            -Decimal::ONE
+        } else {
+            Decimal::ZERO
+        }
+    }
+
+    fn action_leg(action: Action, quantity: Option<u32>) -> Leg {
+        Leg {
+            action,
+            quantity: quantity.map(|q| Positive::new(Decimal::from(q)).unwrap()),
+            ..leg("AAA")
+        }
+    }
+
+    fn arb_step() -> impl proptest::strategy::Strategy<Value = (Action, Option<u32>)> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (1u32..5).prop_map(|q| (Action::Buy, Some(q))),
+            (1u32..5).prop_map(|q| (Action::Sell, Some(q))),
+            Just((Action::Close, None)),
+            (1u32..5).prop_map(|q| (Action::Close, Some(q))),
+            Just((Action::CloseLong, None)),
+            Just((Action::CloseShort, None)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        #[test]
+        fn the_journaled_position_is_the_sum_of_fills_and_closes_never_flip_it(
+            steps in proptest::collection::vec(arb_step(), 1..12)
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let journal = Arc::new(SqliteJournal::open(&dir.path().join("j.db"), Duration::from_secs(1)).unwrap());
+                let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+                let paper = Arc::new(crate::broker::paper::PaperBroker::new(journal.clone(), clock.clone(), Duration::ZERO));
+                let executor = Executor::new(
+                    journal.clone(),
+                    paper,
+                    RiskGates::new(RiskConfig::default(), clock.clone()),
+                    clock,
+                    ExecutorConfig::default(),
+                    Metrics::new(),
+                );
+                let mut model = Decimal::ZERO;
+                for (i, (action, quantity)) in steps.iter().enumerate() {
+                    let id = format!("msg_{i}");
+                    admit(&journal, &id).await;
+                    let job = Job { message_id: id, account: "main".into(), work: Work::Legs(vec![action_leg(*action, *quantity)]) };
+                    let done = executor.submit(job).await.unwrap().unwrap();
+                    assert_eq!(done.outcome, Outcome::Filled);
+                    let q = quantity.map(Decimal::from);
+                    let before = model;
+                    model = match action {
+                        Action::Buy => model + q.unwrap(),
+                        Action::Sell => model - q.unwrap(),
+                        Action::Close => {
+                            let take = q.map_or(model.abs(), |q| q.min(model.abs()));
+                            model - sign(model) * take
+                        }
+                        Action::CloseLong if model > Decimal::ZERO => Decimal::ZERO,
+                        Action::CloseShort if model < Decimal::ZERO => Decimal::ZERO,
+                        Action::CloseLong | Action::CloseShort => model,
+                    };
+                    if action.is_close() {
+                        assert!(model.is_zero() || sign(model) == sign(before), "a close never flips the position");
+                    }
+                    assert_eq!(journal.position("main", "AAA").await.unwrap(), model, "after step {i}: {action:?} {quantity:?}");
+                }
+            });
+        }
+    }
 }
