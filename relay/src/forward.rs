@@ -193,16 +193,19 @@ impl Forwarder {
         let deadline_ms = alert.received_ms.saturating_add(max_age_ms);
         let mut attempt: u32 = 0;
         loop {
-            let now_ms = inner.clock.now_unix_ms();
-            if now_ms >= deadline_ms {
-                self.dead_letter(&alert, "expired", "expired").await;
-                return;
-            }
-            let remaining = Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
             let result = {
-                let Ok(_slot) = inner.slots.acquire().await else {
+                let Ok(slot) = inner.slots.acquire().await else {
                     return;
                 };
+                // Checked after waiting for a slot: the wait itself may have aged the alert.
+                let now_ms = inner.clock.now_unix_ms();
+                if now_ms >= deadline_ms {
+                    drop(slot);
+                    self.dead_letter(&alert, "expired", "expired").await;
+                    return;
+                }
+                let remaining =
+                    Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
                 let signer = inner.live.load().signer.clone();
                 let ts = inner.clock.now_unix();
                 let signature = signer.sign(alert.id.as_str(), ts, &alert.body);

@@ -257,6 +257,7 @@ impl Spool {
         }
         numbers.sort_unstable();
         key_files.sort_unstable();
+        claim(&dir)?;
 
         let mut state = State::default();
         let mut accepted: HashMap<String, (u64, SpooledAlert)> = HashMap::new();
@@ -264,7 +265,9 @@ impl Spool {
         let mut keys = Vec::new();
         for &n in &numbers {
             let path = segment_path(&dir, n);
-            let data = std::fs::read(&path)?;
+            let Some(data) = read_if_present(&path)? else {
+                continue;
+            };
             let meta = state.segments.entry(n).or_default();
             meta.bytes = data.len() as u64;
             state.total_bytes += data.len() as u64;
@@ -305,7 +308,9 @@ impl Spool {
         let mut closed_keys = BTreeMap::new();
         for &n in &key_files {
             let path = keys_path(&dir, n);
-            let data = std::fs::read(&path)?;
+            let Some(data) = read_if_present(&path)? else {
+                continue;
+            };
             let mut newest = 0;
             for (i, line) in complete_lines(&path, &data) {
                 match serde_json::from_slice::<Record>(line) {
@@ -780,6 +785,43 @@ impl Writer {
     }
 }
 
+/// A file's contents, or `None` if it was deleted since the directory was listed (a previous
+/// writer finishing its last removals).
+fn read_if_present(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a spool directory that another live relay process uses (two writers would interleave
+/// records); a lock left by a killed process is taken over.
+fn claim(dir: &Path) -> io::Result<()> {
+    let lock = dir.join("LOCK");
+    let me = std::process::id();
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            if pid != me && Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "in use by process {pid} (remove {} if that is not a relay)",
+                        lock.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&lock)?;
+    file.write_all(format!("{me}\n").as_bytes())
+}
+
 /// Opens `path` for appending, creating it readable by the owner only.
 fn private_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
@@ -970,6 +1012,16 @@ mod tests {
             replay.keys.iter().all(|(_, k, _)| k != "lost"),
             "a key enters the window only once spooled"
         );
+    }
+
+    #[test]
+    fn a_spool_in_use_by_another_live_process_is_refused_and_a_dead_ones_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("LOCK"), "1\n").unwrap(); // pid 1 is always alive
+        let err = Spool::open(settings(dir.path())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        std::fs::write(dir.path().join("LOCK"), format!("{}\n", u32::MAX - 1)).unwrap();
+        assert!(Spool::open(settings(dir.path())).is_ok());
     }
 
     #[tokio::test]
