@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::load::{Percentiles, Summary};
+use crate::load::{histogram, micros, Percentiles, Summary};
 use crate::procs::Memory;
 use crate::scenarios::{AcceptResult, EndToEndResult, FloodResult, Plan, RejectResult};
 
@@ -21,6 +21,9 @@ pub struct Machine {
     pub kernel: String,
     /// `/proc/loadavg` when the run started (other work on the machine skews every number).
     pub load_average_at_start: String,
+    /// Latency of one 4 KiB write + `fdatasync` on the disk holding the services' files: the
+    /// floor of every durable step (the relay's spool, the receiver's journal).
+    pub fdatasync: Percentiles,
 }
 
 impl Machine {
@@ -47,8 +50,26 @@ impl Machine {
                 .unwrap_or(0),
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
             load_average_at_start: read("/proc/loadavg").trim().to_owned(),
+            fdatasync: probe_fdatasync(&std::env::temp_dir(), 100).unwrap_or_default(),
         }
     }
+}
+
+/// Times `rounds` overwrites of a 4 KiB block, each followed by `fdatasync`, in `dir`.
+fn probe_fdatasync(dir: &std::path::Path, rounds: u64) -> anyhow::Result<Percentiles> {
+    use std::os::unix::fs::FileExt;
+    let file = tempfile::tempfile_in(dir)?;
+    let block = [0x5au8; 4096];
+    file.write_all_at(&block, 0)?;
+    file.sync_all()?;
+    let mut h = histogram()?;
+    for i in 0..rounds {
+        file.write_all_at(&block, (i % 16) * 4096)?;
+        let t0 = std::time::Instant::now();
+        file.sync_data()?;
+        h.saturating_record(micros(t0.elapsed()).max(1));
+    }
+    Ok(Percentiles::of(&h))
 }
 
 /// Everything one run measured (the JSON file).
@@ -126,6 +147,16 @@ impl Results {
             }
         };
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} × {}, {} MB RAM; disk fdatasync p50 {} p99 {}; load average at start {}\n",
+            self.machine.cpus,
+            self.machine.cpu_model,
+            self.machine.memory_mib * 1_048_576 / 1_000_000,
+            ms(self.machine.fdatasync.p50_us),
+            ms(self.machine.fdatasync.p99_us),
+            self.machine.load_average_at_start
+        );
         row(&mut out, ["scenario", "result", "target"]);
         row(&mut out, ["---", "---", "---"]);
         if let Some(r) = &self.reject {
