@@ -237,10 +237,11 @@ where
     let alert = parse_alert(&raw)?;
 
     // 6. Account and secret.
+    // Caller-chosen text until authenticated: bounded before it reaches the log.
     log.account = live
         .accounts
         .requested(path_account, &alert)
-        .map(str::to_owned);
+        .map(|a| a.chars().take(64).collect());
     let account = match live.accounts.authenticate(path_account, &alert) {
         Ok(a) => a,
         Err(failure) => {
