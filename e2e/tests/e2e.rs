@@ -473,3 +473,21 @@ fn every_shipped_config_passes_check_config_and_prints_no_secret() {
         }
     }
 }
+
+#[test]
+fn check_config_refuses_a_venue_whose_credentials_cannot_be_resolved() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cwd.path().join("certs")).unwrap();
+    keygen(&cwd.path().join("certs/relay-signing")).unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/receiver.example.toml");
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "kind = \"paper\"",
+        "kind = \"binance\"\n\n[broker.binance]\napi_key = \"env:E2E_SURELY_UNSET_BINANCE_KEY\"\napi_secret = \"env:E2E_SURELY_UNSET_BINANCE_SECRET\"",
+    );
+    let path = cwd.path().join("receiver.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = check_config("alertgate-receiver", &path, cwd.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a venue without credentials must not pass check-config");
+    assert!(stderr.contains("E2E_SURELY_UNSET_BINANCE_KEY"), "the error must name the variable: {stderr}");
+}

@@ -514,7 +514,9 @@ impl Inner {
                     if attempt >= self.config.max_attempts {
                         return Err(BrokerError::Rejected {
                             message: format!(
-                                "venue unavailable after {attempt} attempts: {message}"
+                                "venue unavailable after {attempt} attempts: {message} (if the \
+                                 venue may have received the order, check it there before \
+                                 sending the alert again)"
                             ),
                         });
                     }
