@@ -287,6 +287,17 @@ impl Results {
             row(
                 &mut out,
                 [
+                    "3. relay → receiver forward round trip (durably journaled and filled), buckets",
+                    &format!(
+                        "{} forwards; p50 ≤ {} ms, p99 ≤ {} ms",
+                        e.forward.count, e.forward.p50_at_most_ms, e.forward.p99_at_most_ms
+                    ),
+                    "",
+                ],
+            );
+            row(
+                &mut out,
+                [
                     "3. relay answer time at light load",
                     &lat(&e.relay_latency),
                     "",

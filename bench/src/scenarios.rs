@@ -296,6 +296,9 @@ pub struct EndToEndResult {
     /// accurate to ±0.5 ms. The receiver takes that time when it decides the fill, before the
     /// commit that makes it durable, so this is a lower bound.
     pub from_timestamps: Percentiles,
+    /// The relay's forward round trips during the timestamp phase: from sending the alert to
+    /// the receiver's answer, which comes once the outcome is durably journaled.
+    pub forward: ForwardBuckets,
     /// Samples where the order was recorded, even at the top of its millisecond, before the
     /// client had read the relay's 200 (counted as 0 above).
     pub recorded_before_200: u64,
@@ -308,6 +311,45 @@ pub struct EndToEndResult {
     /// 200 → the first `GET /v1/messages/{id}` showing the order filled: an upper bound with µs
     /// resolution (it includes one poll round trip, and polling loads the journal a little).
     pub from_polling: Percentiles,
+}
+
+/// A window of the relay's `alertgate_relay_forward_duration_seconds` histogram.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ForwardBuckets {
+    /// Forward attempts observed.
+    pub count: u64,
+    /// The bucket bound (ms) at or under which half of them finished.
+    pub p50_at_most_ms: f64,
+    /// The bucket bound (ms) at or under which 99% of them finished.
+    pub p99_at_most_ms: f64,
+    /// (bucket bound in ms, attempts that finished at or under it).
+    pub cumulative: Vec<(f64, u64)>,
+}
+
+impl ForwardBuckets {
+    /// The difference of two scrapes.
+    fn between(before: &[(f64, u64)], after: &[(f64, u64)]) -> Self {
+        let cumulative: Vec<(f64, u64)> = after
+            .iter()
+            .map(|(le, n)| {
+                let old = before.iter().find(|(b, _)| b == le).map_or(0, |(_, m)| *m);
+                (le * 1000.0, n.saturating_sub(old))
+            })
+            .collect();
+        let count = cumulative.last().map_or(0, |(_, n)| *n);
+        let at_most = |q: f64| {
+            cumulative
+                .iter()
+                .find(|(_, n)| *n as f64 >= q * count as f64)
+                .map_or(f64::INFINITY, |(le, _)| *le)
+        };
+        Self {
+            count,
+            p50_at_most_ms: at_most(0.5),
+            p99_at_most_ms: at_most(0.99),
+            cumulative,
+        }
+    }
 }
 
 /// Polls `GET /v1/messages/{id}` until its orders are all filled (at most 2 s).
@@ -381,8 +423,10 @@ pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEnd
     };
 
     // Phase 1: timestamps only, nothing else touches the receiver.
+    let buckets_before = stack.forward_buckets().await?;
     let sent = paced(pace(plan.e2e_alerts), alerts(stack.relay_addr, "e2e")).await;
     stack.drain(Duration::from_secs(60)).await?;
+    let forward = ForwardBuckets::between(&buckets_before, &stack.forward_buckets().await?);
     let filled = filled_at(&stack).await?;
     let mut relay_latency = histogram()?;
     let mut e2e = histogram()?;
@@ -437,6 +481,7 @@ pub async fn end_to_end(bins: &Binaries, plan: &Plan) -> anyhow::Result<EndToEnd
         recorded,
         relay_latency: Percentiles::of(&relay_latency),
         from_timestamps: Percentiles::of(&e2e),
+        forward,
         recorded_before_200: before,
         polled_sent,
         polled_recorded,

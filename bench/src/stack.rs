@@ -204,13 +204,47 @@ impl Stack {
         Ok((self.relay.memory()?, self.receiver.memory()?))
     }
 
-    /// The relay's `alertgate_relay_spool_pending` gauge.
-    pub async fn spool_pending(&self) -> anyhow::Result<u64> {
+    /// The relay's Prometheus text.
+    async fn relay_metrics_text(&self) -> anyhow::Result<String> {
         let mut conn = Connection::new(self.relay_metrics, None);
         let r = conn
             .send(&http::get(self.relay_metrics, "/metrics", None))
             .await?;
-        let text = String::from_utf8_lossy(&r.body);
+        Ok(String::from_utf8_lossy(&r.body).into_owned())
+    }
+
+    /// The relay's `alertgate_relay_forward_duration_seconds` histogram: (upper bound in
+    /// seconds, cumulative count) per bucket.
+    pub async fn forward_buckets(&self) -> anyhow::Result<Vec<(f64, u64)>> {
+        let text = self.relay_metrics_text().await?;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("alertgate_relay_forward_duration_seconds_bucket{")
+            else {
+                continue;
+            };
+            let le = rest
+                .split("le=\"")
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .map(|v| {
+                    if v == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        v.parse().unwrap_or(f64::NAN)
+                    }
+                });
+            let count = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+            if let (Some(le), Some(count)) = (le, count) {
+                out.push((le, count as u64));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The relay's `alertgate_relay_spool_pending` gauge.
+    pub async fn spool_pending(&self) -> anyhow::Result<u64> {
+        let text = self.relay_metrics_text().await?;
         text.lines()
             .filter(|l| l.starts_with("alertgate_relay_spool_pending"))
             .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
