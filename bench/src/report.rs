@@ -21,8 +21,9 @@ pub struct Machine {
     pub kernel: String,
     /// `/proc/loadavg` when the run started (other work on the machine skews every number).
     pub load_average_at_start: String,
-    /// Latency of one 4 KiB write + `fdatasync` on the disk holding the services' files: the
-    /// floor of every durable step (the relay's spool, the receiver's journal).
+    /// Latency of one 4 KiB write + `fdatasync`, back to back, on the disk holding the services'
+    /// files: what each durable step (the relay's spool, the receiver's journal) costs when the
+    /// disk is kept busy, as under load. Spaced-out syncs at light load can be faster.
     pub fdatasync: Percentiles,
 }
 
