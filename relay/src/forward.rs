@@ -206,9 +206,13 @@ impl Forwarder {
                 }
                 let remaining =
                     Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
-                let signer = inner.live.load().signer.clone();
+                // The keys in force now: a SIGHUP between attempts re-signs with the new ones.
                 let ts = inner.clock.now_unix();
-                let signature = signer.sign(alert.id.as_str(), ts, &alert.body);
+                let signature = inner
+                    .live
+                    .load()
+                    .signer
+                    .sign(alert.id.as_str(), ts, &alert.body);
                 let timeout = Duration::from_millis(inner.settings.timeout_ms).min(remaining);
                 let started = Instant::now();
                 let result = inner

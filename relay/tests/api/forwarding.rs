@@ -219,3 +219,31 @@ async fn a_receiver_that_is_down_gets_the_alert_once_it_is_back() {
     let got = receiver.wait_delivered(1).await;
     assert_eq!(got[0].json()["alert"]["id"], "down");
 }
+
+#[tokio::test]
+async fn hmac_secrets_add_v1_signatures_any_standard_webhooks_library_verifies() {
+    use alertgate_shared::{HmacSecret, SecretRef, Verifier};
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let relay = spawn_relay_with(|s, files| {
+        std::fs::write(files.path().join("whsec"), WHSEC).unwrap();
+        s.signing.hmac_secrets = vec![SecretRef::File(files.path().join("whsec"))];
+    })
+    .await;
+    assert_eq!(relay.post_alert("hmac").await.status, 200);
+    let got = relay.receiver.wait_delivered(1).await.remove(0);
+    let signature = got.header("webhook-signature");
+    assert!(
+        signature.starts_with("v1a,") && signature.contains(" v1,"),
+        "{signature}"
+    );
+    let hmac_only = Verifier::new(vec![], vec![HmacSecret::parse(WHSEC).unwrap()], 300).unwrap();
+    hmac_only
+        .verify(
+            Some(got.header("webhook-id")),
+            Some(got.header("webhook-timestamp")),
+            Some(signature),
+            &got.body,
+            relay.clock.now_unix(),
+        )
+        .unwrap();
+}

@@ -164,3 +164,81 @@ async fn plain_http_is_not_served_on_a_tls_listener() {
         .await;
     assert!(result.is_err() || result.unwrap().status() != 200);
 }
+
+/// A receiver that only talks to clients with a certificate from the test CA (mTLS).
+async fn mtls_receiver(dir: &Path) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use warp::Filter;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap())
+        .unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
+            .build()
+            .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_file(dir.join("server.pem")).unwrap()],
+            PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap(),
+        )
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    let route = warp::path!("v1" / "alerts")
+        .and(warp::body::bytes())
+        .map(move |body: bytes::Bytes| {
+            record
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            warp::reply::Response::new("{}".into())
+        })
+        .recover(|_| async {
+            Ok::<_, std::convert::Infallible>(warp::reply::Response::new("".into()))
+        })
+        .unify();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = alertgate_relay::config::ServerSettings::default();
+    tokio::spawn(async move {
+        alertgate_relay::server::serve(
+            listener,
+            Some(std::sync::Arc::new(config)),
+            &settings,
+            route,
+            std::future::pending(),
+        )
+        .await;
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn alerts_are_forwarded_over_mtls_with_the_configured_ca_and_client_certificate() {
+    let files = std::sync::Arc::new(Files::new());
+    let pki = make_pki(files.path());
+    std::fs::write(files.path().join("relay-client.pem"), &pki.impostor).unwrap(); // cert + key PEM
+    let (addr, seen) = mtls_receiver(files.path()).await;
+    let receiver = TestReceiver::spawn().await;
+    let mut settings = test_settings(&files, &receiver);
+    settings.forward.url = format!("https://localhost:{}/v1/alerts", addr.port());
+    settings.forward.ca_file = Some(files.path().join("ca.pem"));
+    settings.forward.client_cert_file = Some(files.path().join("relay-client.pem"));
+    settings.forward.client_key_file = Some(files.path().join("relay-client.pem"));
+    let relay = start(
+        settings,
+        files,
+        receiver,
+        std::sync::Arc::new(alertgate_shared::SystemClock),
+    )
+    .await;
+    assert_eq!(relay.post_alert("mtls").await.status, 200);
+    eventually(|| !seen.lock().unwrap().is_empty(), "delivery over mTLS").await;
+    assert!(seen.lock().unwrap()[0].contains("\"mtls\""));
+}
