@@ -298,6 +298,11 @@ impl Relay {
         maintenance.abort();
         forwarding.abort();
         let _ = forwarding.await;
+        state.spool.flush().await;
+        tracing::info!(
+            pending = state.spool.pending(),
+            "spool flushed; undelivered alerts resume at the next start"
+        );
     }
 }
 

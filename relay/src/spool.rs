@@ -189,6 +189,8 @@ enum Command {
     Remove { segment: u64 },
     /// Delete key journal files whose newest key is older than `before_ms`.
     Expire { before_ms: i64 },
+    /// Answered once every earlier command is done (and the key journal synced).
+    Barrier { reply: oneshot::Sender<()> },
 }
 
 impl std::fmt::Debug for Command {
@@ -504,6 +506,20 @@ impl Spool {
         }
     }
 
+    /// Waits until everything written so far is on disk (used at shutdown).
+    pub async fn flush(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .shared
+            .tx
+            .send(Command::Barrier { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
     /// Entries accepted but not yet delivered or dead-lettered.
     pub fn pending(&self) -> usize {
         self.lock().pending.len()
@@ -628,6 +644,7 @@ impl Writer {
         let mut dead_replies = Vec::new();
         let mut removals = Vec::new();
         let mut expire_before = None;
+        let mut barriers = Vec::new();
         for cmd in batch.drain(..) {
             match cmd {
                 Command::Append { line, key, reply } => {
@@ -644,6 +661,7 @@ impl Writer {
                 }
                 Command::Remove { segment } => removals.push(segment),
                 Command::Expire { before_ms } => expire_before = Some(before_ms),
+                Command::Barrier { reply } => barriers.push(reply),
             }
         }
         if !dead_buf.is_empty() {
@@ -706,6 +724,12 @@ impl Writer {
         if let Some(result) = spool_result {
             for reply in spool_replies {
                 let _ = reply.send(result.as_ref().copied().map_err(clone_err));
+            }
+        }
+        if !barriers.is_empty() {
+            let _ = self.sync_keys();
+            for reply in barriers {
+                let _ = reply.send(());
             }
         }
     }
