@@ -150,3 +150,40 @@ async fn silent_connections_holding_every_slot_are_dropped_at_the_header_deadlin
     println!("served after {:?}", started.elapsed());
     drop(silent);
 }
+
+#[tokio::test]
+async fn an_http2_connection_idle_after_one_request_is_closed_at_the_header_deadline() {
+    // Health checks answer any address: one request over HTTP/2 (prior knowledge, as h2c) must
+    // not buy a connection slot for good.
+    let relay = spawn_relay_with(|s, _| s.server.header_read_timeout_ms = 500).await;
+    let mut stream = TcpStream::connect(relay.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The HTTP/2 preface, an empty SETTINGS frame and one request: HEADERS on stream 1 with
+    // END_STREAM | END_HEADERS, HPACK `:method GET`, `:scheme http`, `:path /healthz`.
+    let mut request =
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00".to_vec();
+    request.extend_from_slice(b"\x00\x00\x0c\x01\x05\x00\x00\x00\x01\x82\x86\x04\x08/healthz");
+    stream.write_all(&request).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]), // SETTINGS, ACK, the answer
+            }
+        }
+    })
+    .await;
+    let answered = String::from_utf8_lossy(&received).contains(r#"{"status":"ok"}"#);
+    assert!(answered, "the request was not served: {received:?}");
+    assert!(closed.is_ok(), "an idle HTTP/2 connection stayed open");
+
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let health = client.get(relay.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.version(), reqwest::Version::HTTP_2);
+    assert_eq!(relay.post_alert("after-h2-idle").await.status, 200);
+}
