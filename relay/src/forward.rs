@@ -122,11 +122,17 @@ pub struct Forwarder {
 
 #[derive(Debug)]
 struct Inner {
+    /// Keep-alive connections to the receiver.
     client: reqwest::Client,
+    /// URL, timeouts, backoff, concurrency.
     settings: ForwardSettings,
+    /// The signing keys in force at each attempt (SIGHUP swaps them).
     live: LiveHandle,
+    /// Where deliveries and dead letters are recorded.
     spool: Spool,
+    /// Signature timestamps and alert age.
     clock: Arc<dyn Clock>,
+    /// Forward counters and durations.
     metrics: Arc<Metrics>,
     /// Bounds concurrent attempts (not waiting alerts).
     slots: Semaphore,

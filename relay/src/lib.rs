@@ -131,15 +131,25 @@ impl Default for RelayOptions {
 /// A built relay, ready to serve.
 #[derive(Debug)]
 pub struct Relay {
+    /// The public socket, bound by the caller.
     listener: TcpListener,
+    /// Its address (port 0 resolved).
     local_addr: SocketAddr,
+    /// The Prometheus socket, if any.
     metrics_listener: Option<TcpListener>,
+    /// Its address.
     metrics_addr: Option<SocketAddr>,
+    /// What request handlers share.
     state: Arc<AppState>,
+    /// Set when the relay terminates TLS itself.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The configuration it was built from.
     settings: Settings,
+    /// Delivers spooled alerts once running.
     forwarder: Forwarder,
+    /// Alerts found pending in the spool at start.
     resumed: Vec<SpooledAlert>,
+    /// Alerts accepted from now on, in order.
     queue: mpsc::UnboundedReceiver<SpooledAlert>,
 }
 
@@ -351,7 +361,9 @@ fn metrics_routes(
 /// trusted proxies and rate limits, all at once or not at all.
 #[derive(Debug, Clone)]
 pub struct Reloader {
+    /// Where the new configuration goes.
     live: LiveHandle,
+    /// Counts reloads.
     metrics: Arc<Metrics>,
     /// The settings the relay was started with (to warn about changes that need a restart).
     running: Arc<Settings>,

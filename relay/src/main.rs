@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "alertgate-relay", version, about)]
 struct Cli {
     #[command(subcommand)]
+    /// What to do.
     command: Command,
 }
 

@@ -22,9 +22,13 @@ type Labels = Vec<(&'static str, &'static str)>;
 pub struct Metrics {
     /// Holds every metric below for encoding.
     registry: Registry,
+    /// `alertgate_relay_requests_total{outcome}`.
     requests: Family<Labels, Counter>,
+    /// `alertgate_relay_forward_total{outcome}`.
     forwards: Family<Labels, Counter>,
+    /// `alertgate_relay_dead_letters_total{reason}`.
     dead_letters: Family<Labels, Counter>,
+    /// `alertgate_relay_config_reloads_total{outcome}`.
     reloads: Family<Labels, Counter>,
     /// Pending spool entries.
     pub spool_pending: Gauge,

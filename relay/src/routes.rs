@@ -163,11 +163,17 @@ where
 /// What the log line says about a request (never the secret).
 #[derive(Debug, Default)]
 struct RequestLog {
+    /// The resolved client address.
     ip: Option<IpAddr>,
+    /// The account asked for (bounded; caller-chosen until authenticated).
     account: Option<String>,
+    /// The message id, once assigned.
     id: Option<MessageId>,
+    /// The idempotency key, if any.
     key: Option<String>,
+    /// Whether the secret matched (decides the log level).
     authenticated: bool,
+    /// Why authentication failed, for the log only.
     auth_failure: Option<AuthFailure>,
 }
 

@@ -169,7 +169,9 @@ struct State {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct SegmentMeta {
+    /// Accept records here not yet delivered or dead-lettered.
     unresolved: usize,
+    /// File size, counted against `max_bytes`.
     bytes: u64,
 }
 
@@ -566,15 +568,21 @@ impl State {
 
 /// An append-only file the writer thread owns, rotated past a size.
 struct Journal {
+    /// Open for appending.
     file: File,
+    /// Its sequence number in the file name.
     number: u64,
+    /// Bytes appended since it was opened (rotation).
     written: u64,
 }
 
 /// The thread that owns the files.
 struct Writer {
+    /// `spool.dir`.
     dir: PathBuf,
+    /// The segment being appended to.
     segment: Journal,
+    /// The key journal file being appended to.
     keys: Journal,
     /// Newest receipt time in the current key file.
     keys_newest: i64,
@@ -582,7 +590,9 @@ struct Writer {
     keys_dirty: bool,
     /// Closed key files and the newest receipt time in each.
     closed_keys: BTreeMap<u64, i64>,
+    /// Rotation size for both journals.
     segment_bytes: u64,
+    /// The dead-letter file, opened on first use.
     dead: Option<File>,
     /// Test hook: this many spool writes fail as if the disk did.
     #[cfg(test)]
