@@ -830,13 +830,17 @@ fn read_if_present(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Refuses a spool directory that another live relay process uses (two writers would interleave
-/// records); a lock left by a killed process is taken over.
+/// records). A lock left by a process that is gone, or whose pid now belongs to a different
+/// program (after a reboot), is taken over.
 fn claim(dir: &Path) -> io::Result<()> {
     let lock = dir.join("LOCK");
     let me = std::process::id();
+    let program = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok();
     if let Ok(text) = std::fs::read_to_string(&lock) {
         if let Ok(pid) = text.trim().parse::<u32>() {
-            if pid != me && Path::new(&format!("/proc/{pid}")).exists() {
+            let same_program =
+                program(&pid.to_string()).is_some_and(|p| Some(p) == program("self"));
+            if pid != me && same_program {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!(
@@ -1049,13 +1053,15 @@ mod tests {
     }
 
     #[test]
-    fn a_spool_in_use_by_another_live_process_is_refused_and_a_dead_ones_is_taken_over() {
+    fn a_lock_left_by_a_dead_process_or_another_program_is_taken_over() {
+        // (A live relay holding the lock is refused: see the process tests.)
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("LOCK"), "1\n").unwrap(); // pid 1 is always alive
-        let err = Spool::open(settings(dir.path())).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         std::fs::write(dir.path().join("LOCK"), format!("{}\n", u32::MAX - 1)).unwrap();
         assert!(Spool::open(settings(dir.path())).is_ok());
+        std::fs::write(dir.path().join("LOCK"), "1\n").unwrap(); // pid 1 is init, not a relay
+        assert!(Spool::open(settings(dir.path())).is_ok());
+        let lock = std::fs::read_to_string(dir.path().join("LOCK")).unwrap();
+        assert_eq!(lock.trim(), std::process::id().to_string());
     }
 
     #[tokio::test]

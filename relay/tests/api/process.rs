@@ -364,6 +364,28 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_working() {
 }
 
 #[tokio::test]
+async fn a_second_relay_on_the_same_spool_is_refused_at_start() {
+    let files = Files::new();
+    let receiver = TestReceiver::spawn().await;
+    let settings = test_settings(&files, &receiver);
+    let config = config_path(&files);
+    write_config(&config, &settings);
+    let _first = RelayProcess::start(&config).await;
+    let second = Command::new(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("spool.dir") && stderr.contains("in use by process"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_stops_the_relay_cleanly() {
     let files = Files::new();
     let receiver = TestReceiver::spawn().await;
