@@ -117,7 +117,7 @@ inline_deadline_ms = 3000
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|l| l.contains("failed") || l.contains("error"))
+                .any(|l| l.contains("order failed"))
         }
     })
     .await;
@@ -153,6 +153,15 @@ inline_deadline_ms = 3000
         lines.len() > 5,
         "too few log lines to mean anything: {lines:#?}"
     );
+    assert!(
+        lines.iter().any(|l| l.contains(r#""level":"DEBUG""#)),
+        "debug logging was not on: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("delivery refused")),
+        "the refused delivery is logged: {lines:#?}"
+    );
+    println!("{} lines checked", lines.len());
     let whsec = work.hmac.to_text().expose().to_owned();
     for (what, needle) in [
         ("the HMAC secret", whsec.trim_start_matches("whsec_")),
