@@ -73,7 +73,15 @@ impl Service {
         log: PathBuf,
         health_url: String,
     ) -> Self {
-        Self { name: name.to_owned(), bin, config, env, log, health: health_url, child: None }
+        Self {
+            name: name.to_owned(),
+            bin,
+            config,
+            env,
+            log,
+            health: health_url,
+            child: None,
+        }
     }
 
     /// The config file this service runs with.
@@ -83,12 +91,18 @@ impl Service {
 
     /// Starts the process and waits until `/readyz` answers 200.
     pub async fn start(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let args: Vec<OsString> = vec!["run".into(), "--config".into(), self.config.clone().into()];
         let child = Command::new(&self.bin)
             .args(&args)
             .envs(self.env.iter().cloned())
-            .env("RUST_LOG", std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -104,11 +118,24 @@ impl Service {
         let url = format!("{}/readyz", self.health);
         let http = self.health.starts_with("http");
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("{} exited with {status} while starting; log:\n{}", self.name, self.log_tail());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "{} exited with {status} while starting; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             if http {
-                if let Ok(r) = client.get(&url).timeout(Duration::from_millis(500)).send().await {
+                if let Ok(r) = client
+                    .get(&url)
+                    .timeout(Duration::from_millis(500))
+                    .send()
+                    .await
+                {
                     if r.status().is_success() {
                         return Ok(());
                     }
@@ -117,7 +144,11 @@ impl Service {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{} did not become ready within 30 s; log:\n{}", self.name, self.log_tail());
+                bail!(
+                    "{} did not become ready within 30 s; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -125,12 +156,17 @@ impl Service {
 
     /// The process id, while running.
     pub fn pid(&self) -> Option<Pid> {
-        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok()).map(Pid::from_raw)
+        self.child
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+            .map(Pid::from_raw)
     }
 
     /// Sends a signal.
     pub fn signal(&self, sig: Signal) -> anyhow::Result<()> {
-        let pid = self.pid().ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
         kill(pid, sig).with_context(|| format!("signalling {}", self.name))
     }
 
@@ -178,13 +214,21 @@ impl Service {
 
     /// SIGHUP, then waits until the log shows one more reload line (`reload` in it) than before.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let count = |s: &str| s.lines().filter(|l| l.to_lowercase().contains("reload")).count();
+        let count = |s: &str| {
+            s.lines()
+                .filter(|l| l.to_lowercase().contains("reload"))
+                .count()
+        };
         let before = count(&self.log_text());
         self.signal(Signal::SIGHUP)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while count(&self.log_text()) <= before {
             if Instant::now() > deadline {
-                bail!("{} logged no reload within 10 s of SIGHUP; log:\n{}", self.name, self.log_tail());
+                bail!(
+                    "{} logged no reload within 10 s of SIGHUP; log:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -493,18 +537,26 @@ impl Stack {
             receiver_config,
             relay,
             receiver,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
         })
     }
 
     /// Rewrites the relay's config file from [`Stack::relay_config`].
     pub fn write_relay_config(&self) -> anyhow::Result<()> {
-        Ok(std::fs::write(self.relay.config_path(), self.relay_config.render())?)
+        Ok(std::fs::write(
+            self.relay.config_path(),
+            self.relay_config.render(),
+        )?)
     }
 
     /// Rewrites the receiver's config file from [`Stack::receiver_config`].
     pub fn write_receiver_config(&self) -> anyhow::Result<()> {
-        Ok(std::fs::write(self.receiver.config_path(), self.receiver_config.render())?)
+        Ok(std::fs::write(
+            self.receiver.config_path(),
+            self.receiver_config.render(),
+        )?)
     }
 
     /// A native-format alert with a unique idempotency key.
@@ -522,7 +574,13 @@ impl Stack {
     /// POSTs an alert to the relay's `/webhook`.
     pub async fn send(&self, alert: &Value) -> anyhow::Result<Answer> {
         let url = format!("http://{}/webhook", self.relay_config.listen);
-        let r = self.http.post(url).body(alert.to_string()).header("content-type", "text/plain").send().await?;
+        let r = self
+            .http
+            .post(url)
+            .body(alert.to_string())
+            .header("content-type", "text/plain")
+            .send()
+            .await?;
         let status = r.status().as_u16();
         let body = r.json().await.unwrap_or(Value::Null);
         Ok(Answer { status, body })
@@ -530,7 +588,10 @@ impl Stack {
 
     /// Every order the receiver's journal holds (newest first).
     pub async fn orders(&self) -> anyhow::Result<Vec<Value>> {
-        let url = format!("http://{}/v1/orders?limit=1000", self.receiver_config.listen);
+        let url = format!(
+            "http://{}/v1/orders?limit=1000",
+            self.receiver_config.listen
+        );
         let r = self.http.get(url).bearer_auth(OPS_TOKEN).send().await?;
         if !r.status().is_success() {
             bail!("GET /v1/orders: {}", r.status());
@@ -560,8 +621,19 @@ impl Stack {
     }
 
     /// Reads one Prometheus sample (sum of all series of that name whose labels contain `labels`).
-    pub async fn metric(&self, metrics: SocketAddr, name: &str, labels: &str) -> anyhow::Result<f64> {
-        let text = self.http.get(format!("http://{metrics}/metrics")).send().await?.text().await?;
+    pub async fn metric(
+        &self,
+        metrics: SocketAddr,
+        name: &str,
+        labels: &str,
+    ) -> anyhow::Result<f64> {
+        let text = self
+            .http
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
         Ok(text
             .lines()
             .filter(|l| !l.starts_with('#'))

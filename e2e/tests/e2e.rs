@@ -14,7 +14,10 @@ use alertgate_e2e::{binary, free_port, keygen, ForwardTls, ReceiverTls, Service,
 use serde_json::Value;
 
 fn message_ids(orders: &[Value]) -> Vec<String> {
-    orders.iter().map(|o| o["message_id"].as_str().unwrap_or_default().to_owned()).collect()
+    orders
+        .iter()
+        .map(|o| o["message_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// Asserts that `accepted` (relay ids answered 200) each became exactly one order, and nothing else did.
@@ -25,11 +28,27 @@ fn assert_exactly_one_order_each(accepted: &BTreeSet<String>, orders: &[Value]) 
         *counts.entry(id.as_str()).or_default() += 1;
     }
     let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(doubled.is_empty(), "alerts with more than one order: {doubled:?}");
-    let missing: Vec<_> = accepted.iter().filter(|id| !counts.contains_key(id.as_str())).collect();
-    assert!(missing.is_empty(), "accepted alerts without an order: {missing:?}");
-    let client_ids: BTreeSet<_> = orders.iter().map(|o| o["client_order_id"].to_string()).collect();
-    assert_eq!(client_ids.len(), orders.len(), "client order ids must be unique");
+    assert!(
+        doubled.is_empty(),
+        "alerts with more than one order: {doubled:?}"
+    );
+    let missing: Vec<_> = accepted
+        .iter()
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "accepted alerts without an order: {missing:?}"
+    );
+    let client_ids: BTreeSet<_> = orders
+        .iter()
+        .map(|o| o["client_order_id"].to_string())
+        .collect();
+    assert_eq!(
+        client_ids.len(),
+        orders.len(),
+        "client order ids must be unique"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +60,10 @@ async fn an_alert_posted_to_the_relay_becomes_exactly_one_paper_order() {
     let id = answer.body["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("msg_"));
 
-    let orders = stack.wait_for_orders(1, Duration::from_secs(20)).await.unwrap();
+    let orders = stack
+        .wait_for_orders(1, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(orders.len(), 1);
     let order = &orders[0];
     assert_eq!(order["message_id"], id.as_str());
@@ -75,7 +97,10 @@ async fn two_hundred_alerts_survive_the_receiver_being_killed_and_restarted_twic
         accepted.insert(answer.body["id"].as_str().unwrap().to_owned());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let orders = stack.wait_for_orders(200, Duration::from_secs(90)).await.unwrap();
+    let orders = stack
+        .wait_for_orders(200, Duration::from_secs(90))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let orders = stack.orders().await.unwrap_or(orders);
     assert_eq!(orders.len(), 200);
@@ -106,8 +131,15 @@ async fn every_alert_the_relay_answered_survives_a_relay_sigkill_mid_stream() {
             }
         }
     }
-    assert!(accepted.len() >= 140, "the relay refused too much: {} of {sent}", accepted.len());
-    let orders = stack.wait_for_orders(accepted.len(), Duration::from_secs(90)).await.unwrap();
+    assert!(
+        accepted.len() >= 140,
+        "the relay refused too much: {} of {sent}",
+        accepted.len()
+    );
+    let orders = stack
+        .wait_for_orders(accepted.len(), Duration::from_secs(90))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let orders = stack.orders().await.unwrap_or(orders);
     assert!(orders.len() <= sent);
@@ -137,7 +169,12 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
             while !stop.load(Ordering::SeqCst) {
                 let s = secret.lock().unwrap().clone();
                 let alert = Stack::alert(n, &s);
-                let r = http.post(&relay_url).body(alert.to_string()).send().await.unwrap();
+                let r = http
+                    .post(&relay_url)
+                    .body(alert.to_string())
+                    .send()
+                    .await
+                    .unwrap();
                 let status = r.status().as_u16();
                 let body = r.json().await.unwrap_or(Value::Null);
                 results.lock().unwrap().push((status, body));
@@ -185,30 +222,64 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
     sender.await.unwrap();
     let results = results.lock().unwrap().clone();
     let rejected: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
-    assert!(rejected.is_empty(), "rejected during rotation: {rejected:?}");
-    assert!(results.len() > 100, "too little traffic to prove anything: {}", results.len());
-    let accepted: BTreeSet<String> =
-        results.iter().map(|(_, b)| b["id"].as_str().unwrap().to_owned()).collect();
-    let orders = stack.wait_for_orders(accepted.len(), Duration::from_secs(60)).await.unwrap();
-    assert_exactly_one_order_each(&accepted, &orders);
-    let failures = stack
-        .metric(stack.receiver_config.metrics, "alertgate_receiver_verify_failures_total", "")
+    assert!(
+        rejected.is_empty(),
+        "rejected during rotation: {rejected:?}"
+    );
+    assert!(
+        results.len() > 100,
+        "too little traffic to prove anything: {}",
+        results.len()
+    );
+    let accepted: BTreeSet<String> = results
+        .iter()
+        .map(|(_, b)| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    let orders = stack
+        .wait_for_orders(accepted.len(), Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(failures, 0.0, "the receiver refused signatures during the rotation");
+    assert_exactly_one_order_each(&accepted, &orders);
+    let failures = stack
+        .metric(
+            stack.receiver_config.metrics,
+            "alertgate_receiver_verify_failures_total",
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        failures, 0.0,
+        "the receiver refused signatures during the rotation"
+    );
 
     // And the retired credentials no longer work.
-    assert_eq!(stack.send(&Stack::alert(100_000, SECRET)).await.unwrap().status, 401);
-    let old = alertgate_shared::SigningKey::load(&alertgate_shared::SecretRef::parse(&old_key).unwrap()).unwrap();
+    assert_eq!(
+        stack
+            .send(&Stack::alert(100_000, SECRET))
+            .await
+            .unwrap()
+            .status,
+        401
+    );
+    let old =
+        alertgate_shared::SigningKey::load(&alertgate_shared::SecretRef::parse(&old_key).unwrap())
+            .unwrap();
     let signer = alertgate_shared::Signer::new(vec![old], vec![]).unwrap();
     let body = br#"{"type":"tradingview.alert","account":"main","received_at":"2026-11-22T09:00:00.000Z","source_ip":"127.0.0.1","alert":{}}"#;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let r = stack
         .http
         .post(format!("http://{}/v1/alerts", stack.receiver_config.listen))
         .header("webhook-id", "msg_oldkeyreplay")
         .header("webhook-timestamp", now.to_string())
-        .header("webhook-signature", signer.sign("msg_oldkeyreplay", now, body))
+        .header(
+            "webhook-signature",
+            signer.sign("msg_oldkeyreplay", now, body),
+        )
         .header("content-type", "application/json")
         .body(body.to_vec())
         .send()
@@ -228,7 +299,8 @@ fn run_certs(out: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_and_accepts_the_right_one() {
+async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_and_accepts_the_right_one(
+) {
     let certs = tempfile::tempdir().unwrap();
     run_certs(certs.path());
     let c = |f: &str| certs.path().join(f);
@@ -239,11 +311,21 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
             client_ca_file: c("ca.pem"),
         });
         relay.forward_url = format!("https://localhost:{}/v1/alerts", receiver.listen.port());
-        relay.forward_tls = Some(ForwardTls { ca_file: c("ca.pem"), client: None });
+        relay.forward_tls = Some(ForwardTls {
+            ca_file: c("ca.pem"),
+            client: None,
+        });
     })
     .await
     .unwrap();
-    assert_eq!(without_cert.send(&Stack::alert(1, SECRET)).await.unwrap().status, 200);
+    assert_eq!(
+        without_cert
+            .send(&Stack::alert(1, SECRET))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
 
     // The same receiver, now reached by a relay that presents the CA-signed client certificate.
     let mut with_cert = without_cert.relay_config.clone();
@@ -273,20 +355,36 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let accepted_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let accepted_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Read the journal over mTLS with the relay's client identity.
     let mut pem = std::fs::read(c("relay-client.pem")).unwrap();
     pem.extend(std::fs::read(c("relay-client.key")).unwrap());
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(c("ca.pem")).unwrap()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(c("ca.pem")).unwrap()).unwrap(),
+        )
         .identity(reqwest::Identity::from_pem(&pem).unwrap())
         .build()
         .unwrap();
-    let url = format!("https://localhost:{}/v1/orders", without_cert.receiver_config.listen.port());
+    let url = format!(
+        "https://localhost:{}/v1/orders",
+        without_cert.receiver_config.listen.port()
+    );
     let mut orders = Vec::new();
     for _ in 0..200 {
-        let body: Value = client.get(&url).bearer_auth(alertgate_e2e::OPS_TOKEN).send().await.unwrap().json().await.unwrap();
+        let body: Value = client
+            .get(&url)
+            .bearer_auth(alertgate_e2e::OPS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         orders = body["orders"].as_array().cloned().unwrap_or_default();
         if !orders.is_empty() {
             break;
@@ -295,24 +393,50 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
     }
     // Give the certificate-less relay time for several attempts: none of them may get through.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let body: Value = client.get(&url).bearer_auth(alertgate_e2e::OPS_TOKEN).send().await.unwrap().json().await.unwrap();
+    let body: Value = client
+        .get(&url)
+        .bearer_auth(alertgate_e2e::OPS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let orders_after = body["orders"].as_array().cloned().unwrap_or_default();
-    assert_eq!(orders.len(), 1, "exactly the relay with the certificate got through");
+    assert_eq!(
+        orders.len(),
+        1,
+        "exactly the relay with the certificate got through"
+    );
     assert_eq!(orders_after.len(), 1);
     assert_eq!(orders_after[0]["message_id"], accepted_id.as_str());
 
     // A plain client without a certificate is refused at the TLS layer.
     let bare = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(c("ca.pem")).unwrap()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(c("ca.pem")).unwrap()).unwrap(),
+        )
         .build()
         .unwrap();
-    assert!(bare.get(&url).bearer_auth(alertgate_e2e::OPS_TOKEN).send().await.is_err());
+    assert!(bare
+        .get(&url)
+        .bearer_auth(alertgate_e2e::OPS_TOKEN)
+        .send()
+        .await
+        .is_err());
 }
 
 fn caddy() -> std::path::PathBuf {
     let path = std::path::PathBuf::from(std::env::var("CADDY").unwrap_or_else(|_| "caddy".into()));
-    let found = Command::new(&path).arg("version").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(found, "caddy is required for this test: `apt-get install caddy` (.ci/run installs it)");
+    let found = Command::new(&path)
+        .arg("version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "caddy is required for this test: `apt-get install caddy` (.ci/run installs it)"
+    );
     path
 }
 
@@ -324,7 +448,11 @@ fn the_shipped_caddyfile_validates() {
         .arg(&caddyfile)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,11 +485,17 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
         .unwrap();
     let url = format!("http://127.0.0.1:{caddy_port}/webhook");
     let from = |ip: [u8; 4]| {
-        reqwest::Client::builder().local_address(IpAddr::V4(Ipv4Addr::from(ip))).build().unwrap()
+        reqwest::Client::builder()
+            .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
+            .build()
+            .unwrap()
     };
     let mut ready = false;
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", caddy_port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", caddy_port))
+            .await
+            .is_ok()
+        {
             ready = true;
             break;
         }
@@ -370,13 +504,27 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
     assert!(ready, "caddy did not start");
 
     // The listed client, through Caddy: accepted, and recorded with its own address.
-    let r = from([127, 0, 0, 3]).post(&url).body(Stack::alert(1, SECRET).to_string()).send().await.unwrap();
+    let r = from([127, 0, 0, 3])
+        .post(&url)
+        .body(Stack::alert(1, SECRET).to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    stack.wait_for_orders(1, Duration::from_secs(20)).await.unwrap();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack
+        .wait_for_orders(1, Duration::from_secs(20))
+        .await
+        .unwrap();
     let message: Value = stack
         .http
-        .get(format!("http://{}/v1/messages/{id}", stack.receiver_config.listen))
+        .get(format!(
+            "http://{}/v1/messages/{id}",
+            stack.receiver_config.listen
+        ))
         .bearer_auth(alertgate_e2e::OPS_TOKEN)
         .send()
         .await
@@ -384,7 +532,10 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
         .json()
         .await
         .unwrap();
-    assert!(message.to_string().contains("127.0.0.3"), "source ip not recorded: {message}");
+    assert!(
+        message.to_string().contains("127.0.0.3"),
+        "source ip not recorded: {message}"
+    );
 
     // An unlisted client forging the listed address in X-Forwarded-For: refused.
     for forged in ["127.0.0.3", "127.0.0.3, 127.0.0.1", "52.89.214.238"] {
@@ -405,7 +556,11 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
 fn the_quickstart_script_turns_its_sample_alert_into_a_paper_order_and_can_be_rerun() {
     let home = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/quickstart.sh");
-    let bin_dir = binary("alertgate-relay").unwrap().parent().unwrap().to_path_buf();
+    let bin_dir = binary("alertgate-relay")
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     for run in 0..2 {
         let out = Command::new("bash")
             .arg(&script)
@@ -420,12 +575,26 @@ fn the_quickstart_script_turns_its_sample_alert_into_a_paper_order_and_can_be_re
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "run {run} failed:\n{stdout}\n{stderr}");
-        assert!(stdout.contains("became a paper order"), "run {run}:\n{stdout}");
-        assert!(stdout.contains("BTCUSDT"), "the order table should show the order:\n{stdout}");
+        assert!(
+            out.status.success(),
+            "run {run} failed:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("became a paper order"),
+            "run {run}:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("BTCUSDT"),
+            "the order table should show the order:\n{stdout}"
+        );
         // The configs are made once: the second run reuses them (and their ports).
         if run == 1 {
-            assert_eq!(stdout.matches("generating the relay's Ed25519 signing key").count(), 0);
+            assert_eq!(
+                stdout
+                    .matches("generating the relay's Ed25519 signing key")
+                    .count(),
+                0
+            );
         }
     }
 }
@@ -467,9 +636,15 @@ fn every_shipped_config_passes_check_config_and_prints_no_secret() {
         let out = check_config(bin, &path, cwd.path());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{file} failed check-config:\n{stdout}\n{stderr}");
+        assert!(
+            out.status.success(),
+            "{file} failed check-config:\n{stdout}\n{stderr}"
+        );
         for secret in [SECRET, alertgate_e2e::OPS_TOKEN, key_text.trim()] {
-            assert!(!stdout.contains(secret) && !stderr.contains(secret), "{file}: a secret was printed");
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{file}: a secret was printed"
+            );
         }
     }
 }
@@ -488,6 +663,12 @@ fn check_config_refuses_a_venue_whose_credentials_cannot_be_resolved() {
     std::fs::write(&path, text).unwrap();
     let out = check_config("alertgate-receiver", &path, cwd.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a venue without credentials must not pass check-config");
-    assert!(stderr.contains("E2E_SURELY_UNSET_BINANCE_KEY"), "the error must name the variable: {stderr}");
+    assert!(
+        !out.status.success(),
+        "a venue without credentials must not pass check-config"
+    );
+    assert!(
+        stderr.contains("E2E_SURELY_UNSET_BINANCE_KEY"),
+        "the error must name the variable: {stderr}"
+    );
 }

@@ -40,7 +40,12 @@ async fn start() -> Bench {
     let receiver = Receiver::build(settings, listener).await.unwrap();
     let url = format!("http://{}/v1/alerts", receiver.local_addr());
     tokio::spawn(receiver.run_until_stopped(std::future::pending()));
-    Bench { _dir: dir, url, signer: Signer::new(vec![], vec![secret]).unwrap(), client: reqwest::Client::new() }
+    Bench {
+        _dir: dir,
+        url,
+        signer: Signer::new(vec![], vec![secret]).unwrap(),
+        client: reqwest::Client::new(),
+    }
 }
 
 async fn burst(bench: &Bench) {
@@ -72,7 +77,10 @@ async fn burst(bench: &Bench) {
 }
 
 fn ingest(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let bench = Arc::new(runtime.block_on(start()));
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(BURST as u64));

@@ -106,7 +106,9 @@ pub struct NotPositive;
 impl Positive {
     /// Accepts `d > 0`.
     pub fn new(d: Decimal) -> Result<Self, NotPositive> {
-        (d > Decimal::ZERO).then_some(Self(d.normalize())).ok_or(NotPositive)
+        (d > Decimal::ZERO)
+            .then_some(Self(d.normalize()))
+            .ok_or(NotPositive)
     }
 
     /// The value.
@@ -131,7 +133,9 @@ impl From<Positive> for Decimal {
 impl FromStr for Positive {
     type Err = NotPositive;
     fn from_str(s: &str) -> Result<Self, NotPositive> {
-        Decimal::from_str_exact(s.trim()).map_err(|_| NotPositive).and_then(Self::new)
+        Decimal::from_str_exact(s.trim())
+            .map_err(|_| NotPositive)
+            .and_then(Self::new)
     }
 }
 

@@ -51,19 +51,28 @@ pub struct Invalid {
 impl Invalid {
     /// An error about `key`.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     /// Attaches the file name.
     pub fn in_file(self, path: &Path) -> ConfigError {
-        ConfigError::Invalid { path: path.to_owned(), key: self.key, message: self.message }
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            key: self.key,
+            message: self.message,
+        }
     }
 }
 
 /// Reads and parses `path`.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(&text, path)
 }
 
@@ -79,7 +88,9 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, Config
 /// deliberately not quoted: it could hold a literal secret.
 fn describe(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end();
-    let Some(span) = err.span() else { return message.to_owned() };
+    let Some(span) = err.span() else {
+        return message.to_owned();
+    };
     let before = &text[..span.start.min(text.len())];
     let line_no = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -124,7 +135,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Plain, level: "info".to_owned() }
+        Self {
+            format: LogFormat::Plain,
+            level: "info".to_owned(),
+        }
     }
 }
 
@@ -148,9 +162,12 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_the_file() {
-        let err = parse::<Sample>("[server]\nlisten = \"x\"\nlisen = 1\n", Path::new("relay.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = parse::<Sample>(
+            "[server]\nlisten = \"x\"\nlisen = 1\n",
+            Path::new("relay.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("relay.toml:"), "{err}");
         assert!(err.contains("lisen"), "{err}");
     }
@@ -162,9 +179,14 @@ mod tests {
         struct S {
             token: crate::SecretRef,
         }
-        let err = parse::<S>("token = \"abc123\"\n", Path::new("r.toml")).unwrap_err().to_string();
+        let err = parse::<S>("token = \"abc123\"\n", Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("token"), "{err}");
         assert!(err.contains("env:NAME"), "{err}");
-        assert!(!err.contains("abc123"), "the refused literal must not be echoed: {err}");
+        assert!(
+            !err.contains("abc123"),
+            "the refused literal must not be echoed: {err}"
+        );
     }
 }

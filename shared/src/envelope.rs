@@ -49,7 +49,8 @@ impl MessageId {
     pub fn parse(s: &str) -> Result<Self, InvalidMessageId> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         ok.then(|| Self(s.to_owned())).ok_or(InvalidMessageId)
     }
 
@@ -99,7 +100,13 @@ impl Envelope {
         mut alert: Map<String, Value>,
     ) -> Self {
         alert.shift_remove(SECRET_FIELD);
-        Self { kind: ALERT_TYPE.to_owned(), account: account.into(), received_at, source_ip, alert }
+        Self {
+            kind: ALERT_TYPE.to_owned(),
+            account: account.into(),
+            received_at,
+            source_ip,
+            alert,
+        }
     }
 
     /// The body bytes, exactly as they will be signed and sent.
@@ -116,10 +123,11 @@ impl Envelope {
 
 /// Formats a time as `2026-11-22T09:00:00.123Z`.
 pub fn format_millis(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap_or_default()
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
 }
 
 /// Parses any RFC 3339 time.
@@ -150,7 +158,8 @@ mod tests {
     #[test]
     fn the_envelope_drops_the_secret_and_keeps_everything_else_in_order() {
         let alert: Map<String, Value> =
-            serde_json::from_str(r#"{"secret":"s3cr3t","symbol":"BTCUSDT","action":"buy","zz":1}"#).unwrap();
+            serde_json::from_str(r#"{"secret":"s3cr3t","symbol":"BTCUSDT","action":"buy","zz":1}"#)
+                .unwrap();
         let at = OffsetDateTime::from_unix_timestamp_nanos(1_795_338_000_123_456_789).unwrap();
         let env = Envelope::new("main", at, "52.89.214.238".parse().unwrap(), alert);
         let text = String::from_utf8(env.to_bytes()).unwrap();
@@ -160,7 +169,10 @@ mod tests {
             r#"{"type":"tradingview.alert","account":"main","received_at":"2026-11-22T09:00:00.123Z","source_ip":"52.89.214.238","alert":{"symbol":"BTCUSDT","action":"buy","zz":1}}"#
         );
         let back = Envelope::from_slice(text.as_bytes()).unwrap();
-        assert_eq!(back.received_at.unix_timestamp_nanos(), 1_795_338_000_123_000_000);
+        assert_eq!(
+            back.received_at.unix_timestamp_nanos(),
+            1_795_338_000_123_000_000
+        );
         assert_eq!(back.alert.len(), 3);
     }
 

@@ -56,7 +56,10 @@ pub enum KeyError {
 }
 
 fn malformed(expected: &'static str, why: impl Into<String>) -> KeyError {
-    KeyError::Malformed { expected, why: why.into() }
+    KeyError::Malformed {
+        expected,
+        why: why.into(),
+    }
 }
 
 fn short_fingerprint(prefix: &str, bytes: &[u8]) -> String {
@@ -90,11 +93,15 @@ impl SigningKey {
                 .map_err(|e| malformed(WHAT, format!("PKCS#8 PEM: {e}")));
         }
         if text.starts_with(PUBLIC_KEY_PREFIX) {
-            return Err(malformed(WHAT, "this is a public key (whpk_); signing needs the .key file"));
+            return Err(malformed(
+                WHAT,
+                "this is a public key (whpk_); signing needs the .key file",
+            ));
         }
         let b64 = text.strip_prefix(SIGNING_KEY_PREFIX).unwrap_or(text);
         let bytes = Zeroizing::new(
-            B64.decode(b64).map_err(|_| malformed(WHAT, "expected whsk_ followed by base64"))?,
+            B64.decode(b64)
+                .map_err(|_| malformed(WHAT, "expected whsk_ followed by base64"))?,
         );
         match bytes.len() {
             32 => {
@@ -109,7 +116,10 @@ impl SigningKey {
                     .map(Self)
                     .map_err(|_| KeyError::MismatchedPair)
             }
-            n => Err(malformed(WHAT, format!("decoded to {n} bytes, expected 32 or 64"))),
+            n => Err(malformed(
+                WHAT,
+                format!("decoded to {n} bytes, expected 32 or 64"),
+            )),
         }
     }
 
@@ -131,7 +141,10 @@ impl SigningKey {
     /// The `whsk_` text form (seed‖public key), as a [`Secret`] so it is not printed by accident.
     pub fn to_text(&self) -> Secret {
         let pair = Zeroizing::new(self.0.to_keypair_bytes());
-        Secret::new(format!("{SIGNING_KEY_PREFIX}{}", B64.encode(pair.as_slice())))
+        Secret::new(format!(
+            "{SIGNING_KEY_PREFIX}{}",
+            B64.encode(pair.as_slice())
+        ))
     }
 
     /// Writes `{base}.key` (mode 0600, refusing to overwrite) and `{base}.pub`.
@@ -139,8 +152,16 @@ impl SigningKey {
         let key_path = with_suffix(base, "key");
         let pub_path = with_suffix(base, "pub");
         let private = self.to_text();
-        write_new_file(&key_path, format!("{}\n", private.expose()).as_bytes(), 0o600)?;
-        write_new_file(&pub_path, format!("{}\n", self.verifying_key().to_text()).as_bytes(), 0o644)?;
+        write_new_file(
+            &key_path,
+            format!("{}\n", private.expose()).as_bytes(),
+            0o600,
+        )?;
+        write_new_file(
+            &pub_path,
+            format!("{}\n", self.verifying_key().to_text()).as_bytes(),
+            0o644,
+        )?;
         Ok((key_path, pub_path))
     }
 }
@@ -156,7 +177,10 @@ fn with_suffix(base: &Path, ext: &str) -> PathBuf {
 /// private key is readable by others). Refuses to overwrite an existing file.
 pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| KeyError::Write { path: path.to_owned(), source };
+    let err = |source| KeyError::Write {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
@@ -175,13 +199,21 @@ pub fn loose_permissions_warning(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
-        format!("{} is readable by group or others (mode {:o}); run chmod 600", path.display(), mode & 0o777)
+        format!(
+            "{} is readable by group or others (mode {:o}); run chmod 600",
+            path.display(),
+            mode & 0o777
+        )
     })
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKey({} [redacted])", self.verifying_key().fingerprint())
+        write!(
+            f,
+            "SigningKey({} [redacted])",
+            self.verifying_key().fingerprint()
+        )
     }
 }
 
@@ -200,14 +232,21 @@ impl VerifyingKey {
                 .map_err(|e| malformed(WHAT, format!("SPKI PEM: {e}")));
         }
         if text.starts_with("-----BEGIN") || text.starts_with(SIGNING_KEY_PREFIX) {
-            return Err(malformed(WHAT, "this is a private key; give the receiver the .pub file"));
+            return Err(malformed(
+                WHAT,
+                "this is a private key; give the receiver the .pub file",
+            ));
         }
         let b64 = text.strip_prefix(PUBLIC_KEY_PREFIX).unwrap_or(text);
-        let bytes = B64.decode(b64).map_err(|_| malformed(WHAT, "expected whpk_ followed by base64"))?;
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| malformed(WHAT, format!("decoded to {} bytes, expected 32", bytes.len())))?;
+        let bytes = B64
+            .decode(b64)
+            .map_err(|_| malformed(WHAT, "expected whpk_ followed by base64"))?;
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            malformed(
+                WHAT,
+                format!("decoded to {} bytes, expected 32", bytes.len()),
+            )
+        })?;
         ed25519_dalek::VerifyingKey::from_bytes(&arr)
             .map(Self)
             .map_err(|_| malformed(WHAT, "not a point on the curve"))
@@ -252,10 +291,14 @@ impl HmacSecret {
         let text = text.trim();
         let b64 = text.strip_prefix(HMAC_SECRET_PREFIX).unwrap_or(text);
         let bytes = Zeroizing::new(
-            B64.decode(b64).map_err(|_| malformed(WHAT, "expected whsec_ followed by base64"))?,
+            B64.decode(b64)
+                .map_err(|_| malformed(WHAT, "expected whsec_ followed by base64"))?,
         );
         if bytes.len() < 16 {
-            return Err(malformed(WHAT, format!("{} bytes is too short; use at least 16", bytes.len())));
+            return Err(malformed(
+                WHAT,
+                format!("{} bytes is too short; use at least 16", bytes.len()),
+            ));
         }
         Ok(Self(bytes))
     }
@@ -280,7 +323,10 @@ impl HmacSecret {
 
     /// `whsec_` + base64, as a [`Secret`].
     pub fn to_text(&self) -> Secret {
-        Secret::new(format!("{HMAC_SECRET_PREFIX}{}", B64.encode(self.0.as_slice())))
+        Secret::new(format!(
+            "{HMAC_SECRET_PREFIX}{}",
+            B64.encode(self.0.as_slice())
+        ))
     }
 
     /// A short, non-reversible name for logs.
@@ -333,8 +379,15 @@ mod tests {
         use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
         let key = SigningKey::generate();
         let pem = key.0.to_pkcs8_pem(Default::default()).unwrap();
-        let spki = key.0.verifying_key().to_public_key_pem(Default::default()).unwrap();
-        assert_eq!(SigningKey::parse(&pem).unwrap().verifying_key(), key.verifying_key());
+        let spki = key
+            .0
+            .verifying_key()
+            .to_public_key_pem(Default::default())
+            .unwrap();
+        assert_eq!(
+            SigningKey::parse(&pem).unwrap().verifying_key(),
+            key.verifying_key()
+        );
         assert_eq!(VerifyingKey::parse(&spki).unwrap(), key.verifying_key());
     }
 
@@ -351,7 +404,10 @@ mod tests {
         let base = dir.path().join("relay-signing");
         let key = SigningKey::generate();
         let (k, p) = key.write_pair(&base).unwrap();
-        assert_eq!(std::fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(loose_permissions_warning(&k).is_none());
         assert!(loose_permissions_warning(&p).is_some());
         let loaded = SigningKey::load(&SecretRef::File(k.clone())).unwrap();

@@ -23,4 +23,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::{Envelope, MessageId};
 pub use keys::{HmacSecret, SigningKey, VerifyingKey};
 pub use secret::{Secret, SecretRef};
-pub use webhooks::{Signer, VerifyError, Verifier};
+pub use webhooks::{Signer, Verifier, VerifyError};

@@ -104,7 +104,9 @@ impl SecretRef {
     /// Reads the secret now.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         let value = match self {
-            Self::Env(name) => std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))?,
+            Self::Env(name) => {
+                std::env::var(name).map_err(|_| SecretError::MissingEnv(name.clone()))?
+            }
             Self::File(path) => read_secret_file(path)?,
         };
         let trimmed = value.trim_end_matches(['\n', '\r']);
@@ -124,7 +126,10 @@ impl SecretRef {
 }
 
 fn read_secret_file(path: &Path) -> Result<String, SecretError> {
-    std::fs::read_to_string(path).map_err(|source| SecretError::File { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| SecretError::File {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl fmt::Display for SecretRef {

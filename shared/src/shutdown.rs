@@ -5,9 +5,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Completes when the process receives SIGTERM or SIGINT, returning the signal's name.
 pub async fn terminate() -> &'static str {
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers there is nothing to wait for; never complete.
         std::future::pending::<()>().await;
         return "none";

@@ -87,15 +87,22 @@ impl Signer {
     /// The `webhook-signature` header value for this attempt.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         let content = signed_content(id, &timestamp.to_string(), body);
-        let ed = self.keys.iter().map(|k| format!("v1a,{}", B64.encode(k.sign(&content))));
-        let mac = self.hmac_secrets.iter().map(|s| format!("v1,{}", B64.encode(hmac_sha256(s, &content))));
+        let ed = self
+            .keys
+            .iter()
+            .map(|k| format!("v1a,{}", B64.encode(k.sign(&content))));
+        let mac = self
+            .hmac_secrets
+            .iter()
+            .map(|s| format!("v1,{}", B64.encode(hmac_sha256(s, &content))));
         ed.chain(mac).collect::<Vec<_>>().join(" ")
     }
 
     /// Fingerprints of the public keys (for logs and `check-config`).
     pub fn fingerprints(&self) -> Vec<String> {
         let ed = self.keys.iter().map(|k| k.verifying_key().fingerprint());
-        ed.chain(self.hmac_secrets.iter().map(HmacSecret::fingerprint)).collect()
+        ed.chain(self.hmac_secrets.iter().map(HmacSecret::fingerprint))
+            .collect()
     }
 }
 
@@ -180,7 +187,9 @@ pub fn parse_signature_header(header: &str) -> Vec<SignatureToken> {
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn parse_timestamp(ts: &str) -> Option<i64> {
@@ -209,13 +218,18 @@ impl Verifier {
         tolerance_seconds: u32,
     ) -> Result<Self, KeySetError> {
         check_key_count(keys.len() + hmac_secrets.len())?;
-        Ok(Self { keys, hmac_secrets, tolerance_seconds: i64::from(tolerance_seconds) })
+        Ok(Self {
+            keys,
+            hmac_secrets,
+            tolerance_seconds: i64::from(tolerance_seconds),
+        })
     }
 
     /// Fingerprints of the trusted keys.
     pub fn fingerprints(&self) -> Vec<String> {
         let ed = self.keys.iter().map(VerifyingKey::fingerprint);
-        ed.chain(self.hmac_secrets.iter().map(HmacSecret::fingerprint)).collect()
+        ed.chain(self.hmac_secrets.iter().map(HmacSecret::fingerprint))
+            .collect()
     }
 
     /// Verifies a request from its three headers (`None` when absent) and raw body, at `now`.
@@ -244,10 +258,15 @@ impl Verifier {
         let mut expected_macs: Option<Vec<[u8; 32]>> = None;
         for token in parse_signature_header(signature) {
             let ok = match token {
-                SignatureToken::V1a(sig) => self.keys.iter().any(|k| k.verify_strict(&content, &sig)),
+                SignatureToken::V1a(sig) => {
+                    self.keys.iter().any(|k| k.verify_strict(&content, &sig))
+                }
                 SignatureToken::V1(mac) => {
                     let expected = expected_macs.get_or_insert_with(|| {
-                        self.hmac_secrets.iter().map(|s| hmac_sha256(s, &content)).collect()
+                        self.hmac_secrets
+                            .iter()
+                            .map(|s| hmac_sha256(s, &content))
+                            .collect()
                     });
                     expected.iter().any(|e| bool::from(e.ct_eq(&mac)))
                 }
@@ -297,16 +316,51 @@ mod tests {
         Verifier::new(vec![ed_key().verifying_key()], vec![], 300).unwrap()
     }
 
-    fn check(v: &Verifier, id: &str, ts: i64, body: &str, sig: &str, now: i64) -> Result<(), VerifyError> {
-        v.verify(Some(id), Some(&ts.to_string()), Some(sig), body.as_bytes(), now)
+    fn check(
+        v: &Verifier,
+        id: &str,
+        ts: i64,
+        body: &str,
+        sig: &str,
+        now: i64,
+    ) -> Result<(), VerifyError> {
+        v.verify(
+            Some(id),
+            Some(&ts.to_string()),
+            Some(sig),
+            body.as_bytes(),
+            now,
+        )
     }
 
     #[test]
     fn the_published_v1_vectors_sign_and_verify() {
-        assert_eq!(hmac_signer(V1_SECRET).sign(V1_ID, V1_TS, V1_BODY.as_bytes()), V1_SIG);
-        assert_eq!(hmac_signer(V1_SECRET_2).sign(V1_ID_2, V1_TS_2, V1_BODY_2.as_bytes()), V1_SIG_2);
-        check(&hmac_verifier(V1_SECRET), V1_ID, V1_TS, V1_BODY, V1_SIG, V1_TS).unwrap();
-        check(&hmac_verifier(V1_SECRET_2), V1_ID_2, V1_TS_2, V1_BODY_2, V1_SIG_2, V1_TS_2).unwrap();
+        assert_eq!(
+            hmac_signer(V1_SECRET).sign(V1_ID, V1_TS, V1_BODY.as_bytes()),
+            V1_SIG
+        );
+        assert_eq!(
+            hmac_signer(V1_SECRET_2).sign(V1_ID_2, V1_TS_2, V1_BODY_2.as_bytes()),
+            V1_SIG_2
+        );
+        check(
+            &hmac_verifier(V1_SECRET),
+            V1_ID,
+            V1_TS,
+            V1_BODY,
+            V1_SIG,
+            V1_TS,
+        )
+        .unwrap();
+        check(
+            &hmac_verifier(V1_SECRET_2),
+            V1_ID_2,
+            V1_TS_2,
+            V1_BODY_2,
+            V1_SIG_2,
+            V1_TS_2,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -329,7 +383,10 @@ mod tests {
             } else {
                 bad.push(if last == 'A' { 'B' } else { 'A' });
             }
-            assert_eq!(check(&v, V1_ID, V1_TS, V1_BODY, &bad, V1_TS), Err(VerifyError::BadSignature));
+            assert_eq!(
+                check(&v, V1_ID, V1_TS, V1_BODY, &bad, V1_TS),
+                Err(VerifyError::BadSignature)
+            );
         }
     }
 
@@ -343,7 +400,16 @@ mod tests {
         .unwrap();
         let truncated_v1 = &V1_SIG[..V1_SIG.len() - 4];
         let truncated_v1a = &V1A_SIG[..V1A_SIG.len() - 8];
-        for sig in ["v1,", "v1a,", "v1, v1a,", truncated_v1, truncated_v1a, "", "v1", ","] {
+        for sig in [
+            "v1,",
+            "v1a,",
+            "v1, v1a,",
+            truncated_v1,
+            truncated_v1a,
+            "",
+            "v1",
+            ",",
+        ] {
             assert_eq!(
                 check(&v, V1_ID, V1_TS, V1_BODY, sig, V1_TS),
                 Err(VerifyError::BadSignature),
@@ -355,14 +421,25 @@ mod tests {
     #[test]
     fn unknown_versions_are_skipped_not_errors() {
         let sig = format!("v2,abcd v9,{} {V1_SIG}", "A".repeat(44));
-        check(&hmac_verifier(V1_SECRET), V1_ID, V1_TS, V1_BODY, &sig, V1_TS).unwrap();
+        check(
+            &hmac_verifier(V1_SECRET),
+            V1_ID,
+            V1_TS,
+            V1_BODY,
+            &sig,
+            V1_TS,
+        )
+        .unwrap();
     }
 
     #[test]
     fn timestamps_more_than_the_tolerance_away_fail_in_both_directions() {
         let v = hmac_verifier(V1_SECRET);
         for now in [V1_TS + 301, V1_TS - 301] {
-            assert_eq!(check(&v, V1_ID, V1_TS, V1_BODY, V1_SIG, now), Err(VerifyError::StaleTimestamp));
+            assert_eq!(
+                check(&v, V1_ID, V1_TS, V1_BODY, V1_SIG, now),
+                Err(VerifyError::StaleTimestamp)
+            );
         }
         for now in [V1_TS + 300, V1_TS - 300] {
             check(&v, V1_ID, V1_TS, V1_BODY, V1_SIG, now).unwrap();
@@ -372,19 +449,43 @@ mod tests {
     #[test]
     fn malformed_timestamps_and_ids_fail() {
         let v = hmac_verifier(V1_SECRET);
-        for ts in ["", "-1614265330", "1614265330.0", " 1614265330", "9999999999999999999"] {
+        for ts in [
+            "",
+            "-1614265330",
+            "1614265330.0",
+            " 1614265330",
+            "9999999999999999999",
+        ] {
             assert_eq!(
-                v.verify(Some(V1_ID), Some(ts), Some(V1_SIG), V1_BODY.as_bytes(), V1_TS),
+                v.verify(
+                    Some(V1_ID),
+                    Some(ts),
+                    Some(V1_SIG),
+                    V1_BODY.as_bytes(),
+                    V1_TS
+                ),
                 Err(VerifyError::InvalidTimestamp),
                 "{ts:?}"
             );
         }
         assert_eq!(
-            v.verify(Some("msg.1"), Some("1614265330"), Some(V1_SIG), V1_BODY.as_bytes(), V1_TS),
+            v.verify(
+                Some("msg.1"),
+                Some("1614265330"),
+                Some(V1_SIG),
+                V1_BODY.as_bytes(),
+                V1_TS
+            ),
             Err(VerifyError::InvalidId)
         );
         assert_eq!(
-            v.verify(None, Some("1614265330"), Some(V1_SIG), V1_BODY.as_bytes(), V1_TS),
+            v.verify(
+                None,
+                Some("1614265330"),
+                Some(V1_SIG),
+                V1_BODY.as_bytes(),
+                V1_TS
+            ),
             Err(VerifyError::MissingHeader(HEADER_ID))
         );
     }
@@ -397,9 +498,11 @@ mod tests {
         let sig = both.sign("msg_x", 100, b"{}");
         for trusted in [&old, &new] {
             let v = Verifier::new(vec![trusted.verifying_key()], vec![], 300).unwrap();
-            v.verify(Some("msg_x"), Some("100"), Some(&sig), b"{}", 100).unwrap();
+            v.verify(Some("msg_x"), Some("100"), Some(&sig), b"{}", 100)
+                .unwrap();
         }
-        let stranger = Verifier::new(vec![SigningKey::generate().verifying_key()], vec![], 300).unwrap();
+        let stranger =
+            Verifier::new(vec![SigningKey::generate().verifying_key()], vec![], 300).unwrap();
         assert_eq!(
             stranger.verify(Some("msg_x"), Some("100"), Some(&sig), b"{}", 100),
             Err(VerifyError::BadSignature)
@@ -412,7 +515,14 @@ mod tests {
         let good = signer.sign(V1_ID, V1_TS, V1_BODY.as_bytes());
         let padded = format!("{} {good}", vec!["v9,x"; MAX_SIGNATURE_TOKENS].join(" "));
         assert_eq!(
-            check(&hmac_verifier(V1_SECRET), V1_ID, V1_TS, V1_BODY, &padded, V1_TS),
+            check(
+                &hmac_verifier(V1_SECRET),
+                V1_ID,
+                V1_TS,
+                V1_BODY,
+                &padded,
+                V1_TS
+            ),
             Err(VerifyError::BadSignature)
         );
     }
@@ -420,7 +530,9 @@ mod tests {
     #[test]
     fn key_sets_are_bounded() {
         assert!(Signer::new(vec![], vec![]).is_err());
-        let many = (0..=MAX_KEYS).map(|_| SigningKey::generate().verifying_key()).collect();
+        let many = (0..=MAX_KEYS)
+            .map(|_| SigningKey::generate().verifying_key())
+            .collect();
         assert!(Verifier::new(many, vec![], 300).is_err());
     }
 }
