@@ -1,6 +1,6 @@
-//! Silent connections: a connection that never sends a byte is closed at
-//! `server.header_read_timeout_ms` (hyper's own header timeout starts only after protocol
-//! detection, which waits forever; `serve::until_first_request` bounds it).
+//! Silent and idle connections: a connection that never sends a byte, or an HTTP/2 connection
+//! idle after one request, is closed at `server.header_read_timeout_ms` (hyper's own header
+//! timeout starts only after protocol detection, which waits forever, and HTTP/2 has none).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,14 +8,19 @@ use std::time::Duration;
 
 use alertgate_receiver::{Receiver, Settings};
 use alertgate_shared::ManualClock;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn connections_that_never_send_a_byte_are_closed_at_the_header_read_timeout() {
+/// A receiver with `header_read_timeout_ms = 500`; returns its address and a stopper.
+async fn receiver_with_short_header_timeout() -> (
+    std::net::SocketAddr,
+    Arc<Workdir>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), alertgate_receiver::BuildError>>,
+) {
     let options = Options::default();
-    let work = Workdir::new(&options);
+    let work = Arc::new(Workdir::new(&options));
     let text = work.config(&options, "127.0.0.1:0").replace(
         "max_body_bytes = 4096",
         "max_body_bytes = 4096\nheader_read_timeout_ms = 500",
@@ -31,7 +36,12 @@ async fn connections_that_never_send_a_byte_are_closed_at_the_header_read_timeou
     let task = tokio::spawn(receiver.run_until_stopped(async move {
         let _ = stopped.await;
     }));
+    (addr, work, stop, task)
+}
 
+#[tokio::test]
+async fn connections_that_never_send_a_byte_are_closed_at_the_header_read_timeout() {
+    let (addr, _work, stop, task) = receiver_with_short_header_timeout().await;
     let mut silent = Vec::new();
     for _ in 0..50 {
         silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
@@ -48,6 +58,34 @@ async fn connections_that_never_send_a_byte_are_closed_at_the_header_read_timeou
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_http2_connection_idle_after_one_request_is_closed_at_the_header_read_timeout() {
+    let (addr, _work, stop, task) = receiver_with_short_header_timeout().await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The HTTP/2 preface, an empty SETTINGS frame and one request: HEADERS on stream 1 with
+    // END_STREAM | END_HEADERS, HPACK `:method GET`, `:scheme http`, `:path /healthz`.
+    let mut request =
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00".to_vec();
+    request.extend_from_slice(b"\x00\x00\x0c\x01\x05\x00\x00\x00\x01\x82\x86\x04\x08/healthz");
+    stream.write_all(&request).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answered = String::from_utf8_lossy(&received).contains(r#""status":"ok""#);
+    assert!(answered, "the request was not served: {received:?}");
+    assert!(closed.is_ok(), "an idle HTTP/2 connection stayed open");
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
