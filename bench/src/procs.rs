@@ -239,14 +239,16 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// `perf record` (CPU samples) and `perf stat` (fsync and write system calls) attached to one
-/// process (see [`Binaries::perf_dir`]).
+/// `perf record` (CPU samples), `perf stat` (fsync and write system calls) and `perf trace -s`
+/// (fsync latency) attached to one process (see [`Binaries::perf_dir`]).
 #[derive(Debug)]
 pub struct Profiler {
     /// `perf record`.
     record: Child,
     /// `perf stat`.
     stat: Child,
+    /// `perf trace -s`: count and latency of the fsync family.
+    trace: Child,
 }
 
 /// System calls counted by `perf stat`: how many fsyncs group commit saves.
@@ -274,12 +276,20 @@ impl Profiler {
             base.with_extension("data"),
         )?;
         let stat = perf(&["stat", "-e", COUNTED, "-p"], base.with_extension("stat"))?;
-        Ok(Self { record, stat })
+        let trace = perf(
+            &["trace", "-s", "-e", "fsync,fdatasync", "-p"],
+            base.with_extension("trace"),
+        )?;
+        Ok(Self {
+            record,
+            stat,
+            trace,
+        })
     }
 
     /// Stops both (SIGINT, as perf expects) and waits for their files to be written.
     pub async fn finish(self) -> anyhow::Result<()> {
-        for mut child in [self.record, self.stat] {
+        for mut child in [self.record, self.stat, self.trace] {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
             }
