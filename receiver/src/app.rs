@@ -281,11 +281,16 @@ impl Receiver {
             )
         });
         tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), venue = self.executor.venue(), keys = ?self.keys.fingerprints(), "receiver listening");
-        crate::serve::serve(
+        let options = alertgate_shared::server::ServeOptions {
+            header_read_timeout: self.header_read_timeout,
+            max_concurrent_streams: 256,
+            ..Default::default()
+        };
+        alertgate_shared::server::serve(
             self.listener,
             self.tls,
+            &options,
             routes(self.state),
-            self.header_read_timeout,
             shutdown,
         )
         .await;

@@ -11,7 +11,7 @@
 //! - [`executor`]: per-(account, symbol) ordering, client order ids, retries, resumption.
 //! - [`ingest`]: the `POST /v1/alerts` pipeline, free of HTTP.
 //! - [`routes`]: the HTTP filters and the one place errors become status + JSON.
-//! - [`serve`], [`tls`]: hyper-util serving with optional (m)TLS.
+//! - [`tls`]: the optional (m)TLS server configuration (served by `alertgate_shared::server`).
 //! - [`metrics`]: Prometheus counters and histograms.
 //! - [`certs`]: the private CA, receiver and relay-client certificates (`certs` command).
 //! - [`app`]: [`Receiver::build`] / [`Receiver::run_until_stopped`].
@@ -28,7 +28,6 @@ pub mod normalize;
 pub mod order;
 pub mod risk;
 pub mod routes;
-pub mod serve;
 pub mod tls;
 pub mod verify;
 

@@ -295,7 +295,7 @@ impl Relay {
         server::serve(
             listener,
             tls,
-            &settings.server,
+            &server::options(&settings.server),
             routes::routes(Arc::clone(&state)),
             shutdown,
         )

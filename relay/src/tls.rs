@@ -22,10 +22,7 @@ pub const TRADINGVIEW_CN: &str = "TradingView Webhooks";
 /// Subject organisation of TradingView's webhook client certificate.
 pub const TRADINGVIEW_O: &str = "TradingView, Inc.";
 
-/// The client certificate chain presented on a TLS connection (end-entity first), inserted into
-/// each request's extensions by the server.
-#[derive(Debug, Clone)]
-pub struct PeerCerts(pub Arc<Vec<CertificateDer<'static>>>);
+pub use alertgate_shared::server::PeerCerts;
 
 /// Why the TLS settings cannot be used.
 #[derive(Debug, thiserror::Error)]

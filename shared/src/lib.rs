@@ -8,6 +8,8 @@
 //! - [`config`]: TOML loading with errors that name the file and the key.
 //! - [`clock`]: injected time, so windows and expiry can be tested without sleeping.
 //! - [`telemetry`]: log initialisation (plain or JSON, `RUST_LOG`-style filters).
+//! - [`server`]: the hyper-util accept loop both services serve their warp filters with (TLS,
+//!   header limits and deadlines, peer address and certificates, graceful drain).
 //! - [`shutdown`]: the SIGTERM/SIGINT future and the SIGHUP stream.
 
 pub mod clock;
@@ -15,6 +17,7 @@ pub mod config;
 pub mod envelope;
 pub mod keys;
 pub mod secret;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod webhooks;

@@ -210,7 +210,7 @@ async fn mtls_receiver(dir: &Path) -> (SocketAddr, std::sync::Arc<std::sync::Mut
         alertgate_relay::server::serve(
             listener,
             Some(std::sync::Arc::new(config)),
-            &settings,
+            &alertgate_relay::server::options(&settings),
             route,
             std::future::pending(),
         )
