@@ -209,7 +209,7 @@ cat <<EOF
 alertgate is running. Send another alert with:
 
   curl -X POST -H 'Content-Type: text/plain' http://127.0.0.1:$relay_port/webhook \\
-    --data '{"secret":"$secret","symbol":"BINANCE:BTCUSDT","action":"sell","quantity":"0.01","price":"42100"}'
+    --data "{\"secret\":\"\$(cat $home/account-secret)\",\"symbol\":\"BINANCE:BTCUSDT\",\"action\":\"sell\",\"quantity\":\"0.01\",\"price\":\"42100\"}"
 
 List orders:   $receiver orders --config $home/receiver.toml
 Orders API:    curl -H "Authorization: Bearer \$(cat $home/ops-token)" http://127.0.0.1:$receiver_port/v1/orders
