@@ -239,16 +239,14 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// `perf record` (CPU samples), `perf stat` (fsync and write system calls) and `perf trace -s`
-/// (fsync latency) attached to one process (see [`Binaries::perf_dir`]).
+/// `perf record` (CPU samples) and `perf stat` (fsync and write system calls) attached to one
+/// process (see [`Binaries::perf_dir`]).
 #[derive(Debug)]
 pub struct Profiler {
     /// `perf record`.
     record: Child,
     /// `perf stat`.
     stat: Child,
-    /// `perf trace -s`: count and latency of the fsync family.
-    trace: Child,
 }
 
 /// System calls counted by `perf stat`: how many fsyncs group commit saves.
@@ -276,29 +274,21 @@ impl Profiler {
             base.with_extension("data"),
         )?;
         let stat = perf(&["stat", "-e", COUNTED, "-p"], base.with_extension("stat"))?;
-        let trace = perf(
-            &["trace", "-s", "-e", "fsync,fdatasync", "-p"],
-            base.with_extension("trace"),
-        )?;
-        Ok(Self {
-            record,
-            stat,
-            trace,
-        })
+        Ok(Self { record, stat })
     }
 
     /// Stops both (SIGINT, as perf expects) and waits for their files to be written.
     pub async fn finish(self) -> anyhow::Result<()> {
-        for mut child in [self.record, self.stat, self.trace] {
+        for mut child in [self.record, self.stat] {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
             }
-            if tokio::time::timeout(Duration::from_secs(60), child.wait())
+            if tokio::time::timeout(Duration::from_secs(300), child.wait())
                 .await
                 .is_err()
             {
                 child.kill().await?;
-                bail!("perf did not stop within 60 s");
+                bail!("perf did not stop within 300 s");
             }
         }
         Ok(())

@@ -40,8 +40,7 @@ struct Args {
     only: Vec<Scenario>,
     /// Record a CPU profile of every service with `perf record` into this folder
     /// (`<scenario>-<service>.data`; read with `perf report -i FILE`) and count its fsync and
-    /// write system calls with `perf stat` (`<scenario>-<service>.stat`) and the latency of its
-    /// fsyncs with `perf trace -s` (`<scenario>-<service>.trace`). Profiling costs CPU:
+    /// write system calls with `perf stat` (`<scenario>-<service>.stat`). Profiling costs CPU:
     /// use it for a separate run, not the one whose numbers you keep.
     #[arg(long)]
     perf_dir: Option<PathBuf>,
