@@ -292,10 +292,14 @@ impl Relay {
             forward = %settings.forward.url,
             "relay serving"
         );
+        let options = server::ServeOptions {
+            gate: Some(routes::gate(Arc::clone(&state))),
+            ..server::options(&settings.server)
+        };
         server::serve(
             listener,
             tls,
-            &server::options(&settings.server),
+            &options,
             routes::routes(Arc::clone(&state)),
             shutdown,
         )

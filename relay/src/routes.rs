@@ -23,7 +23,7 @@ use crate::dedupe::{self, DedupeWindow};
 use crate::error::{handle_rejection, json_response, ApiError};
 use crate::live::LiveHandle;
 use crate::metrics::Metrics;
-use crate::server::PeerAddr;
+use crate::server::{Gate, PeerAddr};
 use crate::spool::{NewEntry, Spool, SpoolError, SpooledAlert};
 use crate::tls::{self, PeerCerts};
 
@@ -95,6 +95,32 @@ pub fn routes(
         .unify()
         .recover(handle_rejection)
         .unify()
+}
+
+/// The allowlist check (pipeline steps 1 and 2) run by the accept loop before the warp filter:
+/// a `POST /webhook…` from an address that is not allowed (or without TradingView's certificate
+/// when one is required) is answered 403 there, its body never read. The cheapest possible
+/// refusal is what keeps a flood from an unlisted address from costing the relay more than a
+/// bare server. The pipeline checks again, so nothing depends on the gate alone.
+pub fn gate(state: Arc<AppState>) -> Gate {
+    Gate(Arc::new(move |req, peer, certs| {
+        if req.method() != http::Method::POST || !req.uri().path().starts_with("/webhook") {
+            return None;
+        }
+        let live = state.live.load();
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let ip = client_ip::resolve(peer.ip(), forwarded, &live.trusted_proxies);
+        if live.allowlist.allows(ip) && tls::client_cert_ok(state.client_cert, certs) {
+            return None;
+        }
+        state.metrics.request("forbidden");
+        tracing::debug!(%ip, outcome = "forbidden", "webhook refused before its body was read");
+        Some(ApiError::Forbidden.into_response())
+    }))
 }
 
 fn readiness(state: &AppState) -> Response {

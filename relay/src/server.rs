@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-pub use alertgate_shared::server::{serve, PeerAddr, PeerCerts, ServeOptions};
+pub use alertgate_shared::server::{serve, Gate, PeerAddr, PeerCerts, ServeOptions};
 
 use crate::config::ServerSettings;
 
@@ -17,5 +17,6 @@ pub fn options(settings: &ServerSettings) -> ServeOptions {
         max_connections: Some(settings.max_connections),
         max_concurrent_streams: 100,
         shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
+        gate: None,
     }
 }

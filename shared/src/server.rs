@@ -9,6 +9,8 @@
 //! - a bounded TLS handshake and an optional bound on concurrent connections;
 //! - every request carries [`PeerAddr`] (and [`PeerCerts`] over TLS) in its extensions, since
 //!   `warp::addr::remote()` is unavailable when serving by hand;
+//! - an optional [`Gate`] answers a request before the warp filter runs (the relay refuses
+//!   unlisted addresses there: a flood costs the least possible);
 //! - on shutdown: stop accepting, let in-flight requests finish within a grace period.
 
 use std::future::Future;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -37,6 +40,28 @@ pub struct PeerAddr(pub SocketAddr);
 /// each request's extensions when there is one.
 #[derive(Debug, Clone)]
 pub struct PeerCerts(pub Arc<Vec<CertificateDer<'static>>>);
+
+/// A check run on every request before the warp filter; `Some(response)` answers at once (the
+/// body is never read). It must be cheap: it runs on the accept loop's hot path.
+#[derive(Clone)]
+pub struct Gate(
+    #[allow(clippy::type_complexity)]
+    pub  Arc<
+        dyn Fn(
+                &hyper::Request<hyper::body::Incoming>,
+                SocketAddr,
+                Option<&PeerCerts>,
+            ) -> Option<warp::reply::Response>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
+}
 
 /// Bound on a TLS handshake, so a silent client cannot hold a connection.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +82,8 @@ pub struct ServeOptions {
     pub max_concurrent_streams: u32,
     /// How long in-flight requests get after shutdown starts.
     pub shutdown_grace: Duration,
+    /// Answers some requests before the filter runs.
+    pub gate: Option<Gate>,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +95,7 @@ impl Default for ServeOptions {
             max_connections: None,
             max_concurrent_streams: 100,
             shutdown_grace: Duration::from_secs(10),
+            gate: None,
         }
     }
 }
@@ -185,12 +213,14 @@ async fn until_first_request<F: Future>(
 }
 
 /// Serves one accepted connection (after the TLS handshake, if any) to completion.
+#[allow(clippy::too_many_arguments)] // all per-connection state, passed once
 async fn serve_connection<I, F>(
     io: I,
     builder: Builder<TokioExecutor>,
     filter: F,
     peer: SocketAddr,
     certs: Option<PeerCerts>,
+    gate: Option<Gate>,
     watcher: hyper_util::server::graceful::Watcher,
     head_timeout: Duration,
 ) where
@@ -203,11 +233,16 @@ async fn serve_connection<I, F>(
     let warp_svc = warp::service(filter);
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         first.notify_one();
+        if let Some(Gate(gate)) = &gate {
+            if let Some(response) = gate(&req, peer, certs.as_ref()) {
+                return Either::Left(std::future::ready(Ok(response)));
+            }
+        }
         req.extensions_mut().insert(PeerAddr(peer));
         if let Some(c) = &certs {
             req.extensions_mut().insert(c.clone());
         }
-        warp_svc.clone().call(req)
+        Either::Right(warp_svc.clone().call(req))
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     let conn = watcher.watch(conn.into_owned());
@@ -280,6 +315,7 @@ pub async fn serve<F>(
         let filter = filter.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        let gate = options.gate.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let serve = async move {
@@ -290,6 +326,7 @@ pub async fn serve<F>(
                         filter,
                         peer,
                         None,
+                        gate,
                         watcher,
                         head_timeout,
                     )
@@ -312,7 +349,17 @@ pub async fn serve<F>(
                     .1
                     .peer_certificates()
                     .map(|c| PeerCerts(Arc::new(c.to_vec())));
-                serve_connection(stream, builder, filter, peer, certs, watcher, head_timeout).await;
+                serve_connection(
+                    stream,
+                    builder,
+                    filter,
+                    peer,
+                    certs,
+                    gate,
+                    watcher,
+                    head_timeout,
+                )
+                .await;
             };
             tokio::select! {
                 () = serve => {}
