@@ -294,40 +294,43 @@ fn parse_side(s: &str) -> Result<Side, JournalError> {
     }
 }
 
+/// The variant of `all` whose stored name is `s`; a name nothing writes means a corrupt row.
+fn parse_stored<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    s: &str,
+    what: &str,
+) -> Result<T, JournalError> {
+    all.iter()
+        .copied()
+        .find(|t| name(*t) == s)
+        .ok_or_else(|| JournalError::Corrupt(format!("bad {what} {s:?}")))
+}
+
 fn parse_order_type(s: &str) -> Result<OrderType, JournalError> {
-    [
-        OrderType::Market,
-        OrderType::Limit,
-        OrderType::Stop,
-        OrderType::StopLimit,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == s)
-    .ok_or_else(|| JournalError::Corrupt(format!("bad order type {s:?}")))
+    use OrderType::*;
+    parse_stored(
+        &[Market, Limit, Stop, StopLimit],
+        OrderType::as_str,
+        s,
+        "order type",
+    )
 }
 
 fn parse_tif(s: &str) -> Result<TimeInForce, JournalError> {
-    [
-        TimeInForce::Gtc,
-        TimeInForce::Day,
-        TimeInForce::Ioc,
-        TimeInForce::Fok,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == s)
-    .ok_or_else(|| JournalError::Corrupt(format!("bad time in force {s:?}")))
+    use TimeInForce::*;
+    parse_stored(
+        &[Gtc, Day, Ioc, Fok],
+        TimeInForce::as_str,
+        s,
+        "time in force",
+    )
 }
 
 fn parse_status(s: &str) -> Result<OrderStatus, JournalError> {
-    [
-        OrderStatus::Placed,
-        OrderStatus::PartiallyFilled,
-        OrderStatus::Filled,
-        OrderStatus::Cancelled,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == s)
-    .ok_or_else(|| JournalError::Corrupt(format!("bad venue status {s:?}")))
+    use OrderStatus::*;
+    let all = [Placed, PartiallyFilled, Filled, Cancelled];
+    parse_stored(&all, OrderStatus::as_str, s, "venue status")
 }
 
 const ORDER_COLUMNS: &str = "client_order_id, message_id, leg, account, symbol, side, quantity, order_type, \
