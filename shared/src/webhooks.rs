@@ -30,6 +30,11 @@ pub const MAX_KEYS: usize = 8;
 /// Longest `webhook-id` accepted.
 pub const MAX_ID_LEN: usize = 128;
 
+/// A `webhook-id` that is empty, too long, or holds characters other than `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a webhook-id is 1 to 128 characters of A-Z, a-z, 0-9, _ and -")]
+pub struct InvalidId;
+
 /// The bytes that are signed.
 pub fn signed_content(id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
     let mut content = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
@@ -96,6 +101,37 @@ impl Signer {
             .iter()
             .map(|s| format!("v1,{}", B64.encode(hmac_sha256(s, &content))));
         ed.chain(mac).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The request headers of one signed delivery of `body`: `webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature` and `content-type: application/json`. `id` must be a valid
+    /// `webhook-id` (`[A-Za-z0-9_-]`, at most [`MAX_ID_LEN`]); anything else is refused rather than
+    /// sent unsigned.
+    pub fn request_headers(
+        &self,
+        id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> Result<http::HeaderMap, InvalidId> {
+        if !valid_id(id) {
+            return Err(InvalidId);
+        }
+        let signature = self.sign(id, timestamp, body);
+        let mut headers = http::HeaderMap::with_capacity(4);
+        for (name, value) in [
+            (HEADER_ID, id.to_owned()),
+            (HEADER_TIMESTAMP, timestamp.to_string()),
+            (HEADER_SIGNATURE, signature),
+        ] {
+            // Checked above (id) or built from base64 and digits: always a valid header value.
+            let value = http::HeaderValue::from_str(&value).map_err(|_| InvalidId)?;
+            headers.insert(http::HeaderName::from_static(name), value);
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok(headers)
     }
 
     /// Fingerprints of the public keys (for logs and `check-config`).
@@ -299,6 +335,26 @@ mod tests {
     const V1A_KEY: &str =
         "6Xb/dCcHpPea21PS1N9VY/NZW723CEc77N4rJCubMbfVKIDij2HKpMKkioLlX0dRqSKJp4AJ6p9lMicMFs6Kvg==";
     const V1A_SIG: &str = "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg==";
+
+    #[test]
+    fn request_headers_carry_a_signature_the_verifier_accepts() {
+        let signer = hmac_signer(V1_SECRET);
+        let headers = signer
+            .request_headers(V1_ID, V1_TS, V1_BODY.as_bytes())
+            .unwrap();
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(get(HEADER_ID), Some(V1_ID));
+        assert_eq!(get(HEADER_TIMESTAMP), Some("1614265330"));
+        assert_eq!(get(HEADER_SIGNATURE), Some(V1_SIG));
+        assert_eq!(get("content-type"), Some("application/json"));
+        for bad in ["", "msg.1", "msg 1", &"x".repeat(MAX_ID_LEN + 1)] {
+            assert_eq!(
+                signer.request_headers(bad, V1_TS, b"{}"),
+                Err(InvalidId),
+                "{bad:?}"
+            );
+        }
+    }
 
     fn hmac_signer(secret: &str) -> Signer {
         Signer::new(vec![], vec![HmacSecret::parse(secret).unwrap()]).unwrap()
