@@ -183,12 +183,7 @@ impl Relay {
 
         let clock = options.clock;
         let dedupe = DedupeWindow::new(settings.dedupe.window_seconds);
-        let now_ms = clock.now_unix_ms();
-        for (account, key, received_ms) in &replay.keys {
-            if received_ms.saturating_add(dedupe.window_ms()) > now_ms {
-                dedupe.remember(account, key, *received_ms);
-            }
-        }
+        dedupe.restore(&replay.keys, clock.now_unix_ms());
         let metrics = Arc::new(Metrics::new());
         metrics
             .spool_pending
@@ -272,8 +267,7 @@ impl Relay {
             ..
         } = self;
         let forwarding = forwarder.spawn(resumed, queue);
-        let maintenance =
-            tokio::spawn(maintain(Arc::clone(&state), settings.dedupe.window_seconds));
+        let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|l| {
             let filter = metrics_routes(Arc::clone(&state.metrics));
@@ -322,7 +316,7 @@ impl Relay {
 
 /// Periodic housekeeping: forget expired dedupe keys and idle rate-limit buckets, delete spool
 /// segments that time alone has made unnecessary.
-async fn maintain(state: Arc<AppState>, window_seconds: u64) {
+async fn maintain(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
@@ -333,8 +327,10 @@ async fn maintain(state: Arc<AppState>, window_seconds: u64) {
         state.dedupe.purge(now_ms);
         if n % 10 == 0 {
             state.live.load().limits.forget_idle();
-            let window_ms = i64::try_from(window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-            state.spool.expire_keys(now_ms, window_ms).await;
+            state
+                .spool
+                .expire_keys(now_ms, state.dedupe.window_ms())
+                .await;
         }
     }
 }
