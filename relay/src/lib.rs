@@ -7,8 +7,12 @@
 //! - [`allowlist`]: CIDR allowlist, checked before the body is read.
 //! - [`rate_limit`]: governor limits per address, global, and per account.
 //! - [`auth`]: account resolution and constant-time secret check.
-//! - [`dedupe`]: the (account, idempotency key) window.
-//! - [`spool`]: the durable, group-committed queue of accepted alerts, and dead letters.
+//! - [`dedupe`]: the (account, idempotency key) rule and window: `dedupe/window.rs` the in-memory
+//!   TTL set, `dedupe/journal.rs` its `keys-*.jsonl` files so it survives a restart.
+//! - [`spool`]: the durable, group-committed queue of accepted alerts. `spool/mod.rs` the handle;
+//!   `format.rs` segment names and records; `file.rs` private append-only files; `replay.rs`
+//!   reading back at open; `ledger.rs` what is pending where; `writer.rs` the group-commit
+//!   thread; `dead_letter.rs` dead letters; `lock.rs` the process lock.
 //! - [`forward`]: signed delivery to the receiver with retries, backoff and expiry.
 //!
 //! Around it:
@@ -16,7 +20,7 @@
 //! - [`server`]: the hyper-util accept loop (limits, timeouts, graceful drain); [`tls`]: rustls
 //!   and TradingView's client certificate.
 //! - [`config`]: typed settings; [`live`]: the reloadable, resolved part of them.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics and their label values.
 //!
 //! [`Relay`] ties them together: `Relay::build(settings, listener)`, then
 //! `run_until_stopped(shutdown)`.
@@ -52,7 +56,7 @@ use crate::config::ClientCertMode;
 use crate::dedupe::DedupeWindow;
 use crate::forward::Forwarder;
 use crate::live::{Live, LiveHandle, ResolveError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReloadOutcome};
 use crate::routes::AppState;
 use crate::spool::{Spool, SpooledAlert};
 
@@ -314,8 +318,8 @@ impl Relay {
     }
 }
 
-/// Periodic housekeeping: forget expired dedupe keys and idle rate-limit buckets, delete spool
-/// segments that time alone has made unnecessary.
+/// Periodic housekeeping: forget expired dedupe keys (every second), idle rate-limit buckets and
+/// key journal files whose keys have all left the window (every 10 s).
 async fn maintain(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -379,7 +383,7 @@ impl Reloader {
         match result {
             Ok(live) => {
                 self.live.store(live);
-                self.metrics.reload("ok");
+                self.metrics.reload(ReloadOutcome::Ok);
                 let r = &self.running;
                 if settings.server.listen != r.server.listen
                     || settings.server.tls != r.server.tls
@@ -396,7 +400,7 @@ impl Reloader {
                 Ok(())
             }
             Err(e) => {
-                self.metrics.reload("error");
+                self.metrics.reload(ReloadOutcome::Error);
                 tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
                 Err(e)
             }
