@@ -7,8 +7,12 @@
 //! - [`allowlist`]: CIDR allowlist, checked before the body is read.
 //! - [`rate_limit`]: governor limits per address, global, and per account.
 //! - [`auth`]: account resolution and constant-time secret check.
-//! - [`dedupe`]: the (account, idempotency key) window.
-//! - [`spool`]: the durable, group-committed queue of accepted alerts, and dead letters.
+//! - [`dedupe`]: the (account, idempotency key) rule and window: `dedupe/window.rs` the in-memory
+//!   TTL set, `dedupe/journal.rs` its `keys-*.jsonl` files so it survives a restart.
+//! - [`spool`]: the durable, group-committed queue of accepted alerts. `spool/mod.rs` the handle;
+//!   `format.rs` segment names and records; `file.rs` private append-only files; `replay.rs`
+//!   reading back at open; `ledger.rs` what is pending where; `writer.rs` the group-commit
+//!   thread; `dead_letter.rs` dead letters; `lock.rs` the process lock.
 //! - [`forward`]: signed delivery to the receiver with retries, backoff and expiry.
 //!
 //! Around it:
@@ -16,7 +20,7 @@
 //! - [`server`]: the hyper-util accept loop (limits, timeouts, graceful drain); [`tls`]: rustls
 //!   and TradingView's client certificate.
 //! - [`config`]: typed settings; [`live`]: the reloadable, resolved part of them.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics and their label values.
 //!
 //! [`Relay`] ties them together: `Relay::build(settings, listener)`, then
 //! `run_until_stopped(shutdown)`.
@@ -52,7 +56,7 @@ use crate::config::ClientCertMode;
 use crate::dedupe::DedupeWindow;
 use crate::forward::Forwarder;
 use crate::live::{Live, LiveHandle, ResolveError};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReloadOutcome};
 use crate::routes::AppState;
 use crate::spool::{Spool, SpooledAlert};
 
@@ -183,12 +187,7 @@ impl Relay {
 
         let clock = options.clock;
         let dedupe = DedupeWindow::new(settings.dedupe.window_seconds);
-        let now_ms = clock.now_unix_ms();
-        for (account, key, received_ms) in &replay.keys {
-            if received_ms.saturating_add(dedupe.window_ms()) > now_ms {
-                dedupe.remember(account, key, *received_ms);
-            }
-        }
+        dedupe.restore(&replay.keys, clock.now_unix_ms());
         let metrics = Arc::new(Metrics::new());
         metrics
             .spool_pending
@@ -272,8 +271,7 @@ impl Relay {
             ..
         } = self;
         let forwarding = forwarder.spawn(resumed, queue);
-        let maintenance =
-            tokio::spawn(maintain(Arc::clone(&state), settings.dedupe.window_seconds));
+        let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|l| {
             let filter = metrics_routes(Arc::clone(&state.metrics));
@@ -320,9 +318,9 @@ impl Relay {
     }
 }
 
-/// Periodic housekeeping: forget expired dedupe keys and idle rate-limit buckets, delete spool
-/// segments that time alone has made unnecessary.
-async fn maintain(state: Arc<AppState>, window_seconds: u64) {
+/// Periodic housekeeping: forget expired dedupe keys (every second), idle rate-limit buckets and
+/// key journal files whose keys have all left the window (every 10 s).
+async fn maintain(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
@@ -333,8 +331,10 @@ async fn maintain(state: Arc<AppState>, window_seconds: u64) {
         state.dedupe.purge(now_ms);
         if n % 10 == 0 {
             state.live.load().limits.forget_idle();
-            let window_ms = i64::try_from(window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-            state.spool.expire_keys(now_ms, window_ms).await;
+            state
+                .spool
+                .expire_keys(now_ms, state.dedupe.window_ms())
+                .await;
         }
     }
 }
@@ -383,7 +383,7 @@ impl Reloader {
         match result {
             Ok(live) => {
                 self.live.store(live);
-                self.metrics.reload("ok");
+                self.metrics.reload(ReloadOutcome::Ok);
                 let r = &self.running;
                 if settings.server.listen != r.server.listen
                     || settings.server.tls != r.server.tls
@@ -400,7 +400,7 @@ impl Reloader {
                 Ok(())
             }
             Err(e) => {
-                self.metrics.reload("error");
+                self.metrics.reload(ReloadOutcome::Error);
                 tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
                 Err(e)
             }

@@ -7,6 +7,9 @@
 //! - `alertgate_relay_spool_pending`: alerts accepted and not yet delivered or dead-lettered.
 //! - `alertgate_relay_request_duration_seconds`, `alertgate_relay_forward_duration_seconds`.
 //! - `alertgate_relay_config_reloads_total{outcome}`: SIGHUP reloads (`ok`, `error`).
+//!
+//! Label values are the `as_str()` of [`RequestOutcome`], [`ForwardOutcome`],
+//! [`DeadLetterReason`] and [`ReloadOutcome`], so each is spelled once.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +19,127 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
+
+/// `outcome` of `alertgate_relay_requests_total`: how a webhook request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// Spooled, answered 200.
+    Accepted,
+    /// Not allowlisted, or without the required client certificate (403).
+    Forbidden,
+    /// Over the per-address or global limit (429).
+    RateLimited,
+    /// Over the per-account limit (429, after authentication).
+    RateLimitedAccount,
+    /// Body over `server.max_body_bytes` (413).
+    TooLarge,
+    /// Body not received in time (408).
+    BodyTimeout,
+    /// Not a UTF-8 JSON object (400).
+    InvalidJson,
+    /// Unknown account or wrong secret (401).
+    Unauthorized,
+    /// Same key within the dedupe window (409).
+    Duplicate,
+    /// Could not be spooled (503).
+    Unavailable,
+    /// No such route, wrong method, or an internal error.
+    Error,
+}
+
+impl RequestOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::RateLimitedAccount => "rate_limited_account",
+            Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::InvalidJson => "invalid_json",
+            Self::Unauthorized => "unauthorized",
+            Self::Duplicate => "duplicate",
+            Self::Unavailable => "unavailable",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// `outcome` of `alertgate_relay_forward_total`: one forward attempt, or a final outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// A transient failure; the alert is tried again.
+    Retry,
+    /// The receiver refused it for good (dead letter).
+    Rejected,
+    /// Too old to be worth delivering (dead letter).
+    Expired,
+}
+
+impl ForwardOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl From<ForwardOutcome> for &'static str {
+    fn from(outcome: ForwardOutcome) -> Self {
+        outcome.as_str()
+    }
+}
+
+/// `reason` of `alertgate_relay_dead_letters_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    /// The receiver refused the alert.
+    Rejected,
+    /// The alert expired before it could be delivered.
+    Expired,
+}
+
+impl DeadLetterReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl From<DeadLetterReason> for &'static str {
+    fn from(reason: DeadLetterReason) -> Self {
+        reason.as_str()
+    }
+}
+
+/// `outcome` of `alertgate_relay_config_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The new configuration is live.
+    Ok,
+    /// Refused; the running configuration stays.
+    Error,
+}
+
+impl ReloadOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+        }
+    }
+}
 
 /// The relay's metrics and their registry.
 #[derive(Debug)]
@@ -103,30 +227,32 @@ impl Metrics {
     }
 
     /// Counts an answered request.
-    pub fn request(&self, outcome: &'static str) {
+    pub fn request(&self, outcome: RequestOutcome) {
         self.requests
-            .get_or_create(&vec![("outcome", outcome)])
+            .get_or_create(&vec![("outcome", outcome.as_str())])
             .inc();
     }
 
-    /// Counts a forward attempt or outcome.
-    pub fn forward(&self, outcome: &'static str) {
+    /// Counts a forward attempt or outcome: a [`ForwardOutcome`] (a `&'static str` label is
+    /// still accepted from callers not yet moved to the enum).
+    pub fn forward(&self, outcome: impl Into<&'static str>) {
         self.forwards
-            .get_or_create(&vec![("outcome", outcome)])
+            .get_or_create(&vec![("outcome", outcome.into())])
             .inc();
     }
 
-    /// Counts a dead letter.
-    pub fn dead_letter(&self, reason: &'static str) {
+    /// Counts a dead letter: a [`DeadLetterReason`] (or, as for [`Metrics::forward`], its
+    /// `&'static str`).
+    pub fn dead_letter(&self, reason: impl Into<&'static str>) {
         self.dead_letters
-            .get_or_create(&vec![("reason", reason)])
+            .get_or_create(&vec![("reason", reason.into())])
             .inc();
     }
 
     /// Counts a reload.
-    pub fn reload(&self, outcome: &'static str) {
+    pub fn reload(&self, outcome: ReloadOutcome) {
         self.reloads
-            .get_or_create(&vec![("outcome", outcome)])
+            .get_or_create(&vec![("outcome", outcome.as_str())])
             .inc();
     }
 
@@ -137,5 +263,32 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_the_documented_strings() {
+        let m = Metrics::new();
+        m.request(RequestOutcome::Accepted);
+        m.request(RequestOutcome::RateLimitedAccount);
+        m.forward(ForwardOutcome::Delivered);
+        m.forward(ForwardOutcome::Expired);
+        m.dead_letter(DeadLetterReason::Rejected);
+        m.reload(ReloadOutcome::Ok);
+        let text = m.encode();
+        for line in [
+            r#"alertgate_relay_requests_total{outcome="accepted"} 1"#,
+            r#"alertgate_relay_requests_total{outcome="rate_limited_account"} 1"#,
+            r#"alertgate_relay_forward_total{outcome="delivered"} 1"#,
+            r#"alertgate_relay_forward_total{outcome="expired"} 1"#,
+            r#"alertgate_relay_dead_letters_total{reason="rejected"} 1"#,
+            r#"alertgate_relay_config_reloads_total{outcome="ok"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

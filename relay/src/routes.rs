@@ -22,7 +22,7 @@ use crate::config::ClientCertMode;
 use crate::dedupe::{self, DedupeWindow};
 use crate::error::{handle_rejection, json_response, ApiError};
 use crate::live::LiveHandle;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestOutcome};
 use crate::server::{Gate, PeerAddr};
 use crate::spool::{NewEntry, Spool, SpoolError, SpooledAlert};
 use crate::tls::{self, PeerCerts};
@@ -117,8 +117,9 @@ pub fn gate(state: Arc<AppState>) -> Gate {
         if live.allowlist.allows(ip) && tls::client_cert_ok(state.client_cert, certs) {
             return None;
         }
-        state.metrics.request("forbidden");
-        tracing::debug!(%ip, outcome = "forbidden", "webhook refused before its body was read");
+        let outcome = RequestOutcome::Forbidden;
+        state.metrics.request(outcome);
+        tracing::debug!(%ip, outcome = outcome.as_str(), "webhook refused before its body was read");
         Some(ApiError::Forbidden.into_response())
     }))
 }
@@ -164,7 +165,7 @@ where
         .observe(elapsed.as_secs_f64());
     let (outcome, response) = match result {
         Ok(id) => (
-            "accepted",
+            RequestOutcome::Accepted,
             json_response(
                 StatusCode::OK,
                 &json!({"status": "accepted", "id": id.as_str()}),
@@ -173,6 +174,7 @@ where
         Err(e) => (outcome_label(&e, &log), e.into_response()),
     };
     state.metrics.request(outcome);
+    let outcome = outcome.as_str();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let ip = log.ip.map(|ip| ip.to_string()).unwrap_or_default();
     if log.authenticated || log.auth_failure.is_some() {
@@ -203,18 +205,21 @@ struct RequestLog {
     auth_failure: Option<AuthFailure>,
 }
 
-fn outcome_label(e: &ApiError, log: &RequestLog) -> &'static str {
+/// The metric outcome of a refusal (a rate limit counts apart once the account is known).
+fn outcome_label(e: &ApiError, log: &RequestLog) -> RequestOutcome {
     match e {
-        ApiError::Forbidden => "forbidden",
-        ApiError::RateLimited { .. } if log.authenticated => "rate_limited_account",
-        ApiError::RateLimited { .. } => "rate_limited",
-        ApiError::PayloadTooLarge { .. } => "too_large",
-        ApiError::BodyTimeout => "body_timeout",
-        ApiError::InvalidJson(_) => "invalid_json",
-        ApiError::Unauthorized => "unauthorized",
-        ApiError::Duplicate { .. } => "duplicate",
-        ApiError::Unavailable(_) => "unavailable",
-        ApiError::NotFound | ApiError::MethodNotAllowed | ApiError::Internal => "error",
+        ApiError::Forbidden => RequestOutcome::Forbidden,
+        ApiError::RateLimited { .. } if log.authenticated => RequestOutcome::RateLimitedAccount,
+        ApiError::RateLimited { .. } => RequestOutcome::RateLimited,
+        ApiError::PayloadTooLarge { .. } => RequestOutcome::TooLarge,
+        ApiError::BodyTimeout => RequestOutcome::BodyTimeout,
+        ApiError::InvalidJson(_) => RequestOutcome::InvalidJson,
+        ApiError::Unauthorized => RequestOutcome::Unauthorized,
+        ApiError::Duplicate { .. } => RequestOutcome::Duplicate,
+        ApiError::Unavailable(_) => RequestOutcome::Unavailable,
+        ApiError::NotFound | ApiError::MethodNotAllowed | ApiError::Internal => {
+            RequestOutcome::Error
+        }
     }
 }
 

@@ -1,40 +1,9 @@
-//! Step 8 of the pipeline: the edge duplicate window on (account, idempotency key).
-//!
-//! A key is *reserved* while its alert is being spooled (a concurrent twin gets 409) and
-//! *committed* once the spool append is durable; a failed append releases the reservation, so
-//! TradingView's resend after a 503 is accepted. Committed keys expire `window_seconds` after
-//! receipt. The window is rebuilt from the spool at start (the spool keeps segments until their
-//! newest entry has left the window), so a restart does not forget it.
+//! The window itself, in memory: which (account, idempotency key) pairs were accepted recently
+//! or are being accepted right now. A mutex-guarded map with an expiry queue, purged by the
+//! relay's maintenance task.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use serde_json::{Map, Value};
-
-/// Alert fields that carry an idempotency key, in order of preference.
-pub const KEY_FIELDS: [&str; 4] = ["id", "idempotency_key", "client_ref", "client_order_id"];
-
-/// Longest key remembered; longer ones are cut (they still identify the alert well enough).
-const MAX_KEY_LEN: usize = 256;
-
-/// The alert's idempotency key, if it has one (strings and numbers are both accepted).
-pub fn idempotency_key(alert: &Map<String, Value>) -> Option<String> {
-    KEY_FIELDS
-        .iter()
-        .find_map(|field| match alert.get(*field)? {
-            Value::String(s) if !s.is_empty() => Some(truncate(s)),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-}
-
-fn truncate(s: &str) -> String {
-    let mut end = s.len().min(MAX_KEY_LEN);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
 
 type Key = (String, String);
 
@@ -125,6 +94,16 @@ impl DedupeWindow {
         })
     }
 
+    /// Refills the window with the keys a spool replay found, skipping those already expired at
+    /// `now_ms`.
+    pub fn restore(&self, keys: &[(String, String, i64)], now_ms: i64) {
+        for (account, key, received_ms) in keys {
+            if received_ms.saturating_add(self.shared.window_ms) > now_ms {
+                self.remember(account, key, *received_ms);
+            }
+        }
+    }
+
     /// Records a key accepted at `received_ms` (also used when replaying the spool).
     pub fn remember(&self, account: &str, key: &str, received_ms: i64) {
         let expires = received_ms.saturating_add(self.shared.window_ms);
@@ -184,27 +163,6 @@ impl Drop for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn alert(json: &str) -> Map<String, Value> {
-        serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn the_key_is_taken_from_the_first_field_present() {
-        assert_eq!(
-            idempotency_key(&alert(r#"{"client_ref":"c","id":"a"}"#)).as_deref(),
-            Some("a")
-        );
-        assert_eq!(
-            idempotency_key(&alert(r#"{"client_order_id":42}"#)).as_deref(),
-            Some("42")
-        );
-        assert_eq!(
-            idempotency_key(&alert(r#"{"id":"","client_ref":"c"}"#)).as_deref(),
-            Some("c")
-        );
-        assert_eq!(idempotency_key(&alert(r#"{"symbol":"x"}"#)), None);
-    }
 
     #[test]
     fn a_committed_key_is_a_duplicate_until_the_window_ends() {

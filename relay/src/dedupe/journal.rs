@@ -1,0 +1,257 @@
+//! The dedupe window on disk: `keys-NNNNNNNNNNNNNNNNNNNN.jsonl` files beside the spool
+//! segments, one `{"t":"key","account":..,"key":..,"received_ms":..}` line per accepted alert that
+//! has an idempotency key, so the window survives a restart.
+//!
+//! The journal outlives the segments: a delivered alert's segment is deleted at once while its
+//! key still guards the window. The spool's writer thread appends the keys in the same batch as
+//! their accept records, but only once those are durable, and syncs the journal lazily: the
+//! synced accept record carries the key too, and the journal is synced before any segment is
+//! deleted. A journal file rotates past `spool.segment_bytes` and is deleted once its newest key
+//! has left the window.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spool::file::{complete_lines, read_if_present, AppendFile};
+
+/// One line of a key journal file (tagged like the spool's records).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum KeyRecord {
+    /// An accepted alert's key.
+    Key {
+        /// The account it was accepted for.
+        account: String,
+        /// Its idempotency key.
+        key: String,
+        /// Receipt time (unix ms): the window is counted from it.
+        received_ms: i64,
+    },
+}
+
+/// (account, key, received_ms) of a key read back.
+pub(crate) type StoredKey = (String, String, i64);
+
+/// Where key journal file `n` lives.
+pub(crate) fn keys_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("keys-{n:020}.jsonl"))
+}
+
+/// The number of a key journal file, or `None` if `path` is not one.
+pub(crate) fn keys_number(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("keys-")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
+}
+
+/// The journal line for a key accepted at `received_ms`.
+pub(crate) fn encode(account: &str, key: &str, received_ms: i64) -> io::Result<Vec<u8>> {
+    crate::spool::format::encode_line(&KeyRecord::Key {
+        account: account.to_owned(),
+        key: key.to_owned(),
+        received_ms,
+    })
+}
+
+/// The key journal files replay found, and the one to write next.
+#[derive(Debug, Default)]
+pub(crate) struct JournalFiles {
+    /// Each file read and the newest receipt time in it (deleted once that leaves the window).
+    closed: BTreeMap<u64, i64>,
+    /// The number of the file to write next.
+    next: u64,
+}
+
+/// Reads key journal files `numbers` (ascending) in `dir`: (account, key, received_ms) of every
+/// key on disk, and the files for [`KeyJournal::open`].
+pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> io::Result<(Vec<StoredKey>, JournalFiles)> {
+    let mut keys = Vec::new();
+    let mut files = JournalFiles {
+        closed: BTreeMap::new(),
+        next: numbers.last().map_or(1, |n| n + 1),
+    };
+    for &n in numbers {
+        let path = keys_path(dir, n);
+        let Some(data) = read_if_present(&path)? else {
+            continue;
+        };
+        let mut newest = 0;
+        for (i, line) in complete_lines(&path, &data) {
+            match serde_json::from_slice::<KeyRecord>(line) {
+                Ok(KeyRecord::Key {
+                    account,
+                    key,
+                    received_ms,
+                }) => {
+                    newest = received_ms.max(newest);
+                    keys.push((account, key, received_ms));
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable key record");
+                }
+            }
+        }
+        files.closed.insert(n, newest);
+    }
+    Ok((keys, files))
+}
+
+/// One (account, key, received_ms) per key, with its newest receipt time, oldest first. A key is
+/// usually both in its accept record and in the key journal.
+pub(crate) fn newest_per_key(keys: impl IntoIterator<Item = StoredKey>) -> Vec<StoredKey> {
+    let mut newest: HashMap<(String, String), i64> = HashMap::new();
+    for (account, key, ms) in keys {
+        let slot = newest.entry((account, key)).or_insert(ms);
+        *slot = (*slot).max(ms);
+    }
+    let mut keys: Vec<_> = newest.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
+    keys.sort_by_key(|k| k.2);
+    keys
+}
+
+/// The journal as the spool's writer thread holds it.
+#[derive(Debug)]
+pub(crate) struct KeyJournal {
+    /// `spool.dir`.
+    dir: PathBuf,
+    /// The file being appended to.
+    current: AppendFile,
+    /// Newest receipt time in the current file.
+    newest: i64,
+    /// Whether the current file has writes not yet synced.
+    dirty: bool,
+    /// Closed files and the newest receipt time in each.
+    closed: BTreeMap<u64, i64>,
+    /// Rotation size (`spool.segment_bytes`).
+    rotate_at: u64,
+}
+
+impl KeyJournal {
+    /// Starts the next file in `dir`, keeping track of the files replay found.
+    pub(crate) fn open(dir: PathBuf, files: JournalFiles, rotate_at: u64) -> io::Result<Self> {
+        let current = AppendFile::create(&keys_path(&dir, files.next), &dir, files.next)?;
+        Ok(Self {
+            dir,
+            current,
+            newest: 0,
+            dirty: false,
+            closed: files.closed,
+            rotate_at,
+        })
+    }
+
+    /// A key received at `received_ms` is about to be appended.
+    pub(crate) fn note(&mut self, received_ms: i64) {
+        self.newest = self.newest.max(received_ms);
+    }
+
+    /// Appends key lines (not synced: see the module docs); a failed write starts a new file.
+    pub(crate) fn append(&mut self, buf: &[u8]) {
+        match self.current.file.write_all(buf) {
+            Ok(()) => {
+                self.current.written += buf.len() as u64;
+                self.dirty = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "key journal write failed; starting a new file");
+                self.rotate();
+            }
+        }
+    }
+
+    /// Starts a new file once the current one is past the rotation size.
+    pub(crate) fn rotate_if_full(&mut self) {
+        if self.current.written >= self.rotate_at {
+            self.rotate();
+        }
+    }
+
+    /// Makes every key appended so far durable.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.current.file.sync_data()?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes closed files whose newest key is older than `before_ms`.
+    pub(crate) fn expire(&mut self, before_ms: i64) {
+        let expired: Vec<u64> = self
+            .closed
+            .iter()
+            .filter(|(_, &newest)| newest < before_ms)
+            .map(|(&n, _)| n)
+            .collect();
+        for n in expired {
+            self.closed.remove(&n);
+            let _ = std::fs::remove_file(keys_path(&self.dir, n));
+        }
+    }
+
+    fn rotate(&mut self) {
+        if self.sync().is_err() {
+            tracing::error!("cannot sync the key journal before rotating it");
+        }
+        let n = self.current.number + 1;
+        match AppendFile::create(&keys_path(&self.dir, n), &self.dir, n) {
+            Ok(file) => {
+                self.closed.insert(self.current.number, self.newest);
+                self.current = file;
+                self.newest = 0;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start a new key journal file"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spool::format::segment_path;
+    use crate::spool::testing::{entry, files, settings};
+    use crate::spool::{Resolution, Spool};
+
+    #[tokio::test]
+    async fn delivered_segments_are_deleted_but_their_keys_stay_until_the_window_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.segment_bytes = 1; // every write starts new files
+        let (spool, _) = Spool::open(s.clone()).unwrap();
+        let a = entry("a", 1_000);
+        spool.append(&a).await.unwrap();
+        spool
+            .resolve(&a.alert.id, Resolution::Delivered)
+            .await
+            .unwrap();
+        spool.append(&entry("b", 2_000)).await.unwrap();
+        drop(spool);
+        let (spool, replay) = Spool::open(s.clone()).unwrap();
+        assert_eq!(replay.pending.len(), 1);
+        assert!(
+            replay.keys.iter().any(|(_, k, _)| k == "a"),
+            "a's key outlives its segment"
+        );
+        assert!(!segment_path(dir.path(), 1).exists(), "a's segment is gone");
+        assert!(files(dir.path(), "keys-") >= 1);
+
+        // Once the window has passed, the key files go too.
+        spool.expire_keys(100_000, 10_000).await;
+        spool
+            .resolve(&replay.pending[0].id, Resolution::Delivered)
+            .await
+            .unwrap();
+        drop(spool);
+        let (_, replay) = Spool::open(s).unwrap();
+        assert!(replay.pending.is_empty());
+        assert!(
+            replay.keys.iter().all(|(_, k, _)| k != "a"),
+            "{:?}",
+            replay.keys
+        );
+    }
+}
