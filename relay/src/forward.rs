@@ -8,15 +8,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alertgate_shared::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use alertgate_shared::retry::{self, Backoff};
 use alertgate_shared::Clock;
-use rand::Rng as _;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::ForwardSettings;
 use crate::live::LiveHandle;
-use crate::metrics::Metrics;
+use crate::metrics::{DeadLetterReason, ForwardOutcome, Metrics};
 use crate::spool::{DeadLetter, Resolution, Spool, SpooledAlert};
 
 /// Why the forward client could not be built.
@@ -67,22 +66,6 @@ pub fn build_client(settings: &ForwardSettings) -> Result<reqwest::Client, Clien
     builder.build().map_err(|e| fail("url", &e))
 }
 
-/// The delay before retry number `attempt` (1-based): `initial · 2^(attempt-1)` capped at `max`,
-/// with "equal jitter" (between half and all of it; `jitter` is in `[0, 1)`), and never less than
-/// the receiver's `Retry-After`.
-pub fn backoff(
-    attempt: u32,
-    initial: Duration,
-    max: Duration,
-    jitter: f64,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let exp = initial.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(30)));
-    let base = exp.min(max);
-    let delay = base / 2 + base.mul_f64(jitter.clamp(0.0, 1.0) / 2.0);
-    delay.max(retry_after.unwrap_or_default())
-}
-
 /// What one attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attempt {
@@ -91,7 +74,7 @@ enum Attempt {
     Retry(Option<Duration>),
 }
 
-fn classify(result: &Result<reqwest::Response, reqwest::Error>) -> Attempt {
+fn classify(result: &Result<reqwest::Response, reqwest::Error>, now_unix: i64) -> Attempt {
     match result {
         Ok(r) => {
             let status = r.status();
@@ -100,13 +83,7 @@ fn classify(result: &Result<reqwest::Response, reqwest::Error>) -> Attempt {
             } else if status.is_client_error() && status != 408 && status != 429 {
                 Attempt::Rejected(status.as_u16())
             } else {
-                let retry_after = r
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                Attempt::Retry(retry_after)
+                Attempt::Retry(retry::retry_after(r.headers(), now_unix))
             }
         }
         Err(_) => Attempt::Retry(None),
@@ -136,6 +113,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Bounds concurrent attempts (not waiting alerts).
     slots: Semaphore,
+    /// Delay between attempts of one alert.
+    backoff: Backoff,
 }
 
 impl Forwarder {
@@ -149,6 +128,12 @@ impl Forwarder {
         metrics: Arc<Metrics>,
     ) -> Self {
         let slots = Semaphore::new(settings.concurrency);
+        // A Retry-After longer than the alert may live is cut there anyway (the alert expires).
+        let backoff = Backoff::new(
+            Duration::from_millis(settings.backoff_initial_ms),
+            Duration::from_millis(settings.backoff_max_ms),
+            Duration::from_secs(settings.max_age_seconds),
+        );
         Self {
             inner: Arc::new(Inner {
                 client,
@@ -158,6 +143,7 @@ impl Forwarder {
                 clock,
                 metrics,
                 slots,
+                backoff,
             }),
         }
     }
@@ -207,27 +193,38 @@ impl Forwarder {
                 let now_ms = inner.clock.now_unix_ms();
                 if now_ms >= deadline_ms {
                     drop(slot);
-                    self.dead_letter(&alert, "expired", "expired").await;
+                    self.dead_letter(&alert, "expired", DeadLetterReason::Expired)
+                        .await;
                     return;
                 }
                 let remaining =
                     Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0));
                 // The keys in force now: a SIGHUP between attempts re-signs with the new ones.
                 let ts = inner.clock.now_unix();
-                let signature = inner
-                    .live
-                    .load()
-                    .signer
-                    .sign(alert.id.as_str(), ts, &alert.body);
+                let headers = match inner.live.load().signer.request_headers(
+                    alert.id.as_str(),
+                    ts,
+                    &alert.body,
+                ) {
+                    Ok(headers) => headers,
+                    Err(e) => {
+                        // Spool ids are always valid webhook-ids; this is a corrupt entry.
+                        drop(slot);
+                        self.dead_letter(
+                            &alert,
+                            &format!("invalid_id: {e}"),
+                            DeadLetterReason::Rejected,
+                        )
+                        .await;
+                        return;
+                    }
+                };
                 let timeout = Duration::from_millis(inner.settings.timeout_ms).min(remaining);
                 let started = Instant::now();
                 let result = inner
                     .client
                     .post(&inner.settings.url)
-                    .header(HEADER_ID, alert.id.as_str())
-                    .header(HEADER_TIMESTAMP, ts.to_string())
-                    .header(HEADER_SIGNATURE, signature)
-                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .headers(headers)
                     .timeout(timeout)
                     .body(alert.body.clone())
                     .send()
@@ -239,9 +236,9 @@ impl Forwarder {
                 result
             };
             attempt += 1;
-            match classify(&result) {
+            match classify(&result, inner.clock.now_unix()) {
                 Attempt::Delivered => {
-                    inner.metrics.forward("delivered");
+                    inner.metrics.forward(ForwardOutcome::Delivered);
                     tracing::info!(id = %alert.id, account = %alert.account, attempt, "alert delivered");
                     if let Err(e) = inner.spool.resolve(&alert.id, Resolution::Delivered).await {
                         tracing::error!(id = %alert.id, error = %e, "cannot record delivery; it may be sent again after a restart");
@@ -253,24 +250,22 @@ impl Forwarder {
                     return;
                 }
                 Attempt::Rejected(status) => {
-                    inner.metrics.forward("rejected");
-                    self.dead_letter(&alert, &format!("rejected_{status}"), "rejected")
-                        .await;
+                    inner.metrics.forward(ForwardOutcome::Rejected);
+                    self.dead_letter(
+                        &alert,
+                        &format!("rejected_{status}"),
+                        DeadLetterReason::Rejected,
+                    )
+                    .await;
                     return;
                 }
                 Attempt::Retry(retry_after) => {
-                    inner.metrics.forward("retry");
+                    inner.metrics.forward(ForwardOutcome::Retry);
                     let what = match &result {
                         Ok(r) => format!("status {}", r.status().as_u16()),
                         Err(e) => format!("{e}"),
                     };
-                    let delay = backoff(
-                        attempt,
-                        Duration::from_millis(inner.settings.backoff_initial_ms),
-                        Duration::from_millis(inner.settings.backoff_max_ms),
-                        rand::thread_rng().gen::<f64>(),
-                        retry_after,
-                    );
+                    let delay = inner.backoff.delay_now(attempt, retry_after);
                     tracing::debug!(id = %alert.id, attempt, %what, delay_ms = delay.as_millis() as u64, "forward failed; will retry");
                     // Never sleep past the deadline by more than one backoff step: the loop head
                     // dead-letters the alert as soon as it is too old.
@@ -283,7 +278,7 @@ impl Forwarder {
         }
     }
 
-    async fn dead_letter(&self, alert: &SpooledAlert, reason: &str, metric: &'static str) {
+    async fn dead_letter(&self, alert: &SpooledAlert, reason: &str, metric: DeadLetterReason) {
         let inner = &self.inner;
         let letter = DeadLetter {
             id: alert.id.to_string(),
@@ -294,8 +289,8 @@ impl Forwarder {
             envelope: String::from_utf8_lossy(&alert.body).into_owned(),
         };
         inner.metrics.dead_letter(metric);
-        if metric == "expired" {
-            inner.metrics.forward("expired");
+        if metric == DeadLetterReason::Expired {
+            inner.metrics.forward(ForwardOutcome::Expired);
         }
         tracing::warn!(id = %alert.id, account = %alert.account, reason, "alert dead-lettered");
         if let Err(e) = inner.spool.dead_letter(&letter).await {
@@ -310,28 +305,4 @@ impl Forwarder {
 
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
-        let (initial, max) = (100 * MS, 1_000 * MS);
-        assert_eq!(backoff(1, initial, max, 0.0, None), 50 * MS);
-        assert_eq!(backoff(1, initial, max, 0.999_999, None).as_millis(), 99);
-        assert_eq!(backoff(2, initial, max, 0.0, None), 100 * MS);
-        assert_eq!(backoff(3, initial, max, 0.0, None), 200 * MS);
-        assert_eq!(backoff(10, initial, max, 0.0, None), 500 * MS);
-        assert_eq!(backoff(1_000, initial, max, 0.5, None), 750 * MS);
-    }
-
-    #[test]
-    fn retry_after_is_a_lower_bound() {
-        let d = backoff(1, 100 * MS, 1_000 * MS, 0.0, Some(Duration::from_secs(3)));
-        assert_eq!(d, Duration::from_secs(3));
-    }
 }

@@ -3,9 +3,10 @@
 //! immutable [`Live`] value. Requests take a snapshot; a reload swaps in a complete new value or
 //! nothing at all, so a bad config never leaves the relay half-updated.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use alertgate_shared::keys::{loose_permissions_warning, KeyError};
+use alertgate_shared::reload::Reloadable;
 use alertgate_shared::secret::SecretError;
 use alertgate_shared::webhooks::KeySetError;
 use alertgate_shared::{HmacSecret, Signer, SigningKey};
@@ -105,28 +106,5 @@ fn warn_if_loose(path: Option<&std::path::Path>) {
     }
 }
 
-/// The current [`Live`] value, replaceable atomically. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct LiveHandle {
-    /// Readers clone the inner `Arc` and release the lock at once.
-    current: Arc<RwLock<Arc<Live>>>,
-}
-
-impl LiveHandle {
-    /// A handle holding `live`.
-    pub fn new(live: Live) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(Arc::new(live))),
-        }
-    }
-
-    /// A snapshot of the current value.
-    pub fn load(&self) -> Arc<Live> {
-        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Replaces the current value.
-    pub fn store(&self, live: Live) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
-    }
-}
+/// The current [`Live`] value, replaced whole on `SIGHUP`.
+pub type LiveHandle = Reloadable<Live>;

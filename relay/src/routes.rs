@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alertgate_shared::{Clock, Envelope, MessageId};
+use alertgate_shared::{idempotency, Clock, Envelope, MessageId};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, StatusCode};
@@ -19,7 +19,7 @@ use warp::Filter;
 use crate::auth::AuthFailure;
 use crate::client_ip;
 use crate::config::ClientCertMode;
-use crate::dedupe::{self, DedupeWindow};
+use crate::dedupe::DedupeWindow;
 use crate::error::{handle_rejection, json_response, ApiError};
 use crate::live::LiveHandle;
 use crate::metrics::{Metrics, RequestOutcome};
@@ -298,7 +298,9 @@ where
     // 8. Duplicate window (a reservation, committed only once spooled).
     let now = state.clock.now();
     let received_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let key = dedupe::idempotency_key(&alert);
+    // The receiver applies the same rule: what it would refuse is refused here, before a 200.
+    let key =
+        idempotency::idempotency_key(&alert).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     log.key = key.clone();
     let reservation = match &key {
         Some(k) => Some(

@@ -7,13 +7,10 @@
 //! web roots when unset). A handshake without a certificate still succeeds, so that `required` can
 //! answer an HTTP 403 instead of an opaque TLS alert.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
+use alertgate_shared::tls::{self, ClientAuth, ServerTls};
+use rustls::pki_types::CertificateDer;
 
 use crate::config::{ClientCertMode, TlsSettings};
 
@@ -24,66 +21,22 @@ pub const TRADINGVIEW_O: &str = "TradingView, Inc.";
 
 pub use alertgate_shared::server::PeerCerts;
 
-/// Why the TLS settings cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("server.tls.{key}: {message}")]
-pub struct TlsError {
-    /// The offending key.
-    key: &'static str,
-    /// What is wrong.
-    message: String,
-}
+pub use alertgate_shared::tls::TlsError;
 
-fn err(key: &'static str, message: impl ToString) -> TlsError {
-    TlsError {
-        key,
-        message: message.to_string(),
-    }
-}
-
-/// Builds the rustls configuration.
+/// Builds the rustls configuration: a client certificate is asked for (never required at the
+/// handshake) unless the check is off.
 pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = read_certs(&settings.cert_file).map_err(|e| err("cert_file", e))?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key_file)
-        .map_err(|e| err("key_file", format!("{}: {e}", settings.key_file.display())))?;
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("cert_file", e))?;
-    let builder = match settings.tradingview_client_cert {
-        ClientCertMode::Off => builder.with_no_client_auth(),
-        ClientCertMode::Optional | ClientCertMode::Required => {
-            let mut roots = RootCertStore::empty();
-            match &settings.client_ca_file {
-                Some(path) => {
-                    for cert in read_certs(path).map_err(|e| err("client_ca_file", e))? {
-                        roots.add(cert).map_err(|e| err("client_ca_file", e))?;
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| err("client_ca_file", e))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let client_auth = match settings.tradingview_client_cert {
+        ClientCertMode::Off => ClientAuth::None,
+        ClientCertMode::Optional | ClientCertMode::Required => ClientAuth::Optional {
+            ca_file: settings.client_ca_file.clone(),
+        },
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| err("key_file", e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate found", path.display()));
-    }
-    Ok(certs)
+    tls::server_config(&ServerTls {
+        cert_file: &settings.cert_file,
+        key_file: &settings.key_file,
+        client_auth,
+    })
 }
 
 /// Whether a (chain-verified) end-entity certificate is TradingView's webhook certificate.

@@ -5,8 +5,8 @@
 #![no_main]
 
 use alertgate_relay::auth::{Account, Accounts};
-use alertgate_relay::dedupe::idempotency_key;
 use alertgate_relay::routes::parse_alert;
+use alertgate_shared::idempotency::{idempotency_key, MAX_KEY_CHARS};
 use alertgate_shared::{Envelope, Secret};
 use libfuzzer_sys::fuzz_target;
 
@@ -43,11 +43,11 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(ok, "authenticated {id} with a wrong secret");
     }
-    if let Some(key) = idempotency_key(&alert) {
+    if let Ok(Some(key)) = idempotency_key(&alert) {
         assert!(
-            !key.is_empty() && key.len() <= 256,
-            "key of {} bytes",
-            key.len()
+            !key.is_empty() && key.chars().count() <= MAX_KEY_CHARS,
+            "key of {} characters",
+            key.chars().count()
         );
     }
     let account = authenticated.unwrap_or_else(|_| "main".to_owned());

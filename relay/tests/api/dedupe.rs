@@ -24,6 +24,52 @@ async fn a_repeated_idempotency_key_gets_409_with_the_key() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_the_receiver_would_refuse_is_a_400_naming_the_field_and_nothing_is_forwarded(
+) {
+    let relay = spawn_relay().await;
+    let long = "k".repeat(129);
+    let over = relay
+        .post(json!({"secret": SECRET, "account": "main", "id": long}).to_string())
+        .await;
+    assert_eq!(over.status, 400);
+    assert_eq!(over.json()["error"], "invalid_json");
+    let message = over.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.starts_with("id:") && message.contains("128"),
+        "{message}"
+    );
+
+    let disagree = relay
+        .post(
+            json!({"secret": SECRET, "account": "main", "idempotency_key": "a", "client_ref": "b"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(disagree.status, 400);
+    let message = disagree.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("idempotency_key") && message.contains("client_ref"),
+        "{message}"
+    );
+
+    // A key of exactly 128 characters is accepted (and the receiver accepts it too), and the two
+    // refused alerts never reached the receiver.
+    let ok = relay
+        .post(json!({"secret": SECRET, "account": "main", "id": "k".repeat(128)}).to_string())
+        .await;
+    assert_eq!(ok.status, 200);
+    let delivered = relay.receiver.wait_delivered(1).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].json()["alert"]["id"], "k".repeat(128));
+}
+
+#[tokio::test]
 async fn the_duplicate_window_survives_a_restart() {
     let relay = spawn_relay().await;
     assert_eq!(relay.post_alert("survivor").await.status, 200);
