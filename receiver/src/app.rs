@@ -20,9 +20,7 @@ use alertgate_shared::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-use crate::broker::config::BrokerKind;
-use crate::broker::paper::PaperBroker;
-use crate::broker::{self, Broker};
+use crate::broker::{self, BrokerBuildError};
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
@@ -46,7 +44,7 @@ pub enum BuildError {
     Journal(#[from] JournalError),
     /// The broker could not be built.
     #[error("{0}")]
-    Broker(String),
+    Broker(#[from] BrokerBuildError),
     /// The TLS files could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -77,30 +75,6 @@ pub struct Receiver {
     resume_after: Duration,
 }
 
-/// Builds the configured broker: the paper broker around the journal, or a real venue.
-pub fn build_broker(
-    settings: &Settings,
-    journal: Arc<SqliteJournal>,
-    clock: Arc<dyn Clock>,
-) -> Result<Arc<dyn Broker>, BuildError> {
-    match settings.broker.kind {
-        BrokerKind::Paper => {
-            let delay = settings
-                .broker
-                .paper
-                .as_ref()
-                .map_or(0, |p| p.fill_delay_ms);
-            Ok(Arc::new(PaperBroker::new(
-                journal,
-                clock,
-                Duration::from_millis(delay),
-            )))
-        }
-        _ => broker::build_venue(&settings.broker, clock)
-            .map_err(|e| BuildError::Broker(e.to_string())),
-    }
-}
-
 impl Receiver {
     /// Builds the receiver with the real clock. Opens the journal, builds the broker, binds the
     /// metrics listener and resumes executions an earlier run left `pending`.
@@ -121,7 +95,8 @@ impl Receiver {
             &settings.store.path,
             Duration::from_millis(settings.store.busy_timeout_ms),
         )?);
-        let broker = build_broker(&settings, journal.clone(), clock.clone())?;
+        let broker = broker::build(&settings.broker, journal.clone(), clock.clone())?;
+        let refuse_perpetuals = broker.spot_only();
         let metrics = Metrics::new();
         let risk = RiskGates::new(settings.risk.clone(), clock.clone());
         let dyn_journal: Arc<dyn Journal> = journal;
@@ -132,10 +107,6 @@ impl Receiver {
             clock.clone(),
             settings.executor.clone(),
             metrics.clone(),
-        );
-        let refuse_perpetuals = matches!(
-            settings.broker.kind,
-            BrokerKind::Binance | BrokerKind::Alpaca
         );
         let interpreter = Interpreter {
             symbols: settings.symbols.clone(),

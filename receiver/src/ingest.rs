@@ -169,7 +169,7 @@ impl Ingest {
         let id = match self.keys.verify(headers, &body, now.unix_timestamp()) {
             Ok(id) => id.to_owned(),
             Err(e) => {
-                self.metrics.verify_failure(e.reason());
+                self.metrics.verify_failure(&e);
                 tracing::debug!(reason = e.reason(), "delivery refused");
                 return Reply::Unverified(e);
             }
@@ -216,7 +216,7 @@ impl Ingest {
                 reason = record.reason,
                 "message recorded"
             );
-            self.metrics.message(record.outcome.as_str());
+            self.metrics.message(record.outcome);
             return Reply::from_record(record, false);
         };
         let completion = self.executor.submit(Job {
@@ -293,7 +293,7 @@ impl Ingest {
                         self.journal
                             .finish(&record.id, outcome, Some(reason), self.clock.now_unix_ms())
                             .await?;
-                        self.metrics.message(outcome.as_str());
+                        self.metrics.message(outcome);
                         continue;
                     }
                 }

@@ -2,19 +2,32 @@
 //! journals it once, normalizes the alert, passes the risk gates and places orders exactly once.
 //!
 //! # Layout
-//! - [`config`]: the TOML settings (`deploy/receiver.example.toml` shows every key).
-//! - [`verify`]: Standard Webhooks verification with a reloadable key set.
-//! - [`journal`]: the durable record (trait + embedded SQLite): messages, orders, positions.
-//! - [`normalize`]: every accepted alert format → normalized legs.
-//! - [`risk`]: the gates every order passes (kill switch, symbols, sizes, rate).
-//! - [`broker`]: the `Broker` trait, the paper broker and the real venues.
-//! - [`executor`]: per-(account, symbol) ordering, client order ids, retries, resumption.
-//! - [`ingest`]: the `POST /v1/alerts` pipeline, free of HTTP.
+//! In the order a delivery meets them:
 //! - [`routes`]: the HTTP filters and the one place errors become status + JSON.
-//! - [`tls`]: the optional (m)TLS server configuration (served by `alertgate_shared::server`).
+//! - [`ingest`]: the `POST /v1/alerts` pipeline, free of HTTP.
+//! - [`verify`]: Standard Webhooks verification with a reloadable key set.
+//! - [`journal`]: the durable record (the `Journal` trait; `journal/sqlite/`: the embedded
+//!   SQLite journal, one file per table) of messages, orders, positions and the paper book.
+//! - [`normalize`]: every accepted alert format → normalized legs.
+//! - [`executor`]: turns legs into orders, one folder with a file per step:
+//!   `queue` (per-(account, symbol) order, an RAII turn), `positions` (the cache), `plan`
+//!   (pure: legs + positions → order intents), [`risk`] (the gates), `place` (retries with the
+//!   same client order id), `record` (outcomes into the journal).
+//! - [`risk`]: the gates every order passes (kill switch, symbols, sizes, rate).
+//! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
+//!   real venues (`binance/`, `alpaca`, `http`).
+//!
+//! Around them:
+//! - [`order`]: the domain types every step shares (sides, types, quantities, venue answers).
+//! - [`config`]: the TOML settings (`deploy/receiver.example.toml` shows every key).
 //! - [`metrics`]: Prometheus counters and histograms.
+//! - [`tls`]: the optional (m)TLS server configuration (served by `alertgate_shared::server`).
 //! - [`certs`]: the private CA, receiver and relay-client certificates (`certs` command).
 //! - [`app`]: [`Receiver::build`] / [`Receiver::run_until_stopped`].
+//!
+//! Dependencies point one way: `order` and `normalize` are leaves; `journal` knows only the order
+//! types; `broker` knows the journal only as storage for the paper book; the executor uses
+//! journal, broker and risk; `ingest`, `routes` and `app` sit on top.
 
 pub mod app;
 pub mod broker;

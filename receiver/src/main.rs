@@ -56,15 +56,15 @@ fn main() -> anyhow::Result<()> {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => {
             let settings = Settings::load(&config)?;
-            // Building a venue resolves its credentials and makes no network call: a missing
-            // `env:`/`file:` secret is caught here, not at the first order.
-            if settings.broker.kind != alertgate_receiver::broker::config::BrokerKind::Paper {
-                alertgate_receiver::broker::build_venue(
-                    &settings.broker,
-                    std::sync::Arc::new(alertgate_shared::SystemClock),
-                )
-                .map_err(|e| anyhow::anyhow!("{}: [broker]: {e}", config.display()))?;
-            }
+            // Building the venue resolves its credentials and makes no network call: a missing
+            // `env:`/`file:` secret is caught here, not at the first order. Nothing is placed,
+            // so the paper broker gets a book in memory rather than the journal.
+            alertgate_receiver::broker::build(
+                &settings.broker,
+                std::sync::Arc::new(alertgate_receiver::journal::MemoryPlacements::default()),
+                std::sync::Arc::new(alertgate_shared::SystemClock),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: [broker]: {e}", config.display()))?;
             print!("{}", settings.to_toml());
             for warning in permission_warnings(&settings) {
                 eprintln!("warning: {warning}");

@@ -1,15 +1,21 @@
 //! Prometheus metrics (DESIGN section 5), served as text on `metrics.listen`:
 //! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
 //! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`.
+//!
+//! Label values come from the enums' `as_str` names ([`Outcome`], [`OrderState`],
+//! [`VerifyError::reason`]), the same names as in JSON and the journal.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use alertgate_shared::VerifyError;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::journal::{OrderState, Outcome};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -75,29 +81,29 @@ impl Metrics {
     }
 
     /// One message reached `outcome`.
-    pub fn message(&self, outcome: &str) {
+    pub fn message(&self, outcome: Outcome) {
         self.inner
             .messages
-            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .get_or_create(&vec![("outcome", outcome.as_str().to_owned())])
             .inc();
     }
 
     /// The venue answered an order with `status`.
-    pub fn order(&self, venue: &str, status: &str) {
+    pub fn order(&self, venue: &str, status: OrderState) {
         self.inner
             .orders
             .get_or_create(&vec![
                 ("venue", venue.to_owned()),
-                ("status", status.to_owned()),
+                ("status", status.as_str().to_owned()),
             ])
             .inc();
     }
 
     /// A delivery failed verification.
-    pub fn verify_failure(&self, reason: &str) {
+    pub fn verify_failure(&self, error: &VerifyError) {
         self.inner
             .verify_failures
-            .get_or_create(&vec![("reason", reason.to_owned())])
+            .get_or_create(&vec![("reason", error.reason().to_owned())])
             .inc();
     }
 

@@ -1,5 +1,6 @@
-//! The normalized order: what every alert format becomes and what every broker receives.
-//! Quantities and prices are decimals with their validity carried by the type.
+//! The normalized order: what every alert format becomes, what every broker receives, and what a
+//! venue answers about it ([`Placement`]). Quantities and prices are decimals with their validity
+//! carried by the type. A leaf of the crate: it imports no other receiver module.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,6 +19,9 @@ pub enum Side {
 }
 
 impl Side {
+    /// Both sides, for parsing stored names.
+    pub const ALL: [Side; 2] = [Self::Buy, Self::Sell];
+
     /// `buy` / `sell`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,6 +54,9 @@ pub enum OrderType {
 }
 
 impl OrderType {
+    /// Every type, for parsing stored names.
+    pub const ALL: [OrderType; 4] = [Self::Market, Self::Limit, Self::Stop, Self::StopLimit];
+
     /// `market`, `limit`, `stop`, `stop_limit`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,6 +84,9 @@ pub enum TimeInForce {
 }
 
 impl TimeInForce {
+    /// Every time in force, for parsing stored names.
+    pub const ALL: [TimeInForce; 4] = [Self::Gtc, Self::Day, Self::Ioc, Self::Fok];
+
     /// `gtc`, `day`, `ioc`, `fok`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -169,6 +179,53 @@ pub struct OrderRequest {
     pub tif: TimeInForce,
     /// The alert's reference price (`{{close}}`): notional checks and paper fills.
     pub reference_price: Option<Price>,
+}
+
+/// Where an order stands at the venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Accepted and working (a resting limit order, say).
+    Placed,
+    /// Partly filled and still working.
+    PartiallyFilled,
+    /// Completely filled.
+    Filled,
+    /// Cancelled, expired or rejected by the venue after acceptance.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// Every status, for parsing stored names.
+    pub const ALL: [OrderStatus; 4] = [
+        Self::Placed,
+        Self::PartiallyFilled,
+        Self::Filled,
+        Self::Cancelled,
+    ];
+
+    /// `placed`, `partially_filled`, `filled`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::PartiallyFilled => "partially_filled",
+            Self::Filled => "filled",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What the venue says about an order it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The venue's own id for the order.
+    pub venue_order_id: Option<String>,
+    /// Status at the time of the answer.
+    pub status: OrderStatus,
+    /// Quantity filled so far (zero for a resting order).
+    pub filled_quantity: Decimal,
+    /// Average fill price, when anything filled.
+    pub average_price: Option<Decimal>,
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl AlpacaBroker {
     }
 
     async fn place_inner(&self, order: &OrderRequest) -> Result<Placement, BrokerError> {
-        let client_order_id = venue_client_id(&order.client_order_id, CLIENT_ORDER_ID_MAX);
+        let client_order_id = venue_client_id(&order.client_order_id, self.max_client_id_len());
         let body = NewOrder {
             symbol: &order.symbol,
             qty: order.quantity.to_string(),
@@ -273,6 +273,14 @@ fn parse_order(answer: &Answer) -> Result<AlpacaOrder, BrokerError> {
 impl Broker for AlpacaBroker {
     fn name(&self) -> &'static str {
         "alpaca"
+    }
+
+    fn spot_only(&self) -> bool {
+        true
+    }
+
+    fn max_client_id_len(&self) -> usize {
+        CLIENT_ORDER_ID_MAX
     }
 
     fn place<'a>(

@@ -266,7 +266,7 @@ impl HttpBroker {
             message: format!("cannot encode the order: {e}"),
         })?;
         // webhook-id allows [A-Za-z0-9_-] up to 128 characters.
-        let id = venue_client_id(&order.client_order_id, 128);
+        let id = venue_client_id(&order.client_order_id, self.max_client_id_len());
         let timestamp = self.clock.now_unix();
         let signature = self.signer.sign(&id, timestamp, &body);
         let request = self
@@ -342,6 +342,11 @@ fn oms_message(body: &[u8]) -> String {
 impl Broker for HttpBroker {
     fn name(&self) -> &'static str {
         "http"
+    }
+
+    /// The id is sent as `webhook-id`, which allows 128 characters.
+    fn max_client_id_len(&self) -> usize {
+        128
     }
 
     fn place<'a>(

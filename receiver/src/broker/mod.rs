@@ -2,9 +2,13 @@
 //! order's `client_order_id`: calling it again with the same id (after a timeout, a crash, a retry)
 //! returns the first order, never a second one.
 //!
-//! - [`paper`]: the embedded default; fills market orders at the reference price.
-//! - [`binance`], [`alpaca`], [`http`]: real venues (see their modules), built from `[broker]`
-//!   by [`build_venue`].
+//! - [`build`]: the one factory, from `[broker]` to a venue, paper included.
+//! - [`Broker`]: placing, and what the executor and the app need to know about a venue
+//!   ([`Broker::spot_only`], [`Broker::max_client_id_len`], ...), with defaults.
+//! - [`paper`]: the embedded default; fills market orders at the reference price and keeps its
+//!   book in the journal's [`PlacementStore`].
+//! - [`binance`], [`alpaca`], [`http`]: real venues (see their modules).
+//! - [`config`]: the `[broker]` settings.
 //! - `emulators` (cargo feature `emulators`): loopback fakes of each venue for tests.
 
 use std::fmt::Debug;
@@ -17,10 +21,9 @@ use alertgate_shared::keys::KeyError;
 use alertgate_shared::secret::SecretError;
 use alertgate_shared::Clock;
 
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-
+use crate::journal::PlacementStore;
 use crate::order::OrderRequest;
+pub use crate::order::{OrderStatus, Placement};
 
 pub mod alpaca;
 pub mod binance;
@@ -34,45 +37,6 @@ use self::config::{BrokerConfig, BrokerKind};
 
 /// The future a broker call returns.
 pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where an order stands at the venue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    /// Accepted and working (a resting limit order, say).
-    Placed,
-    /// Partly filled and still working.
-    PartiallyFilled,
-    /// Completely filled.
-    Filled,
-    /// Cancelled, expired or rejected by the venue after acceptance.
-    Cancelled,
-}
-
-impl OrderStatus {
-    /// `placed`, `partially_filled`, `filled`, `cancelled`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Placed => "placed",
-            Self::PartiallyFilled => "partially_filled",
-            Self::Filled => "filled",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// What the venue says about an order it has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
-    /// The venue's own id for the order.
-    pub venue_order_id: Option<String>,
-    /// Status at the time of the answer.
-    pub status: OrderStatus,
-    /// Quantity filled so far (zero for a resting order).
-    pub filled_quantity: Decimal,
-    /// Average fill price, when anything filled.
-    pub average_price: Option<Decimal>,
-}
 
 /// Why a broker call did not produce a placement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +69,24 @@ pub trait Broker: Send + Sync + Debug {
     /// The venue's name in records and metrics (`paper`, `binance`, ...).
     fn name(&self) -> &'static str;
 
+    /// `true` for a spot-only venue: alerts for perpetual contracts (`BTCUSDT.P`) are `invalid`
+    /// rather than sent as spot orders.
+    fn spot_only(&self) -> bool {
+        false
+    }
+
+    /// The longest client order id the venue takes; longer (or unusual) ids are sent as a
+    /// derived id of this length ([`http::venue_client_id`]). No limit by default.
+    fn max_client_id_len(&self) -> usize {
+        usize::MAX
+    }
+
+    /// `true` when the venue can say what position an account holds (for target-position
+    /// intents). No venue does yet: positions come from the journal.
+    fn reports_positions(&self) -> bool {
+        false
+    }
+
     /// Places `order` idempotently on `order.client_order_id`. When the outcome of an earlier
     /// attempt is unknown, implementations look the order up before sending it again.
     fn place<'a>(
@@ -124,9 +106,6 @@ pub trait Broker: Send + Sync + Debug {
 /// reference (`env:NAME`, `file:PATH`), never a secret's value.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerBuildError {
-    /// `kind = "paper"`: the paper broker lives in the receiver (it needs the journal).
-    #[error("broker.kind = \"paper\" is built by the receiver itself, not by build_venue")]
-    Paper,
     /// `kind = "binance"` (say) without a `[broker.binance]` section.
     #[error("broker.kind = \"{kind}\" needs a [broker.{kind}] section")]
     MissingSection {
@@ -167,15 +146,24 @@ pub enum BrokerBuildError {
     },
 }
 
-/// Builds the real venue `[broker]` names (`binance`, `alpaca` or `http`), resolving its
-/// credentials now so a missing secret stops startup rather than the first order.
-/// `paper` is refused: the receiver builds it around its journal.
-pub fn build_venue(
+/// Builds the venue `[broker]` names, resolving its credentials now so a missing secret stops
+/// startup (or `check-config`) rather than the first order. No network call is made. The paper
+/// broker keeps its book in `book` (the journal, or [`crate::journal::MemoryPlacements`] when
+/// nothing is to be placed); real venues ignore it.
+pub fn build(
     config: &BrokerConfig,
+    book: Arc<dyn PlacementStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Broker>, BrokerBuildError> {
     match config.kind {
-        BrokerKind::Paper => Err(BrokerBuildError::Paper),
+        BrokerKind::Paper => {
+            let delay = config.paper.as_ref().map_or(0, |p| p.fill_delay_ms);
+            Ok(Arc::new(paper::PaperBroker::new(
+                book,
+                clock,
+                Duration::from_millis(delay),
+            )))
+        }
         BrokerKind::Binance => {
             let section = config
                 .binance

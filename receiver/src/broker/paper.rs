@@ -3,23 +3,25 @@
 //! as `placed` (they are not simulated further). A market order without a reference price is
 //! refused as `invalid`: there is nothing honest to fill it at.
 //!
-//! Its book lives in the journal ([`PaperBook`]), so `place` is idempotent on the client order id
-//! across restarts: the first answer recorded for an id is the answer forever.
+//! Its book lives in the journal's storage ([`PlacementStore`]), so `place` is idempotent on the
+//! client order id across restarts: the first answer recorded for an id is the answer forever.
+//! What an order's answer is ([`answer`]) is decided here; the store only keeps it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alertgate_shared::Clock;
+use rust_decimal::Decimal;
 
-use super::{Broker, BrokerError, BrokerFuture, OrderStatus, Placement};
-use crate::journal::{JournalError, PaperBook};
-use crate::order::{OrderRequest, OrderType};
+use super::{Broker, BrokerError, BrokerFuture};
+use crate::journal::{JournalError, PlacementStore};
+use crate::order::{OrderRequest, OrderStatus, OrderType, Placement};
 
 /// The embedded paper venue.
 #[derive(Debug, Clone)]
 pub struct PaperBroker {
     /// Where its orders are kept.
-    book: Arc<dyn PaperBook>,
+    book: Arc<dyn PlacementStore>,
     /// Time of each fill.
     clock: Arc<dyn Clock>,
     /// Test/demo knob (`[broker.paper] fill_delay_ms`): pause before answering.
@@ -28,16 +30,41 @@ pub struct PaperBroker {
 
 impl PaperBroker {
     /// A paper broker keeping its book in `book`.
-    pub fn new(book: Arc<dyn PaperBook>, clock: Arc<dyn Clock>, fill_delay: Duration) -> Self {
+    pub fn new(book: Arc<dyn PlacementStore>, clock: Arc<dyn Clock>, fill_delay: Duration) -> Self {
         Self {
             book,
             clock,
             fill_delay,
         }
     }
+}
 
-    fn venue_order_id(client_order_id: &str) -> String {
-        format!("paper-{client_order_id}")
+/// The paper venue's answer to `order`, before its book has its say: market orders fill at the
+/// reference price, the others rest.
+pub fn answer(order: &OrderRequest) -> Result<Placement, BrokerError> {
+    let venue_order_id = Some(format!("paper-{}", order.client_order_id));
+    match order.order_type {
+        OrderType::Market => {
+            let Some(price) = order.reference_price else {
+                return Err(BrokerError::Invalid {
+                    message: "price: a paper market order fills at the alert's reference price; \
+                              add \"price\": \"{{close}}\" to the alert"
+                        .into(),
+                });
+            };
+            Ok(Placement {
+                venue_order_id,
+                status: OrderStatus::Filled,
+                filled_quantity: order.quantity.get(),
+                average_price: Some(price.get()),
+            })
+        }
+        OrderType::Limit | OrderType::Stop | OrderType::StopLimit => Ok(Placement {
+            venue_order_id,
+            status: OrderStatus::Placed,
+            filled_quantity: Decimal::ZERO,
+            average_price: None,
+        }),
     }
 }
 
@@ -67,30 +94,7 @@ impl Broker for PaperBroker {
             if !self.fill_delay.is_zero() {
                 tokio::time::sleep(self.fill_delay).await;
             }
-            let placement = match order.order_type {
-                OrderType::Market => {
-                    let Some(price) = order.reference_price else {
-                        return Err(BrokerError::Invalid {
-                            message:
-                                "price: a paper market order fills at the alert's reference price; \
-                                      add \"price\": \"{{close}}\" to the alert"
-                                    .into(),
-                        });
-                    };
-                    Placement {
-                        venue_order_id: Some(Self::venue_order_id(&order.client_order_id)),
-                        status: OrderStatus::Filled,
-                        filled_quantity: order.quantity.get(),
-                        average_price: Some(price.get()),
-                    }
-                }
-                OrderType::Limit | OrderType::Stop | OrderType::StopLimit => Placement {
-                    venue_order_id: Some(Self::venue_order_id(&order.client_order_id)),
-                    status: OrderStatus::Placed,
-                    filled_quantity: rust_decimal::Decimal::ZERO,
-                    average_price: None,
-                },
-            };
+            let placement = answer(order)?;
             self.book
                 .record_once(&order.client_order_id, placement, self.clock.now_unix_ms())
                 .await

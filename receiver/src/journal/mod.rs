@@ -3,18 +3,24 @@
 //! message id is journaled once, so nothing is executed twice, across restarts too.
 //!
 //! The [`Journal`] trait is deliberately narrow (a PostgreSQL journal for several receivers comes
-//! later); [`sqlite::SqliteJournal`] is the embedded default.
+//! later); [`sqlite::SqliteJournal`] is the embedded default. [`PlacementStore`] is the storage a
+//! venue living inside the receiver (the paper broker) keeps its book in: the journal stores the
+//! rows, the venue decides what they mean.
+//!
+//! The journal depends on the order types ([`crate::order`]) only; brokers and the executor
+//! depend on it, never the other way round.
 
+use std::collections::HashMap;
 use std::fmt::{self, Debug};
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::Placement;
-use crate::order::{OrderType, Side, TimeInForce};
+use crate::order::{OrderStatus, OrderType, Placement, Side, TimeInForce};
 
 pub mod sqlite;
 
@@ -149,8 +155,8 @@ impl OrderState {
     }
 
     /// The state a venue status maps to.
-    pub fn from_status(status: crate::broker::OrderStatus) -> Self {
-        use crate::broker::OrderStatus as S;
+    pub fn from_status(status: OrderStatus) -> Self {
+        use OrderStatus as S;
         match status {
             S::Placed => Self::Placed,
             S::PartiallyFilled => Self::PartiallyFilled,
@@ -348,8 +354,9 @@ pub trait Journal: Send + Sync + Debug {
     fn ping(&self) -> JournalFuture<()>;
 }
 
-/// The paper broker's book: its orders survive restarts so `place` stays idempotent.
-pub trait PaperBook: Send + Sync + Debug {
+/// Placements kept by client order id: the book of a venue that lives inside the receiver (the
+/// paper broker), so its `place` stays idempotent across restarts.
+pub trait PlacementStore: Send + Sync + Debug {
     /// Stores `placement` for `client_order_id` unless one is stored already; returns the stored
     /// one either way.
     fn record_once(
@@ -361,4 +368,39 @@ pub trait PaperBook: Send + Sync + Debug {
 
     /// The stored placement, if any.
     fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>>;
+}
+
+/// A [`PlacementStore`] that forgets at exit: for building a paper broker that never places
+/// (`check-config`) and for tests.
+#[derive(Debug, Default)]
+pub struct MemoryPlacements {
+    /// The first placement recorded per client order id.
+    placements: Mutex<HashMap<String, Placement>>,
+}
+
+impl MemoryPlacements {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Placement>> {
+        self.placements.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PlacementStore for MemoryPlacements {
+    fn record_once(
+        &self,
+        client_order_id: &str,
+        placement: Placement,
+        _now_ms: i64,
+    ) -> JournalFuture<Placement> {
+        let stored = self
+            .lock()
+            .entry(client_order_id.to_owned())
+            .or_insert(placement)
+            .clone();
+        Box::pin(async move { Ok(stored) })
+    }
+
+    fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>> {
+        let stored = self.lock().get(client_order_id).cloned();
+        Box::pin(async move { Ok(stored) })
+    }
 }

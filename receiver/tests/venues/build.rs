@@ -1,14 +1,24 @@
-//! `build_venue`: from `[broker]` to a venue, with errors that name the key and never a secret.
+//! `broker::build`: from `[broker]` to a venue, paper included, with errors that name the key and
+//! never a secret.
 
 use std::sync::Arc;
 
 use alertgate_receiver::broker::config::{
     AlpacaConfig, BinanceConfig, BrokerConfig, BrokerKind, HttpBrokerConfig,
 };
-use alertgate_receiver::broker::{build_venue, BrokerBuildError};
-use alertgate_shared::{SecretRef, SystemClock};
+use alertgate_receiver::broker::{self, Broker, BrokerBuildError};
+use alertgate_receiver::journal::MemoryPlacements;
+use alertgate_shared::{Clock, SecretRef, SystemClock};
 
 use crate::secret_file;
+
+/// The one factory, with a book in memory (no venue here places anything).
+fn build_venue(
+    config: &BrokerConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Broker>, BrokerBuildError> {
+    broker::build(config, Arc::new(MemoryPlacements::default()), clock)
+}
 
 fn binance(
     api_secret: Option<SecretRef>,
@@ -43,6 +53,10 @@ fn each_real_venue_is_built_from_its_section_and_reports_its_name() {
     )
     .unwrap();
     assert_eq!(b.name(), "binance");
+    assert!(
+        b.spot_only(),
+        "perpetual tickers are refused for a spot venue"
+    );
     let alpaca = BrokerConfig {
         kind: BrokerKind::Alpaca,
         alpaca: Some(AlpacaConfig {
@@ -70,16 +84,16 @@ fn each_real_venue_is_built_from_its_section_and_reports_its_name() {
         }),
         ..BrokerConfig::default()
     };
-    assert_eq!(build_venue(&http, clock).unwrap().name(), "http");
+    let http = build_venue(&http, clock).unwrap();
+    assert_eq!((http.name(), http.spot_only()), ("http", false));
 }
 
 #[test]
-fn paper_and_missing_sections_are_refused_by_name() {
+fn paper_is_built_like_any_venue_and_a_missing_section_is_refused_by_name() {
     let clock = Arc::new(SystemClock);
-    assert!(matches!(
-        build_venue(&BrokerConfig::default(), clock.clone()),
-        Err(BrokerBuildError::Paper)
-    ));
+    let paper = build_venue(&BrokerConfig::default(), clock.clone()).unwrap();
+    assert_eq!(paper.name(), "paper");
+    assert!(!paper.spot_only());
     let err = build_venue(
         &BrokerConfig {
             kind: BrokerKind::Alpaca,

@@ -184,7 +184,7 @@ impl BinanceBroker {
     }
 
     async fn place_inner(&self, order: &OrderRequest) -> Result<Placement, BrokerError> {
-        let client_order_id = venue_client_id(&order.client_order_id, CLIENT_ORDER_ID_MAX);
+        let client_order_id = venue_client_id(&order.client_order_id, self.max_client_id_len());
         // Lookup first: see the module docs for why this is the idempotency guarantee. It comes
         // before the filter checks too, so an order placed before the market closed or the
         // filters changed is still reported as placed, not as failed.
@@ -425,6 +425,14 @@ fn error_of(answer: &Answer) -> Classified {
 impl Broker for BinanceBroker {
     fn name(&self) -> &'static str {
         "binance"
+    }
+
+    fn spot_only(&self) -> bool {
+        true
+    }
+
+    fn max_client_id_len(&self) -> usize {
+        CLIENT_ORDER_ID_MAX
     }
 
     fn place<'a>(

@@ -1,0 +1,360 @@
+//! The executor: turns an admitted message's legs into orders and places them, exactly once.
+//!
+//! A job goes through these steps, each in its own file:
+//!
+//! 1. [`queue`]: on [`Executor::submit`] the job takes its place, synchronously, in the line of
+//!    every (account, symbol) it touches, and waits for its [`queue::Turn`]. Orders for one
+//!    (account, symbol) run one at a time in submission order; a multi-leg alert takes every
+//!    place at once, so it cannot deadlock.
+//! 2. Warm-up (here): the account's per-minute risk count is seeded from the journal after a
+//!    restart, and the positions of the job's symbols are read ([`positions`], a cache in front
+//!    of the journal).
+//! 3. [`plan`]: a pure function from legs and positions to order intents (`close` resolves
+//!    against the position), or `nothing_to_close`, or `invalid`.
+//! 4. Risk gates (here, [`crate::risk`]), then the orders are journaled (status `new`) before
+//!    the venue hears of them, so a crash at any point leaves enough to resume with the same
+//!    client order ids ([`Work::Resume`]).
+//! 5. [`place`]: each order goes to the broker, transient errors retried with the same id.
+//! 6. [`record`]: answers and outcome are written at once; the turn is released there.
+//!
+//! Client order ids are derived from the message id and the leg index ([`client_order_id`]).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use alertgate_shared::Clock;
+use sha2::{Digest, Sha256};
+use tokio::sync::{oneshot, Notify};
+
+use crate::broker::Broker;
+use crate::config::ExecutorConfig;
+use crate::journal::{Journal, JournalError, OrderRecord, Outcome};
+use crate::metrics::Metrics;
+use crate::normalize::Leg;
+use crate::risk::{Candidate, RiskGates};
+
+pub mod place;
+pub mod plan;
+pub mod positions;
+pub mod queue;
+pub mod record;
+
+use self::place::Placer;
+use self::plan::{Plan, Request};
+use self::positions::PositionCache;
+use self::queue::{KeyedQueue, Turn};
+use self::record::{Finished, Recorder};
+
+/// Recorded as `reason` when a `close` found no position (outcome `filled`, no orders).
+pub const NOTHING_TO_CLOSE: &str = "nothing_to_close";
+
+/// What orders are queued by: (account, venue symbol).
+pub type Key = (String, String);
+
+/// What a job works from.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// A newly admitted message: resolve, gate, journal and place these legs.
+    Legs(Vec<Leg>),
+    /// A message interrupted after its orders were journaled: place those still `new`.
+    Resume(Vec<OrderRecord>),
+}
+
+/// One message to execute.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The message id (the root of every client order id).
+    pub message_id: String,
+    /// The envelope's account.
+    pub account: String,
+    /// Legs or journaled orders.
+    pub work: Work,
+}
+
+impl Job {
+    /// The (account, symbol) keys the job touches.
+    fn keys(&self) -> BTreeSet<Key> {
+        match &self.work {
+            Work::Legs(legs) => legs
+                .iter()
+                .map(|l| (self.account.clone(), l.symbol.clone()))
+                .collect(),
+            Work::Resume(orders) => orders
+                .iter()
+                .map(|o| (o.account.clone(), o.symbol.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A message's final result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// Final outcome.
+    pub outcome: Outcome,
+    /// Why (gate, venue error, `nothing_to_close`).
+    pub reason: Option<String>,
+    /// The orders, by leg.
+    pub orders: Vec<OrderRecord>,
+}
+
+/// What a job's legs come to once planned and gated.
+enum Prepared {
+    /// Orders to journal and place.
+    Orders(Vec<OrderRecord>),
+    /// A final outcome reached without placing anything.
+    Finished(Finished),
+}
+
+/// Resolves when the job has finished (its result is journaled).
+pub type Completion = oneshot::Receiver<Result<Execution, JournalError>>;
+
+/// Places orders; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Where messages, orders and positions are recorded.
+    journal: Arc<dyn Journal>,
+    /// The venue.
+    broker: Arc<dyn Broker>,
+    /// The gates every order passes.
+    risk: RiskGates,
+    /// Order and record times.
+    clock: Arc<dyn Clock>,
+    /// Inline deadline, attempts and backoff.
+    config: ExecutorConfig,
+    /// Outcomes, order answers, placement time.
+    metrics: Metrics,
+    /// One job at a time per (account, symbol).
+    queue: KeyedQueue<Key>,
+    /// Positions in front of the journal.
+    positions: PositionCache,
+    /// Jobs submitted and not finished.
+    running: AtomicUsize,
+    /// Ids of the messages those jobs execute.
+    active: Mutex<HashSet<String>>,
+    /// Woken when `running` drops to zero.
+    idle: Notify,
+}
+
+/// The client order id of leg `leg` of message `message_id`: `{message id}-{leg}`, or, for ids
+/// longer than 32 characters (not made by alertgate's relay), `ag-` + a hash, so every venue's
+/// length limit is met (Binance: 36).
+pub fn client_order_id(message_id: &str, leg: u32) -> String {
+    if message_id.len() <= 32 {
+        format!("{message_id}-{leg}")
+    } else {
+        let digest = Sha256::digest(message_id.as_bytes());
+        format!("ag-{}-{leg}", hex::encode(&digest[..12]))
+    }
+}
+
+impl Executor {
+    /// An executor placing through `broker`, recording in `journal`.
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        broker: Arc<dyn Broker>,
+        risk: RiskGates,
+        clock: Arc<dyn Clock>,
+        config: ExecutorConfig,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                journal,
+                broker,
+                risk,
+                clock,
+                config,
+                metrics,
+                queue: KeyedQueue::new(),
+                positions: PositionCache::default(),
+                running: AtomicUsize::new(0),
+                active: Mutex::new(HashSet::new()),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    /// The broker's name (`paper`, `binance`, ...).
+    pub fn venue(&self) -> &'static str {
+        self.inner.broker.name()
+    }
+
+    /// Queues `job` behind earlier jobs for the same (account, symbol) keys and runs it in the
+    /// background; the returned receiver resolves when it is done. Dropping the receiver does not
+    /// stop the job.
+    pub fn submit(&self, job: Job) -> Completion {
+        let ticket = self.inner.queue.enqueue(job.keys());
+        self.inner.running.fetch_add(1, Ordering::SeqCst);
+        self.inner.lock_active().insert(job.message_id.clone());
+        let (done, completion) = oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let turn = ticket.turn().await;
+            let message_id = job.message_id.clone();
+            // `run` releases the turn when it records the outcome, or on its way out.
+            let result = inner.run(job, turn).await;
+            if let Err(e) = &result {
+                tracing::error!(message_id, error = %e, "execution interrupted; it resumes at the next start");
+            }
+            let _ = done.send(result);
+            inner.lock_active().remove(&message_id);
+            if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                inner.idle.notify_waiters();
+            }
+        });
+        completion
+    }
+
+    /// `true` while a job for this message is queued or running.
+    pub fn is_active(&self, message_id: &str) -> bool {
+        self.inner.lock_active().contains(message_id)
+    }
+
+    /// Waits until no job is running, or `timeout` passes; `true` when idle.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.inner.idle.notified();
+                if self.inner.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+impl Inner {
+    fn lock_active(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn placer(&self) -> Placer<'_> {
+        Placer {
+            broker: self.broker.as_ref(),
+            config: &self.config,
+            metrics: &self.metrics,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    fn recorder(&self) -> Recorder<'_> {
+        Recorder {
+            journal: self.journal.as_ref(),
+            positions: &self.positions,
+            metrics: &self.metrics,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// Runs one job holding its turn: every step after the queue.
+    async fn run(&self, job: Job, turn: Turn<Key>) -> Result<Execution, JournalError> {
+        let (orders, planned) = match job.work {
+            Work::Resume(orders) => (orders, None),
+            Work::Legs(legs) => match self.prepare(&job.message_id, &job.account, &legs).await? {
+                Prepared::Orders(orders) => {
+                    let planned = self.journal.plan(orders.clone());
+                    if self.broker.shares_journal() {
+                        // Queued ahead of the broker's own record: durable no later than it.
+                        (orders, Some(planned))
+                    } else {
+                        // A real venue: the orders must be durable before it hears of them.
+                        planned.await?;
+                        (orders, None)
+                    }
+                }
+                Prepared::Finished(finished) => {
+                    return self
+                        .recorder()
+                        .record(&job.message_id, finished, turn)
+                        .await
+                }
+            },
+        };
+        let placed = self
+            .placer()
+            .place_all(&job.message_id, orders, planned)
+            .await?;
+        let finished = Finished {
+            outcome: placed.outcome,
+            reason: placed.reason,
+            orders: placed.orders,
+            settlements: placed.settlements,
+        };
+        self.recorder()
+            .record(&job.message_id, finished, turn)
+            .await
+    }
+
+    /// Warm-up, plan and risk gates: the orders to journal and place, or the final outcome
+    /// reached without placing anything.
+    async fn prepare(
+        &self,
+        message_id: &str,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<Prepared, JournalError> {
+        let now = self.clock.now_unix_ms();
+        if !self.risk.is_seeded(account) {
+            let count = self.journal.orders_since(account, now - 60_000).await?;
+            self.risk.seed(account, count);
+        }
+        let mut positions = HashMap::new();
+        for leg in legs {
+            if !positions.contains_key(&leg.symbol) {
+                let p = self
+                    .positions
+                    .get(self.journal.as_ref(), account, &leg.symbol)
+                    .await?;
+                positions.insert(leg.symbol.clone(), p);
+            }
+        }
+        let request = Request {
+            message_id,
+            account,
+            venue: self.broker.name(),
+            now_ms: now,
+            legs,
+        };
+        let intents = match plan::plan(&request, &positions) {
+            Plan::Orders(intents) => intents,
+            Plan::NothingToClose => {
+                let reason = Some(NOTHING_TO_CLOSE.to_owned());
+                return Ok(Prepared::Finished(Finished::without_orders(
+                    Outcome::Filled,
+                    reason,
+                )));
+            }
+            Plan::Invalid(reason) => {
+                return Ok(Prepared::Finished(Finished::without_orders(
+                    Outcome::Invalid,
+                    Some(reason),
+                )));
+            }
+        };
+        let candidates: Vec<Candidate<'_>> = intents.iter().map(plan::Intent::candidate).collect();
+        if let Err(rejection) = self.risk.admit(account, &candidates) {
+            tracing::info!(message_id, account, gate = %rejection.gate, detail = rejection.detail, "rejected by risk gate");
+            let reason = Some(rejection.gate.as_str().to_owned());
+            return Ok(Prepared::Finished(Finished::without_orders(
+                Outcome::Rejected,
+                reason,
+            )));
+        }
+        Ok(Prepared::Orders(
+            intents.into_iter().map(|i| i.order).collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! Outcome recording: the venue's answers and the message's outcome go to the journal in one
+//! write, the position cache moves with the fills, and the (account, symbol) turn is released
+//! (by dropping it) between queuing that write and waiting for it to be durable.
+
+use alertgate_shared::Clock;
+use rust_decimal::Decimal;
+
+use super::positions::PositionCache;
+use super::queue::Turn;
+use super::{Execution, Key};
+use crate::journal::{Journal, JournalError, OrderRecord, Outcome, Settlement};
+use crate::metrics::Metrics;
+
+/// What recording needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorder<'a> {
+    /// Where outcomes go.
+    pub journal: &'a dyn Journal,
+    /// Moved by each fill.
+    pub positions: &'a PositionCache,
+    /// Counts outcomes.
+    pub metrics: &'a Metrics,
+    /// Time of the record.
+    pub clock: &'a dyn Clock,
+}
+
+/// A message's final result, ready to record.
+#[derive(Debug)]
+pub struct Finished {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why.
+    pub reason: Option<String>,
+    /// The orders as they stand.
+    pub orders: Vec<OrderRecord>,
+    /// The venue's answers not yet recorded.
+    pub settlements: Vec<Settlement>,
+}
+
+impl Finished {
+    /// An outcome reached without placing anything.
+    pub fn without_orders(outcome: Outcome, reason: Option<String>) -> Self {
+        Self {
+            outcome,
+            reason,
+            orders: Vec::new(),
+            settlements: Vec::new(),
+        }
+    }
+}
+
+impl Recorder<'_> {
+    /// Queues the completion write, moves the cached positions, releases `turn` (the journal's
+    /// single writer keeps the next job's writes behind this one), then waits for the write.
+    pub async fn record(
+        &self,
+        message_id: &str,
+        finished: Finished,
+        turn: Turn<Key>,
+    ) -> Result<Execution, JournalError> {
+        let Finished {
+            outcome,
+            reason,
+            orders,
+            settlements,
+        } = finished;
+        let deltas: Vec<(Key, Decimal)> = settlements
+            .iter()
+            .filter(|s| !s.position_delta.is_zero())
+            .filter_map(|s| {
+                let o = orders
+                    .iter()
+                    .find(|o| o.client_order_id == s.client_order_id)?;
+                Some(((o.account.clone(), o.symbol.clone()), s.position_delta))
+            })
+            .collect();
+        let now = self.clock.now_unix_ms();
+        let written = self
+            .journal
+            .complete(settlements, message_id, outcome, reason.clone(), now);
+        // The fills happened at the venue: the next job must see them, even before the journal
+        // has them on disk.
+        self.positions.apply(&deltas);
+        drop(turn);
+        if let Err(e) = written.await {
+            // The journal is behind the cache now: reload these keys from it next time (this
+            // message stays `pending` and its completion is written again at the next start).
+            self.positions
+                .forget(deltas.into_iter().map(|(key, _)| key));
+            return Err(e);
+        }
+        self.metrics.message(outcome);
+        tracing::info!(
+            message_id,
+            outcome = outcome.as_str(),
+            reason,
+            "message executed"
+        );
+        Ok(Execution {
+            outcome,
+            reason,
+            orders,
+        })
+    }
+}

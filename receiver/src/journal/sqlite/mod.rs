@@ -1,0 +1,290 @@
+//! The embedded journal: one SQLite file (WAL, `synchronous=FULL`), written by a single thread
+//! that commits whatever is queued in one transaction (group commit), so concurrent requests share
+//! one fsync. Each queued operation runs inside its own savepoint, so one failing operation does
+//! not undo its neighbours; callers are answered only after the commit.
+//!
+//! Decimals are stored as TEXT (exact), times as unix milliseconds.
+//!
+//! - [`schema`]: migrations and connection pragmas.
+//! - `writer`: the writer thread and its group commit.
+//! - `messages`, `orders`, `placements`: the SQL of each table; `values`: how values are stored.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use rust_decimal::Decimal;
+use tokio::sync::oneshot;
+
+use super::{
+    Admission, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
+    Outcome, PlacementStore, Settlement,
+};
+use crate::order::Placement;
+
+mod messages;
+mod orders;
+mod placements;
+pub mod schema;
+mod values;
+mod writer;
+
+pub use schema::open_connection;
+use writer::{in_savepoint, writer_loop, Op};
+
+/// The SQLite journal. Cheap to share behind an `Arc`; the writer thread stops when it is dropped.
+#[derive(Debug)]
+pub struct SqliteJournal {
+    /// Queue of the writer thread.
+    ops: mpsc::Sender<Op>,
+    /// The database file.
+    path: PathBuf,
+}
+
+fn storage(e: rusqlite::Error) -> JournalError {
+    JournalError::Storage(e.to_string())
+}
+
+impl SqliteJournal {
+    /// Opens (creating if needed) the journal at `path` and migrates its schema. A write that waits
+    /// longer than `busy_timeout` for a lock fails (and its request gets 503).
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, JournalError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| {
+                        JournalError::Storage(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+            }
+        }
+        // The journal holds every order and envelope: owner-only. SQLite gives its -wal and -shm
+        // files the database file's mode, so creating the file first covers them too.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    JournalError::Storage(format!("cannot create {}: {e}", path.display()))
+                })?;
+        }
+        let conn = open_connection(path, busy_timeout)?;
+        let (ops, queue) = mpsc::channel::<Op>();
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || writer_loop(conn, queue))
+            .map_err(|e| JournalError::Storage(format!("cannot start the journal thread: {e}")))?;
+        Ok(Self {
+            ops,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread inside the next transaction; resolves after the commit.
+    fn call<T, F>(&self, f: F) -> JournalFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op: Op = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), JournalError>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        let sent = self.ops.send(op);
+        Box::pin(async move {
+            sent.map_err(|_| JournalError::Closed)?;
+            rx.await.map_err(|_| JournalError::Closed)?
+        })
+    }
+
+    /// Like [`Self::call`], but answers as soon as `f` has run, before the commit. Only for the
+    /// paper broker's book: whatever depends on the answer (the executor's completion write) is
+    /// queued behind it and awaited before anything claims the order. Should this batch's commit
+    /// fail, the paper book forgets the order; if the order's plan was in the same batch the
+    /// completion then fails too (the message stays `pending` and is placed again at the next
+    /// start), otherwise the orders table still records the fill, which is the record that counts.
+    fn call_uncommitted<T, F>(&self, f: F) -> JournalFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op: Op = Box::new(move |conn| {
+            let _ = tx.send(in_savepoint(conn, f));
+            Box::new(|_commit: Result<(), JournalError>| {})
+        });
+        let sent = self.ops.send(op);
+        Box::pin(async move {
+            sent.map_err(|_| JournalError::Closed)?;
+            rx.await.map_err(|_| JournalError::Closed)?
+        })
+    }
+}
+
+impl Journal for SqliteJournal {
+    fn admit(&self, message: NewMessage) -> JournalFuture<Admission> {
+        self.call(move |c| messages::admit(c, message))
+    }
+
+    fn plan(&self, orders: Vec<OrderRecord>) -> JournalFuture<()> {
+        self.call(move |c| orders::plan(c, orders))
+    }
+
+    fn complete(
+        &self,
+        settlements: Vec<Settlement>,
+        id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+        now_ms: i64,
+    ) -> JournalFuture<()> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            for settlement in settlements {
+                orders::settle(c, settlement)?;
+            }
+            messages::finish(c, &id, outcome, reason, now_ms)
+        })
+    }
+
+    fn message(&self, id: &str) -> JournalFuture<Option<MessageRecord>> {
+        let id = id.to_owned();
+        self.call(move |c| messages::load(c, &id))
+    }
+
+    fn recent_orders(&self, limit: u32) -> JournalFuture<Vec<OrderRecord>> {
+        self.call(move |c| orders::recent(c, limit))
+    }
+
+    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
+        let (account, symbol) = (account.to_owned(), symbol.to_owned());
+        self.call(move |c| orders::position(c, &account, &symbol))
+    }
+
+    fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {
+        self.call(messages::unfinished)
+    }
+
+    fn orders_since(&self, account: &str, since_ms: i64) -> JournalFuture<u32> {
+        let account = account.to_owned();
+        self.call(move |c| orders::count_since(c, &account, since_ms))
+    }
+
+    fn ping(&self) -> JournalFuture<()> {
+        self.call(|c| {
+            c.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping (x); DELETE FROM ping;")
+                .map_err(storage)
+        })
+    }
+}
+
+impl PlacementStore for SqliteJournal {
+    fn record_once(
+        &self,
+        client_order_id: &str,
+        placement: Placement,
+        now_ms: i64,
+    ) -> JournalFuture<Placement> {
+        let cid = client_order_id.to_owned();
+        self.call_uncommitted(move |c| placements::record_once(c, &cid, placement, now_ms))
+    }
+
+    fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>> {
+        let cid = client_order_id.to_owned();
+        self.call(move |c| placements::lookup(c, &cid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal() -> (tempfile::TempDir, SqliteJournal) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(&dir.path().join("j.db"), Duration::from_millis(200)).unwrap();
+        (dir, j)
+    }
+
+    fn message(id: &str, key: Option<&str>, now_ms: i64) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            account: Some("main".into()),
+            idempotency_key: key.map(Into::into),
+            received_at_ms: Some(now_ms),
+            envelope: bytes::Bytes::from_static(b"{}"),
+            outcome: Outcome::Pending,
+            reason: None,
+            now_ms,
+            dedupe_since_ms: now_ms - 300_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_id_is_admitted_once_even_when_admitted_concurrently() {
+        let (_d, j) = journal();
+        let (a, b) = tokio::join!(
+            j.admit(message("msg_a", None, 1)),
+            j.admit(message("msg_a", None, 1))
+        );
+        let news = [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|x| matches!(x, Admission::New(_)))
+            .count();
+        assert_eq!(news, 1);
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_inside_the_window_is_a_duplicate_and_outside_is_not() {
+        let (_d, j) = journal();
+        j.admit(message("msg_1", Some("k"), 1_000_000))
+            .await
+            .unwrap();
+        let Admission::New(dup) = j
+            .admit(message("msg_2", Some("k"), 1_100_000))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(dup.outcome, Outcome::Duplicate);
+        let Admission::New(fresh) = j
+            .admit(message("msg_3", Some("k"), 1_400_001))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(fresh.outcome, Outcome::Pending);
+    }
+
+    #[tokio::test]
+    async fn the_schema_survives_reopening_and_is_not_migrated_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        {
+            let j = SqliteJournal::open(&path, Duration::from_millis(200)).unwrap();
+            j.admit(message("msg_1", None, 1)).await.unwrap();
+        }
+        let j = SqliteJournal::open(&path, Duration::from_millis(200)).unwrap();
+        assert!(matches!(
+            j.admit(message("msg_1", None, 2)).await.unwrap(),
+            Admission::Seen(_)
+        ));
+    }
+}

@@ -1,0 +1,111 @@
+//! The journal's schema and connection settings: migrations applied in order (`PRAGMA
+//! user_version` counts them), WAL and `synchronous=FULL`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::storage;
+use crate::journal::JournalError;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE messages (
+    id              TEXT PRIMARY KEY,
+    account         TEXT,
+    idempotency_key TEXT,
+    received_at     INTEGER,
+    recorded_at     INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    envelope        BLOB NOT NULL,
+    outcome         TEXT NOT NULL,
+    reason          TEXT
+);
+CREATE INDEX messages_by_key ON messages (account, idempotency_key, recorded_at)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX messages_pending ON messages (outcome) WHERE outcome = 'pending';
+CREATE TABLE orders (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_order_id TEXT NOT NULL UNIQUE,
+    message_id      TEXT NOT NULL REFERENCES messages (id),
+    leg             INTEGER NOT NULL,
+    account         TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    quantity        TEXT NOT NULL,
+    order_type      TEXT NOT NULL,
+    limit_price     TEXT,
+    stop_price      TEXT,
+    tif             TEXT NOT NULL,
+    reference_price TEXT,
+    status          TEXT NOT NULL,
+    venue           TEXT NOT NULL,
+    venue_order_id  TEXT,
+    filled_quantity TEXT NOT NULL DEFAULT '0',
+    average_price   TEXT,
+    error           TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX orders_by_message ON orders (message_id, leg);
+CREATE INDEX orders_by_account ON orders (account, created_at);
+CREATE TABLE positions (
+    account    TEXT NOT NULL,
+    symbol     TEXT NOT NULL,
+    quantity   TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account, symbol)
+);
+CREATE TABLE paper_orders (
+    client_order_id TEXT PRIMARY KEY,
+    venue_order_id  TEXT,
+    status          TEXT NOT NULL,
+    filled_quantity TEXT NOT NULL,
+    average_price   TEXT,
+    created_at      INTEGER NOT NULL
+);
+"#];
+
+/// Opens a connection with the journal's pragmas and runs pending migrations.
+pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
+    let conn = Connection::open(path).map_err(storage)?;
+    conn.busy_timeout(busy_timeout).map_err(storage)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(storage)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::Storage(format!(
+            "cannot switch {} to WAL (got {mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(storage)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), JournalError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(storage)?;
+    let applied = usize::try_from(version).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(JournalError::Corrupt(format!(
+            "schema version {applied} is newer than this receiver knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let batch = format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        );
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(storage(e));
+        }
+    }
+    Ok(())
+}
