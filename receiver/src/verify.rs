@@ -1,9 +1,10 @@
 //! Signature verification of incoming deliveries, with the trusted key set swappable at runtime
 //! (`SIGHUP` during a key rotation) without dropping a request.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use alertgate_shared::config::Invalid;
+use alertgate_shared::reload::Reloadable;
 use alertgate_shared::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use alertgate_shared::{Verifier, VerifyError};
 use http::HeaderMap;
@@ -14,7 +15,7 @@ use crate::config::Settings;
 #[derive(Debug, Clone)]
 pub struct TrustedKeys {
     /// Replaced whole on reload, so a request sees either the old set or the new one.
-    current: Arc<RwLock<Arc<Verifier>>>,
+    current: Reloadable<Verifier>,
 }
 
 impl TrustedKeys {
@@ -22,7 +23,7 @@ impl TrustedKeys {
     pub fn from_settings(settings: &Settings) -> Result<Self, Invalid> {
         let verifier = build_verifier(settings)?;
         Ok(Self {
-            current: Arc::new(RwLock::new(Arc::new(verifier))),
+            current: Reloadable::new(verifier),
         })
     }
 
@@ -31,7 +32,7 @@ impl TrustedKeys {
     pub fn reload(&self, settings: &Settings) -> Result<Vec<String>, Invalid> {
         let verifier = build_verifier(settings)?;
         let fingerprints = verifier.fingerprints();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(verifier);
+        self.current.store(verifier);
         Ok(fingerprints)
     }
 
@@ -41,10 +42,7 @@ impl TrustedKeys {
     }
 
     fn verifier(&self) -> Arc<Verifier> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.load()
     }
 
     /// Verifies a delivery's headers against its raw body at `now_unix`; returns the message id.

@@ -52,11 +52,18 @@ impl Backoff {
     }
 }
 
-/// The `Retry-After` of a response, as a wait from `now_unix` (seconds); `None` when absent or
-/// unreadable.
+/// The `Retry-After` of a response as a wait; `None` when absent or unreadable.
+///
+/// An HTTP-date is measured from the response's own `Date` header when it has one (so a skew
+/// between the peer's clock and ours does not change the wait), else from `now_unix` (seconds).
 pub fn retry_after(headers: &http::HeaderMap, now_unix: i64) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    parse_retry_after(value, now_unix)
+    let now = headers
+        .get(http::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(http_date)
+        .map_or(now_unix, OffsetDateTime::unix_timestamp);
+    parse_retry_after(value, now)
 }
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP-date, relative to `now_unix`.

@@ -16,9 +16,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertgate_shared::webhooks::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use alertgate_shared::{Clock, HmacSecret, Signer};
-use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -68,10 +67,11 @@ pub(crate) fn base_url(key: &'static str, url: &str) -> Result<String, BrokerBui
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// `Retry-After` in seconds (the form Binance, Alpaca and most APIs send).
+/// A venue's `Retry-After` (seconds or HTTP-date, [`alertgate_shared::retry`]). An HTTP-date is
+/// measured from the answer's own `Date` header, else from the wall clock: it is the venue's
+/// time, not the receiver's injected clock, that the venue's date refers to.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    alertgate_shared::retry::retry_after(headers, time::OffsetDateTime::now_utc().unix_timestamp())
 }
 
 /// The client order id a venue accepts: `id` itself when it fits `max_len` and
@@ -268,15 +268,13 @@ impl HttpBroker {
         // webhook-id allows [A-Za-z0-9_-] up to 128 characters.
         let id = venue_client_id(&order.client_order_id, self.max_client_id_len());
         let timestamp = self.clock.now_unix();
-        let signature = self.signer.sign(&id, timestamp, &body);
-        let request = self
-            .client
-            .post(&self.url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(HEADER_ID, &id)
-            .header(HEADER_TIMESTAMP, timestamp.to_string())
-            .header(HEADER_SIGNATURE, signature)
-            .body(body);
+        let headers = self
+            .signer
+            .request_headers(&id, timestamp, &body)
+            .map_err(|e| BrokerError::Invalid {
+                message: format!("cannot sign the order: {e}"),
+            })?;
+        let request = self.client.post(&self.url).headers(headers).body(body);
         let answer = send(request)
             .await
             .map_err(|failure| BrokerError::Transient {

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use alertgate_shared::retry::Backoff;
 use alertgate_shared::Clock;
 use rust_decimal::Decimal;
 
@@ -116,8 +117,11 @@ impl Placer<'_> {
         &self,
         request: &OrderRequest,
     ) -> Result<Placement, BrokerError> {
-        let mut backoff = Duration::from_millis(self.config.retry_base_ms);
-        let max_backoff = Duration::from_millis(self.config.retry_max_ms);
+        let backoff = Backoff::new(
+            Duration::from_millis(self.config.retry_base_ms),
+            Duration::from_millis(self.config.retry_max_ms),
+            MAX_RETRY_WAIT,
+        );
         let mut attempt = 1;
         loop {
             match self.broker.place(request).await {
@@ -135,9 +139,7 @@ impl Placer<'_> {
                             ),
                         });
                     }
-                    let wait = retry_after
-                        .map_or(backoff, |r| r.max(backoff))
-                        .min(MAX_RETRY_WAIT);
+                    let wait = backoff.delay_now(attempt, retry_after);
                     tracing::warn!(
                         client_order_id = request.client_order_id,
                         attempt,
@@ -146,7 +148,6 @@ impl Placer<'_> {
                         "transient broker error; retrying with the same id"
                     );
                     tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(max_backoff);
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

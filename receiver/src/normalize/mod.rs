@@ -28,7 +28,8 @@ pub use fields::{parse_decimal, DecimalError};
 /// The most legs one alert may carry; more is invalid.
 pub const MAX_LEGS: usize = 20;
 
-/// The longest `id` (idempotency key), `account` or `strategy` accepted, in characters.
+/// The longest `account` or `strategy` accepted, in characters (the idempotency key's limit is
+/// [`alertgate_shared::idempotency::MAX_KEY_CHARS`], shared with the relay).
 pub const MAX_ID_LEN: usize = 128;
 
 /// What normalization needs to know about the receiver's configuration.
@@ -114,7 +115,8 @@ pub struct NormalizedAlert {
     /// The account the alert names (`account`/`fund_id`). Informational: the envelope's account,
     /// set by the relay, is the one that counts.
     pub account: Option<String>,
-    /// The alert's idempotency key (`id`, `client_ref`, `idempotency_key`, `client_order_id`).
+    /// The alert's idempotency key ([`alertgate_shared::idempotency`]: `id`, `idempotency_key`,
+    /// `client_ref`, `client_order_id`).
     pub idempotency_key: Option<String>,
     /// The strategy name (`strategy`/`strategy_id`), for logs and the orders API.
     pub strategy: Option<String>,
@@ -146,7 +148,6 @@ impl Invalid {
 /// Field names and their aliases. The first name of each family is the one a "missing" error uses.
 pub(crate) mod names {
     pub const ACCOUNT: &[&str] = &["account", "fund_id"];
-    pub const ID: &[&str] = &["id", "client_ref", "idempotency_key", "client_order_id"];
     pub const STRATEGY: &[&str] = &["strategy", "strategy_id"];
     pub const SYMBOL: &[&str] = &["symbol", "ticker"];
     pub const EXCHANGE: &[&str] = &["exchange"];
@@ -177,7 +178,9 @@ pub fn normalize(
         prefix: "",
     };
     let account = top.value(names::ACCOUNT, |v| fields::short_text(v, MAX_ID_LEN))?;
-    let idempotency_key = top.value(names::ID, |v| fields::short_text(v, MAX_ID_LEN))?;
+    // The relay applies the same rule before it answers 200 (DESIGN: one rule, one place).
+    let idempotency_key = alertgate_shared::idempotency::idempotency_key(alert)
+        .map_err(|e| Invalid::new(e.field, e.message))?;
     let strategy = top.value(names::STRATEGY, |v| fields::short_text(v, MAX_ID_LEN))?;
     let legs = match multi_leg::find(&top)? {
         Some(list) => multi_leg::parse(&top, list, ctx)?,
