@@ -5,7 +5,8 @@
 //! - [`paper`]: the embedded default; fills market orders at the reference price.
 //! - [`binance`], [`alpaca`], [`http`]: real venues (see their modules), built from `[broker]`
 //!   by [`build_venue`].
-//! - `emulators` (cargo feature `emulators`): loopback fakes of each venue for tests.
+//!
+//! Loopback emulators of each venue, for tests, live in the dev-only `alertgate-testkit` crate.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -25,8 +26,6 @@ use crate::order::OrderRequest;
 pub mod alpaca;
 pub mod binance;
 pub mod config;
-#[cfg(feature = "emulators")]
-pub mod emulators;
 pub mod http;
 pub mod paper;
 

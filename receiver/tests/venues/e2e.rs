@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use alertgate_receiver::broker::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
-use alertgate_receiver::broker::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
-use alertgate_receiver::broker::emulators::oms::OmsEmulator;
-use alertgate_receiver::broker::emulators::Fault;
+use alertgate_testkit::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
+use alertgate_testkit::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
+use alertgate_testkit::emulators::oms::OmsEmulator;
+use alertgate_testkit::emulators::Fault;
 use alertgate_shared::{Clock, HmacSecret, MessageId, SystemClock};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -322,7 +322,7 @@ struct Oms {
 }
 
 async fn oms_signing_with(secret: &HmacSecret, trusted: HmacSecret) -> Oms {
-    let oms = OmsEmulator::start(vec![trusted], Arc::new(SystemClock))
+    let oms = OmsEmulator::trusting(vec![trusted], Arc::new(SystemClock))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

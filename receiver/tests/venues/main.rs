@@ -1,4 +1,4 @@
-//! The real venues against their loopback emulators (`broker::emulators`): each test drives a
+//! The real venues against their loopback emulators (`alertgate_testkit::emulators`): each test drives a
 //! broker exactly as the executor does (same client order id on every retry) and asserts what the
 //! venue saw.
 
