@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use alertgate_receiver::broker::binance::BinanceBroker;
 use alertgate_receiver::broker::config::BinanceConfig;
-use alertgate_testkit::emulators::binance::{
-    BinanceAuth, BinanceEmulator, BinanceEmulatorConfig,
-};
-use alertgate_testkit::emulators::{parse_params, Fault};
 use alertgate_receiver::broker::{Broker, BrokerError, OrderStatus};
 use alertgate_receiver::order::{OrderType, Side, TimeInForce};
 use alertgate_shared::{Clock, ManualClock, SigningKey, SystemClock};
+use alertgate_testkit::emulators::binance::{BinanceAuth, BinanceEmulator, BinanceEmulatorConfig};
+use alertgate_testkit::emulators::{parse_params, Fault};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

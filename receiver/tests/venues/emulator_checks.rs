@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use alertgate_shared::{Clock, HmacSecret, SystemClock};
 use alertgate_testkit::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
 use alertgate_testkit::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
 use alertgate_testkit::emulators::oms::OmsEmulator;
-use alertgate_shared::{Clock, HmacSecret, SystemClock};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
