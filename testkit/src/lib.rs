@@ -27,4 +27,4 @@ pub use files::{secret_file, tempdir};
 pub use net::{free_addr, free_port, loopback};
 pub use process::{binary, Ready, Service};
 pub use tradingview::TradingView;
-pub use wait::{eventually, TimedOut};
+pub use wait::{eventually, until, TimedOut, WAIT};

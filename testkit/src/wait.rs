@@ -41,3 +41,24 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// How long [`until`] waits: background work in a test (a delivery, a retry, a fill) takes
+/// milliseconds, so this only matters on a machine that is very busy.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// [`eventually`] for a yes/no condition, within [`WAIT`]; panics naming `what` when it never
+/// holds. For tests, where a timeout is a failure.
+pub async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let waited = eventually(what, WAIT, || {
+        let pending = check();
+        async move { pending.await.then_some(()) }
+    })
+    .await;
+    if let Err(e) = waited {
+        panic!("{e}");
+    }
+}

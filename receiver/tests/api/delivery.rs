@@ -4,7 +4,7 @@
 use alertgate_receiver::broker::config::{BrokerKind, PaperConfig};
 use serde_json::json;
 
-use crate::helpers::{buy, envelope_at, eventually, spawn_app, spawn_app_with, Options};
+use crate::helpers::{buy, envelope_at, spawn_app, spawn_app_with, until, Options};
 
 #[tokio::test]
 async fn a_redelivered_message_returns_its_stored_outcome_and_places_nothing_new() {
@@ -174,7 +174,7 @@ async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes
         ),
         (202, "pending", json!(true))
     );
-    eventually("the pending message to fill", || async {
+    until("the pending message to fill", || async {
         app.message(&id).await.body["outcome"] == "filled"
     })
     .await;
@@ -198,7 +198,7 @@ async fn orders_for_one_symbol_execute_in_arrival_order() {
         .send(&json!({"symbol": "BINANCE:BTCUSDT", "action": "close", "price": "100"}))
         .await;
     assert_eq!(c.status, 202);
-    eventually("both messages to finish", || async {
+    until("both messages to finish", || async {
         app.message(&close_id).await.body["outcome"] == "filled"
             && app.message(&buy_id).await.body["outcome"] == "filled"
     })

@@ -12,6 +12,7 @@ use alertgate_shared::{
     Clock, Envelope, HmacSecret, ManualClock, MessageId, SecretRef, Signer, SigningKey,
 };
 use alertgate_testkit::{config, free_addr, loopback, Ready, Service};
+pub use alertgate_testkit::{until, WAIT};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -300,23 +301,6 @@ impl TestApp {
         }
         self.work.clone()
     }
-}
-
-/// How long background work may take before a test gives up on it.
-pub const WAIT: Duration = Duration::from_secs(10);
-
-/// Waits until `check` is true (bounded), for work finishing in the background.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    alertgate_testkit::eventually(what, WAIT, || {
-        let pending = check();
-        async move { pending.await.then_some(()) }
-    })
-    .await
-    .unwrap();
 }
 
 /// A receiver process started from the built binary.

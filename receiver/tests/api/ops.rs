@@ -153,7 +153,7 @@ async fn unknown_paths_answer_json_404() {
 
 #[tokio::test]
 async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restart() {
-    use crate::helpers::{eventually, spawn_app_with, Options};
+    use crate::helpers::{spawn_app_with, until, Options};
     use alertgate_receiver::broker::config::PaperConfig;
     let app = spawn_app_with(Options::configured(|s| {
         s.broker.paper = Some(PaperConfig { fill_delay_ms: 200 });
@@ -177,7 +177,7 @@ async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restar
     );
 
     app.clock.advance(time::Duration::seconds(61));
-    eventually("the interrupted execution to be resumed", || async {
+    until("the interrupted execution to be resumed", || async {
         app.message(&id).await.body["outcome"] == "filled"
     })
     .await;

@@ -7,7 +7,7 @@ use alertgate_receiver::broker::config::PaperConfig;
 use nix::sys::signal::Signal;
 
 use crate::helpers::{
-    buy, envelope_at, eventually, start_process, Options, ProcessClient, Workdir, BIN,
+    buy, envelope_at, start_process, until, Options, ProcessClient, Workdir, BIN,
 };
 
 #[tokio::test]
@@ -61,7 +61,7 @@ async fn a_process_killed_while_an_order_is_pending_resumes_it_with_the_same_cli
     let fast = Options::default();
     let mut second = start_process(&work, &fast).await;
     let client = ProcessClient::new(&work, second.addr);
-    eventually("the resumed order to fill", || async {
+    until("the resumed order to fill", || async {
         client.orders().await[0]["status"] == "filled"
     })
     .await;
@@ -181,7 +181,7 @@ async fn sighup_reloads_the_trusted_keys_and_a_broken_key_file_keeps_the_old_one
     process.service.signal(Signal::SIGHUP).unwrap();
     client.signer = new;
     let mut n = 2;
-    eventually("the new key to be trusted", || {
+    until("the new key to be trusted", || {
         n += 1;
         let id = format!("msg_new_{n}");
         let b = body(n);
