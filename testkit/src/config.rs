@@ -15,15 +15,16 @@ use std::path::Path;
 
 use alertgate_receiver::broker::config::BrokerConfig;
 use alertgate_receiver::config::{
-    DedupeConfig, ExecutorConfig, RiskConfig, ServerConfig, StoreConfig, VerifyConfig,
+    DedupeConfig, ExecutorConfig, RiskConfig, ServerConfig, VerifyConfig,
 };
 use alertgate_relay::config::{
-    AccountSettings, AllowlistSettings, ForwardSettings, MetricsSettings, RateLimitSettings,
-    ServerSettings, SigningSettings, SpoolSettings,
+    AccountSettings, AllowlistSettings, MetricsSettings, RateLimitSettings, ServerSettings,
+    SigningSettings, SpoolSettings,
 };
 use alertgate_shared::config::LogConfig;
 use alertgate_shared::SecretRef;
 use anyhow::Context as _;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use alertgate_receiver::Settings as ReceiverSettings;
@@ -36,8 +37,8 @@ pub const LOOPBACK_NET: &str = "127.0.0.0/8";
 pub const GENEROUS_RATE: u32 = 1_000_000;
 
 /// A relay on `127.0.0.1:0` (metrics too) admitting `127.0.0.0/8`, one account `main` with
-/// `secret`, signing with `key`, forwarding to `forward_url` with short retries, spooling in
-/// `spool_dir`, with rate limits nothing reaches.
+/// `secret`, signing with `key`, forwarding to `forward_url` (with the relay's default timeouts
+/// and retries), spooling in `spool_dir`, with rate limits nothing reaches.
 pub fn relay(
     forward_url: &str,
     secret: SecretRef,
@@ -68,17 +69,7 @@ pub fn relay(
             keys: vec![key],
             hmac_secrets: Vec::new(),
         },
-        forward: ForwardSettings {
-            url: forward_url.to_owned(),
-            timeout_ms: 2_000,
-            max_age_seconds: 120,
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            concurrency: 32,
-            backoff_initial_ms: 20,
-            backoff_max_ms: 500,
-        },
+        forward: defaults(serde_json::json!({ "url": forward_url })),
         spool: SpoolSettings {
             dir: spool_dir.to_owned(),
             ..SpoolSettings::default()
@@ -96,21 +87,12 @@ pub fn relay(
 /// token or metrics listener.
 pub fn receiver(public_keys: Vec<SecretRef>, store_path: &Path) -> ReceiverSettings {
     ReceiverSettings {
-        server: ServerConfig {
-            listen: crate::net::loopback(0),
-            max_body_bytes: 65_536,
-            header_read_timeout_ms: 10_000,
-            tls: None,
-        },
+        server: defaults::<ServerConfig>(serde_json::json!({ "listen": "127.0.0.1:0" })),
         verify: VerifyConfig {
             public_keys,
-            hmac_secrets: Vec::new(),
-            tolerance_seconds: 300,
+            ..defaults(serde_json::json!({}))
         },
-        store: StoreConfig {
-            path: store_path.to_owned(),
-            busy_timeout_ms: 2_000,
-        },
+        store: defaults(serde_json::json!({ "path": store_path })),
         dedupe: DedupeConfig::default(),
         broker: BrokerConfig::default(),
         risk: RiskConfig::default(),
@@ -120,6 +102,12 @@ pub fn receiver(public_keys: Vec<SecretRef>, store_path: &Path) -> ReceiverSetti
         metrics: None,
         log: LogConfig::default(),
     }
+}
+
+/// A config section with only its required keys given: every other key takes the default the
+/// service documents (its serde defaults), so the kit never keeps a copy of them.
+fn defaults<T: DeserializeOwned>(required: serde_json::Value) -> T {
+    T::deserialize(required).expect("a config section from its required keys")
 }
 
 /// `settings` as TOML.

@@ -367,9 +367,19 @@ impl Service {
         }
     }
 
+    /// The process id, while running, as `/proc` names it.
+    pub fn id(&self) -> anyhow::Result<u32> {
+        Ok(u32::try_from(self.running_pid()?.as_raw())?)
+    }
+
+    /// Bytes its log holds so far.
+    pub fn log_bytes(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
     /// Its current and peak resident memory.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        memory(u32::try_from(self.running_pid()?.as_raw())?)
+        memory(self.id()?)
     }
 
     /// Open file descriptors, from `/proc/PID/fd`.
@@ -386,7 +396,7 @@ impl Drop for Service {
 }
 
 /// Resident memory of a process, in KiB.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Memory {
     /// `VmRSS`: resident now.
     pub rss_kib: u64,

@@ -178,6 +178,7 @@ pub fn test_settings(files: &Files, receiver: &TestReceiver) -> Settings {
     });
     s.forward.timeout_ms = 1_000;
     s.forward.concurrency = 8;
+    s.forward.backoff_initial_ms = 20;
     s.forward.backoff_max_ms = 50;
     s
 }
