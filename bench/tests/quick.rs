@@ -2,7 +2,7 @@
 //! successful requests and a well-formed JSON file. Nothing here judges timing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;

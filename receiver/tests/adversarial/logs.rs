@@ -7,7 +7,7 @@ use alertgate_receiver::broker::config::{BinanceConfig, BrokerKind};
 use alertgate_shared::config::LogFormat;
 use alertgate_shared::{MessageId, Signer};
 use alertgate_testkit::logs::{assert_never_logged, check_config_lines};
-use alertgate_testkit::secret_file;
+use alertgate_testkit::{secret_file, WAIT};
 
 use crate::helpers::*;
 

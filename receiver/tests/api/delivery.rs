@@ -4,7 +4,9 @@
 use alertgate_receiver::broker::config::{BrokerKind, PaperConfig};
 use serde_json::json;
 
-use crate::helpers::{buy, envelope_at, spawn_app, spawn_app_with, until, Options};
+use alertgate_testkit::until;
+
+use crate::helpers::{buy, envelope_at, spawn_app, spawn_app_with, Options};
 
 #[tokio::test]
 async fn a_redelivered_message_returns_its_stored_outcome_and_places_nothing_new() {

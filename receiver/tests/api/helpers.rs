@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use alertgate_receiver::config::{MetricsConfig, OpsConfig};
 use alertgate_receiver::{Receiver, Settings};
@@ -12,7 +11,6 @@ use alertgate_shared::{
     Clock, Envelope, HmacSecret, ManualClock, MessageId, SecretRef, Signer, SigningKey,
 };
 use alertgate_testkit::{config, free_addr, loopback, Ready, Service};
-pub use alertgate_testkit::{until, WAIT};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;

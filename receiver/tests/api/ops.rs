@@ -153,8 +153,9 @@ async fn unknown_paths_answer_json_404() {
 
 #[tokio::test]
 async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restart() {
-    use crate::helpers::{spawn_app_with, until, Options};
+    use crate::helpers::{spawn_app_with, Options};
     use alertgate_receiver::broker::config::PaperConfig;
+    use alertgate_testkit::until;
     let app = spawn_app_with(Options::configured(|s| {
         s.broker.paper = Some(PaperConfig { fill_delay_ms: 200 });
         s.executor.inline_deadline_ms = 20;

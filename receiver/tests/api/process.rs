@@ -6,9 +6,9 @@ use std::process::Command;
 use alertgate_receiver::broker::config::PaperConfig;
 use nix::sys::signal::Signal;
 
-use crate::helpers::{
-    buy, envelope_at, start_process, until, Options, ProcessClient, Workdir, BIN,
-};
+use alertgate_testkit::until;
+
+use crate::helpers::{buy, envelope_at, start_process, Options, ProcessClient, Workdir, BIN};
 
 #[tokio::test]
 async fn after_a_restart_a_redelivery_returns_the_stored_outcome() {
