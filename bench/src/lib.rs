@@ -6,8 +6,9 @@
 //! # Layout
 //! - [`http`]: a minimal keep-alive HTTP/1.1 client that can bind a chosen source address.
 //! - [`load`]: closed-loop and paced traffic, latency histograms (HdrHistogram, µs).
-//! - [`procs`]: child processes, readiness, resident memory from `/proc/PID/status`.
-//! - [`stack`]: a receiver (paper broker) and a relay forwarding to it, from generated configs.
+//! - [`procs`]: where the binaries are, the bare server, memory, CPU time and `perf` profiles.
+//! - [`stack`]: a receiver (paper broker) and a relay forwarding to it, configured from their
+//!   typed settings and run under the kit's process harness (`alertgate-testkit`).
 //! - [`scenarios`]: the five measurements (reject, accept, end to end, flood, memory).
 //! - [`report`]: the machine, the JSON results and the table.
 

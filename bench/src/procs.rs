@@ -1,20 +1,20 @@
-//! The services under test as child processes: the relay, the receiver and the bare server,
-//! started from generated configs in a temporary folder, with their resident memory read from
-//! `/proc/PID/status`.
+//! Where the binaries are, the bare server (the ceiling) as a child process, and what is measured
+//! of processes: resident memory (`/proc/PID/status`, from the kit), CPU time (`/proc/PID/stat`)
+//! and `perf` profiles. The relay and the receiver run under the kit's process harness
+//! ([`alertgate_testkit::Service`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+pub use alertgate_testkit::process::{memory, Memory};
 use anyhow::{anyhow, bail, Context as _};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
-
-use crate::http::{self, Connection};
 
 /// Where the three binaries are.
 #[derive(Debug, Clone)]
@@ -51,136 +51,6 @@ impl Binaries {
             bare: find("bare-server")?,
             perf_dir: None,
         })
-    }
-}
-
-/// Resident memory of a process, in KiB.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct Memory {
-    /// `VmRSS`: resident now.
-    pub rss_kib: u64,
-    /// `VmHWM`: the peak resident size since the process started.
-    pub hwm_kib: u64,
-}
-
-/// Reads `VmRSS` and `VmHWM` of `pid`.
-pub fn memory(pid: u32) -> anyhow::Result<Memory> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(Memory {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-    })
-}
-
-/// One running service. Killed when dropped.
-#[derive(Debug)]
-pub struct Service {
-    /// Shown in errors.
-    name: &'static str,
-    /// The process.
-    child: Child,
-    /// Its stdout and stderr.
-    log: PathBuf,
-}
-
-impl Service {
-    /// Starts `bin run --config CONFIG` with `env`, logging to `log`.
-    pub fn spawn(
-        name: &'static str,
-        bin: &Path,
-        config: &Path,
-        env: &[(&str, &str)],
-        log: PathBuf,
-    ) -> anyhow::Result<Self> {
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        Ok(Self { name, child, log })
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> anyhow::Result<u32> {
-        self.child
-            .id()
-            .ok_or_else(|| anyhow!("{} has exited", self.name))
-    }
-
-    /// Its current and peak resident memory.
-    pub fn memory(&self) -> anyhow::Result<Memory> {
-        memory(self.pid()?)
-    }
-
-    /// Waits (at most 30 s) until `GET /readyz` on `addr` answers 200.
-    pub async fn wait_ready(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let request = http::get(addr, "/readyz", None);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "{} exited with {status} while starting; log:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            let mut conn = Connection::new(addr, None);
-            let answer =
-                tokio::time::timeout(Duration::from_millis(500), conn.send(&request)).await;
-            if matches!(answer, Ok(Ok(ref r)) if r.status == 200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} did not become ready within 30 s; log:\n{}",
-                    self.name,
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then waits (at most 15 s, then SIGKILL) for the exit.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.kill().await?;
-            bail!("{} did not stop within 15 s of SIGTERM", self.name);
-        }
-        Ok(())
-    }
-
-    /// Bytes its log holds so far.
-    pub fn log_bytes(&self) -> u64 {
-        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// The last lines of its log, for error messages.
-    pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }
 
@@ -230,13 +100,6 @@ impl Bare {
     pub fn memory(&self) -> anyhow::Result<Memory> {
         memory(self.pid()?)
     }
-}
-
-/// An unused loopback port. The services bind what their config says, so the port is chosen
-/// here and released just before the service starts.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// `perf record` (CPU samples) and `perf stat` (fsync and write system calls) attached to one

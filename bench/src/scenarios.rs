@@ -161,7 +161,7 @@ pub async fn reject(bins: &Binaries, plan: &Plan) -> anyhow::Result<RejectResult
         let t = closed_loop(bare.addr, UNLISTED_SOURCE, n, half, make, 200).await?;
         bare_cpu.add(&meter.stop()?);
         bare_total.merge(&t)?;
-        let meter = CpuMeter::start(&[stack.relay.pid()?])?;
+        let meter = CpuMeter::start(&[stack.relay.id()?])?;
         let make = alerts(stack.relay_addr, "reject");
         let t = closed_loop(stack.relay_addr, UNLISTED_SOURCE, n, half, make, 403).await?;
         relay_cpu.add(&meter.stop()?);
@@ -243,7 +243,7 @@ pub async fn accept(bins: &Binaries, plan: &Plan) -> anyhow::Result<AcceptResult
     let mut levels = Vec::new();
     for (i, &connections) in plan.accept_connections.iter().enumerate() {
         let run: &'static str = ["accept-a", "accept-b", "accept-c", "accept-d"][i.min(3)];
-        let meter = CpuMeter::start(&[stack.relay.pid()?, stack.receiver.pid()?])?;
+        let meter = CpuMeter::start(&[stack.relay.id()?, stack.receiver.id()?])?;
         let tally = closed_loop(
             stack.relay_addr,
             LEGIT_SOURCE,
@@ -523,7 +523,7 @@ pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> 
     let stack = Stack::start(bins, "flood").await?;
     warm_up(&stack, plan).await?;
     let duration = secs(plan.flood_seconds);
-    let relay_pid = stack.relay.pid()?;
+    let relay_pid = stack.relay.id()?;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = Arc::clone(&stop);

@@ -6,11 +6,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use alertgate_receiver::config::OpsConfig;
+use alertgate_shared::SecretRef;
+use alertgate_testkit::config::{self, ReceiverSettings, RelaySettings};
+use alertgate_testkit::{free_addr, Ready, Service};
 use anyhow::{bail, Context as _};
+use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::http::{self, Connection};
-use crate::procs::{free_port, Binaries, Memory, Profiler, Service};
+use crate::procs::{Binaries, Memory, Profiler};
 
 /// The only address the relay's allowlist admits: legitimate traffic binds it.
 pub const LEGIT_SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -40,90 +45,35 @@ pub struct Stack {
     profilers: Vec<Profiler>,
 }
 
-fn relay_config(
+/// The relay's settings: only [`LEGIT_SOURCE`] admitted, limits far above what the harness sends.
+fn relay_settings(
     listen: SocketAddr,
     metrics: SocketAddr,
     receiver: SocketAddr,
     dir: &Path,
-) -> String {
-    format!(
-        r#"[server]
-listen = "{listen}"
-trusted_proxies = []
-max_body_bytes = 16384
-
-[allowlist]
-cidrs = ["{LEGIT_SOURCE}/32"]
-
-[rate_limit]
-per_ip_per_second = 1000000
-per_ip_burst = 1000000
-global_per_second = 1000000
-global_burst = 1000000
-per_account_per_second = 1000000
-per_account_burst = 1000000
-
-[[accounts]]
-id = "main"
-secrets = ["env:BENCH_SECRET_MAIN"]
-
-[signing]
-keys = ["file:{key}.key"]
-hmac_secrets = []
-
-[forward]
-url = "http://{receiver}/v1/alerts"
-timeout_ms = 2000
-max_age_seconds = 120
-
-[spool]
-dir = "{spool}"
-
-[dedupe]
-window_seconds = 300
-
-[metrics]
-listen = "{metrics}"
-"#,
-        key = dir.join("relay-signing").display(),
-        spool = dir.join("spool").display(),
-    )
+) -> anyhow::Result<RelaySettings> {
+    let mut s = config::relay(
+        &format!("http://{receiver}/v1/alerts"),
+        SecretRef::Env("BENCH_SECRET_MAIN".into()),
+        SecretRef::File(dir.join("relay-signing.key")),
+        &dir.join("spool"),
+    );
+    s.server.listen = listen;
+    s.allowlist.cidrs = vec![IpNet::from(LEGIT_SOURCE)];
+    s.metrics.listen = metrics;
+    Ok(s)
 }
 
-fn receiver_config(listen: SocketAddr, dir: &Path) -> String {
-    format!(
-        r#"[server]
-listen = "{listen}"
-
-[verify]
-public_keys = ["file:{key}.pub"]
-hmac_secrets = []
-tolerance_seconds = 300
-
-[store]
-path = "{store}"
-
-[dedupe]
-window_seconds = 300
-
-[broker]
-kind = "paper"
-
-[risk]
-max_alert_age_seconds = 120
-allowed_symbols = []
-kill_switch_file = "{kill}"
-
-[symbols]
-"BINANCE:BTCUSDT" = "BTCUSDT"
-
-[ops]
-token = "env:BENCH_OPS_TOKEN"
-"#,
-        key = dir.join("relay-signing").display(),
-        store = dir.join("receiver.db").display(),
-        kill = dir.join("KILL").display(),
-    )
+/// The receiver's settings: paper broker, no limits beyond the defaults.
+fn receiver_settings(listen: SocketAddr, dir: &Path) -> ReceiverSettings {
+    let key = SecretRef::File(dir.join("relay-signing.pub"));
+    let mut s = config::receiver(vec![key], &dir.join("receiver.db"));
+    s.server.listen = listen;
+    s.risk.kill_switch_file = Some(dir.join("KILL"));
+    s.ops = Some(OpsConfig {
+        token: SecretRef::Env("BENCH_OPS_TOKEN".into()),
+    });
+    s
 }
 
 impl Stack {
@@ -134,58 +84,35 @@ impl Stack {
             .prefix("alertgate-bench-")
             .tempdir()?;
         let root = dir.path();
-        let keygen = tokio::process::Command::new(&bins.relay)
-            .args(["keygen", "--out"])
-            .arg(root.join("relay-signing"))
-            .output()
-            .await?;
-        if !keygen.status.success() {
-            bail!(
-                "alertgate-relay keygen failed: {}",
-                String::from_utf8_lossy(&keygen.stderr)
-            );
-        }
-        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        let receiver_addr = loopback(free_port()?);
-        let relay_addr = loopback(free_port()?);
-        let relay_metrics = loopback(free_port()?);
-        std::fs::write(
-            root.join("receiver.toml"),
-            receiver_config(receiver_addr, root),
+        alertgate_testkit::process::keygen(&bins.relay, &root.join("relay-signing"))?;
+        let receiver_addr = free_addr()?;
+        let relay_addr = free_addr()?;
+        let relay_metrics = free_addr()?;
+        let receiver_config = root.join("receiver.toml");
+        config::write(&receiver_config, &receiver_settings(receiver_addr, root))?;
+        let relay_config = root.join("relay.toml");
+        config::write(
+            &relay_config,
+            &relay_settings(relay_addr, relay_metrics, receiver_addr, root)?,
         )?;
-        std::fs::write(
-            root.join("relay.toml"),
-            relay_config(relay_addr, relay_metrics, receiver_addr, root),
-        )?;
-        let env = [
-            ("BENCH_SECRET_MAIN", SECRET),
-            ("BENCH_OPS_TOKEN", OPS_TOKEN),
-        ];
-        let mut receiver = Service::spawn(
-            "receiver",
-            &bins.receiver,
-            &root.join("receiver.toml"),
-            &env,
-            root.join("receiver.log"),
-        )?;
-        receiver.wait_ready(receiver_addr).await?;
-        let mut relay = Service::spawn(
-            "relay",
-            &bins.relay,
-            &root.join("relay.toml"),
-            &env,
-            root.join("relay.log"),
-        )?;
-        relay.wait_ready(relay_addr).await?;
+        let service = |name: &str, bin: &Path, config: &Path, addr: SocketAddr| {
+            Service::new(name, bin, config, Ready::Http(addr))
+                .env("BENCH_SECRET_MAIN", SECRET)
+                .env("BENCH_OPS_TOKEN", OPS_TOKEN)
+        };
+        let mut receiver = service("receiver", &bins.receiver, &receiver_config, receiver_addr);
+        receiver.start().await?;
+        let mut relay = service("relay", &bins.relay, &relay_config, relay_addr);
+        relay.start().await?;
         let mut profilers = Vec::new();
         profilers.extend(Profiler::maybe(
             bins,
-            relay.pid()?,
+            relay.id()?,
             &format!("{label}-relay"),
         )?);
         profilers.extend(Profiler::maybe(
             bins,
-            receiver.pid()?,
+            receiver.id()?,
             &format!("{label}-receiver"),
         )?);
         Ok(Self {
@@ -289,12 +216,13 @@ impl Stack {
     }
 
     /// Stops both services with SIGTERM.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        for profiler in self.profilers {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for profiler in std::mem::take(&mut self.profilers) {
             profiler.finish().await?;
         }
         self.relay.stop().await?;
-        self.receiver.stop().await
+        self.receiver.stop().await?;
+        Ok(())
     }
 }
 

@@ -2,23 +2,16 @@
 //! successful requests and a well-formed JSON file. Nothing here judges timing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
 /// The folder holding the workspace binaries (`target/<profile>`), next to this test executable.
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    for name in ["alertgate-relay", "alertgate-receiver"] {
-        assert!(
-            dir.join(name).exists(),
-            "{} not found: run the tests with `cargo test --workspace`, which builds it",
-            dir.join(name).display()
-        );
-    }
-    dir
+    let relay = alertgate_testkit::binary("alertgate-relay").unwrap();
+    alertgate_testkit::binary("alertgate-receiver").unwrap();
+    relay.parent().unwrap().to_path_buf()
 }
 
 fn number(v: &Value, path: &str) -> f64 {

@@ -3,14 +3,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alertgate_e2e::{binary, free_port, keygen, ForwardTls, ReceiverTls, Service, Stack, SECRET};
+use alertgate_e2e::{
+    binary, config, eventually, free_addr, free_port, keygen, service, Ready, Stack, TradingView,
+    SECRET,
+};
+use alertgate_receiver::config::TlsConfig;
+use alertgate_shared::SecretRef;
 use serde_json::Value;
 
 fn message_ids(orders: &[Value]) -> Vec<String> {
@@ -55,9 +60,9 @@ fn assert_exactly_one_order_each(accepted: &BTreeSet<String>, orders: &[Value]) 
 async fn an_alert_posted_to_the_relay_becomes_exactly_one_paper_order() {
     let stack = Stack::start().await.unwrap();
     let answer = stack.send(&Stack::alert(1, SECRET)).await.unwrap();
-    assert_eq!(answer.status, 200, "{:?}", answer.body);
-    assert_eq!(answer.body["status"], "accepted");
-    let id = answer.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    assert_eq!(answer.json()["status"], "accepted");
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("msg_"));
 
     let orders = stack
@@ -76,7 +81,7 @@ async fn an_alert_posted_to_the_relay_becomes_exactly_one_paper_order() {
 
     // The same alert again is the relay's duplicate, and still one order.
     let again = stack.send(&Stack::alert(1, SECRET)).await.unwrap();
-    assert_eq!(again.status, 409, "{:?}", again.body);
+    assert_eq!(again.status, 409, "{:?}", again.json());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stack.orders().await.unwrap().len(), 1);
 }
@@ -93,8 +98,8 @@ async fn two_hundred_alerts_survive_the_receiver_being_killed_and_restarted_twic
             stack.receiver.start().await.unwrap();
         }
         let answer = stack.send(&Stack::alert(n, SECRET)).await.unwrap();
-        assert_eq!(answer.status, 200, "alert {n}: {:?}", answer.body);
-        accepted.insert(answer.body["id"].as_str().unwrap().to_owned());
+        assert_eq!(answer.status, 200, "alert {n}: {:?}", answer.json());
+        accepted.insert(answer.json()["id"].as_str().unwrap().to_owned());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let orders = stack
@@ -127,7 +132,7 @@ async fn every_alert_the_relay_answered_survives_a_relay_sigkill_mid_stream() {
         sent += 1;
         if let Ok(answer) = stack.send(&Stack::alert(n, SECRET)).await {
             if answer.status == 200 {
-                accepted.insert(answer.body["id"].as_str().unwrap().to_owned());
+                accepted.insert(answer.json()["id"].as_str().unwrap().to_owned());
             }
         }
     }
@@ -150,34 +155,31 @@ async fn every_alert_the_relay_answered_survives_a_relay_sigkill_mid_stream() {
 async fn rotation_under_continuous_traffic_rejects_nothing() {
     let mut stack = Stack::start().await.unwrap();
     let root = stack.dir.path().to_path_buf();
-    let old_key = format!("file:{}", root.join("relay-signing.key").display());
-    let old_pub = format!("file:{}", root.join("relay-signing.pub").display());
+    let file = |name: &str| SecretRef::File(root.join(name));
+    let old_key = file("relay-signing.key");
+    let old_pub = file("relay-signing.pub");
     keygen(&root.join("relay-signing-2")).unwrap();
-    let new_key = format!("file:{}", root.join("relay-signing-2.key").display());
-    let new_pub = format!("file:{}", root.join("relay-signing-2.pub").display());
+    let new_key = file("relay-signing-2.key");
+    let new_pub = file("relay-signing-2.pub");
 
     // A sender posting every 10 ms with whichever secret is current.
     let secret = Arc::new(Mutex::new(SECRET.to_owned()));
     let stop = Arc::new(AtomicBool::new(false));
     let results = Arc::new(Mutex::new(Vec::<(u16, Value)>::new()));
-    let relay_url = format!("http://{}/webhook", stack.relay_config.listen);
+    let relay_url = stack.webhook_url();
     let sender = {
         let (secret, stop, results) = (secret.clone(), stop.clone(), results.clone());
-        let http = stack.http.clone();
         tokio::spawn(async move {
+            let tradingview = TradingView::new();
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 let s = secret.lock().unwrap().clone();
                 let alert = Stack::alert(n, &s);
-                let r = http
-                    .post(&relay_url)
-                    .body(alert.to_string())
-                    .send()
+                let r = tradingview
+                    .post(&relay_url, alert.to_string())
                     .await
                     .unwrap();
-                let status = r.status().as_u16();
-                let body = r.json().await.unwrap_or(Value::Null);
-                results.lock().unwrap().push((status, body));
+                results.lock().unwrap().push((r.status, r.json()));
                 n += 1;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -188,32 +190,33 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
     // Signing key: receivers learn the new key, the relay signs with both, drops the old,
     // receivers forget the old.
     pause().await;
-    stack.receiver_config.public_keys = vec![old_pub.clone(), new_pub.clone()];
+    stack.receiver_config.verify.public_keys = vec![old_pub.clone(), new_pub.clone()];
     stack.write_receiver_config().unwrap();
     stack.receiver.reload().await.unwrap();
     pause().await;
-    stack.relay_config.keys = vec![old_key.clone(), new_key.clone()];
+    stack.relay_config.signing.keys = vec![old_key.clone(), new_key.clone()];
     stack.write_relay_config().unwrap();
     stack.relay.reload().await.unwrap();
     pause().await;
-    stack.relay_config.keys = vec![new_key.clone()];
+    stack.relay_config.signing.keys = vec![new_key.clone()];
     stack.write_relay_config().unwrap();
     stack.relay.reload().await.unwrap();
     pause().await;
     // Let anything signed before the switch drain before the old key is forgotten.
-    stack.receiver_config.public_keys = vec![new_pub.clone()];
+    stack.receiver_config.verify.public_keys = vec![new_pub.clone()];
     stack.write_receiver_config().unwrap();
     stack.receiver.reload().await.unwrap();
     pause().await;
 
     // Account secret: accept both, switch the sender, drop the old one.
-    stack.relay_config.secrets = vec!["env:E2E_SECRET_MAIN".into(), "env:E2E_SECRET_NEXT".into()];
+    let env = |name: &str| SecretRef::Env(name.into());
+    stack.relay_config.accounts[0].secrets = vec![env("E2E_SECRET_MAIN"), env("E2E_SECRET_NEXT")];
     stack.write_relay_config().unwrap();
     stack.relay.reload().await.unwrap();
     pause().await;
     *secret.lock().unwrap() = format!("{SECRET}-next");
     pause().await;
-    stack.relay_config.secrets = vec!["env:E2E_SECRET_NEXT".into()];
+    stack.relay_config.accounts[0].secrets = vec![env("E2E_SECRET_NEXT")];
     stack.write_relay_config().unwrap();
     stack.relay.reload().await.unwrap();
     pause().await;
@@ -242,7 +245,7 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
     assert_exactly_one_order_each(&accepted, &orders);
     let failures = stack
         .metric(
-            stack.receiver_config.metrics,
+            stack.receiver_metrics().unwrap(),
             "alertgate_receiver_verify_failures_total",
             "",
         )
@@ -262,9 +265,7 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
             .status,
         401
     );
-    let old =
-        alertgate_shared::SigningKey::load(&alertgate_shared::SecretRef::parse(&old_key).unwrap())
-            .unwrap();
+    let old = alertgate_shared::SigningKey::load(&old_key).unwrap();
     let signer = alertgate_shared::Signer::new(vec![old], vec![]).unwrap();
     let body = br#"{"type":"tradingview.alert","account":"main","received_at":"2026-11-22T09:00:00.000Z","source_ip":"127.0.0.1","alert":{}}"#;
     let now = std::time::SystemTime::now()
@@ -273,7 +274,10 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
         .as_secs() as i64;
     let r = stack
         .http
-        .post(format!("http://{}/v1/alerts", stack.receiver_config.listen))
+        .post(format!(
+            "http://{}/v1/alerts",
+            stack.receiver_config.server.listen
+        ))
         .header("webhook-id", "msg_oldkeyreplay")
         .header("webhook-timestamp", now.to_string())
         .header(
@@ -305,16 +309,14 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
     run_certs(certs.path());
     let c = |f: &str| certs.path().join(f);
     let without_cert = Stack::start_with(|relay, receiver| {
-        receiver.tls = Some(ReceiverTls {
+        receiver.server.tls = Some(TlsConfig {
             cert_file: c("receiver.pem"),
             key_file: c("receiver.key"),
-            client_ca_file: c("ca.pem"),
+            client_ca_file: Some(c("ca.pem")),
         });
-        relay.forward_url = format!("https://localhost:{}/v1/alerts", receiver.listen.port());
-        relay.forward_tls = Some(ForwardTls {
-            ca_file: c("ca.pem"),
-            client: None,
-        });
+        let port = receiver.server.listen.port();
+        relay.forward.url = format!("https://localhost:{port}/v1/alerts");
+        relay.forward.ca_file = Some(c("ca.pem"));
     })
     .await
     .unwrap();
@@ -329,36 +331,25 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
 
     // The same receiver, now reached by a relay that presents the CA-signed client certificate.
     let mut with_cert = without_cert.relay_config.clone();
-    with_cert.listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    with_cert.metrics = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-    with_cert.spool_dir = without_cert.dir.path().join("spool-2");
-    with_cert.forward_tls = Some(ForwardTls {
-        ca_file: c("ca.pem"),
-        client: Some((c("relay-client.pem"), c("relay-client.key"))),
-    });
+    with_cert.server.listen = free_addr().unwrap();
+    with_cert.metrics.listen = free_addr().unwrap();
+    with_cert.spool.dir = without_cert.dir.path().join("spool-2");
+    with_cert.forward.client_cert_file = Some(c("relay-client.pem"));
+    with_cert.forward.client_key_file = Some(c("relay-client.key"));
     let path = without_cert.dir.path().join("relay-2.toml");
-    std::fs::write(&path, with_cert.render()).unwrap();
-    let mut relay2 = Service::new(
-        "relay-2",
-        binary("alertgate-relay").unwrap(),
-        path,
-        vec![("E2E_SECRET_MAIN".into(), SECRET.into())],
-        without_cert.dir.path().join("relay-2.log"),
-        format!("http://{}", with_cert.listen),
-    );
+    config::write(&path, &with_cert).unwrap();
+    let ready = Ready::Http(with_cert.server.listen);
+    let mut relay2 = service("relay-2", "alertgate-relay", &path, ready).unwrap();
     relay2.start().await.unwrap();
-    let r = without_cert
-        .http
-        .post(format!("http://{}/webhook", with_cert.listen))
-        .body(Stack::alert(2, SECRET).to_string())
-        .send()
+    let r = TradingView::new()
+        .post(
+            &format!("http://{}/webhook", with_cert.server.listen),
+            Stack::alert(2, SECRET).to_string(),
+        )
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let accepted_id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(r.status, 200);
+    let accepted_id = r.json()["id"].as_str().unwrap().to_owned();
 
     // Read the journal over mTLS with the relay's client identity.
     let mut pem = std::fs::read(c("relay-client.pem")).unwrap();
@@ -372,10 +363,9 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
         .unwrap();
     let url = format!(
         "https://localhost:{}/v1/orders",
-        without_cert.receiver_config.listen.port()
+        without_cert.receiver_config.server.listen.port()
     );
-    let mut orders = Vec::new();
-    for _ in 0..200 {
+    let read_orders = || async {
         let body: Value = client
             .get(&url)
             .bearer_auth(alertgate_e2e::OPS_TOKEN)
@@ -385,24 +375,16 @@ async fn a_receiver_requiring_client_certificates_refuses_a_relay_without_one_an
             .json()
             .await
             .unwrap();
-        orders = body["orders"].as_array().cloned().unwrap_or_default();
-        if !orders.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        body["orders"].as_array().cloned().unwrap_or_default()
+    };
+    let orders = eventually("the order over mTLS", Duration::from_secs(10), || async {
+        Some(read_orders().await).filter(|o| !o.is_empty())
+    })
+    .await
+    .unwrap();
     // Give the certificate-less relay time for several attempts: none of them may get through.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let body: Value = client
-        .get(&url)
-        .bearer_auth(alertgate_e2e::OPS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let orders_after = body["orders"].as_array().cloned().unwrap_or_default();
+    let orders_after = read_orders().await;
     assert_eq!(
         orders.len(),
         1,
@@ -458,8 +440,8 @@ fn the_shipped_caddyfile_validates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_does_not_pass() {
     let stack = Stack::start_with(|relay, _| {
-        relay.trusted_proxies = vec!["127.0.0.1/32".into()];
-        relay.allowlist = vec!["127.0.0.3/32".into()];
+        relay.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        relay.allowlist.cidrs = vec!["127.0.0.3/32".parse().unwrap()];
     })
     .await
     .unwrap();
@@ -469,7 +451,7 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
         &caddyfile,
         format!(
             "{{\n\tadmin off\n\tauto_https off\n}}\n\nhttp://127.0.0.1:{caddy_port} {{\n\treverse_proxy {}\n}}\n",
-            stack.relay_config.listen
+            stack.relay_config.server.listen
         ),
     )
     .unwrap();
@@ -490,31 +472,21 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
             .build()
             .unwrap()
     };
-    let mut ready = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", caddy_port))
+    eventually("caddy to listen", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", caddy_port))
             .await
-            .is_ok()
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(ready, "caddy did not start");
+            .ok()
+    })
+    .await
+    .unwrap();
 
     // The listed client, through Caddy: accepted, and recorded with its own address.
-    let r = from([127, 0, 0, 3])
-        .post(&url)
-        .body(Stack::alert(1, SECRET).to_string())
-        .send()
+    let r = TradingView::from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)))
+        .post(&url, Stack::alert(1, SECRET).to_string())
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(r.status, 200);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
     stack
         .wait_for_orders(1, Duration::from_secs(20))
         .await
@@ -523,7 +495,7 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
         .http
         .get(format!(
             "http://{}/v1/messages/{id}",
-            stack.receiver_config.listen
+            stack.receiver_config.server.listen
         ))
         .bearer_auth(alertgate_e2e::OPS_TOKEN)
         .send()

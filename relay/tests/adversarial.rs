@@ -21,8 +21,6 @@ mod headers;
 mod logs;
 #[path = "adversarial/permissions.rs"]
 mod permissions;
-#[path = "adversarial/process.rs"]
-mod process;
 #[path = "adversarial/raw.rs"]
 mod raw;
 #[path = "adversarial/ssrf.rs"]

@@ -9,7 +9,8 @@
 //!   book in the journal's [`PlacementStore`].
 //! - [`binance`], [`alpaca`], [`http`]: real venues (see their modules).
 //! - [`config`]: the `[broker]` settings.
-//! - `emulators` (cargo feature `emulators`): loopback fakes of each venue for tests.
+//!
+//! Loopback emulators of each venue, for tests, live in the dev-only `alertgate-testkit` crate.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -28,8 +29,6 @@ pub use crate::order::{OrderStatus, Placement};
 pub mod alpaca;
 pub mod binance;
 pub mod config;
-#[cfg(feature = "emulators")]
-pub mod emulators;
 pub mod http;
 pub mod paper;
 

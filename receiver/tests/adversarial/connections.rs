@@ -2,11 +2,10 @@
 //! idle after one request, is closed at `server.header_read_timeout_ms` (hyper's own header
 //! timeout starts only after protocol detection, which waits forever, and HTTP/2 has none).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alertgate_receiver::{Receiver, Settings};
+use alertgate_receiver::Receiver;
 use alertgate_shared::ManualClock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,13 +18,9 @@ async fn receiver_with_short_header_timeout() -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), alertgate_receiver::BuildError>>,
 ) {
-    let options = Options::default();
+    let options = Options::configured(|s| s.server.header_read_timeout_ms = 500);
     let work = Arc::new(Workdir::new(&options));
-    let text = work.config(&options, "127.0.0.1:0").replace(
-        "max_body_bytes = 4096",
-        "max_body_bytes = 4096\nheader_read_timeout_ms = 500",
-    );
-    let settings = Settings::parse(&text, Path::new("test.toml")).unwrap();
+    let settings = work.settings(&options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let clock = ManualClock::new(time::OffsetDateTime::now_utc());
     let receiver = Receiver::build_with_clock(settings, listener, Arc::new(clock))

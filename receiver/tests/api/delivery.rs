@@ -1,9 +1,12 @@
 //! Exactly-once: redeliveries, concurrent deliveries, the idempotency-key window, expiry,
 //! invalid alerts and the inline deadline.
 
+use alertgate_receiver::broker::config::{BrokerKind, PaperConfig};
 use serde_json::json;
 
-use crate::helpers::{buy, envelope_at, eventually, spawn_app, spawn_app_with, Options};
+use alertgate_testkit::until;
+
+use crate::helpers::{buy, envelope_at, spawn_app, spawn_app_with, Options};
 
 #[tokio::test]
 async fn a_redelivered_message_returns_its_stored_outcome_and_places_nothing_new() {
@@ -47,11 +50,7 @@ async fn two_concurrent_deliveries_of_one_message_place_one_order() {
 
 #[tokio::test]
 async fn an_idempotency_key_seen_within_the_window_is_a_duplicate_and_after_it_a_new_order() {
-    let app = spawn_app_with(Options {
-        dedupe_window_seconds: Some(300),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_app_with(Options::configured(|s| s.dedupe.window_seconds = 300)).await;
     let alert = json!({"id": "sma-cross-1", "symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1", "price": "100"});
     let (_, first) = app.send(&alert).await;
     assert_eq!(first.outcome(), "filled");
@@ -85,11 +84,7 @@ async fn the_same_idempotency_key_on_another_account_is_not_a_duplicate() {
 
 #[tokio::test]
 async fn an_alert_older_than_the_maximum_age_is_expired_and_not_executed() {
-    let app = spawn_app_with(Options {
-        extra_toml: "[risk]\nmax_alert_age_seconds = 120\n".into(),
-        ..Options::default()
-    })
-    .await;
+    let app = spawn_app_with(Options::configured(|s| s.risk.max_alert_age_seconds = 120)).await;
     let now = alertgate_shared::Clock::now(&app.clock);
     let old = envelope_at(&buy("1"), now - time::Duration::seconds(121));
     let a = app.deliver("msg_old", &old).await;
@@ -163,11 +158,11 @@ async fn a_limit_order_rests_as_placed() {
 #[tokio::test]
 async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes_in_the_background()
 {
-    let app = spawn_app_with(Options {
-        extra_toml: "[broker]\nkind = \"paper\"\n[broker.paper]\nfill_delay_ms = 400\n[executor]\ninline_deadline_ms = 50\n"
-            .into(),
-        ..Options::default()
-    })
+    let app = spawn_app_with(Options::configured(|s| {
+        s.broker.kind = BrokerKind::Paper;
+        s.broker.paper = Some(PaperConfig { fill_delay_ms: 400 });
+        s.executor.inline_deadline_ms = 50;
+    }))
     .await;
     let (id, a) = app.send(&buy("1")).await;
     assert_eq!(a.status, 202);
@@ -181,7 +176,7 @@ async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes
         ),
         (202, "pending", json!(true))
     );
-    eventually("the pending message to fill", || async {
+    until("the pending message to fill", || async {
         app.message(&id).await.body["outcome"] == "filled"
     })
     .await;
@@ -192,11 +187,10 @@ async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes
 
 #[tokio::test]
 async fn orders_for_one_symbol_execute_in_arrival_order() {
-    let app = spawn_app_with(Options {
-        extra_toml: "[broker.paper]\nfill_delay_ms = 300\n[executor]\ninline_deadline_ms = 20\n"
-            .into(),
-        ..Options::default()
-    })
+    let app = spawn_app_with(Options::configured(|s| {
+        s.broker.paper = Some(PaperConfig { fill_delay_ms: 300 });
+        s.executor.inline_deadline_ms = 20;
+    }))
     .await;
     // The buy is still filling when the close arrives: the close must wait for it, then find
     // the position it left (a close that overtook the buy would find the account flat).
@@ -206,7 +200,7 @@ async fn orders_for_one_symbol_execute_in_arrival_order() {
         .send(&json!({"symbol": "BINANCE:BTCUSDT", "action": "close", "price": "100"}))
         .await;
     assert_eq!(c.status, 202);
-    eventually("both messages to finish", || async {
+    until("both messages to finish", || async {
         app.message(&close_id).await.body["outcome"] == "filled"
             && app.message(&buy_id).await.body["outcome"] == "filled"
     })

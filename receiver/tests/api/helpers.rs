@@ -1,32 +1,51 @@
 //! `spawn_app()`: a receiver on 127.0.0.1:0 with a real SQLite journal in a tempdir, a manual
 //! clock, and a signer holding the keys it trusts, so tests can send properly signed deliveries.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
+use alertgate_receiver::config::{MetricsConfig, OpsConfig};
 use alertgate_receiver::{Receiver, Settings};
-use alertgate_shared::{Clock, Envelope, HmacSecret, ManualClock, MessageId, Signer, SigningKey};
+use alertgate_shared::{
+    Clock, Envelope, HmacSecret, ManualClock, MessageId, SecretRef, Signer, SigningKey,
+};
+use alertgate_testkit::{config, free_addr, loopback, Ready, Service};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub const OPS_TOKEN: &str = "ops-token-for-tests-0123456789";
 
-/// How a test app is configured: TOML sections appended to the base config.
-#[derive(Debug, Clone, Default)]
+/// Changes a test makes to the typed settings, after the harness's defaults.
+pub type Configure = Arc<dyn Fn(&mut Settings) + Send + Sync>;
+
+/// How a test app is configured.
+#[derive(Clone, Default)]
 pub struct Options {
-    /// Extra TOML (whole sections: `[risk]`, `[broker.paper]`, `[executor]`, ...).
-    pub extra_toml: String,
-    /// `dedupe.window_seconds` (default 300).
-    pub dedupe_window_seconds: Option<u64>,
+    /// Applied to the settings last (`[risk]`, `[broker]`, `[executor]`, ...).
+    pub configure: Option<Configure>,
     /// Start of the manual clock (default: the real now).
     pub clock_at_unix: Option<i64>,
     /// Trusted HMAC secret (default: a fresh one).
     pub hmac_secret: Option<String>,
     /// Trusted Ed25519 key (default: a fresh one).
     pub signing_key: Option<String>,
+}
+
+impl Options {
+    /// The defaults, with `configure` applied to the settings.
+    pub fn configured(configure: impl Fn(&mut Settings) + Send + Sync + 'static) -> Self {
+        Self {
+            configure: Some(Arc::new(configure)),
+            ..Self::default()
+        }
+    }
+}
+
+/// A decimal from its text.
+pub fn dec(text: &str) -> rust_decimal::Decimal {
+    text.parse().unwrap()
 }
 
 /// Files shared by every start of a receiver on the same journal.
@@ -66,38 +85,38 @@ impl Workdir {
         self.path().join("KILL")
     }
 
-    /// The config text for a receiver on `listen`.
-    pub fn config(&self, options: &Options, listen: &str) -> String {
-        let d = self.path().display();
-        format!(
-            r#"[server]
-listen = "{listen}"
-max_body_bytes = 4096
-[verify]
-public_keys = ["file:{d}/relay.pub"]
-hmac_secrets = ["file:{d}/whsec"]
-tolerance_seconds = 300
-[store]
-path = "{d}/data/receiver.db"
-busy_timeout_ms = 200
-[dedupe]
-window_seconds = {window}
-[symbols]
-"BINANCE:BTCUSDT" = "BTCUSDT"
-[ops]
-token = "file:{d}/ops-token"
-[metrics]
-listen = "127.0.0.1:0"
-{extra}
-"#,
-            window = options.dedupe_window_seconds.unwrap_or(300),
-            extra = options.extra_toml,
-        )
+    /// The settings of a receiver on `listen`: the kit's receiver defaults, this workdir's keys,
+    /// journal and ops token, then the options' changes.
+    pub fn settings_on(&self, options: &Options, listen: SocketAddr) -> Settings {
+        let d = self.path();
+        let mut s = config::receiver(vec![SecretRef::File(d.join("relay.pub"))], &self.db_path());
+        s.server.listen = listen;
+        s.server.max_body_bytes = 4096;
+        s.verify.hmac_secrets = vec![SecretRef::File(d.join("whsec"))];
+        s.store.busy_timeout_ms = 200;
+        s.ops = Some(OpsConfig {
+            token: SecretRef::File(d.join("ops-token")),
+        });
+        s.metrics = Some(MetricsConfig {
+            listen: loopback(0),
+        });
+        if let Some(configure) = &options.configure {
+            configure(&mut s);
+        }
+        s.validate().unwrap();
+        s
     }
 
+    /// The settings of an in-process receiver (it binds a listener it is given).
     pub fn settings(&self, options: &Options) -> Settings {
-        let text = self.config(options, "127.0.0.1:0");
-        Settings::parse(&text, Path::new("test.toml")).unwrap()
+        self.settings_on(options, loopback(0))
+    }
+
+    /// Writes the settings of a receiver on `listen` to `receiver.toml` and returns its path.
+    pub fn write_config(&self, options: &Options, listen: SocketAddr) -> PathBuf {
+        let path = self.path().join("receiver.toml");
+        config::write(&path, &self.settings_on(options, listen)).unwrap();
+        path
     }
 
     pub fn signer(&self) -> Signer {
@@ -282,65 +301,24 @@ impl TestApp {
     }
 }
 
-/// Polls `check` until it is true (bounded), for work finishing in the background.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// A receiver process started from the built binary.
 #[derive(Debug)]
 pub struct Process {
-    pub child: Child,
-    pub addr: std::net::SocketAddr,
+    pub service: Service,
+    pub addr: SocketAddr,
 }
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_alertgate-receiver");
 
-/// Starts `alertgate-receiver run` on `work` and waits until `/healthz` answers.
+/// Starts `alertgate-receiver run` on `work` (on a free port: the binary binds its own address)
+/// and waits until `/readyz` answers.
 pub async fn start_process(work: &Workdir, options: &Options) -> Process {
-    // The binary binds its own address: take a free port from the OS first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let config = work.path().join("receiver.toml");
-    std::fs::write(&config, work.config(options, &listen)).unwrap();
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = listen.parse().unwrap();
-    let client = reqwest::Client::new();
-    eventually("the receiver process to answer /healthz", || {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("http://{addr}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    })
-    .await;
-    Process { child, addr }
+    let addr = free_addr().unwrap();
+    let config = work.write_config(options, addr);
+    let mut service = Service::new("receiver", BIN, config, Ready::Http(addr));
+    service.start().await.unwrap();
+    Process { service, addr }
 }
-
 /// A client for a process-run receiver, signing with the workdir's keys at real time.
 #[derive(Debug)]
 pub struct ProcessClient {

@@ -153,13 +153,16 @@ async fn unknown_paths_answer_json_404() {
 
 #[tokio::test]
 async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restart() {
-    use crate::helpers::{eventually, spawn_app_with, Options};
-    let app = spawn_app_with(Options {
-        extra_toml: "[broker.paper]\nfill_delay_ms = 200\n[executor]\ninline_deadline_ms = 20\nmax_attempts = 1\n\
-                     resume_interval_ms = 50\nresume_after_seconds = 60\n"
-            .into(),
-        ..Options::default()
-    })
+    use crate::helpers::{spawn_app_with, Options};
+    use alertgate_receiver::broker::config::PaperConfig;
+    use alertgate_testkit::until;
+    let app = spawn_app_with(Options::configured(|s| {
+        s.broker.paper = Some(PaperConfig { fill_delay_ms: 200 });
+        s.executor.inline_deadline_ms = 20;
+        s.executor.max_attempts = 1;
+        s.executor.resume_interval_ms = 50;
+        s.executor.resume_after_seconds = 60;
+    }))
     .await;
     let (id, a) = app.send(&buy("1")).await;
     assert_eq!(a.status, 202);
@@ -175,7 +178,7 @@ async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restar
     );
 
     app.clock.advance(time::Duration::seconds(61));
-    eventually("the interrupted execution to be resumed", || async {
+    until("the interrupted execution to be resumed", || async {
         app.message(&id).await.body["outcome"] == "filled"
     })
     .await;

@@ -3,16 +3,12 @@
 
 use std::process::Command;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use alertgate_receiver::broker::config::PaperConfig;
+use nix::sys::signal::Signal;
 
-use crate::helpers::{
-    buy, envelope_at, eventually, start_process, Options, ProcessClient, Workdir, BIN,
-};
+use alertgate_testkit::until;
 
-fn signal(child: &std::process::Child, sig: Signal) {
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), sig).unwrap();
-}
+use crate::helpers::{buy, envelope_at, start_process, Options, ProcessClient, Workdir, BIN};
 
 #[tokio::test]
 async fn after_a_restart_a_redelivery_returns_the_stored_outcome() {
@@ -24,9 +20,8 @@ async fn after_a_restart_a_redelivery_returns_the_stored_outcome() {
     let client = ProcessClient::new(&work, first.addr);
     let a = client.deliver("msg_restart", &body).await;
     assert_eq!((a.status, a.outcome()), (200, "filled"));
-    signal(&first.child, Signal::SIGTERM);
     assert!(
-        first.child.wait().unwrap().success(),
+        first.service.stop().await.unwrap().success(),
         "SIGTERM stops the receiver cleanly"
     );
 
@@ -37,17 +32,17 @@ async fn after_a_restart_a_redelivery_returns_the_stored_outcome() {
     assert_eq!(again.body["duplicate"], true);
     assert_eq!(again.orders(), a.orders());
     assert_eq!(client.orders().await.len(), 1);
-    signal(&second.child, Signal::SIGTERM);
-    second.child.wait().unwrap();
+    second.service.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_process_killed_while_an_order_is_pending_resumes_it_with_the_same_client_order_id() {
-    let slow = Options {
-        extra_toml: "[broker.paper]\nfill_delay_ms = 5000\n[executor]\ninline_deadline_ms = 50\n"
-            .into(),
-        ..Options::default()
-    };
+    let slow = Options::configured(|s| {
+        s.broker.paper = Some(PaperConfig {
+            fill_delay_ms: 5000,
+        });
+        s.executor.inline_deadline_ms = 50;
+    });
     let work = Workdir::new(&slow);
     let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
 
@@ -61,13 +56,12 @@ async fn a_process_killed_while_an_order_is_pending_resumes_it_with_the_same_cli
         planned[0]["status"], "new",
         "journaled before the broker was called"
     );
-    signal(&first.child, Signal::SIGKILL);
-    first.child.wait().unwrap();
+    first.service.kill9().unwrap();
 
     let fast = Options::default();
     let mut second = start_process(&work, &fast).await;
     let client = ProcessClient::new(&work, second.addr);
-    eventually("the resumed order to fill", || async {
+    until("the resumed order to fill", || async {
         client.orders().await[0]["status"] == "filled"
     })
     .await;
@@ -83,8 +77,7 @@ async fn a_process_killed_while_an_order_is_pending_resumes_it_with_the_same_cli
         ),
         (200, "filled", serde_json::json!(true))
     );
-    signal(&second.child, Signal::SIGTERM);
-    second.child.wait().unwrap();
+    second.service.stop().await.unwrap();
 
     let venue_orders: i64 = rusqlite::Connection::open(work.db_path())
         .unwrap()
@@ -172,7 +165,7 @@ async fn sighup_reloads_the_trusted_keys_and_a_broken_key_file_keeps_the_old_one
     );
 
     std::fs::write(work.path().join("relay.pub"), "garbage").unwrap();
-    signal(&process.child, Signal::SIGHUP);
+    process.service.signal(Signal::SIGHUP).unwrap();
     client.signer = old.clone();
     assert_eq!(
         client.deliver("msg_old_1", &body(1)).await.status,
@@ -185,10 +178,10 @@ async fn sighup_reloads_the_trusted_keys_and_a_broken_key_file_keeps_the_old_one
         new_key.verifying_key().to_text(),
     )
     .unwrap();
-    signal(&process.child, Signal::SIGHUP);
+    process.service.signal(Signal::SIGHUP).unwrap();
     client.signer = new;
     let mut n = 2;
-    eventually("the new key to be trusted", || {
+    until("the new key to be trusted", || {
         n += 1;
         let id = format!("msg_new_{n}");
         let b = body(n);
@@ -202,8 +195,7 @@ async fn sighup_reloads_the_trusted_keys_and_a_broken_key_file_keeps_the_old_one
         401,
         "the old key is no longer trusted"
     );
-    signal(&process.child, Signal::SIGTERM);
-    process.child.wait().unwrap();
+    process.service.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -2,14 +2,12 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{buy, spawn_app_with, Options, TestApp};
+use alertgate_receiver::config::{RiskConfig, RiskLimits};
 
-async fn app_with_risk(risk: &str) -> TestApp {
-    spawn_app_with(Options {
-        extra_toml: format!("[risk]\n{risk}\n"),
-        ..Options::default()
-    })
-    .await
+use crate::helpers::{buy, dec, spawn_app_with, Options, TestApp};
+
+async fn app_with_risk(risk: impl Fn(&mut RiskConfig) + Send + Sync + 'static) -> TestApp {
+    spawn_app_with(Options::configured(move |s| risk(&mut s.risk))).await
 }
 
 async fn outcome_and_reason(app: &TestApp, alert: &Value) -> (String, Value) {
@@ -28,7 +26,7 @@ fn filled() -> (String, Value) {
 
 #[tokio::test]
 async fn max_quantity_rejects_only_orders_above_it() {
-    let app = app_with_risk("max_quantity = \"2\"").await;
+    let app = app_with_risk(|r| r.max_quantity = Some(dec("2"))).await;
     assert_eq!(
         outcome_and_reason(&app, &buy("2.0001")).await,
         rejected("max_quantity")
@@ -43,8 +41,15 @@ async fn max_quantity_rejects_only_orders_above_it() {
 
 #[tokio::test]
 async fn per_account_overrides_replace_the_global_limit() {
-    let app =
-        app_with_risk("max_quantity = \"100\"\n[risk.accounts.main]\nmax_quantity = \"1\"").await;
+    let app = app_with_risk(|r| {
+        r.max_quantity = Some(dec("100"));
+        let main = RiskLimits {
+            max_quantity: Some(dec("1")),
+            ..RiskLimits::default()
+        };
+        r.accounts.insert("main".into(), main);
+    })
+    .await;
     assert_eq!(
         outcome_and_reason(&app, &buy("2")).await,
         rejected("max_quantity")
@@ -54,7 +59,7 @@ async fn per_account_overrides_replace_the_global_limit() {
 
 #[tokio::test]
 async fn max_notional_rejects_quantity_times_price_above_it() {
-    let app = app_with_risk("max_notional = \"1000\"").await;
+    let app = app_with_risk(|r| r.max_notional = Some(dec("1000"))).await;
     // buy() carries price 100.
     assert_eq!(
         outcome_and_reason(&app, &buy("10.01")).await,
@@ -71,7 +76,7 @@ async fn max_notional_rejects_quantity_times_price_above_it() {
 
 #[tokio::test]
 async fn symbols_outside_the_allowed_list_are_rejected() {
-    let app = app_with_risk("allowed_symbols = [\"BTCUSDT\"]").await;
+    let app = app_with_risk(|r| r.allowed_symbols = vec!["BTCUSDT".into()]).await;
     let eth = json!({"symbol": "BINANCE:ETHUSDT", "action": "buy", "quantity": "1", "price": "10"});
     assert_eq!(
         outcome_and_reason(&app, &eth).await,
@@ -82,7 +87,7 @@ async fn symbols_outside_the_allowed_list_are_rejected() {
 
 #[tokio::test]
 async fn max_orders_per_minute_counts_a_sliding_minute_per_account() {
-    let app = app_with_risk("max_orders_per_minute = 2").await;
+    let app = app_with_risk(|r| r.max_orders_per_minute = Some(2)).await;
     assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
     assert_eq!(outcome_and_reason(&app, &buy("1")).await, filled());
     assert_eq!(
@@ -95,7 +100,7 @@ async fn max_orders_per_minute_counts_a_sliding_minute_per_account() {
 
 #[tokio::test]
 async fn max_position_rejects_an_order_that_would_leave_too_large_a_position() {
-    let app = app_with_risk("max_position = \"3\"").await;
+    let app = app_with_risk(|r| r.max_position = Some(dec("3"))).await;
     assert_eq!(outcome_and_reason(&app, &buy("2")).await, filled());
     assert_eq!(
         outcome_and_reason(&app, &buy("1.5")).await,
@@ -114,10 +119,8 @@ async fn max_position_rejects_an_order_that_would_leave_too_large_a_position() {
 async fn the_kill_switch_rejects_every_order_while_its_file_exists() {
     let work = std::sync::Arc::new(crate::helpers::Workdir::new(&Options::default()));
     let kill = work.kill_switch();
-    let options = Options {
-        extra_toml: format!("[risk]\nkill_switch_file = \"{}\"\n", kill.display()),
-        ..Options::default()
-    };
+    let switch = kill.clone();
+    let options = Options::configured(move |s| s.risk.kill_switch_file = Some(switch.clone()));
     let app = crate::helpers::spawn_in(work, &options).await;
 
     std::fs::write(&kill, "").unwrap();
@@ -141,7 +144,7 @@ async fn the_kill_switch_rejects_every_order_while_its_file_exists() {
 
 #[tokio::test]
 async fn a_multi_leg_alert_with_one_leg_over_a_limit_places_none_of_its_legs() {
-    let app = app_with_risk("max_quantity = \"5\"").await;
+    let app = app_with_risk(|r| r.max_quantity = Some(dec("5"))).await;
     let alert = json!({"legs": [
         {"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1", "price": "100"},
         {"symbol": "BINANCE:ETHUSDT", "action": "buy", "quantity": "6", "price": "10"}

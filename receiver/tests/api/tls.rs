@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use alertgate_receiver::config::TlsConfig;
+
 use crate::helpers::{spawn_in, Options, Workdir};
 
 fn client(
@@ -27,13 +29,14 @@ async fn with_a_client_ca_the_receiver_serves_only_clients_holding_a_certificate
     let work = Arc::new(Workdir::new(&Options::default()));
     let certs = work.path().join("certs");
     alertgate_receiver::certs::generate(&certs, "receiver.test").unwrap();
-    let d = certs.display();
-    let options = Options {
-        extra_toml: format!(
-            "[server.tls]\ncert_file = \"{d}/receiver.pem\"\nkey_file = \"{d}/receiver.key\"\nclient_ca_file = \"{d}/ca.pem\"\n"
-        ),
-        ..Options::default()
-    };
+    let dir = certs.clone();
+    let options = Options::configured(move |s| {
+        s.server.tls = Some(TlsConfig {
+            cert_file: dir.join("receiver.pem"),
+            key_file: dir.join("receiver.key"),
+            client_ca_file: Some(dir.join("ca.pem")),
+        });
+    });
     let app = spawn_in(work.clone(), &options).await;
     let url = format!("https://receiver.test:{}/healthz", app.addr.port());
 

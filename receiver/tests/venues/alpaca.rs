@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use alertgate_receiver::broker::alpaca::AlpacaBroker;
 use alertgate_receiver::broker::config::AlpacaConfig;
-use alertgate_receiver::broker::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
-use alertgate_receiver::broker::emulators::Fault;
 use alertgate_receiver::broker::{Broker, BrokerError, OrderStatus};
 use alertgate_receiver::order::{Side, TimeInForce};
+use alertgate_testkit::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
+use alertgate_testkit::emulators::Fault;
 use rust_decimal::Decimal;
 use serde_json::json;
 use tempfile::TempDir;

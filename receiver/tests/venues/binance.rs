@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use alertgate_receiver::broker::binance::BinanceBroker;
 use alertgate_receiver::broker::config::BinanceConfig;
-use alertgate_receiver::broker::emulators::binance::{
-    BinanceAuth, BinanceEmulator, BinanceEmulatorConfig,
-};
-use alertgate_receiver::broker::emulators::{parse_params, Fault};
 use alertgate_receiver::broker::{Broker, BrokerError, OrderStatus};
 use alertgate_receiver::order::{OrderType, Side, TimeInForce};
 use alertgate_shared::{Clock, ManualClock, SigningKey, SystemClock};
+use alertgate_testkit::emulators::binance::{BinanceAuth, BinanceEmulator, BinanceEmulatorConfig};
+use alertgate_testkit::emulators::{parse_params, Fault};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -274,7 +272,7 @@ async fn the_emulator_accepts_a_reused_id_once_the_first_order_filled_as_binance
             .header("X-MBX-APIKEY", API_KEY)
             .send()
     };
-    let fresh_query = |post: &alertgate_receiver::broker::emulators::Recorded| {
+    let fresh_query = |post: &alertgate_testkit::emulators::Recorded| {
         let (payload, _) = post.query.rsplit_once("&signature=").unwrap();
         let payload = payload.rsplit_once("&timestamp=").unwrap().0.to_owned()
             + &format!("&timestamp={}", s.clock.now_unix_ms());

@@ -3,35 +3,35 @@
 
 use std::sync::Arc;
 
-use alertgate_receiver::broker::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
-use alertgate_receiver::broker::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
-use alertgate_receiver::broker::emulators::oms::OmsEmulator;
-use alertgate_receiver::broker::emulators::Fault;
+use alertgate_receiver::broker::config::{
+    AlpacaConfig, BinanceConfig, BrokerConfig, BrokerKind, HttpBrokerConfig,
+};
 use alertgate_shared::{Clock, HmacSecret, MessageId, SystemClock};
+use alertgate_testkit::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
+use alertgate_testkit::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
+use alertgate_testkit::emulators::oms::OmsEmulator;
+use alertgate_testkit::emulators::Fault;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::helpers::{spawn_app_with, Options, TestApp};
+use crate::secret_file;
 
 const BINANCE_KEY: &str = "binance-test-api-key";
 const BINANCE_SECRET: &str = "binance-test-secret-key";
 const ALPACA_KEY: &str = "PKE2EKEYID";
 const ALPACA_SECRET: &str = "alpaca-e2e-secret";
 
-/// Retries quickly, waits long enough inline for a 1 s `Retry-After`.
-const EXECUTOR: &str = "[executor]\ninline_deadline_ms = 8000\nmax_attempts = 4\nretry_base_ms = 50\nretry_max_ms = 500\n";
-
-fn write(dir: &TempDir, name: &str, value: &str) -> String {
-    let path = dir.path().join(name);
-    std::fs::write(&path, value).unwrap();
-    format!("file:{}", path.display())
-}
-
-async fn app(broker_toml: String) -> TestApp {
-    spawn_app_with(Options {
-        extra_toml: format!("{broker_toml}{EXECUTOR}"),
-        ..Options::default()
-    })
+/// A receiver placing orders at `broker`, retrying quickly and waiting long enough inline for a
+/// 1 s `Retry-After`.
+async fn app(broker: BrokerConfig) -> TestApp {
+    spawn_app_with(Options::configured(move |s| {
+        s.broker = broker.clone();
+        s.executor.inline_deadline_ms = 8000;
+        s.executor.max_attempts = 4;
+        s.executor.retry_base_ms = 50;
+        s.executor.retry_max_ms = 500;
+    }))
     .await
 }
 
@@ -52,15 +52,21 @@ async fn binance_with_secret(secret: &str) -> Binance {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The receiver's clock is a manual one started at the real now; the window covers a slow run.
-    let toml = format!(
-        "[broker]\nkind = \"binance\"\n[broker.binance]\nbase_url = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\nrecv_window_ms = 60000\ntimeout_ms = 1000\n",
-        venue.base_url(),
-        write(&dir, "key", BINANCE_KEY),
-        write(&dir, "secret", secret),
-    );
+    let broker = BrokerConfig {
+        kind: BrokerKind::Binance,
+        binance: Some(BinanceConfig {
+            base_url: venue.base_url(),
+            api_key: secret_file(dir.path(), "key", BINANCE_KEY),
+            api_secret: Some(secret_file(dir.path(), "secret", secret)),
+            private_key: None,
+            recv_window_ms: 60_000,
+            timeout_ms: 1000,
+        }),
+        ..BrokerConfig::default()
+    };
     Binance {
         venue,
-        app: app(toml).await,
+        app: app(broker).await,
         _dir: dir,
     }
 }
@@ -206,15 +212,19 @@ async fn alpaca_with_secret(secret: &str) -> Alpaca {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[broker]\nkind = \"alpaca\"\n[broker.alpaca]\nbase_url = \"{}\"\nkey_id = \"{}\"\nsecret_key = \"{}\"\ntimeout_ms = 1000\n",
-        venue.base_url(),
-        write(&dir, "id", ALPACA_KEY),
-        write(&dir, "secret", secret),
-    );
+    let broker = BrokerConfig {
+        kind: BrokerKind::Alpaca,
+        alpaca: Some(AlpacaConfig {
+            base_url: venue.base_url(),
+            key_id: secret_file(dir.path(), "id", ALPACA_KEY),
+            secret_key: secret_file(dir.path(), "secret", secret),
+            timeout_ms: 1000,
+        }),
+        ..BrokerConfig::default()
+    };
     Alpaca {
         venue,
-        app: app(toml).await,
+        app: app(broker).await,
         _dir: dir,
     }
 }
@@ -322,18 +332,22 @@ struct Oms {
 }
 
 async fn oms_signing_with(secret: &HmacSecret, trusted: HmacSecret) -> Oms {
-    let oms = OmsEmulator::start(vec![trusted], Arc::new(SystemClock))
+    let oms = OmsEmulator::trusting(vec![trusted], Arc::new(SystemClock))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[broker]\nkind = \"http\"\n[broker.http]\nurl = \"{}\"\nhmac_secrets = [\"{}\"]\ntimeout_ms = 1000\n",
-        oms.url(),
-        write(&dir, "whsec", secret.to_text().expose()),
-    );
+    let broker = BrokerConfig {
+        kind: BrokerKind::Http,
+        http: Some(HttpBrokerConfig {
+            url: oms.url(),
+            hmac_secrets: vec![secret_file(dir.path(), "whsec", secret.to_text().expose())],
+            timeout_ms: 1000,
+        }),
+        ..BrokerConfig::default()
+    };
     Oms {
         oms,
-        app: app(toml).await,
+        app: app(broker).await,
         _dir: dir,
     }
 }

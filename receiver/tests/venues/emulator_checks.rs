@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use alertgate_receiver::broker::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
-use alertgate_receiver::broker::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
-use alertgate_receiver::broker::emulators::oms::OmsEmulator;
 use alertgate_shared::{Clock, HmacSecret, SystemClock};
+use alertgate_testkit::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
+use alertgate_testkit::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
+use alertgate_testkit::emulators::oms::OmsEmulator;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -185,7 +185,7 @@ async fn the_alpaca_emulator_refuses_requests_alpaca_refuses() {
 #[tokio::test]
 async fn the_oms_emulator_refuses_unsigned_and_stale_orders() {
     let secret = HmacSecret::generate();
-    let oms = OmsEmulator::start(vec![secret.clone()], Arc::new(SystemClock))
+    let oms = OmsEmulator::trusting(vec![secret.clone()], Arc::new(SystemClock))
         .await
         .unwrap();
     let signer = alertgate_shared::Signer::new(Vec::new(), vec![secret]).unwrap();

@@ -1,4 +1,4 @@
-//! The real venues against their loopback emulators (`broker::emulators`): each test drives a
+//! The real venues against their loopback emulators (`alertgate_testkit::emulators`): each test drives a
 //! broker exactly as the executor does (same client order id on every retry) and asserts what the
 //! venue saw.
 
@@ -15,17 +15,8 @@ mod emulator_checks;
 mod helpers;
 mod oms;
 
-use std::path::Path;
-
 use alertgate_receiver::order::{OrderRequest, OrderType, Side, TimeInForce};
-use alertgate_shared::SecretRef;
-
-/// Writes `value` to `dir/name` and returns a `file:` reference to it.
-pub fn secret_file(dir: &Path, name: &str, value: &str) -> SecretRef {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{value}\n")).unwrap();
-    SecretRef::File(path)
-}
+pub use alertgate_testkit::secret_file;
 
 /// A buy order of `quantity` `symbol` at the market, with a reference price.
 pub fn market(

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alertgate_receiver::broker::config::HttpBrokerConfig;
-use alertgate_receiver::broker::emulators::oms::OmsEmulator;
-use alertgate_receiver::broker::emulators::Fault;
 use alertgate_receiver::broker::http::HttpBroker;
 use alertgate_receiver::broker::{Broker, BrokerError, OrderStatus};
 use alertgate_receiver::order::Side;
 use alertgate_shared::webhooks::HEADER_TIMESTAMP;
 use alertgate_shared::{Clock, HmacSecret, ManualClock, SystemClock, Verifier};
+use alertgate_testkit::emulators::oms::OmsEmulator;
+use alertgate_testkit::emulators::Fault;
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -25,7 +25,7 @@ struct Setup {
 impl Setup {
     async fn new() -> Self {
         let secret = HmacSecret::generate();
-        let oms = OmsEmulator::start(vec![secret.clone()], Arc::new(SystemClock))
+        let oms = OmsEmulator::trusting(vec![secret.clone()], Arc::new(SystemClock))
             .await
             .unwrap();
         Self {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use alertgate_testkit::process::soft_open_files_limit;
+
 use crate::helpers::*;
-use crate::process;
 
 /// The brief asks for 10,000; fewer when this process may not open that many files.
 const WANTED: usize = 10_000;
@@ -42,14 +43,14 @@ async fn open_idle(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
 async fn ten_thousand_idle_connections_neither_block_a_legitimate_alert_nor_grow_memory_unbounded()
 {
     // Room for the idle connections plus this test's own files and sockets.
-    let n = WANTED.min(process::soft_open_files_limit().saturating_sub(512));
+    let n = WANTED.min(soft_open_files_limit().saturating_sub(512));
     println!("opening {n} idle connections (wanted {WANTED})");
     let files = Files::new();
     let receiver = TestReceiver::spawn().await;
     let mut settings = test_settings(&files, &receiver);
     settings.server.max_connections = n + 1_000;
     settings.server.header_read_timeout_ms = 25_000;
-    let relay = process::start(files.path(), &settings, "info").await;
+    let mut relay = RelayProcess::start(files.path(), &settings, "info").await;
     let client = client(None);
     let url = format!("http://{}/webhook", relay.addr);
     // Warm up the allocator and every code path once, then take the baseline.
@@ -60,8 +61,8 @@ async fn ten_thousand_idle_connections_neither_block_a_legitimate_alert_nor_grow
         .await
         .unwrap();
     assert_eq!(first.status(), 200);
-    let baseline_kib = relay.rss_kib();
-    let baseline_fds = relay.open_fds();
+    let baseline_kib = relay.service.memory().unwrap().rss_kib;
+    let baseline_fds = relay.service.open_fds().unwrap();
 
     let connecting = std::time::Instant::now();
     let idle = open_idle(relay.addr, n).await;
@@ -74,7 +75,11 @@ async fn ten_thousand_idle_connections_neither_block_a_legitimate_alert_nor_grow
     // The relay really holds them at the same time (its side of each connection is a descriptor).
     let mut held = 0;
     for _ in 0..200 {
-        held = relay.open_fds().saturating_sub(baseline_fds);
+        held = relay
+            .service
+            .open_fds()
+            .unwrap()
+            .saturating_sub(baseline_fds);
         if held >= idle.len() * 9 / 10 {
             break;
         }
@@ -99,7 +104,7 @@ async fn ten_thousand_idle_connections_neither_block_a_legitimate_alert_nor_grow
         .iter()
         .any(|r| r.json()["alert"]["id"] == "during-the-flood"));
 
-    let loaded_kib = relay.rss_kib();
+    let loaded_kib = relay.service.memory().unwrap().rss_kib;
     println!(
         "relay RSS: {baseline_kib} KiB idle, {loaded_kib} KiB with {} connections",
         idle.len()
@@ -112,7 +117,11 @@ async fn ten_thousand_idle_connections_neither_block_a_legitimate_alert_nor_grow
     // The header deadline closes every silent connection: the relay's descriptors come back.
     let mut remaining = usize::MAX;
     for _ in 0..240 {
-        remaining = relay.open_fds().saturating_sub(baseline_fds);
+        remaining = relay
+            .service
+            .open_fds()
+            .unwrap()
+            .saturating_sub(baseline_fds);
         if remaining < 100 {
             break;
         }
@@ -130,7 +139,7 @@ async fn ten_thousand_idle_connections_neither_block_a_legitimate_alert_nor_grow
         .await
         .unwrap();
     assert_eq!(after.status(), 200);
-    relay.stop();
+    relay.service.stop().await.unwrap();
 }
 
 #[tokio::test]

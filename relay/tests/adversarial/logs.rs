@@ -3,15 +3,12 @@
 //! SIGHUP with a broken key file, `check-config`), never writes a secret, a guess at one, or key
 //! material.
 
-use std::process::Command;
-use std::time::Duration;
-
 use alertgate_shared::{HmacSecret, SecretRef};
+use alertgate_testkit::logs::{assert_never_logged, check_config_lines};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::process;
 
 const TV_SECRET: &str = "tv-secret-7f3a9c41d2e8b605";
 const NEAR_MISS: &str = "tv-secret-7f3a9c41d2e8b60X";
@@ -32,9 +29,10 @@ async fn no_secret_guess_or_key_material_appears_in_any_log_line_at_debug_level(
     let mut settings = test_settings(&files, &receiver);
     settings.accounts[0].secrets = vec![SecretRef::File(files.path().join("tv-secret"))];
     settings.signing.hmac_secrets = vec![SecretRef::File(files.path().join("whsec"))];
-    let relay = process::start(files.path(), &settings, "debug").await;
+    let mut relay = RelayProcess::start(files.path(), &settings, "debug").await;
     let client = client(None);
-    let url = |path: &str| format!("http://{}{path}", relay.addr);
+    let addr = relay.addr;
+    let url = |path: &str| format!("http://{addr}{path}");
     let post = |path: &str, body: String| {
         let request = client.post(url(path)).body(body);
         async move { request.send().await.unwrap().status().as_u16() }
@@ -92,72 +90,39 @@ async fn no_secret_guess_or_key_material_appears_in_any_log_line_at_debug_level(
     // must not quote the file.
     std::fs::write(&files.key_path, &hmac_text).unwrap();
     relay.signal(Signal::SIGHUP);
-    wait_for_line(&relay, "reload refused").await;
+    relay.wait_line("reload refused").await;
     std::fs::write(&files.key_path, format!("{key_text}\n")).unwrap();
     relay.signal(Signal::SIGHUP);
-    wait_for_line(&relay, "configuration reloaded").await;
+    relay.wait_line("configuration reloaded").await;
     assert_eq!(post("/webhook", good("ok-2")).await, 200);
-    eventually(
-        || {
-            receiver
-                .delivered()
-                .iter()
-                .any(|r| r.json()["alert"]["id"] == "ok-2")
-        },
-        "the alert after the reload",
-    )
+    until("the alert after the reload", || async {
+        receiver
+            .delivered()
+            .iter()
+            .any(|r| r.json()["alert"]["id"] == "ok-2")
+    })
     .await;
 
-    let mut lines = relay.stop();
-    let check = Command::new(process::BIN)
-        .args(["check-config", "--config"])
-        .arg(files.path().join("relay.toml"))
-        .env("RUST_LOG", "debug")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    lines.extend(
-        String::from_utf8_lossy(&check.stdout)
-            .lines()
-            .map(str::to_owned),
-    );
-    lines.extend(
-        String::from_utf8_lossy(&check.stderr)
-            .lines()
-            .map(str::to_owned),
-    );
+    relay.service.stop().await.unwrap();
+    let mut lines = relay.service.log_lines();
+    let (passed, checked) = check_config_lines(BIN.as_ref(), relay.service.config_path()).unwrap();
+    assert!(passed, "{checked:#?}");
+    lines.extend(checked);
 
-    assert!(
-        lines.len() > 10,
-        "too few log lines to mean anything: {lines:?}"
-    );
     assert!(
         lines.iter().any(|l| l.contains("wrong_secret")),
         "the failed authentication is logged (with its reason)"
     );
     let key_b64 = key_text.trim_start_matches("whsk_");
     let hmac_b64 = hmac_text.trim_start_matches("whsec_");
-    for (what, needle) in [
-        ("the TradingView secret", TV_SECRET),
-        ("a near-miss guess", NEAR_MISS),
-        ("the signing key", key_b64),
-        ("the HMAC secret", hmac_b64),
-    ] {
-        let leaks: Vec<&String> = lines.iter().filter(|l| l.contains(needle)).collect();
-        assert!(leaks.is_empty(), "{what} was logged: {leaks:#?}");
-    }
-}
-
-async fn wait_for_line(relay: &process::RelayProcess, fragment: &str) {
-    for _ in 0..400 {
-        if relay.output().iter().any(|l| l.contains(fragment)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no log line containing {fragment:?}: {:#?}", relay.output());
+    assert_never_logged(
+        &lines,
+        11,
+        &[
+            ("the TradingView secret", TV_SECRET),
+            ("a near-miss guess", NEAR_MISS),
+            ("the signing key", key_b64),
+            ("the HMAC secret", hmac_b64),
+        ],
+    );
 }

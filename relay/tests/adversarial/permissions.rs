@@ -24,7 +24,10 @@ async fn spool_dead_letter_and_key_journal_files_are_not_readable_by_other_users
     relay.receiver.set_status(400);
     assert_eq!(relay.post_alert("perm-1").await.status, 200);
     relay.receiver.wait_received(1).await;
-    eventually(|| !relay.dead_letters().is_empty(), "a dead letter").await;
+    until("a dead letter", || async {
+        !relay.dead_letters().is_empty()
+    })
+    .await;
     let spool = relay.settings.spool.dir.clone();
     let mut entries = vec![(
         spool.clone(),

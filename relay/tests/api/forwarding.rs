@@ -125,7 +125,7 @@ async fn a_permanent_4xx_from_the_receiver_is_dead_lettered_with_its_status() {
         .as_str()
         .unwrap()
         .to_owned();
-    eventually(|| !relay.dead_letters().is_empty(), "dead letter").await;
+    until("dead letter", || async { !relay.dead_letters().is_empty() }).await;
     let dead = relay.dead_letters();
     assert_eq!(dead[0]["id"], id.as_str());
     assert_eq!(dead[0]["reason"], "rejected_422");
@@ -175,7 +175,10 @@ async fn an_alert_older_than_max_age_is_dead_lettered_as_expired_and_never_deliv
     relay.receiver.wait_received(2).await;
 
     clock.advance(time::Duration::seconds(3));
-    eventually(|| !relay.dead_letters().is_empty(), "expired dead letter").await;
+    until("expired dead letter", || async {
+        !relay.dead_letters().is_empty()
+    })
+    .await;
     relay.receiver.set_status(200);
     tokio::time::sleep(Duration::from_millis(300)).await;
 

@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alertgate_relay::config::{
-    AccountSettings, ForwardSettings, RateLimitSettings, ServerSettings, Settings, SigningSettings,
-    SpoolSettings,
-};
+use alertgate_relay::config::{AccountSettings, Settings};
 use alertgate_relay::{Relay, RelayOptions, Reloader};
+use alertgate_shared::config::LogFormat;
 use alertgate_shared::{Clock, SecretRef, SigningKey, SystemClock, Verifier};
+pub use alertgate_testkit::tradingview::Answer;
+use alertgate_testkit::{config, free_addr, Ready, Service};
+pub use alertgate_testkit::{until, TradingView, WAIT};
 use bytes::Bytes;
 use http::HeaderMap;
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use warp::Filter;
@@ -111,26 +113,18 @@ impl TestReceiver {
 
     /// Waits until at least `n` requests were answered 2xx.
     pub async fn wait_delivered(&self, n: usize) -> Vec<Recorded> {
-        eventually(|| self.delivered().len() >= n, "receiver deliveries").await;
+        until("receiver deliveries", || async {
+            self.delivered().len() >= n
+        })
+        .await;
         self.delivered()
     }
 
     /// Waits until at least `n` requests arrived, whatever the answer.
     pub async fn wait_received(&self, n: usize) -> Vec<Recorded> {
-        eventually(|| self.received().len() >= n, "receiver requests").await;
+        until("receiver requests", || async { self.received().len() >= n }).await;
         self.received()
     }
-}
-
-/// Polls `cond` every 10 ms for up to 10 s.
-pub async fn eventually(mut cond: impl FnMut() -> bool, what: &str) {
-    for _ in 0..1_000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Files shared by a relay and its restarts: keys, secrets, spool.
@@ -167,60 +161,26 @@ impl Files {
     }
 }
 
-/// Settings for a test relay: loopback allowed, generous limits, short backoff.
+/// Settings for a test relay: the kit's relay defaults (generous limits) with only 127.0.0.1
+/// allowed, accounts `main` and `alt`, a short body timeout and quick retries.
 pub fn test_settings(files: &Files, receiver: &TestReceiver) -> Settings {
-    Settings {
-        server: ServerSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            body_timeout_ms: 500,
-            ..ServerSettings::default()
-        },
-        allowlist: alertgate_relay::config::AllowlistSettings {
-            cidrs: vec!["127.0.0.1/32".parse().unwrap()],
-        },
-        rate_limit: RateLimitSettings {
-            per_ip_per_second: 10_000,
-            per_ip_burst: 10_000,
-            global_per_second: 10_000,
-            global_burst: 10_000,
-            per_account_per_second: 10_000,
-            per_account_burst: 10_000,
-        },
-        accounts: vec![
-            AccountSettings {
-                id: "main".into(),
-                secrets: vec![files.file_ref("secret-main")],
-            },
-            AccountSettings {
-                id: "alt".into(),
-                secrets: vec![files.file_ref("secret-alt")],
-            },
-        ],
-        signing: SigningSettings {
-            keys: vec![SecretRef::File(files.key_path.clone())],
-            hmac_secrets: vec![],
-        },
-        forward: ForwardSettings {
-            url: receiver.url(),
-            timeout_ms: 1_000,
-            max_age_seconds: 120,
-            ca_file: None,
-            client_cert_file: None,
-            client_key_file: None,
-            concurrency: 8,
-            backoff_initial_ms: 20,
-            backoff_max_ms: 50,
-        },
-        spool: SpoolSettings {
-            dir: files.path().join("spool"),
-            ..SpoolSettings::default()
-        },
-        dedupe: Default::default(),
-        metrics: alertgate_relay::config::MetricsSettings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        },
-        log: Default::default(),
-    }
+    let mut s = config::relay(
+        &receiver.url(),
+        files.file_ref("secret-main"),
+        SecretRef::File(files.key_path.clone()),
+        &files.path().join("spool"),
+    );
+    s.server.body_timeout_ms = 500;
+    s.allowlist.cidrs = vec!["127.0.0.1/32".parse().unwrap()];
+    s.accounts.push(AccountSettings {
+        id: "alt".into(),
+        secrets: vec![files.file_ref("secret-alt")],
+    });
+    s.forward.timeout_ms = 1_000;
+    s.forward.concurrency = 8;
+    s.forward.backoff_initial_ms = 20;
+    s.forward.backoff_max_ms = 50;
+    s
 }
 
 /// A relay running in this test's runtime.
@@ -300,29 +260,9 @@ pub fn client(local: Option<IpAddr>) -> reqwest::Client {
     b.build().unwrap()
 }
 
-/// A decoded answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
-impl Answer {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
-    }
-}
-
+/// Reads a response.
 pub async fn answer(resp: reqwest::Response) -> Answer {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    Answer {
-        status,
-        headers,
-        text,
-    }
+    Answer::read(resp).await.unwrap()
 }
 
 impl TestRelay {
@@ -330,23 +270,12 @@ impl TestRelay {
         format!("http://{}{path}", self.addr)
     }
 
-    /// POSTs `body` to `path` as TradingView would (text/plain unless it is JSON).
+    /// POSTs `body` to `path` as TradingView would.
     pub async fn post_to(&self, path: &str, body: impl Into<String>) -> Answer {
-        let body = body.into();
-        let ct = if serde_json::from_str::<serde_json::Value>(&body).is_ok() {
-            "application/json"
-        } else {
-            "text/plain"
-        };
-        let resp = self
-            .client
-            .post(self.url(path))
-            .header("content-type", ct)
-            .body(body)
-            .send()
+        TradingView::new()
+            .post(&self.url(path), body)
             .await
-            .unwrap();
-        answer(resp).await
+            .unwrap()
     }
 
     /// POSTs to `/webhook`.
@@ -438,4 +367,60 @@ pub fn metric(text: &str, series: &str) -> f64 {
                 .and_then(|rest| rest.trim().parse().ok())
         })
         .unwrap_or(0.0)
+}
+
+/// The relay binary `cargo test` built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_alertgate-relay");
+
+/// A relay run from the built binary (the kit's process harness), with the settings it was
+/// started with: change them, [`write_config`](Self::write_config), then SIGHUP.
+#[derive(Debug)]
+pub struct RelayProcess {
+    pub service: Service,
+    pub addr: SocketAddr,
+    pub settings: Settings,
+}
+
+impl RelayProcess {
+    /// Writes `settings` to `dir/relay.toml` with JSON logs at `level` and a free port (the binary
+    /// binds its own address), and starts the relay on it with its open-files limit raised.
+    pub async fn start(dir: &Path, settings: &Settings, level: &str) -> Self {
+        let mut settings = settings.clone();
+        settings.server.listen = free_addr().unwrap();
+        settings.log.format = LogFormat::Json;
+        settings.log.level = level.to_owned();
+        let addr = settings.server.listen;
+        let path = dir.join("relay.toml");
+        config::write(&path, &settings).unwrap();
+        let mut service =
+            Service::new("relay", BIN, path, Ready::Http(addr)).raise_open_files_limit();
+        service.start().await.unwrap();
+        Self {
+            service,
+            addr,
+            settings,
+        }
+    }
+
+    /// Rewrites the config file from [`settings`](Self::settings).
+    pub fn write_config(&self) {
+        config::write(self.service.config_path(), &self.settings).unwrap();
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        self.service.signal(signal).unwrap();
+    }
+
+    /// Waits for a log line containing `message` that no earlier wait returned.
+    pub async fn wait_line(&mut self, message: &str) -> String {
+        self.service.wait_for_log(message, WAIT).await.unwrap()
+    }
+
+    /// POSTs to `/webhook` as TradingView would.
+    pub async fn post(&self, body: impl Into<String>) -> Answer {
+        TradingView::new()
+            .post(&format!("http://{}/webhook", self.addr), body)
+            .await
+            .unwrap()
+    }
 }

@@ -1,19 +1,14 @@
 //! The `alertgate-relay` binary: `check-config`, `keygen`, `run` with SIGKILL, SIGHUP, SIGTERM.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use alertgate_relay::config::Settings;
-use alertgate_shared::config::LogFormat;
 use alertgate_shared::{SecretRef, SigningKey, Verifier};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::sync::mpsc;
+use nix::sys::signal::Signal;
 
 use crate::helpers::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_alertgate-relay");
 
 /// DESIGN.md section 8, verbatim.
 const MINIMAL_RELAY_CONFIG: &str = r#"[server]
@@ -177,98 +172,6 @@ fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
     );
 }
 
-/// A relay running as a real process, with its JSON log lines.
-struct RelayProcess {
-    child: Child,
-    addr: std::net::SocketAddr,
-    lines: mpsc::UnboundedReceiver<serde_json::Value>,
-}
-
-impl RelayProcess {
-    async fn start(config: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, mut lines) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let _ = tx.send(v);
-                } else {
-                    eprintln!("relay: {line}");
-                }
-            }
-        });
-        let serving = next_line(&mut lines, "relay serving").await;
-        let addr = serving["listen"].as_str().unwrap().parse().unwrap();
-        Self { child, addr, lines }
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
-    }
-
-    async fn wait_line(&mut self, message: &str) -> serde_json::Value {
-        next_line(&mut self.lines, message).await
-    }
-
-    async fn post(&self, body: String) -> Answer {
-        let resp = client(None)
-            .post(format!("http://{}/webhook", self.addr))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        answer(resp).await
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn next_line(
-    lines: &mut mpsc::UnboundedReceiver<serde_json::Value>,
-    message: &str,
-) -> serde_json::Value {
-    let wait = async {
-        while let Some(v) = lines.recv().await {
-            if v["message"].as_str().is_some_and(|m| m.contains(message)) {
-                return v;
-            }
-        }
-        panic!("the relay exited before logging {message:?}");
-    };
-    tokio::time::timeout(Duration::from_secs(20), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {message:?} log line"))
-}
-
-fn write_config(path: &Path, settings: &Settings) {
-    let mut s = settings.clone();
-    s.log.format = LogFormat::Json;
-    s.log.level = "info".into();
-    std::fs::write(path, s.to_toml()).unwrap();
-}
-
-fn config_path(files: &Files) -> PathBuf {
-    files.path().join("relay.toml")
-}
-
 fn verifies(key: &SigningKey, got: &Recorded) -> bool {
     let v = Verifier::new(vec![key.verifying_key()], vec![], 300).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -285,25 +188,19 @@ fn verifies(key: &SigningKey, got: &Recorded) -> bool {
 #[tokio::test]
 async fn a_relay_killed_after_answering_200_delivers_the_alert_after_restart() {
     let files = Files::new();
-    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    let port = alertgate_testkit::free_port().unwrap();
     let placeholder = TestReceiver::spawn().await;
     let mut settings = test_settings(&files, &placeholder);
     settings.forward.url = format!("http://127.0.0.1:{port}/v1/alerts");
-    let config = config_path(&files);
-    write_config(&config, &settings);
 
-    let mut relay = RelayProcess::start(&config).await;
+    let mut relay = RelayProcess::start(files.path(), &settings, "info").await;
     let accepted = relay.post(alert("kill-9")).await;
     assert_eq!(accepted.status, 200);
     let id = accepted.json()["id"].as_str().unwrap().to_owned();
-    relay.child.kill().unwrap(); // SIGKILL: no chance to flush anything
-    relay.child.wait().unwrap();
-    drop(relay);
+    relay.service.kill9().unwrap(); // SIGKILL: no chance to flush anything
 
     let receiver = TestReceiver::spawn_on(port).await;
-    let relay = RelayProcess::start(&config).await;
+    relay.service.start().await.unwrap(); // the same config, the same spool
     let got = receiver.wait_delivered(1).await;
     assert_eq!(got[0].header("webhook-id"), id);
     assert!(verifies(&files.key, &got[0]));
@@ -315,17 +212,15 @@ async fn a_relay_killed_after_answering_200_delivers_the_alert_after_restart() {
 async fn sighup_with_a_new_key_signs_the_next_forward_with_it() {
     let files = Files::new();
     let receiver = TestReceiver::spawn().await;
-    let mut settings = test_settings(&files, &receiver);
-    let config = config_path(&files);
-    write_config(&config, &settings);
-    let mut relay = RelayProcess::start(&config).await;
+    let settings = test_settings(&files, &receiver);
+    let mut relay = RelayProcess::start(files.path(), &settings, "info").await;
     assert_eq!(relay.post(alert("before")).await.status, 200);
     let first = receiver.wait_delivered(1).await.remove(0);
     assert!(verifies(&files.key, &first));
 
     let (new_key, new_ref) = files.new_key("rotated");
-    settings.signing.keys = vec![new_ref];
-    write_config(&config, &settings);
+    relay.settings.signing.keys = vec![new_ref];
+    relay.write_config();
     relay.signal(Signal::SIGHUP);
     relay.wait_line("configuration reloaded").await;
 
@@ -339,22 +234,17 @@ async fn sighup_with_a_new_key_signs_the_next_forward_with_it() {
 async fn sighup_with_a_broken_config_keeps_the_old_one_working() {
     let files = Files::new();
     let receiver = TestReceiver::spawn().await;
-    let mut settings = test_settings(&files, &receiver);
-    let config = config_path(&files);
-    write_config(&config, &settings);
-    let mut relay = RelayProcess::start(&config).await;
+    let settings = test_settings(&files, &receiver);
+    let mut relay = RelayProcess::start(files.path(), &settings, "info").await;
 
-    settings.accounts[0].secrets = vec![SecretRef::Env("ALERTGATE_TEST_SURELY_UNSET".into())];
-    settings.signing.keys = vec![SecretRef::File(files.path().join("no-such.key"))];
-    write_config(&config, &settings);
+    relay.settings.accounts[0].secrets = vec![SecretRef::Env("ALERTGATE_TEST_SURELY_UNSET".into())];
+    relay.settings.signing.keys = vec![SecretRef::File(files.path().join("no-such.key"))];
+    relay.write_config();
     relay.signal(Signal::SIGHUP);
     let refused = relay.wait_line("reload refused").await;
-    assert!(
-        refused.to_string().contains("ALERTGATE_TEST_SURELY_UNSET"),
-        "{refused}"
-    );
+    assert!(refused.contains("ALERTGATE_TEST_SURELY_UNSET"), "{refused}");
 
-    std::fs::write(&config, "this is [not toml").unwrap();
+    std::fs::write(relay.service.config_path(), "this is [not toml").unwrap();
     relay.signal(Signal::SIGHUP);
     relay.wait_line("reload refused").await;
 
@@ -368,9 +258,12 @@ async fn a_second_relay_on_the_same_spool_is_refused_at_start() {
     let files = Files::new();
     let receiver = TestReceiver::spawn().await;
     let settings = test_settings(&files, &receiver);
-    let config = config_path(&files);
-    write_config(&config, &settings);
-    let _first = RelayProcess::start(&config).await;
+    let first = RelayProcess::start(files.path(), &settings, "info").await;
+    // The same spool, on a port of its own.
+    let mut same_spool = first.settings.clone();
+    same_spool.server.listen = alertgate_testkit::loopback(0);
+    let config = files.path().join("relay-2.toml");
+    alertgate_testkit::config::write(&config, &same_spool).unwrap();
     let second = Command::new(BIN)
         .arg("run")
         .arg("--config")
@@ -390,20 +283,14 @@ async fn sigterm_stops_the_relay_cleanly() {
     let files = Files::new();
     let receiver = TestReceiver::spawn().await;
     let settings = test_settings(&files, &receiver);
-    let config = config_path(&files);
-    write_config(&config, &settings);
-    let mut relay = RelayProcess::start(&config).await;
+    let mut relay = RelayProcess::start(files.path(), &settings, "info").await;
     assert_eq!(relay.post(alert("t")).await.status, 200);
     relay.signal(Signal::SIGTERM);
     relay.wait_line("shutting down").await;
-    let mut status = None;
-    for _ in 0..500 {
-        status = relay.child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let status = status.expect("the relay exits after SIGTERM");
+    let status = relay
+        .service
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("the relay exits after SIGTERM");
     assert!(status.success(), "{status}");
 }

@@ -239,6 +239,9 @@ async fn alerts_are_forwarded_over_mtls_with_the_configured_ca_and_client_certif
     )
     .await;
     assert_eq!(relay.post_alert("mtls").await.status, 200);
-    eventually(|| !seen.lock().unwrap().is_empty(), "delivery over mTLS").await;
+    until("delivery over mTLS", || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
     assert!(seen.lock().unwrap()[0].contains("\"mtls\""));
 }

@@ -13,13 +13,13 @@
 //! a lookup shows.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
 
-use super::{json_reply, with_fault, Common, Fault, Recorded, Reply, Server};
+use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
 /// What the emulator is started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,19 +97,17 @@ struct Book {
     buying_power: Decimal,
 }
 
+/// Alpaca's state: the config and the order book. Served as [`AlpacaEmulator`].
 #[derive(Debug)]
-struct State {
+pub struct AlpacaState {
+    /// Credentials and symbols.
     config: AlpacaEmulatorConfig,
-    common: Arc<Common>,
+    /// Orders and buying power.
     book: Mutex<Book>,
 }
 
 /// A running Alpaca emulator; stops when dropped.
-#[derive(Debug)]
-pub struct AlpacaEmulator {
-    server: Server,
-    state: Arc<State>,
-}
+pub type AlpacaEmulator = Emulator<AlpacaState>;
 
 fn unprocessable(message: &str) -> Reply {
     json_reply(
@@ -125,97 +123,66 @@ fn error_body(status: u16) -> Value {
     }
 }
 
-impl AlpacaEmulator {
-    /// Starts on `127.0.0.1:0`.
-    pub async fn start(config: AlpacaEmulatorConfig) -> std::io::Result<Self> {
-        let common = Arc::new(Common::default());
+impl Venue for AlpacaState {
+    type Config = AlpacaEmulatorConfig;
+
+    fn new(config: AlpacaEmulatorConfig) -> std::io::Result<Self> {
         let book = Book {
             orders: Vec::new(),
             buying_power: config.buying_power,
         };
-        let state = Arc::new(State {
+        Ok(Self {
             config,
-            common: common.clone(),
             book: Mutex::new(book),
-        });
-        let handler_state = state.clone();
-        let server = Server::start(
-            common,
-            Arc::new(move |request| {
-                let state = handler_state.clone();
-                Box::pin(async move { state.handle(request).await })
-            }),
-        )
-        .await?;
-        Ok(Self { server, state })
+        })
     }
 
-    /// `http://127.0.0.1:PORT`: the `base_url` to configure.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
+    fn places_order(request: &Recorded) -> bool {
+        request.method == "POST" && request.path == "/v2/orders"
     }
 
-    /// The next `times` `POST /v2/orders` requests meet `fault`.
-    pub fn fail_next_orders(&self, fault: Fault, times: usize) {
-        self.state.common.push_faults(fault, times);
+    fn handle(&self, request: &Recorded, faults: &Faults) -> Option<Reply> {
+        let authorized = request.header("apca-api-key-id") == Some(self.config.key_id.as_str())
+            && request.header("apca-api-secret-key") == Some(self.config.secret_key.as_str());
+        if !authorized {
+            return Some(json_reply(
+                StatusCode::UNAUTHORIZED,
+                &json!({"code": 40110000, "message": "request is not authorized"}),
+            ));
+        }
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/v2/orders") => faults.around(|| self.new_order(request), error_body),
+            ("GET", "/v2/orders:by_client_order_id") => {
+                let id = request.param("client_order_id").unwrap_or_default();
+                Some(self.find(|o| o.client_order_id == id))
+            }
+            ("GET", path) if path.starts_with("/v2/orders/") => {
+                let id = path.trim_start_matches("/v2/orders/").to_owned();
+                Some(self.find(|o| o.id == id))
+            }
+            _ => Some(json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"code": 40410000, "message": "endpoint not found"}),
+            )),
+        }
     }
+}
 
-    /// Every request received, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state.common.requests()
-    }
-
-    /// Every `POST /v2/orders` received (accepted or not).
-    pub fn order_posts(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == "POST" && r.path == "/v2/orders")
-            .collect()
-    }
-
+impl Emulator<AlpacaState> {
     /// Every order accepted, in order.
     pub fn orders(&self) -> Vec<AlpacaOrderRecord> {
-        self.state.book().orders.clone()
+        self.venue().book().orders.clone()
     }
 
     /// Sets the cash available for buys.
     pub fn set_buying_power(&self, value: Decimal) {
-        self.state.book().buying_power = value;
+        self.venue().book().buying_power = value;
     }
 }
 
-impl State {
+impl AlpacaState {
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn handle(&self, request: Recorded) -> Reply {
-        let authorized = request.header("apca-api-key-id") == Some(self.config.key_id.as_str())
-            && request.header("apca-api-secret-key") == Some(self.config.secret_key.as_str());
-        if !authorized {
-            return json_reply(
-                StatusCode::UNAUTHORIZED,
-                &json!({"code": 40110000, "message": "request is not authorized"}),
-            );
-        }
-        match (request.method.as_str(), request.path.as_str()) {
-            ("POST", "/v2/orders") => {
-                let fault = self.common.next_fault();
-                with_fault(fault, || self.new_order(&request), error_body).await
-            }
-            ("GET", "/v2/orders:by_client_order_id") => {
-                let id = request.param("client_order_id").unwrap_or_default();
-                self.find(|o| o.client_order_id == id)
-            }
-            ("GET", path) if path.starts_with("/v2/orders/") => {
-                let id = path.trim_start_matches("/v2/orders/").to_owned();
-                self.find(|o| o.id == id)
-            }
-            _ => json_reply(
-                StatusCode::NOT_FOUND,
-                &json!({"code": 40410000, "message": "endpoint not found"}),
-            ),
-        }
     }
 
     fn find(&self, matches: impl Fn(&AlpacaOrderRecord) -> bool) -> Reply {

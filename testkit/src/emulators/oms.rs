@@ -13,7 +13,7 @@ use alertgate_shared::{Clock, HmacSecret, Verifier};
 use serde_json::{json, Value};
 use warp::http::StatusCode;
 
-use super::{json_reply, with_fault, Common, Fault, Recorded, Reply, Server};
+use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
 /// An order the OMS accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,20 +26,35 @@ pub struct OmsOrderRecord {
     pub body: Value,
 }
 
+/// What the OMS emulator is started with.
+#[derive(Debug, Clone)]
+pub struct OmsEmulatorConfig {
+    /// The `whsec_` secrets it trusts.
+    pub secrets: Vec<HmacSecret>,
+    /// "Now" for the timestamp tolerance (300 s).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl OmsEmulatorConfig {
+    /// Trusts `secrets`, with `clock` as its time.
+    pub fn new(secrets: Vec<HmacSecret>, clock: Arc<dyn Clock>) -> Self {
+        Self { secrets, clock }
+    }
+}
+
+/// The OMS's state: its verifier and the orders it accepted. Served as [`OmsEmulator`].
 #[derive(Debug)]
-struct State {
+pub struct OmsState {
+    /// Checks the Standard Webhooks signature of every POST.
     verifier: Verifier,
+    /// "Now" for the verifier.
     clock: Arc<dyn Clock>,
-    common: Arc<Common>,
+    /// Orders accepted, in order.
     orders: Mutex<Vec<OmsOrderRecord>>,
 }
 
 /// A running OMS emulator; stops when dropped.
-#[derive(Debug)]
-pub struct OmsEmulator {
-    server: Server,
-    state: Arc<State>,
-}
+pub type OmsEmulator = Emulator<OmsState>;
 
 const REQUIRED: [&str; 7] = [
     "client_order_id",
@@ -51,66 +66,29 @@ const REQUIRED: [&str; 7] = [
     "tif",
 ];
 
-impl OmsEmulator {
-    /// Starts on `127.0.0.1:0`, trusting these secrets, with a 300 s timestamp tolerance.
-    pub async fn start(secrets: Vec<HmacSecret>, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
-        let verifier = Verifier::new(Vec::new(), secrets, 300)
+impl Venue for OmsState {
+    type Config = OmsEmulatorConfig;
+
+    fn new(config: OmsEmulatorConfig) -> std::io::Result<Self> {
+        let verifier = Verifier::new(Vec::new(), config.secrets, 300)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        let common = Arc::new(Common::default());
-        let state = Arc::new(State {
+        Ok(Self {
             verifier,
-            clock,
-            common: common.clone(),
+            clock: config.clock,
             orders: Mutex::new(Vec::new()),
-        });
-        let handler_state = state.clone();
-        let server = Server::start(
-            common,
-            Arc::new(move |request| {
-                let state = handler_state.clone();
-                Box::pin(async move { state.handle(request).await })
-            }),
-        )
-        .await?;
-        Ok(Self { server, state })
+        })
     }
 
-    /// The URL to configure as `[broker.http] url`.
-    pub fn url(&self) -> String {
-        format!("{}/orders", self.server.base_url())
+    fn places_order(request: &Recorded) -> bool {
+        request.method == "POST"
     }
 
-    /// The next `times` POSTs meet `fault`.
-    pub fn fail_next_orders(&self, fault: Fault, times: usize) {
-        self.state.common.push_faults(fault, times);
-    }
-
-    /// Every request received, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state.common.requests()
-    }
-
-    /// Every order accepted, in order.
-    pub fn orders(&self) -> Vec<OmsOrderRecord> {
-        self.state.orders().clone()
-    }
-}
-
-fn error_body(status: u16) -> Value {
-    json!({"message": format!("emulated failure {status}")})
-}
-
-impl State {
-    fn orders(&self) -> MutexGuard<'_, Vec<OmsOrderRecord>> {
-        self.orders.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn handle(&self, request: Recorded) -> Reply {
+    fn handle(&self, request: &Recorded, faults: &Faults) -> Option<Reply> {
         if request.method != "POST" {
-            return json_reply(
+            return Some(json_reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"message": "POST only"}),
-            );
+            ));
         }
         let verified = self.verifier.verify(
             request.header(HEADER_ID),
@@ -120,13 +98,42 @@ impl State {
             self.clock.now_unix(),
         );
         if let Err(e) = verified {
-            return json_reply(
+            return Some(json_reply(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": e.error_code(), "message": e.to_string()}),
-            );
+            ));
         }
-        let fault = self.common.next_fault();
-        with_fault(fault, || self.accept(&request), error_body).await
+        faults.around(|| self.accept(request), error_body)
+    }
+}
+
+impl Emulator<OmsState> {
+    /// Starts on `127.0.0.1:0`, trusting these secrets, with a 300 s timestamp tolerance.
+    pub async fn trusting(
+        secrets: Vec<HmacSecret>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Self> {
+        Self::start(OmsEmulatorConfig::new(secrets, clock)).await
+    }
+
+    /// The URL to configure as `[broker.http] url`.
+    pub fn url(&self) -> String {
+        format!("{}/orders", self.base_url())
+    }
+
+    /// Every order accepted, in order.
+    pub fn orders(&self) -> Vec<OmsOrderRecord> {
+        self.venue().orders().clone()
+    }
+}
+
+fn error_body(status: u16) -> Value {
+    json!({"message": format!("emulated failure {status}")})
+}
+
+impl OmsState {
+    fn orders(&self) -> MutexGuard<'_, Vec<OmsOrderRecord>> {
+        self.orders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn accept(&self, request: &Recorded) -> Reply {

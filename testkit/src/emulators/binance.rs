@@ -25,9 +25,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use warp::http::StatusCode;
 
-use super::{
-    json_reply, parse_params, percent_decode, with_fault, Common, Fault, Recorded, Reply, Server,
-};
+use super::{json_reply, parse_params, percent_decode, Emulator, Faults, Recorded, Reply, Venue};
 
 /// How the emulator checks signatures.
 #[derive(Debug, Clone)]
@@ -194,19 +192,17 @@ struct Book {
     insufficient_balance: bool,
 }
 
+/// Binance's state: the config and the order book. Served as [`BinanceEmulator`].
 #[derive(Debug)]
-struct State {
+pub struct BinanceState {
+    /// Credentials, clock and the initial symbols.
     config: BinanceEmulatorConfig,
-    common: Arc<Common>,
+    /// Symbols (as changed since), orders and switches.
     book: Mutex<Book>,
 }
 
 /// A running Binance emulator; stops when dropped.
-#[derive(Debug)]
-pub struct BinanceEmulator {
-    server: Server,
-    state: Arc<State>,
-}
+pub type BinanceEmulator = Emulator<BinanceState>;
 
 fn err(status: StatusCode, code: i64, msg: &str) -> Reply {
     json_reply(status, &json!({"code": code, "msg": msg}))
@@ -252,10 +248,10 @@ fn valid_client_order_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl BinanceEmulator {
-    /// Starts on `127.0.0.1:0`.
-    pub async fn start(config: BinanceEmulatorConfig) -> std::io::Result<Self> {
-        let common = Arc::new(Common::default());
+impl Venue for BinanceState {
+    type Config = BinanceEmulatorConfig;
+
+    fn new(config: BinanceEmulatorConfig) -> std::io::Result<Self> {
         let book = Book {
             symbols: config
                 .symbols
@@ -266,73 +262,60 @@ impl BinanceEmulator {
             next_id: 1000,
             insufficient_balance: false,
         };
-        let state = Arc::new(State {
+        Ok(Self {
             config,
-            common: common.clone(),
             book: Mutex::new(book),
-        });
-        let handler_state = state.clone();
-        let server = Server::start(
-            common,
-            Arc::new(move |request| {
-                let state = handler_state.clone();
-                Box::pin(async move { state.handle(request).await })
-            }),
-        )
-        .await?;
-        Ok(Self { server, state })
+        })
     }
 
-    /// `http://127.0.0.1:PORT`: the `base_url` to configure.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
+    fn places_order(request: &Recorded) -> bool {
+        request.method == "POST" && request.path == "/api/v3/order"
     }
 
-    /// The next `times` `POST /api/v3/order` requests meet `fault`.
-    pub fn fail_next_orders(&self, fault: Fault, times: usize) {
-        self.state.common.push_faults(fault, times);
+    fn handle(&self, request: &Recorded, faults: &Faults) -> Option<Reply> {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/api/v3/exchangeInfo") => Some(self.exchange_info(request)),
+            // Binance's rate limiter and backend errors come before any check of the request.
+            ("POST", "/api/v3/order") => faults.around(
+                || self.signed(request, |params| self.new_order(params)),
+                error_body,
+            ),
+            ("GET", "/api/v3/order") => {
+                Some(self.signed(request, |params| self.query_order(params)))
+            }
+            _ => Some(err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.")),
+        }
     }
+}
 
-    /// Every request received, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.state.common.requests()
-    }
-
-    /// Every `POST /api/v3/order` received (accepted or not).
-    pub fn order_posts(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == "POST" && r.path == "/api/v3/order")
-            .collect()
-    }
-
+impl Emulator<BinanceState> {
     /// Every order accepted, in order.
     pub fn orders(&self) -> Vec<EmulatedOrder> {
-        self.state.book().orders.clone()
+        self.venue().book().orders.clone()
     }
 
     /// Makes new orders fail with `-2010 Account has insufficient balance for requested action.`
     pub fn set_insufficient_balance(&self, on: bool) {
-        self.state.book().insufficient_balance = on;
+        self.venue().book().insufficient_balance = on;
     }
 
     /// Sets a symbol's trading status (`BREAK` to close the market).
     pub fn set_symbol_status(&self, symbol: &str, status: &str) {
-        if let Some(s) = self.state.book().symbols.get_mut(symbol) {
+        if let Some(s) = self.venue().book().symbols.get_mut(symbol) {
             s.status = status.into();
         }
     }
 
     /// Changes a symbol's filters or price (Binance changes filters from time to time).
     pub fn update_symbol(&self, symbol: &str, change: impl FnOnce(&mut EmulatedSymbol)) {
-        if let Some(s) = self.state.book().symbols.get_mut(symbol) {
+        if let Some(s) = self.venue().book().symbols.get_mut(symbol) {
             change(s);
         }
     }
 
     /// Fills every open order at its symbol's last price (so its client id may be reused).
     pub fn fill_open_orders(&self) {
-        let mut book = self.state.book();
+        let mut book = self.venue().book();
         let prices: HashMap<String, Decimal> = book
             .symbols
             .iter()
@@ -348,26 +331,9 @@ impl BinanceEmulator {
     }
 }
 
-impl State {
+impl BinanceState {
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn handle(&self, request: Recorded) -> Reply {
-        match (request.method.as_str(), request.path.as_str()) {
-            ("GET", "/api/v3/exchangeInfo") => self.exchange_info(&request),
-            ("POST", "/api/v3/order") => {
-                let fault = self.common.next_fault();
-                with_fault(
-                    fault,
-                    || self.signed(&request, |params| self.new_order(params)),
-                    error_body,
-                )
-                .await
-            }
-            ("GET", "/api/v3/order") => self.signed(&request, |params| self.query_order(params)),
-            _ => err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint."),
-        }
     }
 
     fn exchange_info(&self, request: &Recorded) -> Reply {
