@@ -209,11 +209,13 @@ impl Stack {
         Ok(body["orders"].as_array().cloned().unwrap_or_default())
     }
 
-    /// Waits until the receiver holds at least `n` orders, returning them.
+    /// Waits until the receiver holds at least `n` orders, none still in flight, returning them.
     pub async fn wait_for_orders(&self, n: usize, within: Duration) -> anyhow::Result<Vec<Value>> {
         let waited = eventually(&format!("{n} orders"), within, || async {
             let orders = self.orders().await.unwrap_or_default();
-            (orders.len() >= n).then_some(orders)
+            // An order row exists from before it is sent ("new"); wait until each is settled.
+            let settled = orders.iter().all(|o| o["status"] != "new");
+            (orders.len() >= n && settled).then_some(orders)
         })
         .await;
         waited.map_err(|e| {
