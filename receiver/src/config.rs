@@ -1,4 +1,4 @@
-//! The receiver's settings (DESIGN section 8): typed `deny_unknown_fields` structs, defaults for
+//! The receiver's settings (every key with its default: deploy/receiver.example.toml): typed `deny_unknown_fields` structs, defaults for
 //! every optional key, and the checks that need more than the type system (referenced secrets and
 //! key files resolve, limits are positive). `deploy/receiver.example.toml` shows every key.
 

@@ -1,4 +1,4 @@
-//! Prometheus metrics (DESIGN section 5), served as text on `metrics.listen`:
+//! Prometheus metrics (receiver/README.md, "Metrics"), served as text on `metrics.listen`:
 //! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
 //! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`.
 //!

@@ -1,4 +1,4 @@
-//! Risk gates (DESIGN section 5, step 5): every order passes them before it is placed. Each
+//! Risk gates (receiver/README.md, "Risk gates"): every order passes them before it is placed. Each
 //! rejection carries the gate's name as the message's `reason`:
 //! `kill_switch`, `symbol_not_allowed`, `max_quantity`, `max_notional`, `max_orders_per_minute`,
 //! `max_position`.

@@ -1,4 +1,4 @@
-//! HTTP routes (DESIGN section 5): one function per route returning a filter, plain async
+//! HTTP routes (receiver/README.md, "Orders API"): one function per route returning a filter, plain async
 //! handlers, and one place ([`handle_rejection`], [`alert_reply`]) where errors become status +
 //! JSON.
 //!

@@ -384,6 +384,13 @@ where
     }
 }
 
+/// The alert's idempotency key by the rule the receiver applies too
+/// ([`alertgate_shared::idempotency`]): a key the receiver would refuse is a 400 here, never a
+/// 200 that the receiver then records `invalid`.
+pub fn idempotency_key(alert: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    idempotency::idempotency_key(alert).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
 /// Step 5: the body as an alert, a UTF-8 JSON object (public for the fuzz target).
 pub fn parse_alert(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let text = std::str::from_utf8(raw)

@@ -44,7 +44,7 @@ pub enum JournalError {
     Corrupt(String),
 }
 
-/// What became of a message (contract: DESIGN section 5).
+/// What became of a message (contract: receiver/README.md, "Outcomes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -1,4 +1,4 @@
-//! Alert normalization: every alert format the receiver understands (DESIGN.md section 6) becomes one
+//! Alert normalization: every alert format the receiver understands (receiver/NORMALIZE.md) becomes one
 //! [`NormalizedAlert`] with one [`Leg`] per order, or an [`Invalid`] naming the field at fault.
 //!
 //! # Layout
@@ -178,7 +178,7 @@ pub fn normalize(
         prefix: "",
     };
     let account = top.value(names::ACCOUNT, |v| fields::short_text(v, MAX_ID_LEN))?;
-    // The relay applies the same rule before it answers 200 (DESIGN: one rule, one place).
+    // The relay applies the same rule before it answers 200 (shared/src/idempotency.rs).
     let idempotency_key = alertgate_shared::idempotency::idempotency_key(alert)
         .map_err(|e| Invalid::new(e.field, e.message))?;
     let strategy = top.value(names::STRATEGY, |v| fields::short_text(v, MAX_ID_LEN))?;

@@ -1,4 +1,4 @@
-//! The receiver's HTTP contract (DESIGN section 5), end to end through real sockets, real SQLite
+//! The receiver's HTTP contract (receiver/README.md), end to end through real sockets, real SQLite
 //! files and, for restarts, the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 

@@ -1,5 +1,5 @@
 //! Integration tests of the relay against real sockets. Each module covers one part of the
-//! contract in DESIGN.md section 3.
+//! contract in relay/README.md ("Answers and what they mean", "Forwarding", "The spool").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
