@@ -14,33 +14,47 @@ pub(crate) struct AppendFile {
     pub(crate) file: File,
     /// Its sequence number in the file name.
     pub(crate) number: u64,
-    /// Bytes appended since it was opened (rotation).
+    /// Its length as of the last complete write (offsets, rotation).
     pub(crate) written: u64,
 }
 
 impl AppendFile {
     /// Creates file `number` at `path` in `dir` (or reopens it for appending).
     pub(crate) fn create(path: &Path, dir: &Path, number: u64) -> io::Result<Self> {
+        let file = create_file(path, dir)?;
         Ok(Self {
-            file: create_file(path, dir)?,
+            written: file.metadata()?.len(),
+            file,
             number,
-            written: 0,
         })
+    }
+
+    /// Cuts whatever a failed write left after the last complete write, so the next record
+    /// starts on a line of its own.
+    pub(crate) fn cut_to_written(&mut self) -> io::Result<()> {
+        self.file.set_len(self.written)
     }
 }
 
-/// The complete lines of a journal file; a torn last line is dropped with a warning.
+/// The complete lines of a journal file, each with its number and byte offset; a torn last
+/// line is dropped with a warning.
 pub(crate) fn complete_lines<'a>(
     path: &Path,
     data: &'a [u8],
-) -> impl Iterator<Item = (usize, &'a [u8])> + 'a {
+) -> impl Iterator<Item = (usize, usize, &'a [u8])> + 'a {
     let torn = !data.is_empty() && data.last() != Some(&b'\n');
     if torn {
         tracing::warn!(file = %path.display(), "ignoring a torn last record");
     }
     data.split_inclusive(|&b| b == b'\n')
-        .filter(|l| l.last() == Some(&b'\n'))
+        .scan(0, |offset, line| {
+            let at = *offset;
+            *offset += line.len();
+            Some((at, line))
+        })
+        .filter(|(_, l)| l.last() == Some(&b'\n'))
         .enumerate()
+        .map(|(i, (at, line))| (i, at, line))
 }
 
 /// A file's contents, or `None` if it was deleted since the directory was listed (a previous
