@@ -75,7 +75,8 @@ impl Ledger {
 
     /// Admits one append, unless `max_pending` or `max_bytes` is reached.
     pub(super) fn admit(&mut self, limits: &SpoolSettings) -> Result<(), SpoolError> {
-        if self.pending.len() + self.in_flight >= limits.max_pending || self.over(limits.max_bytes) {
+        if self.pending.len() + self.in_flight >= limits.max_pending || self.over(limits.max_bytes)
+        {
             return Err(SpoolError::Full);
         }
         self.in_flight += 1;

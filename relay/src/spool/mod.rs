@@ -381,4 +381,3 @@ impl Spool {
         self.ledger().segments()
     }
 }
-

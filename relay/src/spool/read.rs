@@ -47,7 +47,10 @@ pub(super) fn load(dir: &Path, entries: Vec<Queued>) -> Result<Vec<SpooledAlert>
             }
         };
         let Some(file) = file else {
-            tracing::error!(segment = q.at.segment, "a pending alert's segment is gone; skipping it");
+            tracing::error!(
+                segment = q.at.segment,
+                "a pending alert's segment is gone; skipping it"
+            );
             continue;
         };
         match read_at(file, q.at) {

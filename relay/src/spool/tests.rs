@@ -66,11 +66,21 @@ async fn pending_entries_are_taken_in_acceptance_order_from_the_cache_or_from_di
         let want: Vec<_> = appended.iter().map(|a| &a.id).collect();
         assert_eq!(ids, want);
         for (g, w) in got.iter().zip(&appended) {
-            assert_eq!((&g.body, &g.account, g.received_ms), (&w.body, &w.account, w.received_ms));
+            assert_eq!(
+                (&g.body, &g.account, g.received_ms),
+                (&w.body, &w.account, w.received_ms)
+            );
         }
     }
-    assert!(spool.take(10).await.unwrap().is_empty(), "each is handed out once");
-    assert_eq!(spool.pending(), 20, "handed out is still pending until resolved");
+    assert!(
+        spool.take(10).await.unwrap().is_empty(),
+        "each is handed out once"
+    );
+    assert_eq!(
+        spool.pending(),
+        20,
+        "handed out is still pending until resolved"
+    );
 }
 
 #[tokio::test]
@@ -137,7 +147,10 @@ async fn a_fully_resolved_spool_is_reclaimed_even_when_nothing_can_be_written() 
         .filter(|p| format::segment_number(p).is_some())
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum();
-    assert_eq!(segment_bytes, 0, "the delivered segment went without a write");
+    assert_eq!(
+        segment_bytes, 0,
+        "the delivered segment went without a write"
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), before);
     drop(spool);
     let (_, replay) = Spool::open(settings(dir.path())).unwrap();
@@ -154,7 +167,10 @@ async fn a_segment_holding_an_unresolved_entry_is_kept_while_writes_fail() {
     spool.append(&a).await.unwrap();
     spool.append(&b).await.unwrap();
     spool.shared.fail_writes.store(usize::MAX, Ordering::SeqCst);
-    assert!(spool.resolve(&a.alert.id, Resolution::Delivered).await.is_err());
+    assert!(spool
+        .resolve(&a.alert.id, Resolution::Delivered)
+        .await
+        .is_err());
     spool.probe().await;
     spool.flush().await;
     assert_eq!(spool.pending(), 1, "a is resolved in memory");

@@ -17,9 +17,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 #[cfg(test)]
 use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -82,6 +82,10 @@ pub(super) struct Writer {
     segment: AppendFile,
     /// Set when a failed write could not be cut off the segment's end.
     torn: bool,
+    /// Set by a failed write, cleared once the segment being written has been started afresh:
+    /// until then it goes as soon as all it holds is resolved, even if some later, smaller
+    /// writes (resolve records) squeezed into what space was left.
+    pressed: bool,
     /// Rotation size for segments (and the key journal).
     segment_bytes: u64,
     /// `spool.max_bytes`: past it, the spool is stuck until segments go.
@@ -114,6 +118,7 @@ impl Writer {
             dir,
             segment,
             torn: false,
+            pressed: false,
             segment_bytes: settings.segment_bytes,
             max_bytes: settings.max_bytes,
             state,
@@ -285,6 +290,7 @@ impl Writer {
             }
             Err(e) => {
                 self.cut_tail();
+                self.pressed = true;
                 self.set_healthy(false);
                 Err(e)
             }
@@ -323,7 +329,7 @@ impl Writer {
         let current = self.segment.number;
         let candidates = {
             let ledger = self.state.ledger();
-            let stuck = !self.healthy() || ledger.over(self.max_bytes);
+            let stuck = self.pressed || ledger.over(self.max_bytes);
             ledger.reclaimable(current, stuck)
         };
         if candidates.is_empty() {
@@ -369,6 +375,7 @@ impl Writer {
             Ok(file) => {
                 self.segment = file;
                 self.torn = false;
+                self.pressed = false;
                 self.state.ledger().start_segment(n);
                 match std::fs::remove_file(segment_path(&self.dir, old)) {
                     Ok(()) => {}
@@ -391,6 +398,7 @@ impl Writer {
                 }
                 self.segment.written = 0;
                 self.torn = false;
+                self.pressed = false;
                 let mut ledger = self.state.ledger();
                 ledger.removed(old);
                 ledger.start_segment(old);
