@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--alerts", type=int, default=100_000)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--spool-dir", default=None, help="default: a fresh temporary directory")
+    ap.add_argument("--no-keys", action="store_true",
+                    help="alerts without an idempotency key (no dedupe window entries)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="relay-rss-")
@@ -102,11 +104,14 @@ level = "warn"
         def client(n, start):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             for i in range(start, start + n):
-                body = json.dumps({
-                    "secret": "rss-secret", "id": f"rss-{i}", "symbol": "BINANCE:BTCUSDT",
+                alert = {
+                    "secret": "rss-secret", "symbol": "BINANCE:BTCUSDT",
                     "action": "buy", "quantity": "0.01", "price": "42000.5",
                     "comment": "x" * 200,
-                })
+                }
+                if not args.no_keys:
+                    alert["id"] = f"rss-{i}"
+                body = json.dumps(alert)
                 conn.request("POST", "/webhook", body, {"content-type": "application/json"})
                 resp = conn.getresponse()
                 resp.read()

@@ -14,7 +14,7 @@ use super::{SpoolError, SpooledAlert};
 use crate::config::SpoolSettings;
 
 /// Bodies kept in memory for entries not yet taken, at most (the rest are read back from disk).
-const CACHE_BYTES: usize = 4 << 20;
+const CACHE_BYTES: usize = 1 << 20;
 
 /// Where an accept record lies on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
