@@ -78,7 +78,7 @@ backoff_initial_ms = 1000
 backoff_max_ms = 10000
 [spool]
 dir = "{spool}"
-max_pending = {args.alerts * 2}
+max_pending = {max(args.alerts * 2, 200_000)}
 max_bytes = 4294967296
 [metrics]
 listen = "127.0.0.1:{metrics_port}"

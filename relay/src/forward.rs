@@ -273,10 +273,7 @@ impl Forwarder {
                     if let Err(e) = inner.spool.resolve(&alert.id, Resolution::Delivered).await {
                         tracing::warn!(id = %alert.id, error = %e, "cannot record the delivery; it is sent again only if the relay restarts before its segment is deleted");
                     }
-                    inner
-                        .metrics
-                        .spool_pending
-                        .set(gauge(inner.spool.pending()));
+                    self.report_pending();
                     return;
                 }
                 Attempt::Rejected(status) => {
@@ -333,10 +330,14 @@ impl Forwarder {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(DEAD_LETTER_RETRY_MAX);
         }
-        inner
-            .metrics
-            .spool_pending
-            .set(gauge(inner.spool.pending()));
+        self.report_pending();
+    }
+
+    fn report_pending(&self) {
+        let inner = &self.inner;
+        inner.spool.report_pending(|n| {
+            inner.metrics.spool_pending.set(gauge(n));
+        });
     }
 }
 

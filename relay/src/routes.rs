@@ -338,10 +338,12 @@ where
     if let Some(r) = reservation {
         r.commit(received_ms);
     }
-    state
-        .metrics
-        .spool_pending
-        .set(i64::try_from(state.spool.pending()).unwrap_or(i64::MAX));
+    state.spool.report_pending(|n| {
+        state
+            .metrics
+            .spool_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    });
 
     // 10. Accepted; the spool has woken the forwarder, which sends it asynchronously.
     Ok(id)

@@ -366,6 +366,14 @@ impl Spool {
         self.ledger().pending()
     }
 
+    /// Calls `report` with [`Spool::pending`] while no entry can come or go, so that reports
+    /// from concurrent tasks (a gauge set by the request handler and by the forwarder) cannot
+    /// land out of order and leave a stale count behind.
+    pub fn report_pending(&self, report: impl FnOnce(usize)) {
+        let ledger = self.ledger();
+        report(ledger.pending());
+    }
+
     /// Whether the last write succeeded (for `/readyz`).
     pub fn is_healthy(&self) -> bool {
         self.shared.state.healthy.load(Ordering::Relaxed)
