@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spool::file::{complete_lines, read_if_present, AppendFile};
+use crate::spool::file::{for_each_line, AppendFile};
 
 /// One line of a key journal file (tagged like the spool's records).
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,21 +67,21 @@ pub(crate) struct JournalFiles {
     next: u64,
 }
 
-/// Reads key journal files `numbers` (ascending) in `dir`: (account, key, received_ms) of every
-/// key on disk, and the files for [`KeyJournal::open`].
-pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> io::Result<(Vec<StoredKey>, JournalFiles)> {
-    let mut keys = Vec::new();
+/// Reads key journal files `numbers` (ascending) in `dir` into `keys`, and returns the files
+/// for [`KeyJournal::open`].
+pub(crate) fn replay(
+    dir: &Path,
+    numbers: &[u64],
+    keys: &mut NewestKeys,
+) -> io::Result<JournalFiles> {
     let mut files = JournalFiles {
         closed: BTreeMap::new(),
         next: numbers.last().map_or(1, |n| n + 1),
     };
     for &n in numbers {
         let path = keys_path(dir, n);
-        let Some(data) = read_if_present(&path)? else {
-            continue;
-        };
         let mut newest = 0;
-        for (i, _, line) in complete_lines(&path, &data) {
+        let present = for_each_line(&path, |i, _, line| {
             match serde_json::from_slice::<KeyRecord>(line) {
                 Ok(KeyRecord::Key {
                     account,
@@ -89,29 +89,39 @@ pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> io::Result<(Vec<StoredKey>,
                     received_ms,
                 }) => {
                     newest = received_ms.max(newest);
-                    keys.push((account, key, received_ms));
+                    keys.note(account, key, received_ms);
                 }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable key record");
                 }
             }
+        })?;
+        if present.is_some() {
+            files.closed.insert(n, newest);
         }
-        files.closed.insert(n, newest);
     }
-    Ok((keys, files))
+    Ok(files)
 }
 
-/// One (account, key, received_ms) per key, with its newest receipt time, oldest first. A key is
-/// usually both in its accept record and in the key journal.
-pub(crate) fn newest_per_key(keys: impl IntoIterator<Item = StoredKey>) -> Vec<StoredKey> {
-    let mut newest: HashMap<(String, String), i64> = HashMap::new();
-    for (account, key, ms) in keys {
-        let slot = newest.entry((account, key)).or_insert(ms);
-        *slot = (*slot).max(ms);
+/// The keys a replay finds, each once with its newest receipt time: a key is usually both in
+/// its accept record and in the key journal, and is kept once as it is read, not collected
+/// twice first.
+#[derive(Debug, Default)]
+pub(crate) struct NewestKeys(HashMap<(String, String), i64>);
+
+impl NewestKeys {
+    /// A key received at `received_ms`.
+    pub(crate) fn note(&mut self, account: String, key: String, received_ms: i64) {
+        let slot = self.0.entry((account, key)).or_insert(received_ms);
+        *slot = (*slot).max(received_ms);
     }
-    let mut keys: Vec<_> = newest.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
-    keys.sort_by_key(|k| k.2);
-    keys
+
+    /// (account, key, received_ms) per key, oldest first.
+    pub(crate) fn into_sorted(self) -> Vec<StoredKey> {
+        let mut keys: Vec<_> = self.0.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
+        keys.sort_by_key(|k| k.2);
+        keys
+    }
 }
 
 /// The journal as the spool's writer thread holds it.

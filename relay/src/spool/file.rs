@@ -3,7 +3,7 @@
 //! without a torn last line.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -36,34 +36,36 @@ impl AppendFile {
     }
 }
 
-/// The complete lines of a journal file, each with its number and byte offset; a torn last
-/// line is dropped with a warning.
-pub(crate) fn complete_lines<'a>(
+/// Calls `f` with the number, byte offset and bytes (newline included) of each complete line of
+/// `path`, reading it in small pieces (a segment is never held in memory whole); a torn last
+/// line is dropped with a warning. Returns the file's length, or `None` if it was deleted since
+/// the directory was listed (a previous writer finishing its last removals).
+pub(crate) fn for_each_line(
     path: &Path,
-    data: &'a [u8],
-) -> impl Iterator<Item = (usize, usize, &'a [u8])> + 'a {
-    let torn = !data.is_empty() && data.last() != Some(&b'\n');
-    if torn {
-        tracing::warn!(file = %path.display(), "ignoring a torn last record");
-    }
-    data.split_inclusive(|&b| b == b'\n')
-        .scan(0, |offset, line| {
-            let at = *offset;
-            *offset += line.len();
-            Some((at, line))
-        })
-        .filter(|(_, l)| l.last() == Some(&b'\n'))
-        .enumerate()
-        .map(|(i, (at, line))| (i, at, line))
-}
-
-/// A file's contents, or `None` if it was deleted since the directory was listed (a previous
-/// writer finishing its last removals).
-pub(crate) fn read_if_present(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(data) => Ok(Some(data)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    mut f: impl FnMut(usize, u64, &[u8]),
+) -> io::Result<Option<u64>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(64 << 10, file);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(Some(offset));
+        }
+        if line.last() != Some(&b'\n') {
+            tracing::warn!(file = %path.display(), "ignoring a torn last record");
+        } else {
+            f(number, offset, &line);
+            number += 1;
+        }
+        offset += n as u64;
     }
 }
 

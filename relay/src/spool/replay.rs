@@ -10,7 +10,7 @@ use std::path::Path;
 
 use alertgate_shared::MessageId;
 
-use super::file::{complete_lines, read_if_present};
+use super::file::for_each_line;
 use super::format::{segment_number, segment_path, Record};
 use super::ledger::{Ledger, Location};
 use super::Replay;
@@ -61,14 +61,10 @@ pub(super) fn read(dir: &Path, listing: &Listing) -> io::Result<Recovered> {
     // id → (acceptance rank, where): only what the ledger keeps, one segment in memory at a time.
     let mut accepted: HashMap<String, (usize, Location)> = HashMap::new();
     let mut rank = 0;
-    let mut keys = Vec::new();
+    let mut keys = journal::NewestKeys::default();
     for &n in &listing.segments {
         let path = segment_path(dir, n);
-        let Some(data) = read_if_present(&path)? else {
-            continue;
-        };
-        ledger.found_segment(n, data.len() as u64);
-        for (i, offset, line) in complete_lines(&path, &data) {
+        let present = for_each_line(&path, |i, offset, line| {
             match serde_json::from_slice::<Record>(line) {
                 Ok(Record::Accept {
                     id,
@@ -77,19 +73,18 @@ pub(super) fn read(dir: &Path, listing: &Listing) -> io::Result<Recovered> {
                     received_ms,
                     ..
                 }) => {
+                    if MessageId::parse(&id).is_ok() {
+                        let at = Location {
+                            segment: n,
+                            offset,
+                            len: u32::try_from(line.len()).unwrap_or(u32::MAX),
+                        };
+                        accepted.insert(id, (rank, at));
+                        rank += 1;
+                    }
                     if let Some(key) = key {
-                        keys.push((account, key, received_ms));
+                        keys.note(account, key, received_ms);
                     }
-                    if MessageId::parse(&id).is_err() {
-                        continue;
-                    }
-                    let at = Location {
-                        segment: n,
-                        offset: offset as u64,
-                        len: u32::try_from(line.len()).unwrap_or(u32::MAX),
-                    };
-                    accepted.insert(id, (rank, at));
-                    rank += 1;
                 }
                 Ok(Record::Resolve { id, .. }) => {
                     accepted.remove(&id);
@@ -99,10 +94,13 @@ pub(super) fn read(dir: &Path, listing: &Listing) -> io::Result<Recovered> {
                     tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable spool record");
                 }
             }
+        })?;
+        if let Some(bytes) = present {
+            ledger.found_segment(n, bytes);
         }
     }
-    let (journal_keys, journal) = journal::replay(dir, &listing.keys)?;
-    let keys = journal::newest_per_key(keys.into_iter().chain(journal_keys));
+    let journal = journal::replay(dir, &listing.keys, &mut keys)?;
+    let keys = keys.into_sorted();
     let mut pending: Vec<(String, (usize, Location))> = accepted.into_iter().collect();
     pending.sort_unstable_by_key(|(_, (rank, _))| *rank);
     let count = pending.len();
