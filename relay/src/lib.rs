@@ -11,8 +11,9 @@
 //!   TTL set, `dedupe/journal.rs` its `keys-*.jsonl` files so it survives a restart.
 //! - [`spool`]: the durable, group-committed queue of accepted alerts. `spool/mod.rs` the handle;
 //!   `format.rs` segment names and records; `file.rs` private append-only files; `replay.rs`
-//!   reading back at open; `ledger.rs` what is pending where; `writer.rs` the group-commit
-//!   thread; `dead_letter.rs` dead letters; `lock.rs` the process lock.
+//!   reading back at open; `ledger.rs` what is pending where, in acceptance order; `read.rs`
+//!   reading pending alerts back in batches; `writer.rs` the group-commit thread (and full
+//!   disks); `dead_letter.rs` dead letters; `lock.rs` the process lock.
 //! - [`forward`]: signed delivery to the receiver with retries, backoff and expiry.
 //!
 //! Around it:
