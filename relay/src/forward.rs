@@ -4,19 +4,31 @@
 //! older than `forward.max_age_seconds` (dead letter `expired`: a late trading signal is worse
 //! than none). 5xx, 408, 429, timeouts and connection errors are retried with exponential backoff
 //! and jitter, honouring `Retry-After`. At most `forward.concurrency` requests are in flight.
+//!
+//! Pending alerts are taken from the spool in acceptance order, a batch at a time, whenever
+//! fewer than a bounded number are in hand; the spool wakes the forwarder when it accepts one,
+//! so an alert accepted while the forwarder is idle goes out at once (from the spool's cache,
+//! without a disk read).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alertgate_shared::retry::{self, Backoff};
 use alertgate_shared::Clock;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::ForwardSettings;
 use crate::live::LiveHandle;
 use crate::metrics::{DeadLetterReason, ForwardOutcome, Metrics};
-use crate::spool::{DeadLetter, Resolution, Spool, SpooledAlert};
+use crate::spool::{DeadLetter, Resolution, Spool, SpoolError, SpooledAlert};
+
+/// Alerts taken from the spool at once, and the least of them held in memory (being tried or
+/// waiting to retry): the forwarder's memory is bounded by this, not by the backlog.
+const BATCH: usize = 256;
+
+/// Longest wait between attempts to write a dead letter (the disk is full).
+const DEAD_LETTER_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Why the forward client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +124,7 @@ struct Inner {
     /// Forward counters and durations.
     metrics: Arc<Metrics>,
     /// Bounds concurrent attempts (not waiting alerts).
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     /// Delay between attempts of one alert.
     backoff: Backoff,
 }
@@ -127,7 +139,7 @@ impl Forwarder {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let slots = Semaphore::new(settings.concurrency);
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
         // A Retry-After longer than the alert may live is cut there anyway (the alert expires).
         let backoff = Backoff::new(
             Duration::from_millis(settings.backoff_initial_ms),
@@ -148,46 +160,64 @@ impl Forwarder {
         }
     }
 
-    /// Delivers `resumed` (pending at start) and then everything received on `queue`, until the
-    /// returned task is aborted (which also aborts deliveries in progress; they stay spooled).
-    pub fn spawn(
-        self,
-        resumed: Vec<SpooledAlert>,
-        mut queue: mpsc::UnboundedReceiver<SpooledAlert>,
-    ) -> tokio::task::JoinHandle<()> {
+    /// Delivers the spool's pending entries, oldest first, until the returned task is aborted
+    /// (which also aborts deliveries in progress; they stay spooled). The alerts in memory at
+    /// once are bounded: at most `window` are being tried or waiting to retry, taken from the
+    /// spool in batches as earlier ones finish, so the first attempts keep the order of
+    /// acceptance whatever the backlog.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let window = self.inner.settings.concurrency.max(BATCH);
             let mut tasks = JoinSet::new();
-            for alert in resumed {
-                let this = self.clone();
-                tasks.spawn(async move { this.deliver(alert).await });
-            }
             loop {
-                tokio::select! {
-                    next = queue.recv() => match next {
-                        Some(alert) => {
-                            let this = self.clone();
-                            tasks.spawn(async move { this.deliver(alert).await });
+                while tasks.len() < window {
+                    let want = (window - tasks.len()).min(BATCH);
+                    let batch = match self.inner.spool.take(want).await {
+                        Ok(batch) => batch,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read pending alerts from the spool; retrying in a second");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
                         }
-                        None => break,
-                    },
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for alert in batch {
+                        // Taken in order here, so first attempts start in acceptance order.
+                        let Ok(slot) = Arc::clone(&self.inner.slots).acquire_owned().await else {
+                            return;
+                        };
+                        let this = self.clone();
+                        tasks.spawn(async move { this.deliver(alert, slot).await });
+                    }
+                }
+                tokio::select! {
+                    () = self.inner.spool.wait_for_new() => {}
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
+                while tasks.try_join_next().is_some() {}
             }
-            while tasks.join_next().await.is_some() {}
         })
     }
 
-    /// Tries until delivered, rejected or expired.
-    async fn deliver(&self, alert: SpooledAlert) {
+    /// Tries until delivered, rejected or expired; the first attempt uses `first`, a slot taken
+    /// for it in order.
+    async fn deliver(&self, alert: SpooledAlert, first: OwnedSemaphorePermit) {
         let inner = &self.inner;
         let max_age_ms =
             i64::try_from(inner.settings.max_age_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
         let deadline_ms = alert.received_ms.saturating_add(max_age_ms);
         let mut attempt: u32 = 0;
+        let mut first = Some(first);
         loop {
             let result = {
-                let Ok(slot) = inner.slots.acquire().await else {
-                    return;
+                let slot = match first.take() {
+                    Some(slot) => slot,
+                    None => match Arc::clone(&inner.slots).acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
                 };
                 // Checked after waiting for a slot: the wait itself may have aged the alert.
                 let now_ms = inner.clock.now_unix_ms();
@@ -241,12 +271,9 @@ impl Forwarder {
                     inner.metrics.forward(ForwardOutcome::Delivered);
                     tracing::info!(id = %alert.id, account = %alert.account, attempt, "alert delivered");
                     if let Err(e) = inner.spool.resolve(&alert.id, Resolution::Delivered).await {
-                        tracing::error!(id = %alert.id, error = %e, "cannot record delivery; it may be sent again after a restart");
+                        tracing::warn!(id = %alert.id, error = %e, "cannot record the delivery; it is sent again only if the relay restarts before its segment is deleted");
                     }
-                    inner
-                        .metrics
-                        .spool_pending
-                        .set(gauge(inner.spool.pending()));
+                    self.report_pending();
                     return;
                 }
                 Attempt::Rejected(status) => {
@@ -293,13 +320,24 @@ impl Forwarder {
             inner.metrics.forward(ForwardOutcome::Expired);
         }
         tracing::warn!(id = %alert.id, account = %alert.account, reason, "alert dead-lettered");
-        if let Err(e) = inner.spool.dead_letter(&letter).await {
-            tracing::error!(id = %alert.id, error = %e, "cannot record the dead letter; it stays pending");
+        // It stays pending until the letter is on disk: retried while the disk is full.
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = inner.spool.dead_letter(&letter).await {
+            if matches!(e, SpoolError::Closed) {
+                return;
+            }
+            tracing::error!(id = %alert.id, error = %e, "cannot write the dead letter; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(DEAD_LETTER_RETRY_MAX);
         }
-        inner
-            .metrics
-            .spool_pending
-            .set(gauge(inner.spool.pending()));
+        self.report_pending();
+    }
+
+    fn report_pending(&self) {
+        let inner = &self.inner;
+        inner.spool.report_pending(|n| {
+            inner.metrics.spool_pending.set(gauge(n));
+        });
     }
 }
 

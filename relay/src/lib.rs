@@ -11,8 +11,9 @@
 //!   TTL set, `dedupe/journal.rs` its `keys-*.jsonl` files so it survives a restart.
 //! - [`spool`]: the durable, group-committed queue of accepted alerts. `spool/mod.rs` the handle;
 //!   `format.rs` segment names and records; `file.rs` private append-only files; `replay.rs`
-//!   reading back at open; `ledger.rs` what is pending where; `writer.rs` the group-commit
-//!   thread; `dead_letter.rs` dead letters; `lock.rs` the process lock.
+//!   reading back at open; `ledger.rs` what is pending where, in acceptance order; `read.rs`
+//!   reading pending alerts back in batches; `writer.rs` the group-commit thread (and full
+//!   disks); `dead_letter.rs` dead letters; `lock.rs` the process lock.
 //! - [`forward`]: signed delivery to the receiver with retries, backoff and expiry.
 //!
 //! Around it:
@@ -47,7 +48,6 @@ use std::time::Duration;
 
 use alertgate_shared::{Clock, SystemClock};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use warp::Filter;
 
 pub use config::Settings;
@@ -58,7 +58,7 @@ use crate::forward::Forwarder;
 use crate::live::{Live, LiveHandle, ResolveError};
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::routes::AppState;
-use crate::spool::{Spool, SpooledAlert};
+use crate::spool::Spool;
 
 /// Why a relay could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -149,12 +149,8 @@ pub struct Relay {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// The configuration it was built from.
     settings: Settings,
-    /// Delivers spooled alerts once running.
+    /// Delivers spooled alerts once running (pending ones from before the start first).
     forwarder: Forwarder,
-    /// Alerts found pending in the spool at start.
-    resumed: Vec<SpooledAlert>,
-    /// Alerts accepted from now on, in order.
-    queue: mpsc::UnboundedReceiver<SpooledAlert>,
 }
 
 impl Relay {
@@ -191,12 +187,11 @@ impl Relay {
         let metrics = Arc::new(Metrics::new());
         metrics
             .spool_pending
-            .set(i64::try_from(replay.pending.len()).unwrap_or(i64::MAX));
-        if !replay.pending.is_empty() {
-            tracing::info!(pending = replay.pending.len(), "resuming spooled alerts");
+            .set(i64::try_from(replay.pending).unwrap_or(i64::MAX));
+        if replay.pending > 0 {
+            tracing::info!(pending = replay.pending, "resuming spooled alerts");
         }
         let live = LiveHandle::new(live);
-        let (tx, queue) = mpsc::unbounded_channel();
         let forwarder = Forwarder::new(
             client,
             settings.forward.clone(),
@@ -214,7 +209,6 @@ impl Relay {
             live,
             spool,
             dedupe,
-            forward: tx,
             metrics,
             clock,
             max_body_bytes: settings.server.max_body_bytes,
@@ -230,8 +224,6 @@ impl Relay {
             tls,
             settings,
             forwarder,
-            resumed: replay.pending,
-            queue,
         })
     }
 
@@ -266,11 +258,9 @@ impl Relay {
             tls,
             settings,
             forwarder,
-            resumed,
-            queue,
             ..
         } = self;
-        let forwarding = forwarder.spawn(resumed, queue);
+        let forwarding = forwarder.spawn();
         let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|l| {
@@ -318,8 +308,9 @@ impl Relay {
     }
 }
 
-/// Periodic housekeeping: forget expired dedupe keys (every second), idle rate-limit buckets and
-/// key journal files whose keys have all left the window (every 10 s).
+/// Periodic housekeeping: forget expired dedupe keys and, while the spool cannot write, probe
+/// whether it can again (every second); forget idle rate-limit buckets and key journal files
+/// whose keys have all left the window (every 10 s).
 async fn maintain(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -329,6 +320,7 @@ async fn maintain(state: Arc<AppState>) {
         n += 1;
         let now_ms = state.clock.now_unix_ms();
         state.dedupe.purge(now_ms);
+        state.spool.probe().await;
         if n % 10 == 0 {
             state.live.load().limits.forget_idle();
             state

@@ -12,7 +12,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 use warp::reply::Response;
 use warp::Filter;
 
@@ -36,8 +35,6 @@ pub struct AppState {
     pub spool: Spool,
     /// The edge duplicate window.
     pub dedupe: DedupeWindow,
-    /// Hands spooled alerts to the forwarder.
-    pub forward: mpsc::UnboundedSender<SpooledAlert>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Receipt times and dedupe expiry.
@@ -341,13 +338,14 @@ where
     if let Some(r) = reservation {
         r.commit(received_ms);
     }
-    state
-        .metrics
-        .spool_pending
-        .set(i64::try_from(state.spool.pending()).unwrap_or(i64::MAX));
+    state.spool.report_pending(|n| {
+        state
+            .metrics
+            .spool_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    });
 
-    // 10. Accepted; forwarding happens asynchronously.
-    let _ = state.forward.send(entry.alert);
+    // 10. Accepted; the spool has woken the forwarder, which sends it asynchronously.
     Ok(id)
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::spool::file::{complete_lines, read_if_present, AppendFile};
+use crate::spool::file::{for_each_line, AppendFile};
 
 /// One line of a key journal file (tagged like the spool's records).
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,21 +67,21 @@ pub(crate) struct JournalFiles {
     next: u64,
 }
 
-/// Reads key journal files `numbers` (ascending) in `dir`: (account, key, received_ms) of every
-/// key on disk, and the files for [`KeyJournal::open`].
-pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> io::Result<(Vec<StoredKey>, JournalFiles)> {
-    let mut keys = Vec::new();
+/// Reads key journal files `numbers` (ascending) in `dir` into `keys`, and returns the files
+/// for [`KeyJournal::open`].
+pub(crate) fn replay(
+    dir: &Path,
+    numbers: &[u64],
+    keys: &mut NewestKeys,
+) -> io::Result<JournalFiles> {
     let mut files = JournalFiles {
         closed: BTreeMap::new(),
         next: numbers.last().map_or(1, |n| n + 1),
     };
     for &n in numbers {
         let path = keys_path(dir, n);
-        let Some(data) = read_if_present(&path)? else {
-            continue;
-        };
         let mut newest = 0;
-        for (i, line) in complete_lines(&path, &data) {
+        let present = for_each_line(&path, |i, _, line| {
             match serde_json::from_slice::<KeyRecord>(line) {
                 Ok(KeyRecord::Key {
                     account,
@@ -89,29 +89,39 @@ pub(crate) fn replay(dir: &Path, numbers: &[u64]) -> io::Result<(Vec<StoredKey>,
                     received_ms,
                 }) => {
                     newest = received_ms.max(newest);
-                    keys.push((account, key, received_ms));
+                    keys.note(account, key, received_ms);
                 }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable key record");
                 }
             }
+        })?;
+        if present.is_some() {
+            files.closed.insert(n, newest);
         }
-        files.closed.insert(n, newest);
     }
-    Ok((keys, files))
+    Ok(files)
 }
 
-/// One (account, key, received_ms) per key, with its newest receipt time, oldest first. A key is
-/// usually both in its accept record and in the key journal.
-pub(crate) fn newest_per_key(keys: impl IntoIterator<Item = StoredKey>) -> Vec<StoredKey> {
-    let mut newest: HashMap<(String, String), i64> = HashMap::new();
-    for (account, key, ms) in keys {
-        let slot = newest.entry((account, key)).or_insert(ms);
-        *slot = (*slot).max(ms);
+/// The keys a replay finds, each once with its newest receipt time: a key is usually both in
+/// its accept record and in the key journal, and is kept once as it is read, not collected
+/// twice first.
+#[derive(Debug, Default)]
+pub(crate) struct NewestKeys(HashMap<(String, String), i64>);
+
+impl NewestKeys {
+    /// A key received at `received_ms`.
+    pub(crate) fn note(&mut self, account: String, key: String, received_ms: i64) {
+        let slot = self.0.entry((account, key)).or_insert(received_ms);
+        *slot = (*slot).max(received_ms);
     }
-    let mut keys: Vec<_> = newest.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
-    keys.sort_by_key(|k| k.2);
-    keys
+
+    /// (account, key, received_ms) per key, oldest first.
+    pub(crate) fn into_sorted(self) -> Vec<StoredKey> {
+        let mut keys: Vec<_> = self.0.into_iter().map(|((a, k), ms)| (a, k, ms)).collect();
+        keys.sort_by_key(|k| k.2);
+        keys
+    }
 }
 
 /// The journal as the spool's writer thread holds it.
@@ -150,7 +160,9 @@ impl KeyJournal {
         self.newest = self.newest.max(received_ms);
     }
 
-    /// Appends key lines (not synced: see the module docs); a failed write starts a new file.
+    /// Appends key lines (not synced: see the module docs). What a failed write left is cut
+    /// again; only if that is impossible does the journal go on in a new file (a torn line must
+    /// not be glued to the next one), so a full disk does not multiply files.
     pub(crate) fn append(&mut self, buf: &[u8]) {
         match self.current.file.write_all(buf) {
             Ok(()) => {
@@ -158,8 +170,10 @@ impl KeyJournal {
                 self.dirty = true;
             }
             Err(e) => {
-                tracing::error!(error = %e, "key journal write failed; starting a new file");
-                self.rotate();
+                tracing::error!(error = %e, "key journal write failed; these keys are kept in memory and in their spool records only");
+                if self.current.cut_to_written().is_err() {
+                    self.rotate();
+                }
             }
         }
     }
@@ -213,7 +227,7 @@ impl KeyJournal {
 #[cfg(test)]
 mod tests {
     use crate::spool::format::segment_path;
-    use crate::spool::testing::{entry, files, settings};
+    use crate::spool::testing::{entry, files, settings, take_all};
     use crate::spool::{Resolution, Spool};
 
     #[tokio::test]
@@ -231,7 +245,8 @@ mod tests {
         spool.append(&entry("b", 2_000)).await.unwrap();
         drop(spool);
         let (spool, replay) = Spool::open(s.clone()).unwrap();
-        assert_eq!(replay.pending.len(), 1);
+        assert_eq!(replay.pending, 1);
+        let pending = take_all(&spool).await;
         assert!(
             replay.keys.iter().any(|(_, k, _)| k == "a"),
             "a's key outlives its segment"
@@ -242,12 +257,12 @@ mod tests {
         // Once the window has passed, the key files go too.
         spool.expire_keys(100_000, 10_000).await;
         spool
-            .resolve(&replay.pending[0].id, Resolution::Delivered)
+            .resolve(&pending[0].id, Resolution::Delivered)
             .await
             .unwrap();
         drop(spool);
         let (_, replay) = Spool::open(s).unwrap();
-        assert!(replay.pending.is_empty());
+        assert_eq!(replay.pending, 0);
         assert!(
             replay.keys.iter().all(|(_, k, _)| k != "a"),
             "{:?}",

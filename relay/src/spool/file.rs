@@ -3,7 +3,7 @@
 //! without a torn last line.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -14,42 +14,58 @@ pub(crate) struct AppendFile {
     pub(crate) file: File,
     /// Its sequence number in the file name.
     pub(crate) number: u64,
-    /// Bytes appended since it was opened (rotation).
+    /// Its length as of the last complete write (offsets, rotation).
     pub(crate) written: u64,
 }
 
 impl AppendFile {
     /// Creates file `number` at `path` in `dir` (or reopens it for appending).
     pub(crate) fn create(path: &Path, dir: &Path, number: u64) -> io::Result<Self> {
+        let file = create_file(path, dir)?;
         Ok(Self {
-            file: create_file(path, dir)?,
+            written: file.metadata()?.len(),
+            file,
             number,
-            written: 0,
         })
     }
-}
 
-/// The complete lines of a journal file; a torn last line is dropped with a warning.
-pub(crate) fn complete_lines<'a>(
-    path: &Path,
-    data: &'a [u8],
-) -> impl Iterator<Item = (usize, &'a [u8])> + 'a {
-    let torn = !data.is_empty() && data.last() != Some(&b'\n');
-    if torn {
-        tracing::warn!(file = %path.display(), "ignoring a torn last record");
+    /// Cuts whatever a failed write left after the last complete write, so the next record
+    /// starts on a line of its own.
+    pub(crate) fn cut_to_written(&mut self) -> io::Result<()> {
+        self.file.set_len(self.written)
     }
-    data.split_inclusive(|&b| b == b'\n')
-        .filter(|l| l.last() == Some(&b'\n'))
-        .enumerate()
 }
 
-/// A file's contents, or `None` if it was deleted since the directory was listed (a previous
-/// writer finishing its last removals).
-pub(crate) fn read_if_present(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(data) => Ok(Some(data)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// Calls `f` with the number, byte offset and bytes (newline included) of each complete line of
+/// `path`, reading it in small pieces (a segment is never held in memory whole); a torn last
+/// line is dropped with a warning. Returns the file's length, or `None` if it was deleted since
+/// the directory was listed (a previous writer finishing its last removals).
+pub(crate) fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(usize, u64, &[u8]),
+) -> io::Result<Option<u64>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(64 << 10, file);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(Some(offset));
+        }
+        if line.last() != Some(&b'\n') {
+            tracing::warn!(file = %path.display(), "ignoring a torn last record");
+        } else {
+            f(number, offset, &line);
+            number += 1;
+        }
+        offset += n as u64;
     }
 }
 

@@ -32,6 +32,12 @@ pub(super) enum Record {
         /// How it left.
         outcome: Resolution,
     },
+    /// Written only to learn whether the disk takes a record again (see `writer`), and cut
+    /// again at once; ignored at replay if a crash left it there.
+    Probe {
+        /// Padding, so that a record of a usual size is known to fit.
+        pad: String,
+    },
 }
 
 /// `value` as one JSON line, newline included.

@@ -17,13 +17,20 @@
 //! On start the segments and the key journal are replayed: accepted-but-unresolved entries are
 //! pending again, and the dedupe keys are handed back to rebuild the window.
 //!
+//! Memory stays bounded whatever the backlog: the ledger keeps only where each pending entry's
+//! record lies, in acceptance order, and the forwarder [`Spool::take`]s them in batches, their
+//! bodies read back from the segments (or from a small cache of recent ones). Resumed entries
+//! after a restart take the same path. A full disk is survived without losing an accepted alert
+//! and without writing first to recover: see `writer`.
+//!
 //! # Layout
 //! - this file: the [`Spool`] handle, its public API and types.
 //! - `format`: segment file names and the `accept` / `resolve` line encoding.
 //! - `file`: creating private, durable append-only files; reading them without a torn line.
 //! - `replay`: reading the segments (and the key journal) back at open.
-//! - `ledger`: in-memory bookkeeping: what is pending in which segment, limits, what may go.
-//! - `writer`: the group-commit writer thread, fsync, segment rotation and deletion.
+//! - `ledger`: in-memory bookkeeping: what is pending where, in which order, limits, what may go.
+//! - `read`: reading pending alerts back from their segments, in batches.
+//! - `writer`: the group-commit writer thread, fsync, segment rotation and deletion, full disks.
 //! - `dead_letter`: [`DeadLetter`] and its file.
 //! - `lock`: the process lock (`LOCK`, stale lock takeover).
 
@@ -32,9 +39,12 @@ pub(crate) mod file;
 pub(crate) mod format;
 mod ledger;
 mod lock;
+mod read;
 mod replay;
 #[cfg(test)]
 pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::io;
@@ -46,13 +56,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use alertgate_shared::MessageId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::dead_letter::dead_letter_path;
 pub use self::dead_letter::DeadLetter;
 use self::format::{encode_line, Record};
 use self::ledger::Ledger;
-use self::writer::{Command, Writer};
+use self::writer::{Command, Effect, Writer};
 use crate::config::SpoolSettings;
 use crate::dedupe::journal;
 
@@ -105,8 +115,8 @@ pub enum SpoolError {
 /// What replaying the spool found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Entries to forward, oldest first.
-    pub pending: Vec<SpooledAlert>,
+    /// Entries pending again (the forwarder [`Spool::take`]s them, oldest first).
+    pub pending: usize,
     /// (account, key, received_ms) of every key still on disk (the caller drops expired ones).
     pub keys: Vec<(String, String, i64)>,
 }
@@ -122,15 +132,41 @@ pub struct Spool {
 struct Shared {
     /// Commands for the writer thread.
     tx: mpsc::Sender<Command>,
-    /// Bookkeeping: what is pending, in which segment.
-    ledger: Mutex<Ledger>,
+    /// What the writer thread shares with the handle.
+    state: Arc<State>,
     /// Limits and layout.
     settings: SpoolSettings,
-    /// Cleared by a failed write, set by a successful one (`/readyz`).
-    healthy: AtomicBool,
     /// Test hook shared with the writer.
     #[cfg(test)]
     fail_writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Shared by the handle and the writer thread (which must not hold the command sender, or it
+/// would never see the channel close).
+#[derive(Debug, Default)]
+struct State {
+    /// Bookkeeping: what is pending, where, in which order.
+    ledger: Mutex<Ledger>,
+    /// Cleared by a failed spool write, set by a successful one or a probe (`/readyz`).
+    healthy: AtomicBool,
+    /// Woken by the writer when new entries are pending (the forwarder waits on it).
+    wake: Notify,
+}
+
+impl State {
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An admitted append, counted against the limits until it is dropped, whether the append
+/// finished or its future was dropped mid-write (a connection torn down).
+struct Admission<'a>(&'a State);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.ledger().settle();
+    }
 }
 
 impl Spool {
@@ -145,25 +181,28 @@ impl Spool {
         let listing = replay::list(&dir)?;
         lock::claim(&dir)?;
         let replay::Recovered {
-            mut ledger,
+            ledger,
             replay,
             next_segment,
             journal,
         } = replay::read(&dir, &listing)?;
+        let state = Arc::new(State {
+            ledger: Mutex::new(ledger),
+            healthy: AtomicBool::new(true),
+            wake: Notify::new(),
+        });
 
-        let writer = Writer::open(dir, next_segment, journal, settings.segment_bytes)?;
+        let writer = Writer::open(dir, next_segment, journal, &settings, Arc::clone(&state))?;
         #[cfg(test)]
         let fail_writes = Arc::clone(&writer.fail_writes);
-        ledger.start_segment(next_segment);
         let (tx, rx) = mpsc::channel(65_536);
         std::thread::Builder::new()
             .name("spool-writer".into())
             .spawn(move || writer.run(rx))?;
         let shared = Shared {
             tx,
-            ledger: Mutex::new(ledger),
+            state,
             settings,
-            healthy: AtomicBool::new(true),
             #[cfg(test)]
             fail_writes,
         };
@@ -176,12 +215,14 @@ impl Spool {
     }
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.shared.ledger.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.ledger()
     }
 
-    /// Durably appends an accepted alert; returns once it is synced to disk.
+    /// Durably appends an accepted alert; returns once it is synced to disk (it is then pending,
+    /// and the forwarder is woken).
     pub async fn append(&self, entry: &NewEntry) -> Result<(), SpoolError> {
         self.ledger().admit(&self.shared.settings)?;
+        let _admitted = Admission(&self.shared.state);
         let a = &entry.alert;
         let record = Record::Accept {
             id: a.id.to_string(),
@@ -194,32 +235,56 @@ impl Spool {
             .key
             .as_ref()
             .map(|k| (a.account.as_str(), k.as_str(), a.received_ms));
-        let result = self.write(&record, key).await;
-        let mut ledger = self.ledger();
-        ledger.settle();
-        let (segment, len) = result?;
-        ledger.note_write(segment, len);
-        ledger.accepted(a.id.to_string(), segment);
-        Ok(())
+        self.write(&record, key, Effect::Accept(a.clone())).await
     }
 
-    /// Marks an entry delivered or dead-lettered (durably), then deletes segments no longer needed.
+    /// Marks an entry delivered or dead-lettered, then deletes segments no longer needed. The
+    /// entry leaves the spool even if its record cannot be written (an error then): it would only
+    /// be sent again after a restart that comes before its segment is deleted.
     pub async fn resolve(&self, id: &MessageId, outcome: Resolution) -> Result<(), SpoolError> {
         let record = Record::Resolve {
             id: id.to_string(),
             outcome,
         };
-        let (segment, len) = self.write(&record, None).await?;
-        let removable = {
-            let mut ledger = self.ledger();
-            ledger.note_write(segment, len);
-            ledger.resolved(id.as_str());
-            ledger.removable()
-        };
-        for segment in removable {
-            let _ = self.shared.tx.send(Command::Remove { segment }).await;
+        self.write(&record, None, Effect::Resolve(id.to_string()))
+            .await
+    }
+
+    /// Up to `n` pending entries not handed out before, oldest first: the forwarder's next
+    /// batch. Their bodies are read from the segments unless still cached. A read error puts
+    /// them back, to be taken again.
+    pub async fn take(&self, n: usize) -> io::Result<Vec<SpooledAlert>> {
+        let entries = self.ledger().take(n);
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let loaded = if entries.iter().all(|q| q.cached.is_some()) {
+            read::load(&self.shared.settings.dir, entries)
+        } else {
+            let dir = self.shared.settings.dir.clone();
+            tokio::task::spawn_blocking(move || read::load(&dir, entries))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
+        };
+        match loaded {
+            Ok(alerts) => {
+                // Resolved while queued (only by hand, as tests do): not handed out again.
+                let ledger = self.ledger();
+                Ok(alerts
+                    .into_iter()
+                    .filter(|a| ledger.is_pending(a.id.as_str()))
+                    .collect())
+            }
+            Err(e) => {
+                self.ledger().untake(e.entries);
+                Err(e.error)
+            }
+        }
+    }
+
+    /// Completes once entries were added since the last call (at once if some were before).
+    pub async fn wait_for_new(&self) {
+        self.shared.state.wake.notified().await;
     }
 
     /// Deletes key journal files whose keys have all left the window ending at `now_ms`.
@@ -228,7 +293,16 @@ impl Spool {
         let _ = self.shared.tx.send(Command::Expire { before_ms }).await;
     }
 
-    /// Writes a dead letter (synced), then resolves the entry.
+    /// While the last write failed: reclaims what it can and tries whether the disk takes a
+    /// record again (so `/readyz` recovers even when no alert arrives).
+    pub async fn probe(&self) {
+        if !self.is_healthy() {
+            let _ = self.shared.tx.send(Command::Probe).await;
+        }
+    }
+
+    /// Writes a dead letter (synced), then resolves the entry. An error means the letter is not
+    /// written and the entry stays pending.
     pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), SpoolError> {
         let line = encode_line(letter)?;
         let (reply, rx) = oneshot::channel();
@@ -239,38 +313,38 @@ impl Spool {
             .map_err(|_| SpoolError::Closed)?;
         rx.await.map_err(|_| SpoolError::Closed)??;
         let id = MessageId::parse(&letter.id).map_err(io::Error::other)?;
-        self.resolve(&id, Resolution::DeadLettered).await
+        if let Err(e) = self.resolve(&id, Resolution::DeadLettered).await {
+            tracing::warn!(%id, error = %e, "dead letter written but not its resolution; it may be dead-lettered again after a restart");
+        }
+        Ok(())
     }
 
     /// Sends one record (and the accept's dedupe key, for the key journal) to the writer and
-    /// waits for its sync: the segment it went to and its length.
+    /// waits for its sync.
     async fn write(
         &self,
         record: &Record,
         key: Option<(&str, &str, i64)>,
-    ) -> Result<(u64, u64), SpoolError> {
+        effect: Effect,
+    ) -> Result<(), SpoolError> {
         let line = encode_line(record)?;
         let key = match key {
             Some((account, key, ms)) => Some((journal::encode(account, key, ms)?, ms)),
             None => None,
         };
-        let len = line.len() as u64;
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx
-            .send(Command::Append { line, key, reply })
+            .send(Command::Append {
+                line,
+                key,
+                effect,
+                reply,
+            })
             .await
             .map_err(|_| SpoolError::Closed)?;
-        match rx.await.map_err(|_| SpoolError::Closed)? {
-            Ok(segment) => {
-                self.shared.healthy.store(true, Ordering::Relaxed);
-                Ok((segment, len))
-            }
-            Err(e) => {
-                self.shared.healthy.store(false, Ordering::Relaxed);
-                Err(SpoolError::Io(e))
-            }
-        }
+        rx.await.map_err(|_| SpoolError::Closed)??;
+        Ok(())
     }
 
     /// Waits until everything written so far is on disk (used at shutdown).
@@ -292,9 +366,17 @@ impl Spool {
         self.ledger().pending()
     }
 
+    /// Calls `report` with [`Spool::pending`] while no entry can come or go, so that reports
+    /// from concurrent tasks (a gauge set by the request handler and by the forwarder) cannot
+    /// land out of order and leave a stale count behind.
+    pub fn report_pending(&self, report: impl FnOnce(usize)) {
+        let ledger = self.ledger();
+        report(ledger.pending());
+    }
+
     /// Whether the last write succeeded (for `/readyz`).
     pub fn is_healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::Relaxed)
+        self.shared.state.healthy.load(Ordering::Relaxed)
     }
 
     /// Where dead letters are written.
@@ -305,45 +387,5 @@ impl Spool {
     /// Number of segment files currently kept (for tests).
     pub fn segments(&self) -> usize {
         self.ledger().segments()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::testing::{entry, settings};
-    use super::*;
-
-    #[tokio::test]
-    async fn a_full_spool_refuses_new_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = settings(dir.path());
-        s.max_pending = 1;
-        let (spool, _) = Spool::open(s).unwrap();
-        spool.append(&entry("a", 1)).await.unwrap();
-        assert!(matches!(
-            spool.append(&entry("b", 1)).await,
-            Err(SpoolError::Full)
-        ));
-    }
-
-    #[tokio::test]
-    async fn concurrent_appends_are_all_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = settings(dir.path());
-        s.max_pending = 1_000;
-        let (spool, _) = Spool::open(s.clone()).unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..200 {
-            let spool = spool.clone();
-            tasks.push(tokio::spawn(async move {
-                spool.append(&entry(&format!("k{i}"), i)).await
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        drop(spool);
-        let (_, replay) = Spool::open(s).unwrap();
-        assert_eq!(replay.pending.len(), 200);
     }
 }

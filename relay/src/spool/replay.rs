@@ -1,19 +1,19 @@
-//! Reading the spool back at open: the accepted-but-unresolved entries become pending again (in
-//! the ledger, and in [`Replay`] for the forwarder), and every dedupe key the segments and the
-//! key journal remember is collected for the window. A torn last line is ignored; an unreadable
-//! record is skipped with a warning.
+//! Reading the spool back at open: the accepted-but-unresolved entries become pending again in
+//! the ledger (where their records lie, in acceptance order: their bodies stay on disk until the
+//! forwarder reads them), and every dedupe key the segments and the key journal remember is
+//! collected for the window. A torn last line is ignored; an unreadable record is skipped with a
+//! warning.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
 use alertgate_shared::MessageId;
-use bytes::Bytes;
 
-use super::file::{complete_lines, read_if_present};
+use super::file::for_each_line;
 use super::format::{segment_number, segment_path, Record};
-use super::ledger::Ledger;
-use super::{Replay, SpooledAlert};
+use super::ledger::{Ledger, Location};
+use super::Replay;
 use crate::dedupe::journal;
 
 /// The numbered files of a spool directory, ascending.
@@ -58,61 +58,61 @@ pub(super) struct Recovered {
 /// Replays the files of `listing` in `dir`.
 pub(super) fn read(dir: &Path, listing: &Listing) -> io::Result<Recovered> {
     let mut ledger = Ledger::default();
-    let mut accepted: HashMap<String, (u64, SpooledAlert)> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut keys = Vec::new();
+    // id → (acceptance rank, where): only what the ledger keeps, one segment in memory at a time.
+    let mut accepted: HashMap<String, (usize, Location)> = HashMap::new();
+    let mut rank = 0;
+    let mut keys = journal::NewestKeys::default();
     for &n in &listing.segments {
         let path = segment_path(dir, n);
-        let Some(data) = read_if_present(&path)? else {
-            continue;
-        };
-        ledger.found_segment(n, data.len() as u64);
-        for (i, line) in complete_lines(&path, &data) {
+        let present = for_each_line(&path, |i, offset, line| {
             match serde_json::from_slice::<Record>(line) {
                 Ok(Record::Accept {
                     id,
                     account,
                     key,
                     received_ms,
-                    body,
+                    ..
                 }) => {
-                    if let Some(key) = key {
-                        keys.push((account.clone(), key, received_ms));
+                    if MessageId::parse(&id).is_ok() {
+                        let at = Location {
+                            segment: n,
+                            offset,
+                            len: u32::try_from(line.len()).unwrap_or(u32::MAX),
+                        };
+                        accepted.insert(id, (rank, at));
+                        rank += 1;
                     }
-                    let Ok(msg_id) = MessageId::parse(&id) else {
-                        continue;
-                    };
-                    let alert = SpooledAlert {
-                        id: msg_id,
-                        account,
-                        received_ms,
-                        body: Bytes::from(body),
-                    };
-                    order.push(id.clone());
-                    accepted.insert(id, (n, alert));
+                    if let Some(key) = key {
+                        keys.note(account, key, received_ms);
+                    }
                 }
                 Ok(Record::Resolve { id, .. }) => {
                     accepted.remove(&id);
                 }
+                Ok(Record::Probe { .. }) => {}
                 Err(e) => {
                     tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping an unreadable spool record");
                 }
             }
+        })?;
+        if let Some(bytes) = present {
+            ledger.found_segment(n, bytes);
         }
     }
-    let (journal_keys, journal) = journal::replay(dir, &listing.keys)?;
-    let keys = journal::newest_per_key(keys.into_iter().chain(journal_keys));
-    let mut pending = Vec::with_capacity(accepted.len());
-    for id in order {
-        if let Some((n, alert)) = accepted.remove(&id) {
-            ledger.accepted(id, n);
-            pending.push(alert);
-        }
+    let journal = journal::replay(dir, &listing.keys, &mut keys)?;
+    let keys = keys.into_sorted();
+    let mut pending: Vec<(String, (usize, Location))> = accepted.into_iter().collect();
+    pending.sort_unstable_by_key(|(_, (rank, _))| *rank);
+    let count = pending.len();
+    for (id, (_, at)) in pending {
+        ledger.accepted(id, at, None);
     }
-    pending.sort_by_key(|a| a.received_ms);
     Ok(Recovered {
         ledger,
-        replay: Replay { pending, keys },
+        replay: Replay {
+            pending: count,
+            keys,
+        },
         next_segment: listing.segments.last().map_or(1, |n| n + 1),
         journal,
     })
@@ -124,14 +124,14 @@ mod tests {
     use std::io::Write;
 
     use super::segment_number;
-    use crate::spool::testing::{entry, settings};
+    use crate::spool::testing::{entry, settings, take_all};
     use crate::spool::{Resolution, Spool};
 
     #[tokio::test]
     async fn a_replay_restores_unresolved_entries_and_every_key() {
         let dir = tempfile::tempdir().unwrap();
         let (spool, replay) = Spool::open(settings(dir.path())).unwrap();
-        assert!(replay.pending.is_empty());
+        assert_eq!(replay.pending, 0);
         let a = entry("a", 1);
         let b = entry("b", 2);
         spool.append(&a).await.unwrap();
@@ -143,10 +143,11 @@ mod tests {
         drop(spool);
 
         let (again, replay) = Spool::open(settings(dir.path())).unwrap();
-        assert_eq!(replay.pending.len(), 1);
-        assert_eq!(replay.pending[0].id, b.alert.id);
+        assert_eq!(replay.pending, 1);
+        let pending = take_all(&again).await;
+        assert_eq!(pending[0].id, b.alert.id);
         assert_eq!(
-            replay.pending[0].body, b.alert.body,
+            pending[0].body, b.alert.body,
             "the envelope bytes are kept exactly"
         );
         assert_eq!(replay.keys.len(), 2);
@@ -172,12 +173,12 @@ mod tests {
         drop(f);
 
         let (spool, replay) = Spool::open(settings(dir.path())).unwrap();
-        assert_eq!(replay.pending.len(), 1);
-        assert_eq!(replay.pending[0].id, a.alert.id);
+        assert_eq!(replay.pending, 1);
+        assert_eq!(take_all(&spool).await[0].id, a.alert.id);
         // Later appends go to a fresh segment and replay cleanly.
         spool.append(&entry("c", 5)).await.unwrap();
         drop(spool);
         let (_, replay) = Spool::open(settings(dir.path())).unwrap();
-        assert_eq!(replay.pending.len(), 2);
+        assert_eq!(replay.pending, 2);
     }
 }

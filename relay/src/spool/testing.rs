@@ -5,7 +5,7 @@ use std::path::Path;
 use alertgate_shared::MessageId;
 use bytes::Bytes;
 
-use super::{NewEntry, SpooledAlert};
+use super::{NewEntry, Spool, SpooledAlert};
 use crate::config::SpoolSettings;
 
 /// A small spool in `dir`.
@@ -45,4 +45,9 @@ pub(crate) fn files(dir: &Path, prefix: &str) -> usize {
                 .starts_with(prefix)
         })
         .count()
+}
+
+/// Every pending entry not handed out yet, oldest first (what the forwarder would take).
+pub(crate) async fn take_all(spool: &Spool) -> Vec<SpooledAlert> {
+    spool.take(usize::MAX).await.unwrap()
 }

@@ -6,10 +6,12 @@ mod helpers;
 
 mod admission;
 mod auth;
+mod backlog;
 mod body;
 mod config;
 mod dedupe;
 mod forwarding;
+mod full_disk;
 mod health;
 mod process;
 mod reload;
