@@ -155,16 +155,13 @@ async fn a_spool_on_a_full_disk_delivers_everything_reclaims_the_space_and_accep
     let after = relay.post_alert("after-recovery").await;
     assert_eq!(after.status, 200, "{}", after.text);
     let id = after.json()["id"].as_str().unwrap().to_owned();
-    eventually(
-        || {
-            relay
-                .receiver
-                .delivered()
-                .iter()
-                .any(|r| r.header("webhook-id") == id)
-        },
-        "the new alert delivered",
-    )
+    until("the new alert delivered", || async {
+        relay
+            .receiver
+            .delivered()
+            .iter()
+            .any(|r| r.header("webhook-id") == id)
+    })
     .await;
     for i in 0..20 {
         assert_eq!(relay.post_alert(&format!("later-{i}")).await.status, 200);
