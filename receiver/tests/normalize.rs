@@ -40,7 +40,6 @@ fn text(alert: &str) -> Map<String, Value> {
 fn run_map(
     alert: &Map<String, Value>,
     refuse_perpetuals: bool,
-    exchange_in_symbol: false,
 ) -> Result<NormalizedAlert, Invalid> {
     let symbols = table();
     normalize(
@@ -1150,7 +1149,10 @@ fn the_order_legs_product_type_is_carried_per_leg_or_from_the_top_and_an_unknown
         products,
         [Some(Product::Mis), Some(Product::Cnc), Some(Product::Nrml)]
     );
-    assert_eq!(single(json!({"symbol": "NSE:INFY", "action": "buy", "quantity": 1})).product, None);
+    assert_eq!(
+        single(json!({"symbol": "NSE:INFY", "action": "buy", "quantity": 1})).product,
+        None
+    );
     let bad = invalid(json!({"alertType": "multi_leg_order", "order_legs": [
         {"transactionType": "B", "quantity": "1", "exchange": "NSE", "symbol": "INFY",
          "productType": "Z"}]}));
@@ -1176,5 +1178,9 @@ fn a_venue_that_needs_the_exchange_gets_exchange_colon_ticker_and_a_bare_ticker_
     assert_eq!(legs[1].symbol, "BSE:TCS");
     let bare = run(json!({"symbol": "INFY", "action": "buy", "quantity": 1})).unwrap_err();
     assert_eq!(bare.field, "symbol");
-    assert!(bare.message.contains("names no exchange"), "{}", bare.message);
+    assert!(
+        bare.message.contains("names no exchange"),
+        "{}",
+        bare.message
+    );
 }
