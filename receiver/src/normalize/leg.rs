@@ -46,9 +46,12 @@ pub(super) fn parse(
         },
     };
     let venue_symbol = symbol::resolve(&tv_symbol, ctx.symbols, ctx.refuse_perpetuals)
-        .and_then(|resolved| match ctx.exchange_in_symbol {
-            true => symbol::with_exchange(&tv_symbol, resolved),
-            false => Ok(resolved),
+        .and_then(|resolved| {
+            if ctx.exchange_in_symbol {
+                symbol::with_exchange(&tv_symbol, resolved)
+            } else {
+                Ok(resolved)
+            }
         })
         .map_err(|message| Invalid::new(symbol_field, message))?;
 

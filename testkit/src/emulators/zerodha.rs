@@ -80,10 +80,11 @@ impl KiteOrderRecord {
 
     fn json(&self) -> Value {
         let f = |k: &str| self.field(k).map(str::to_owned);
-        let number = |k: &str| {
-            self.field(k)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
+        // Kite sends prices as JSON numbers; 0 when the order has none.
+        let number = |text: Option<&str>| -> Value {
+            text.and_then(|v| serde_json::from_str::<Value>(v).ok())
+                .filter(Value::is_number)
+                .unwrap_or(json!(0))
         };
         let quantity: u64 = self
             .field("quantity")
@@ -98,8 +99,9 @@ impl KiteOrderRecord {
             "instrument_token": 738561, "order_type": f("order_type"),
             "transaction_type": f("transaction_type"), "validity": f("validity"),
             "product": f("product"), "quantity": quantity, "disclosed_quantity": 0,
-            "price": number("price"), "trigger_price": number("trigger_price"),
-            "average_price": self.average_price.to_string().parse::<f64>().unwrap_or(0.0),
+            "price": number(self.field("price")),
+            "trigger_price": number(self.field("trigger_price")),
+            "average_price": number(Some(&self.average_price.to_string())),
             "filled_quantity": self.filled_quantity,
             "pending_quantity": quantity - self.filled_quantity.min(quantity),
             "cancelled_quantity": 0, "market_protection": 0, "meta": {},
