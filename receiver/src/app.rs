@@ -20,7 +20,7 @@ use alertgate_shared::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-use crate::broker::{self, BrokerBuildError};
+use crate::broker::{self, Broker, BrokerBuildError};
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
@@ -70,6 +70,8 @@ pub struct Receiver {
     executor: Executor,
     metrics: Metrics,
     keys: TrustedKeys,
+    /// The venue, for rereading its credentials on `SIGHUP` ([`Receiver::broker`]).
+    broker: Arc<dyn Broker>,
     header_read_timeout: Duration,
     resume_interval: Duration,
     resume_after: Duration,
@@ -97,12 +99,13 @@ impl Receiver {
         )?);
         let broker = broker::build(&settings.broker, journal.clone(), clock.clone())?;
         let refuse_perpetuals = broker.spot_only();
+        let exchange_in_symbol = broker.exchange_in_symbol();
         let metrics = Metrics::new();
         let risk = RiskGates::new(settings.risk.clone(), clock.clone());
         let dyn_journal: Arc<dyn Journal> = journal;
         let executor = Executor::new(
             dyn_journal.clone(),
-            broker,
+            broker.clone(),
             risk,
             clock.clone(),
             settings.executor.clone(),
@@ -111,6 +114,7 @@ impl Receiver {
         let interpreter = Interpreter {
             symbols: settings.symbols.clone(),
             refuse_perpetuals,
+            exchange_in_symbol,
             max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
         };
@@ -179,6 +183,7 @@ impl Receiver {
             executor,
             metrics,
             keys,
+            broker,
             header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
             resume_interval: Duration::from_millis(settings.executor.resume_interval_ms),
             resume_after: Duration::from_secs(settings.executor.resume_after_seconds),
@@ -198,6 +203,12 @@ impl Receiver {
     /// The trusted keys, for reloading on `SIGHUP` ([`TrustedKeys::reload`]).
     pub fn trusted_keys(&self) -> TrustedKeys {
         self.keys.clone()
+    }
+
+    /// The venue orders go to: `SIGHUP` calls its [`Broker::reload_credentials`] (the daily
+    /// Zerodha access token).
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, finishes in-flight requests and

@@ -25,6 +25,8 @@ pub struct Interpreter {
     pub symbols: BTreeMap<String, String>,
     /// `true` for spot-only venues: perpetual tickers are invalid.
     pub refuse_perpetuals: bool,
+    /// `true` when the venue's symbols carry their exchange ([`crate::broker::Broker::exchange_in_symbol`]).
+    pub exchange_in_symbol: bool,
     /// `risk.max_alert_age_seconds` in ms.
     pub max_age_ms: i64,
 }
@@ -70,6 +72,7 @@ impl Interpreter {
         let ctx = NormalizeContext {
             symbols: &self.symbols,
             refuse_perpetuals: self.refuse_perpetuals,
+            exchange_in_symbol: self.exchange_in_symbol,
         };
         let normalized = normalize(&envelope.alert, &ctx);
         let idempotency_key = normalized

@@ -121,6 +121,7 @@ fn run(config: &Path) -> anyhow::Result<()> {
         }
         let receiver = Receiver::build(settings, listener).await?;
         let keys = receiver.trusted_keys();
+        let broker = receiver.broker();
         let config = config.to_owned();
         let mut hangups = alertgate_shared::shutdown::hangups().context("cannot watch SIGHUP")?;
         tokio::spawn(async move {
@@ -128,6 +129,13 @@ fn run(config: &Path) -> anyhow::Result<()> {
                 match Settings::load(&config).map_err(anyhow::Error::from).and_then(|s| Ok(keys.reload(&s)?)) {
                     Ok(fingerprints) => tracing::info!(?fingerprints, "SIGHUP: trusted keys reloaded"),
                     Err(e) => tracing::error!(error = %e, "SIGHUP: config refused; keeping the keys in use"),
+                }
+                // The venue's own rotating credentials (Zerodha's daily access token), from the
+                // references it was started with.
+                match broker.reload_credentials() {
+                    Ok(true) => tracing::info!(venue = broker.name(), "SIGHUP: venue credentials reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(venue = broker.name(), error = %e, "SIGHUP: venue credentials not reloaded; keeping the ones in use"),
                 }
             }
         });

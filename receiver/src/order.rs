@@ -98,6 +98,34 @@ impl TimeInForce {
     }
 }
 
+/// What an Indian broker calls the product: how the position is margined and how long it may be
+/// held. The `order_legs` format's `productType` (`C`/`I`/`M`); Kite's `product`. Venues without
+/// the notion ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    /// Cash and carry: equity delivery (`C`, Kite `CNC`).
+    Cnc,
+    /// Margin intraday, squared off the same day (`I`, Kite `MIS`).
+    Mis,
+    /// Normal: futures and options carried overnight (`M`, Kite `NRML`).
+    Nrml,
+}
+
+impl Product {
+    /// Every product, for parsing stored names.
+    pub const ALL: [Product; 3] = [Self::Cnc, Self::Mis, Self::Nrml];
+
+    /// `cnc`, `mis`, `nrml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cnc => "cnc",
+            Self::Mis => "mis",
+            Self::Nrml => "nrml",
+        }
+    }
+}
+
 /// A strictly positive decimal: an order quantity or a price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Decimal", into = "Decimal")]
@@ -179,6 +207,10 @@ pub struct OrderRequest {
     pub tif: TimeInForce,
     /// The alert's reference price (`{{close}}`): notional checks and paper fills.
     pub reference_price: Option<Price>,
+    /// The alert's product (`productType`), for venues that need one (Zerodha); `None` lets the
+    /// venue pick its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Product>,
 }
 
 /// Where an order stands at the venue.

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use alertgate_receiver::normalize::{
     normalize, Action, Invalid, Leg, NormalizeContext, NormalizedAlert, MAX_LEGS,
 };
-use alertgate_receiver::order::{OrderType, Positive, TimeInForce};
+use alertgate_receiver::order::{OrderType, Positive, Product, TimeInForce};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Map, Value};
@@ -47,6 +47,7 @@ fn run_map(
         &NormalizeContext {
             symbols: &symbols,
             refuse_perpetuals,
+            exchange_in_symbol: false,
         },
     )
 }
@@ -89,6 +90,7 @@ fn market(tv: &str, symbol: &str, action: Action, quantity: Option<&str>) -> Leg
         stop_price: None,
         tif: TimeInForce::Gtc,
         reference_price: None,
+        product: None,
     }
 }
 
@@ -114,6 +116,7 @@ fn the_native_format_becomes_one_exact_limit_order() {
                 order_type: OrderType::Limit,
                 limit_price: p("42000"),
                 reference_price: p("42011.5"),
+                product: None,
                 ..market("BINANCE:BTCUSDT", "BTCUSDT", Action::Buy, Some("0.01"))
             }],
         }
@@ -132,6 +135,7 @@ fn a_simple_tradingview_buy_with_unquoted_numbers_is_a_market_gtc_order() {
         alert.legs,
         vec![Leg {
             reference_price: p("189.25"),
+            product: None,
             ..market("NASDAQ:AAPL", "AAPL", Action::Buy, Some("10"))
         }]
     );
@@ -150,6 +154,7 @@ fn a_strategy_alert_with_order_action_and_contracts_placeholders_is_understood()
         leg,
         Leg {
             reference_price: p("3012.7"),
+            product: None,
             ..market("BINANCE:ETHUSDT", "ETHUSDT", Action::Sell, Some("0.5"))
         }
     );
@@ -280,6 +285,7 @@ fn the_fund_id_strategy_id_idempotency_key_format_fills_account_strategy_and_key
         alert.legs,
         vec![Leg {
             reference_price: p("231.4"),
+            product: None,
             ..market("NYSE:IBM", "IBM", Action::Buy, Some("5"))
         }]
     );
@@ -373,6 +379,7 @@ fn close_exit_flat_and_flatten_close_the_whole_position() {
             leg,
             Leg {
                 reference_price: p("42000"),
+                product: None,
                 ..market("BINANCE:BTCUSDT", "BTCUSDT", Action::Close, None)
             },
             "{word}"
@@ -407,6 +414,7 @@ fn native_legs_run_in_order_and_inherit_symbol_tif_and_price_from_the_top_level(
             Leg {
                 tif: TimeInForce::Ioc,
                 reference_price: p("42000"),
+                product: None,
                 ..market("BINANCE:BTCUSDT", "BTCUSDT", Action::Buy, Some("0.1"))
             },
             Leg {
@@ -420,6 +428,7 @@ fn native_legs_run_in_order_and_inherit_symbol_tif_and_price_from_the_top_level(
                 limit_price: p("43000"),
                 tif: TimeInForce::Ioc,
                 reference_price: p("42000"),
+                product: None,
                 ..market("BINANCE:BTCUSDT", "BTCUSDT", Action::Sell, Some("0.1"))
             },
         ]
@@ -446,6 +455,7 @@ fn the_order_legs_format_runs_legs_in_numeric_sort_order_with_price_as_limit_or_
         vec![
             Leg {
                 reference_price: p("2820.25"),
+                product: Some(Product::Cnc),
                 ..market("NSE:RELIANCE", "RELIANCE-EQ", Action::Buy, Some("10"))
             },
             Leg {
@@ -456,6 +466,7 @@ fn the_order_legs_format_runs_legs_in_numeric_sort_order_with_price_as_limit_or_
             Leg {
                 order_type: OrderType::Limit,
                 limit_price: p("4100.5"),
+                product: Some(Product::Cnc),
                 ..market("NSE:TCS", "TCS", Action::Sell, Some("5"))
             },
         ]
@@ -1119,4 +1130,57 @@ proptest! {
             prop_assert_eq!(got, expected, "{}", quantity);
         }
     }
+}
+
+#[test]
+fn the_order_legs_product_type_is_carried_per_leg_or_from_the_top_and_an_unknown_one_is_invalid() {
+    let alert = ok(json!({
+        "alertType": "multi_leg_order", "productType": "M",
+        "order_legs": [
+            {"transactionType": "B", "quantity": "1", "exchange": "NSE", "symbol": "INFY",
+             "productType": "I"},
+            {"transactionType": "B", "quantity": "1", "exchange": "NSE", "symbol": "TCS",
+             "productType": "cnc"},
+            {"transactionType": "B", "quantity": "50", "exchange": "NFO", "symbol": "NIFTY26JANFUT"}
+        ]
+    }));
+    let products: Vec<Option<Product>> = alert.legs.iter().map(|l| l.product).collect();
+    assert_eq!(
+        products,
+        [Some(Product::Mis), Some(Product::Cnc), Some(Product::Nrml)]
+    );
+    assert_eq!(
+        single(json!({"symbol": "NSE:INFY", "action": "buy", "quantity": 1})).product,
+        None
+    );
+    let bad = invalid(json!({"alertType": "multi_leg_order", "order_legs": [
+        {"transactionType": "B", "quantity": "1", "exchange": "NSE", "symbol": "INFY",
+         "productType": "Z"}]}));
+    assert_eq!(bad.field, "order_legs[0].productType");
+    assert!(bad.message.contains("C (CNC"), "{}", bad.message);
+}
+
+#[test]
+fn a_venue_that_needs_the_exchange_gets_exchange_colon_ticker_and_a_bare_ticker_is_invalid() {
+    let symbols = table();
+    let ctx = NormalizeContext {
+        symbols: &symbols,
+        refuse_perpetuals: true,
+        exchange_in_symbol: true,
+    };
+    let run = |alert: Value| normalize(&object(alert), &ctx);
+    let legs = run(json!({"alertType": "multi_leg_order", "order_legs": [
+        {"transactionType": "B", "quantity": "1", "exchange": "NSE", "symbol": "INFY"},
+        {"transactionType": "S", "quantity": "1", "symbol": "BSE_DL:TCS"}]}))
+    .unwrap()
+    .legs;
+    assert_eq!(legs[0].symbol, "NSE:INFY");
+    assert_eq!(legs[1].symbol, "BSE:TCS");
+    let bare = run(json!({"symbol": "INFY", "action": "buy", "quantity": 1})).unwrap_err();
+    assert_eq!(bare.field, "symbol");
+    assert!(
+        bare.message.contains("names no exchange"),
+        "{}",
+        bare.message
+    );
 }

@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = NormalizeContext {
         symbols: &symbols,
         refuse_perpetuals: flags & 1 == 1,
+        exchange_in_symbol: false,
     };
     let first = normalize(&alert, &ctx);
     assert_eq!(

@@ -17,13 +17,15 @@ pub enum BrokerKind {
     Alpaca,
     /// The user's own OMS over HTTP.
     Http,
+    /// Zerodha (Kite Connect v3): NSE, BSE, NFO, MCX, CDS, BFO.
+    Zerodha,
 }
 
 /// `[broker]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// `paper | binance | alpaca | http`.
+    /// `paper | binance | alpaca | zerodha | http`.
     #[serde(default)]
     pub kind: BrokerKind,
     /// `[broker.binance]`, required when `kind = "binance"`.
@@ -32,6 +34,8 @@ pub struct BrokerConfig {
     pub alpaca: Option<AlpacaConfig>,
     /// `[broker.http]`, required when `kind = "http"`.
     pub http: Option<HttpBrokerConfig>,
+    /// `[broker.zerodha]`, required when `kind = "zerodha"`.
+    pub zerodha: Option<ZerodhaConfig>,
     /// `[broker.paper]`: knobs of the embedded paper broker (optional).
     pub paper: Option<PaperConfig>,
 }
@@ -50,6 +54,13 @@ pub struct PaperConfig {
 pub const BINANCE_TESTNET_URL: &str = "https://testnet.binance.vision";
 /// Alpaca's paper-trading API; trading live needs `base_url = "https://api.alpaca.markets"`.
 pub const ALPACA_PAPER_URL: &str = "https://paper-api.alpaca.markets";
+
+/// Kite Connect's only API host (Kite has no sandbox: orders there are real).
+pub const KITE_URL: &str = "https://api.kite.trade";
+
+fn kite_default_url() -> String {
+    KITE_URL.to_owned()
+}
 
 fn binance_default_url() -> String {
     BINANCE_TESTNET_URL.to_owned()
@@ -117,6 +128,24 @@ pub struct HttpBrokerConfig {
     #[serde(default)]
     pub hmac_secrets: Vec<SecretRef>,
     /// Per-request timeout in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// `[broker.zerodha]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZerodhaConfig {
+    /// REST base URL; `https://api.kite.trade` by default.
+    #[serde(default = "kite_default_url")]
+    pub base_url: String,
+    /// The Kite Connect app's `api_key`.
+    pub api_key: SecretRef,
+    /// The day's `access_token` (it expires every morning): a `file:` reference is reread on
+    /// `SIGHUP`, and once when Kite answers `TokenException`.
+    pub access_token: SecretRef,
+    /// Per-request timeout in milliseconds; a timed-out order is looked up by tag before any
+    /// resend.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
 }

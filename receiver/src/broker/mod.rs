@@ -7,7 +7,7 @@
 //!   ([`Broker::spot_only`], [`Broker::max_client_id_len`], ...), with defaults.
 //! - [`paper`]: the embedded default; fills market orders at the reference price and keeps its
 //!   book in the journal's [`PlacementStore`].
-//! - [`binance`], [`alpaca`], [`http`]: real venues (see their modules).
+//! - [`binance`], [`alpaca`], [`zerodha`], [`http`]: real venues (see their modules).
 //! - [`config`]: the `[broker]` settings.
 //!
 //! Loopback emulators of each venue, for tests, live in the dev-only `alertgate-testkit` crate.
@@ -31,6 +31,7 @@ pub mod binance;
 pub mod config;
 pub mod http;
 pub mod paper;
+pub mod zerodha;
 
 use self::config::{BrokerConfig, BrokerKind};
 
@@ -78,6 +79,19 @@ pub trait Broker: Send + Sync + Debug {
     /// derived id of this length ([`http::venue_client_id`]). No limit by default.
     fn max_client_id_len(&self) -> usize {
         usize::MAX
+    }
+
+    /// `true` when the venue needs the exchange with each symbol: the normalized symbol is then
+    /// `EXCHANGE:TICKER` (`NSE:RELIANCE`), never a bare ticker. `false` by default.
+    fn exchange_in_symbol(&self) -> bool {
+        false
+    }
+
+    /// Rereads credentials that change while the receiver runs (Zerodha's daily access token, a
+    /// `file:` reference) on `SIGHUP`. `Ok(true)` when something was reread; nothing by default.
+    /// Errors name the config key and the reference, never a value.
+    fn reload_credentials(&self) -> Result<bool, BrokerBuildError> {
+        Ok(false)
     }
 
     /// `true` when the venue can say what position an account holds (for target-position
@@ -178,6 +192,13 @@ pub fn build(
                 .as_ref()
                 .ok_or(BrokerBuildError::MissingSection { kind: "alpaca" })?;
             Ok(Arc::new(alpaca::AlpacaBroker::from_config(section)?))
+        }
+        BrokerKind::Zerodha => {
+            let section = config
+                .zerodha
+                .as_ref()
+                .ok_or(BrokerBuildError::MissingSection { kind: "zerodha" })?;
+            Ok(Arc::new(zerodha::ZerodhaBroker::from_config(section)?))
         }
         BrokerKind::Http => {
             let section = config

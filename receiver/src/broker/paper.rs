@@ -121,6 +121,7 @@ mod tests {
             stop_price: None,
             tif: TimeInForce::Gtc,
             reference_price: reference.map(|r| r.parse().unwrap()),
+            product: None,
         }
     }
 

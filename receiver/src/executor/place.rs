@@ -195,6 +195,7 @@ fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
         stop_price: optional(o.stop_price, "stop_price")?,
         tif: o.tif,
         reference_price: optional(o.reference_price, "price")?,
+        product: o.product,
     })
 }
 
@@ -288,6 +289,7 @@ mod tests {
             stop_price: None,
             tif: TimeInForce::Gtc,
             reference_price: None,
+            product: None,
         }
     }
 
@@ -331,6 +333,7 @@ mod tests {
             stop_price: None,
             tif: TimeInForce::Gtc,
             reference_price: None,
+            product: None,
             status,
             venue: "paper".into(),
             venue_order_id: None,

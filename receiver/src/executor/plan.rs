@@ -163,6 +163,7 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
                 stop_price: leg.stop_price.map(Positive::get),
                 tif: leg.tif,
                 reference_price: leg.reference_price.map(Positive::get),
+                product: leg.product,
                 status: OrderState::New,
                 venue: request.venue.to_owned(),
                 venue_order_id: None,
@@ -197,6 +198,7 @@ mod tests {
             stop_price: None,
             tif: TimeInForce::Gtc,
             reference_price: Some("10".parse().unwrap()),
+            product: None,
         }
     }
 

@@ -91,6 +91,7 @@ fn leg(symbol: &str) -> Leg {
         stop_price: None,
         tif: TimeInForce::Gtc,
         reference_price: Some("10".parse().unwrap()),
+        product: None,
     }
 }
 

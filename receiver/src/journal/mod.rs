@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::order::{OrderStatus, OrderType, Placement, Side, TimeInForce};
+use crate::order::{OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
 
 pub mod sqlite;
 
@@ -262,6 +262,8 @@ pub struct OrderRecord {
     pub tif: TimeInForce,
     /// The alert's reference price.
     pub reference_price: Option<Decimal>,
+    /// The alert's product (`productType`), for venues that need one.
+    pub product: Option<Product>,
     /// Where it stands.
     pub status: OrderState,
     /// The broker (`paper`, `binance`, ...).

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::fields::{self, Obj};
 use super::names;
 use super::{symbol, Action, Invalid, Leg, NormalizeContext};
-use crate::order::{OrderType, Positive, Price, TimeInForce};
+use crate::order::{OrderType, Positive, Price, Product, TimeInForce};
 
 /// Which format the object is in: it decides the name of the action field and what `price` means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub(super) struct Defaults {
     pub tif: Option<TimeInForce>,
     /// The top-level `price`, the reference price of legs on the top-level symbol only.
     pub price: Option<Price>,
+    /// The top-level `productType`.
+    pub product: Option<Product>,
 }
 
 /// Parses one order.
@@ -44,6 +46,13 @@ pub(super) fn parse(
         },
     };
     let venue_symbol = symbol::resolve(&tv_symbol, ctx.symbols, ctx.refuse_perpetuals)
+        .and_then(|resolved| {
+            if ctx.exchange_in_symbol {
+                symbol::with_exchange(&tv_symbol, resolved)
+            } else {
+                Ok(resolved)
+            }
+        })
         .map_err(|message| Invalid::new(symbol_field, message))?;
 
     let (action_names, type_names, stop_names) = match dialect {
@@ -73,6 +82,9 @@ pub(super) fn parse(
         .or(defaults.tif)
         .unwrap_or_default();
     let stop = obj.one(stop_names, fields::positive)?;
+    let product = obj
+        .value(names::PRODUCT, product_value)?
+        .or(defaults.product);
     let inherited_price = defaults
         .price
         .filter(|_| defaults.tv_symbol.as_deref() == Some(tv_symbol.as_str()));
@@ -130,6 +142,7 @@ pub(super) fn parse(
         stop_price,
         tif,
         reference_price,
+        product,
     })
 }
 
@@ -250,6 +263,23 @@ pub(super) fn tif_value(v: &Value) -> Result<TimeInForce, String> {
         _ => {
             return Err(format!(
                 "`{}` is not a time in force; use gtc, day, ioc or fok",
+                shorten(&s)
+            ))
+        }
+    })
+}
+
+/// Product values, any case: the `order_legs` format's letters and Kite's names.
+pub(super) fn product_value(v: &Value) -> Result<Product, String> {
+    let s = lower(v)?;
+    Ok(match s.as_str() {
+        "c" | "cnc" => Product::Cnc,
+        "i" | "mis" => Product::Mis,
+        "m" | "nrml" => Product::Nrml,
+        _ => {
+            return Err(format!(
+                "`{}` is not a product type; use C (CNC, delivery), I (MIS, intraday) or M (NRML, \
+                 futures and options carried overnight)",
                 shorten(&s)
             ))
         }

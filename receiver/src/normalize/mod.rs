@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::order::{OrderType, Price, Quantity, Side, TimeInForce};
+use crate::order::{OrderType, Price, Product, Quantity, Side, TimeInForce};
 
 pub mod fields;
 mod leg;
@@ -39,6 +39,10 @@ pub struct NormalizeContext<'a> {
     pub symbols: &'a BTreeMap<String, String>,
     /// `true` when the venue is spot-only: perpetual tickers (`.P`, `PERP`) are then invalid.
     pub refuse_perpetuals: bool,
+    /// `true` when the venue needs the exchange with the ticker (Zerodha: `NSE:RELIANCE` →
+    /// exchange NSE, tradingsymbol RELIANCE): venue symbols are then `EXCHANGE:TICKER`
+    /// ([`symbol::with_exchange`]).
+    pub exchange_in_symbol: bool,
 }
 
 /// What one leg asks for.
@@ -107,6 +111,10 @@ pub struct Leg {
     pub tif: TimeInForce,
     /// The alert's reference price (`{{close}}`): notional checks and paper fills.
     pub reference_price: Option<Price>,
+    /// `productType` (`C`/`I`/`M`, or `CNC`/`MIS`/`NRML`): what Zerodha calls the product; `None`
+    /// when the alert gives none (the venue's default applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Product>,
 }
 
 /// An alert in the one shape the rest of the receiver works with.
@@ -163,6 +171,9 @@ pub(crate) mod names {
     pub const TIF: &[&str] = &["tif", "time_in_force", "timeInForce", "validity"];
     pub const PRICE: &[&str] = &["price"];
     pub const SORT_ORDER: &[&str] = &["sort_order"];
+    /// Not `product`: that name is common in alerts for other things, and unknown fields are
+    /// never an error.
+    pub const PRODUCT: &[&str] = &["productType", "product_type"];
     pub const LEGS: &str = "legs";
     pub const ORDER_LEGS: &str = "order_legs";
     pub const ALERT_TYPE: &str = "alertType";

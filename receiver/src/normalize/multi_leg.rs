@@ -149,6 +149,7 @@ fn defaults(top: &Obj<'_>, list: LegList<'_>) -> Result<Defaults, Invalid> {
         tv_symbol: leg::tv_symbol(top)?.map(|(_, tv)| tv),
         tif: top.value(names::TIF, leg::tif_value)?,
         price: top.value(names::PRICE, fields::positive)?,
+        product: top.value(names::PRODUCT, leg::product_value)?,
     })
 }
 

@@ -89,6 +89,23 @@ pub fn resolve(
     Ok(ticker.to_owned())
 }
 
+/// The venue symbol as `EXCHANGE:TICKER`, for venues that need the exchange: `resolved` as the
+/// `[symbols]` table gave it when it already names one, else prefixed with the alert's exchange
+/// (without `_DL`/`_DLY`). A bare ticker with no exchange anywhere is refused: guessing one could
+/// trade the same ticker on another exchange.
+pub fn with_exchange(tv: &str, resolved: String) -> Result<String, String> {
+    if resolved.contains(':') {
+        return Ok(resolved);
+    }
+    match tv.split_once(':') {
+        Some((exchange, _)) => Ok(format!("{}:{resolved}", strip_delayed(exchange))),
+        None => Err(format!(
+            "`{tv}` names no exchange, and this venue needs one: send `NSE:{tv}` (or `exchange` \
+             with `symbol`), or map it in [symbols] to EXCHANGE:TRADINGSYMBOL"
+        )),
+    }
+}
+
 fn from_table(tv: &str, mapped: &str) -> Result<String, String> {
     check_chars(mapped)
         .map(|()| mapped.to_owned())
@@ -133,6 +150,24 @@ mod tests {
             "BTCUSDT.P"
         );
         assert_eq!(resolve("BYBIT:ETHUSDT.P", &t, true).unwrap(), "ETHUSDT");
+    }
+
+    #[test]
+    fn venues_that_need_the_exchange_get_it_from_the_alert_or_the_table_never_guessed() {
+        assert_eq!(
+            with_exchange("NSE:RELIANCE", "RELIANCE".into()).unwrap(),
+            "NSE:RELIANCE"
+        );
+        assert_eq!(
+            with_exchange("NSE_DL:INFY", "INFY".into()).unwrap(),
+            "NSE:INFY"
+        );
+        assert_eq!(
+            with_exchange("NSE:NIFTY1!", "NFO:NIFTY26JANFUT".into()).unwrap(),
+            "NFO:NIFTY26JANFUT"
+        );
+        let bare = with_exchange("RELIANCE", "RELIANCE".into()).unwrap_err();
+        assert!(bare.contains("names no exchange"), "{bare}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod emulator_checks;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod oms;
+mod zerodha;
 
 use alertgate_receiver::order::{OrderRequest, OrderType, Side, TimeInForce};
 pub use alertgate_testkit::secret_file;
@@ -36,6 +37,7 @@ pub fn market(
         stop_price: None,
         tif: TimeInForce::Gtc,
         reference_price: reference.map(|r| r.parse().unwrap()),
+        product: None,
     }
 }
 

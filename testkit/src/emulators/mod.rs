@@ -11,6 +11,8 @@
 //!
 //! - [`binance::BinanceEmulator`]: Binance Spot REST (`/api/v3/exchangeInfo`, `/api/v3/order`).
 //! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`).
+//! - [`zerodha::ZerodhaEmulator`]: Kite Connect v3 (`/orders/regular`, `/orders`), no dedupe,
+//!   rotating daily access token.
 //! - [`oms::OmsEmulator`]: a user's OMS receiving Standard Webhooks-signed orders.
 //!
 //! ```text
@@ -25,6 +27,7 @@ pub mod binance;
 mod fault;
 pub mod oms;
 mod request;
+pub mod zerodha;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -462,6 +462,7 @@ mod tests {
             stop_price: None,
             tif: TimeInForce::Gtc,
             reference_price: None,
+            product: None,
         };
         let Err(BrokerError::Rejected { message }) = r.order_params(&order, "c") else {
             panic!()

@@ -7,17 +7,18 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use rust_decimal::Decimal;
 
 use super::storage;
-use super::values::{dec, opt_dec, parse_order_type, parse_side, parse_tif};
+use super::values::{dec, opt_dec, parse_order_type, parse_product, parse_side, parse_tif};
 use crate::journal::{JournalError, OrderRecord, OrderState, Settlement};
 
 /// The columns of an order row, in the order [`read_order_row`] reads them.
 pub(super) const ORDER_COLUMNS: &str = "client_order_id, message_id, leg, account, symbol, side, quantity, order_type, \
      limit_price, stop_price, tif, reference_price, status, venue, venue_order_id, filled_quantity, \
-     average_price, error, created_at, updated_at";
+     average_price, error, created_at, updated_at, product";
 
 /// Raw columns of an order row, converted after the statement is done.
 struct OrderRow {
     text: [Option<String>; 16],
+    product: Option<String>,
     leg: i64,
     created_at: i64,
     updated_at: i64,
@@ -45,6 +46,7 @@ fn read_order_row(row: &Row<'_>) -> rusqlite::Result<OrderRow> {
             t(15)?,
             t(16)?,
         ],
+        product: t(20)?,
         leg: row.get(2)?,
         created_at: row.get(18)?,
         updated_at: row.get(19)?,
@@ -75,6 +77,7 @@ impl OrderRow {
             stop_price: opt_dec(stop)?,
             tif: parse_tif(&req(tif, "tif")?)?,
             reference_price: opt_dec(refp)?,
+            product: parse_product(self.product)?,
             status: OrderState::from_str(&req(status, "status")?)?,
             venue: req(venue, "venue")?,
             venue_order_id: vid,
@@ -107,7 +110,7 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
     let mut stmt = conn
         .prepare_cached(&format!(
             "INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ))
         .map_err(storage)?;
     for o in orders {
@@ -132,6 +135,7 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
             o.error,
             o.created_at_ms,
             o.updated_at_ms,
+            o.product.map(|p| p.as_str()),
         ])
         .map_err(storage)?;
     }

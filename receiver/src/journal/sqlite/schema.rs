@@ -10,7 +10,8 @@ use super::storage;
 use crate::journal::JournalError;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE messages (
     id              TEXT PRIMARY KEY,
     account         TEXT,
@@ -65,7 +66,11 @@ CREATE TABLE paper_orders (
     average_price   TEXT,
     created_at      INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE orders ADD COLUMN product TEXT;
+"#,
+];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
 pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {

@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 
 use crate::journal::JournalError;
-use crate::order::{OrderStatus, OrderType, Side, TimeInForce};
+use crate::order::{OrderStatus, OrderType, Product, Side, TimeInForce};
 
 /// A decimal stored as TEXT.
 pub(super) fn dec(s: &str) -> Result<Decimal, JournalError> {
@@ -42,6 +42,13 @@ pub(super) fn parse_order_type(s: &str) -> Result<OrderType, JournalError> {
 /// `gtc`, `day`, ...
 pub(super) fn parse_tif(s: &str) -> Result<TimeInForce, JournalError> {
     parse_stored(&TimeInForce::ALL, TimeInForce::as_str, s, "time in force")
+}
+
+/// `cnc`, `mis`, `nrml`, or NULL.
+pub(super) fn parse_product(s: Option<String>) -> Result<Option<Product>, JournalError> {
+    s.as_deref()
+        .map(|s| parse_stored(&Product::ALL, Product::as_str, s, "product"))
+        .transpose()
 }
 
 /// A venue status of the paper book.
