@@ -361,6 +361,7 @@ impl Settings {
             BrokerKind::Binance => self.broker.binance.is_none().then_some("binance"),
             BrokerKind::Alpaca => self.broker.alpaca.is_none().then_some("alpaca"),
             BrokerKind::Http => self.broker.http.is_none().then_some("http"),
+            BrokerKind::Betfair => self.broker.betfair.is_none().then_some("betfair"),
         };
         if let Some(name) = kind_section {
             return Err(Invalid::new(

@@ -11,6 +11,8 @@
 //!
 //! - [`binance::BinanceEmulator`]: Binance Spot REST (`/api/v3/exchangeInfo`, `/api/v3/order`).
 //! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`).
+//! - [`betfair::BetfairEmulator`]: Betfair Exchange API-NG (logins, keep-alive, `placeOrders`,
+//!   `listCurrentOrders`, `listMarketCatalogue`) on one base URL.
 //! - [`oms::OmsEmulator`]: a user's OMS receiving Standard Webhooks-signed orders.
 //!
 //! ```text
@@ -21,6 +23,7 @@
 //! ```
 
 pub mod alpaca;
+pub mod betfair;
 pub mod binance;
 mod fault;
 pub mod oms;

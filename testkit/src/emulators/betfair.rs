@@ -1,0 +1,587 @@
+//! A Betfair Exchange API-NG emulator: the identity host (`/api/certlogin`, `/api/login`,
+//! `/api/keepAlive`) and the REST betting API (`/exchange/betting/rest/v1.0/{placeOrders,
+//! listCurrentOrders,listMarketCatalogue}/`) on one loopback base URL.
+//!
+//! Checked as the API-NG documentation describes:
+//! - Logins: form-encoded `username`/`password` and the `X-Application` header; `login` answers
+//!   `{"token","product","status","error"}` (`FAIL` + `INVALID_USERNAME_OR_PASSWORD`), `certlogin`
+//!   `{"sessionToken","loginStatus"}`. Not emulated: the client certificate of `certlogin` is part
+//!   of the TLS handshake, and this emulator speaks plain HTTP, so it cannot check it. Missing app
+//!   keys on a login answer `FORBIDDEN` (this emulator's choice; Betfair's exact answer was not
+//!   verifiable).
+//! - Sessions expire `session_ttl_secs` after the login or the last keep-alive (betting calls do
+//!   not extend them), or at once with [`Emulator::expire_sessions`]; `keepAlive` with a gone
+//!   token answers `FAIL` + `NO_SESSION`.
+//! - Betting calls: `X-Application` (fault `NO_APP_KEY`/`INVALID_APP_KEY`), `X-Authentication`
+//!   (`NO_SESSION`/`INVALID_SESSION_INFORMATION`), JSON body (`INVALID_INPUT_DATA`). A fault is
+//!   HTTP 400 `{"detail":{"APINGException":{"errorCode",..},"exceptionname":"APINGException"},
+//!   "faultcode":"Client","faultstring":"ANGX-00NN"}`.
+//! - `placeOrders`: `marketId` (`INVALID_MARKET_ID`), 1..=200 instructions, `customerRef` ≤32
+//!   characters of `[A-Za-z0-9:-._+*;~]` (`INVALID_INPUT_DATA`), a request with the same
+//!   `customerRef` within 60 s → `FAILURE`/`DUPLICATE_TRANSACTION` (after 60 s it is a new
+//!   order, as documented), market status (`MARKET_SUSPENDED`, `MARKET_NOT_OPEN_FOR_BETTING`),
+//!   per instruction: runner (`INVALID_RUNNER`), `BACK`/`LAY`, `orderType` `LIMIT`
+//!   (`INVALID_ORDER_TYPE` otherwise: only LIMIT is emulated), `persistenceType`
+//!   `LAPSE`/`PERSIST` (`INVALID_PERSISTENCE_TYPE`), odds on the price ladder (`INVALID_ODDS`),
+//!   size ≥ `min_bet_size` with two decimals at most (`INVALID_BET_SIZE`), `customerOrderRef` ≤32
+//!   (`INVALID_CUSTOMER_ORDER_REF`), funds (stake for a BACK, stake × (odds − 1) for a LAY;
+//!   `INSUFFICIENT_FUNDS`). One bad instruction fails the whole request (`BET_ACTION_ERROR`).
+//! - A BACK matches when the runner's `available_to_back` is at least its odds; a LAY when
+//!   `available_to_lay` is at most its odds; otherwise the bet rests (`EXECUTABLE`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use alertgate_shared::envelope::format_millis;
+use alertgate_shared::Clock;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+
+use super::{json_reply, parse_params, Emulator, Faults, Recorded, Reply, Venue};
+
+/// Where the betting operations live, under the emulator's base URL (as at Betfair).
+pub const BETTING_PATH: &str = "/exchange/betting/rest/v1.0";
+
+/// A runner (selection) of an emulated market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedRunner {
+    /// `selectionId`.
+    pub selection_id: u64,
+    /// `runnerName`.
+    pub name: String,
+    /// Best odds available to back: a BACK at or below them matches, at them.
+    pub available_to_back: Option<Decimal>,
+    /// Best odds available to lay: a LAY at or above them matches, at them.
+    pub available_to_lay: Option<Decimal>,
+}
+
+/// An emulated market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedMarket {
+    /// `marketId`, e.g. `1.109850906`.
+    pub market_id: String,
+    /// `marketName`.
+    pub name: String,
+    /// `OPEN`, `SUSPENDED`, `INACTIVE` or `CLOSED`.
+    pub status: String,
+    /// Its runners.
+    pub runners: Vec<EmulatedRunner>,
+}
+
+impl EmulatedMarket {
+    /// `1.109850906`, "TEAM1 v TEAM2": TEAM1 (237486) backable at 2.5 and layable at 2.52,
+    /// TEAM2 (60443) with nothing available (bets rest).
+    pub fn team1_team2() -> Self {
+        Self {
+            market_id: "1.109850906".into(),
+            name: "TEAM1 v TEAM2".into(),
+            status: "OPEN".into(),
+            runners: vec![
+                EmulatedRunner {
+                    selection_id: 237486,
+                    name: "TEAM1".into(),
+                    available_to_back: Some(Decimal::new(25, 1)),
+                    available_to_lay: Some(Decimal::new(252, 2)),
+                },
+                EmulatedRunner {
+                    selection_id: 60443,
+                    name: "TEAM2".into(),
+                    available_to_back: None,
+                    available_to_lay: None,
+                },
+            ],
+        }
+    }
+}
+
+/// What the emulator is started with.
+#[derive(Debug, Clone)]
+pub struct BetfairEmulatorConfig {
+    /// The accepted `X-Application`.
+    pub app_key: String,
+    /// The account's username.
+    pub username: String,
+    /// The account's password.
+    pub password: String,
+    /// Session ages, the 60-second `customerRef` window, `placedDate`.
+    pub clock: Arc<dyn Clock>,
+    /// Markets.
+    pub markets: Vec<EmulatedMarket>,
+    /// The account's available-to-bet balance.
+    pub available_to_bet: Decimal,
+    /// The smallest stake (the currency's minimum bet).
+    pub min_bet_size: Decimal,
+    /// How long a session lives without a keep-alive.
+    pub session_ttl_secs: i64,
+}
+
+impl BetfairEmulatorConfig {
+    /// These credentials, the TEAM1 v TEAM2 market, 1000 available, a minimum bet of 1 and
+    /// sessions of 4 hours.
+    pub fn new(app_key: &str, username: &str, password: &str, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            app_key: app_key.into(),
+            username: username.into(),
+            password: password.into(),
+            clock,
+            markets: vec![EmulatedMarket::team1_team2()],
+            available_to_bet: Decimal::new(1000, 0),
+            min_bet_size: Decimal::ONE,
+            session_ttl_secs: 4 * 3600,
+        }
+    }
+}
+
+/// A bet the emulator accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedBet {
+    /// `betId`.
+    pub bet_id: String,
+    /// `marketId`.
+    pub market_id: String,
+    /// `selectionId`.
+    pub selection_id: u64,
+    /// `BACK` / `LAY`.
+    pub side: String,
+    /// Odds asked.
+    pub price: Decimal,
+    /// Stake asked.
+    pub size: Decimal,
+    /// `LAPSE` / `PERSIST`.
+    pub persistence_type: String,
+    /// The request's `customerRef`.
+    pub customer_ref: Option<String>,
+    /// The instruction's `customerOrderRef`.
+    pub customer_order_ref: Option<String>,
+    /// Matched so far.
+    pub size_matched: Decimal,
+    /// Average matched odds.
+    pub average_price_matched: Option<Decimal>,
+    /// Unix second it was placed.
+    pub placed_at: i64,
+    /// `placedDate`, e.g. `2026-11-23T09:00:00.000Z`.
+    pub placed_date: String,
+}
+
+impl EmulatedBet {
+    fn status(&self) -> &'static str {
+        if self.size_matched >= self.size {
+            "EXECUTION_COMPLETE"
+        } else {
+            "EXECUTABLE"
+        }
+    }
+
+    fn summary(&self) -> Value {
+        json!({
+            "betId": self.bet_id, "marketId": self.market_id, "selectionId": self.selection_id,
+            "handicap": 0.0, "priceSize": {"price": num(self.price), "size": num(self.size)},
+            "bspLiability": 0.0, "side": self.side, "status": self.status(),
+            "persistenceType": self.persistence_type, "orderType": "LIMIT",
+            "placedDate": self.placed_date,
+            "averagePriceMatched": num(self.average_price_matched.unwrap_or_default()),
+            "sizeMatched": num(self.size_matched), "sizeRemaining": num(self.size - self.size_matched),
+            "sizeLapsed": 0.0, "sizeCancelled": 0.0, "sizeVoided": 0.0, "regulatorCode": "MALTA LOTTERIES AND GAMBLING AUTHORITY",
+            "customerOrderRef": self.customer_order_ref,
+        })
+    }
+}
+
+/// A decimal as the JSON number Betfair sends.
+fn num(d: Decimal) -> Value {
+    d.normalize()
+        .to_string()
+        .parse::<serde_json::Number>()
+        .map_or(Value::Null, Value::Number)
+}
+
+
+#[derive(Debug, Default)]
+struct Book {
+    bets: Vec<EmulatedBet>,
+    /// Token → unix second of the login or last keep-alive.
+    sessions: HashMap<String, i64>,
+    logins: usize,
+    /// `customerRef` → unix second its request was accepted.
+    customer_refs: HashMap<String, i64>,
+    available: Decimal,
+    markets: Vec<EmulatedMarket>,
+}
+
+/// Betfair's state. Served as [`BetfairEmulator`].
+#[derive(Debug)]
+pub struct BetfairState {
+    /// Credentials and rules.
+    config: BetfairEmulatorConfig,
+    /// Bets, sessions, balance.
+    book: Mutex<Book>,
+}
+
+/// A running Betfair emulator; stops when dropped.
+pub type BetfairEmulator = Emulator<BetfairState>;
+
+const ANGX: [(&str, &str); 9] = [
+    ("TOO_MUCH_DATA", "ANGX-0001"),
+    ("INVALID_INPUT_DATA", "ANGX-0002"),
+    ("INVALID_SESSION_INFORMATION", "ANGX-0003"),
+    ("NO_APP_KEY", "ANGX-0004"),
+    ("NO_SESSION", "ANGX-0005"),
+    ("UNEXPECTED_ERROR", "ANGX-0006"),
+    ("INVALID_APP_KEY", "ANGX-0007"),
+    ("TOO_MANY_REQUESTS", "ANGX-0008"),
+    ("SERVICE_BUSY", "ANGX-0009"),
+];
+
+fn fault_body(code: &str, details: &str) -> Value {
+    let angx = ANGX.iter().find(|(c, _)| *c == code).map_or("ANGX-0006", |(_, a)| a);
+    json!({"detail": {"APINGException": {"requestUUID": "emulator-0000", "errorCode": code,
+           "errorDetails": details}, "exceptionname": "APINGException"},
+           "faultcode": "Client", "faultstring": angx})
+}
+
+fn fault(code: &str, details: &str) -> Reply {
+    json_reply(StatusCode::BAD_REQUEST, &fault_body(code, details))
+}
+
+/// `customerRef` may hold letters, digits and `: - . _ + * ; ~`.
+fn customer_ref_ok(r: &str) -> bool {
+    r.chars().count() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-._+*;~".contains(c))
+}
+
+/// The API-NG price ladder for odds markets, in hundredths.
+pub fn on_ladder(odds: Decimal) -> bool {
+    const BANDS: [(i64, i64, i64); 10] = [
+        (101, 200, 1), (200, 300, 2), (300, 400, 5), (400, 600, 10), (600, 1000, 20),
+        (1000, 2000, 50), (2000, 3000, 100), (3000, 5000, 200), (5000, 10000, 500),
+        (10000, 100000, 1000),
+    ];
+    let h = odds * Decimal::ONE_HUNDRED;
+    h.fract().is_zero()
+        && BANDS.iter().any(|&(from, to, step)| {
+            let (from, to, step) = (Decimal::from(from), Decimal::from(to), Decimal::from(step));
+            h >= from && h <= to && ((h - from) % step).is_zero()
+        })
+}
+
+impl Venue for BetfairState {
+    type Config = BetfairEmulatorConfig;
+
+    fn new(config: BetfairEmulatorConfig) -> std::io::Result<Self> {
+        let book = Book {
+            available: config.available_to_bet,
+            markets: config.markets.clone(),
+            ..Book::default()
+        };
+        Ok(Self {
+            config,
+            book: Mutex::new(book),
+        })
+    }
+
+    fn places_order(request: &Recorded) -> bool {
+        request.path.trim_end_matches('/') == format!("{BETTING_PATH}/placeOrders")
+    }
+
+    fn handle(&self, request: &Recorded, faults: &Faults) -> Option<Reply> {
+        if request.method != "POST" {
+            return Some(fault("INVALID_INPUT_DATA", "POST only"));
+        }
+        match request.path.as_str() {
+            "/api/certlogin" => return Some(self.login(request, true)),
+            "/api/login" => return Some(self.login(request, false)),
+            "/api/keepAlive" => return Some(self.keep_alive(request)),
+            _ => {}
+        }
+        let Some(operation) = request
+            .path
+            .strip_prefix(BETTING_PATH)
+            .map(|p| p.trim_matches('/'))
+        else {
+            return Some(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such path"})));
+        };
+        if let Err(reply) = self.authorize(request) {
+            return Some(reply);
+        }
+        let body = request.json();
+        if !request.header("content-type").is_some_and(|c| c.starts_with("application/json"))
+            || !body.is_object()
+        {
+            return Some(fault("INVALID_INPUT_DATA", "the body must be a JSON object"));
+        }
+        match operation {
+            "placeOrders" => faults.around(
+                || self.place_orders(&body),
+                |status| fault_body(if status == 429 { "TOO_MANY_REQUESTS" } else { "UNEXPECTED_ERROR" }, ""),
+            ),
+            "listCurrentOrders" => Some(self.list_current_orders(&body)),
+            "listMarketCatalogue" => Some(self.list_market_catalogue(&body)),
+            _ => Some(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such operation"}))),
+        }
+    }
+}
+
+impl Emulator<BetfairState> {
+    /// `{base_url}/exchange/betting/rest/v1.0`: the betting `base_url` to configure.
+    pub fn betting_url(&self) -> String {
+        format!("{}{BETTING_PATH}", self.base_url())
+    }
+
+    /// Every bet accepted, in order.
+    pub fn bets(&self) -> Vec<EmulatedBet> {
+        self.venue().book().bets.clone()
+    }
+
+    /// Successful logins so far.
+    pub fn logins(&self) -> usize {
+        self.venue().book().logins
+    }
+
+    /// Ends every session now: the next betting call meets `INVALID_SESSION_INFORMATION`.
+    pub fn expire_sessions(&self) {
+        self.venue().book().sessions.clear();
+    }
+
+    /// Sets a market's status (`OPEN`, `SUSPENDED`, `CLOSED`, ...).
+    pub fn set_market_status(&self, market_id: &str, status: &str) {
+        for market in self.venue().book().markets.iter_mut().filter(|m| m.market_id == market_id) {
+            market.status = status.into();
+        }
+    }
+
+    /// Sets the available-to-bet balance.
+    pub fn set_available_to_bet(&self, value: Decimal) {
+        self.venue().book().available = value;
+    }
+}
+
+impl BetfairState {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> i64 {
+        self.config.clock.now_unix()
+    }
+
+    fn login(&self, request: &Recorded, certificate: bool) -> Reply {
+        let form = parse_params(&String::from_utf8_lossy(&request.body));
+        let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let status = if request.header("x-application") != Some(self.config.app_key.as_str()) {
+            "FORBIDDEN"
+        } else if field("username") != Some(self.config.username.as_str())
+            || field("password") != Some(self.config.password.as_str())
+        {
+            "INVALID_USERNAME_OR_PASSWORD"
+        } else {
+            "SUCCESS"
+        };
+        let token = (status == "SUCCESS").then(|| {
+            let mut book = self.book();
+            book.logins += 1;
+            let token = format!("emulated-session-{:04}-{}", book.logins, self.now());
+            book.sessions.insert(token.clone(), self.now());
+            token
+        });
+        let body = if certificate {
+            json!({"sessionToken": token, "loginStatus": status})
+        } else {
+            let failed = status != "SUCCESS";
+            json!({"token": token.unwrap_or_default(), "product": self.config.app_key,
+                   "status": if failed { "FAIL" } else { "SUCCESS" },
+                   "error": if failed { status } else { "" }})
+        };
+        json_reply(StatusCode::OK, &body)
+    }
+
+    /// `true` when `token` names a session younger than the TTL.
+    fn live(&self, book: &Book, token: &str) -> bool {
+        book.sessions
+            .get(token)
+            .is_some_and(|since| self.now() - since < self.config.session_ttl_secs)
+    }
+
+    fn keep_alive(&self, request: &Recorded) -> Reply {
+        let token = request.header("x-authentication").unwrap_or_default().to_owned();
+        let mut book = self.book();
+        let ok = request.header("x-application") == Some(self.config.app_key.as_str())
+            && self.live(&book, &token);
+        if ok {
+            book.sessions.insert(token.clone(), self.now());
+        }
+        let (status, error) = if ok { ("SUCCESS", "") } else { ("FAIL", "NO_SESSION") };
+        json_reply(
+            StatusCode::OK,
+            &json!({"token": token, "product": self.config.app_key, "status": status, "error": error}),
+        )
+    }
+
+    fn authorize(&self, request: &Recorded) -> Result<(), Reply> {
+        match request.header("x-application") {
+            None | Some("") => return Err(fault("NO_APP_KEY", "")),
+            Some(key) if key != self.config.app_key => return Err(fault("INVALID_APP_KEY", "")),
+            Some(_) => {}
+        }
+        match request.header("x-authentication") {
+            None | Some("") => Err(fault("NO_SESSION", "")),
+            Some(token) if !self.live(&self.book(), token) => {
+                Err(fault("INVALID_SESSION_INFORMATION", ""))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn place_orders(&self, body: &Value) -> Reply {
+        let report = |status: &str, code: Option<&str>, reports: Vec<Value>| {
+            let mut r = json!({"status": status, "marketId": body.get("marketId"),
+                               "instructionReports": reports});
+            if let Some(c) = body.get("customerRef") {
+                r["customerRef"] = c.clone();
+            }
+            if let Some(code) = code {
+                r["errorCode"] = json!(code);
+            }
+            json_reply(StatusCode::OK, &r)
+        };
+        let market_id = body.get("marketId").and_then(Value::as_str).unwrap_or_default();
+        let instructions = body.get("instructions").and_then(Value::as_array).cloned().unwrap_or_default();
+        if instructions.is_empty() || instructions.len() > 200 {
+            return fault("INVALID_INPUT_DATA", "instructions: 1 to 200 place instructions");
+        }
+        let customer_ref = match body.get("customerRef") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) if customer_ref_ok(r) => Some(r.clone()),
+            Some(_) => return fault("INVALID_INPUT_DATA", "customerRef"),
+        };
+        let now = self.now();
+        let mut book = self.book();
+        if let Some(r) = &customer_ref {
+            if book.customer_refs.get(r).is_some_and(|at| now - at < 60) {
+                let failed = instructions.iter().map(|i| json!({"status": "FAILURE", "errorCode": "ERROR_IN_ORDER", "instruction": i})).collect();
+                return report("FAILURE", Some("DUPLICATE_TRANSACTION"), failed);
+            }
+        }
+        let Some(market) = book.markets.iter().find(|m| m.market_id == market_id).cloned() else {
+            return report("FAILURE", Some("INVALID_MARKET_ID"), Vec::new());
+        };
+        match market.status.as_str() {
+            "OPEN" => {}
+            "SUSPENDED" => return report("FAILURE", Some("MARKET_SUSPENDED"), Vec::new()),
+            _ => return report("FAILURE", Some("MARKET_NOT_OPEN_FOR_BETTING"), Vec::new()),
+        }
+        let mut bets = Vec::new();
+        let mut errors = Vec::new();
+        let mut liability = Decimal::ZERO;
+        for instruction in &instructions {
+            match self.check_instruction(&market, instruction) {
+                Ok(mut bet) => {
+                    liability += if bet.side == "BACK" { bet.size } else { bet.size * (bet.price - Decimal::ONE) };
+                    bet.customer_ref = customer_ref.clone();
+                    bets.push(bet);
+                    errors.push(None);
+                }
+                Err(code) => errors.push(Some(code)),
+            }
+        }
+        if errors.iter().all(Option::is_none) && liability > book.available {
+            errors = vec![Some("INSUFFICIENT_FUNDS"); instructions.len()];
+        }
+        if errors.iter().any(Option::is_some) {
+            let reports = instructions.iter().zip(&errors).map(|(i, e)| {
+                json!({"status": "FAILURE", "errorCode": e.unwrap_or("ERROR_IN_ORDER"), "instruction": i})
+            }).collect();
+            return report("FAILURE", Some("BET_ACTION_ERROR"), reports);
+        }
+        book.available -= liability;
+        if let Some(r) = customer_ref {
+            book.customer_refs.insert(r, now);
+        }
+        let mut reports = Vec::new();
+        for (mut bet, instruction) in bets.into_iter().zip(&instructions) {
+            bet.bet_id = format!("{}", 31_000_000_000u64 + book.bets.len() as u64 + 1);
+            bet.placed_at = now;
+            bet.placed_date = format_millis(self.config.clock.now());
+            reports.push(json!({"status": "SUCCESS", "instruction": instruction, "betId": bet.bet_id,
+                "placedDate": bet.placed_date, "averagePriceMatched": num(bet.average_price_matched.unwrap_or_default()),
+                "sizeMatched": num(bet.size_matched), "orderStatus": bet.status()}));
+            book.bets.push(bet);
+        }
+        report("SUCCESS", None, reports)
+    }
+
+    /// One instruction as a bet (matched as far as the runner allows), or its error code.
+    fn check_instruction(&self, market: &EmulatedMarket, i: &Value) -> Result<EmulatedBet, &'static str> {
+        let runner = i.get("selectionId").and_then(Value::as_u64)
+            .and_then(|id| market.runners.iter().find(|r| r.selection_id == id))
+            .ok_or("INVALID_RUNNER")?;
+        let side = i.get("side").and_then(Value::as_str).filter(|s| *s == "BACK" || *s == "LAY").ok_or("INVALID_BID_TYPE")?;
+        if i.get("orderType").and_then(Value::as_str) != Some("LIMIT") {
+            return Err("INVALID_ORDER_TYPE");
+        }
+        let limit = i.get("limitOrder").filter(|l| l.is_object()).ok_or("INVALID_ORDER_TYPE")?;
+        let persistence = limit.get("persistenceType").and_then(Value::as_str)
+            .filter(|p| *p == "LAPSE" || *p == "PERSIST").ok_or("INVALID_PERSISTENCE_TYPE")?;
+        // A JSON number's shortest text is the double Betfair reads.
+        let decimal = |k: &str| limit.get(k).and_then(Value::as_number).and_then(|n| n.to_string().parse::<Decimal>().ok());
+        let price = decimal("price").filter(|p| on_ladder(*p)).ok_or("INVALID_ODDS")?;
+        let size = decimal("size")
+            .filter(|s| *s >= self.config.min_bet_size && s.normalize().scale() <= 2)
+            .ok_or("INVALID_BET_SIZE")?;
+        let customer_order_ref = match i.get("customerOrderRef") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) if r.chars().count() <= 32 => Some(r.clone()),
+            Some(_) => return Err("INVALID_CUSTOMER_ORDER_REF"),
+        };
+        let matched_at = match side {
+            "BACK" => runner.available_to_back.filter(|a| *a >= price),
+            _ => runner.available_to_lay.filter(|a| *a <= price),
+        };
+        Ok(EmulatedBet {
+            bet_id: String::new(),
+            market_id: market.market_id.clone(),
+            selection_id: runner.selection_id,
+            side: side.into(),
+            price,
+            size,
+            persistence_type: persistence.into(),
+            customer_ref: None,
+            customer_order_ref,
+            size_matched: if matched_at.is_some() { size } else { Decimal::ZERO },
+            average_price_matched: matched_at,
+            placed_at: 0,
+            placed_date: String::new(),
+        })
+    }
+
+    fn list_current_orders(&self, body: &Value) -> Reply {
+        let set = |k: &str| body.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>());
+        let (refs, markets, bet_ids) = (set("customerOrderRefs"), set("marketIds"), set("betIds"));
+        let projection = body.get("orderProjection").and_then(Value::as_str).unwrap_or("ALL");
+        let within = |filter: &Option<Vec<String>>, v: Option<&String>| {
+            filter.as_ref().is_none_or(|f| v.is_some_and(|v| f.contains(v)))
+        };
+        let orders: Vec<Value> = self.book().bets.iter()
+            .filter(|b| within(&refs, b.customer_order_ref.as_ref()) && within(&markets, Some(&b.market_id)) && within(&bet_ids, Some(&b.bet_id)))
+            .filter(|b| projection == "ALL" || projection == b.status())
+            .map(EmulatedBet::summary)
+            .collect();
+        json_reply(StatusCode::OK, &json!({"currentOrders": orders, "moreAvailable": false}))
+    }
+
+    fn list_market_catalogue(&self, body: &Value) -> Reply {
+        let Some(max) = body.get("maxResults").and_then(Value::as_u64).filter(|m| (1..=1000).contains(m)) else {
+            return fault("INVALID_INPUT_DATA", "maxResults is required (1..1000)");
+        };
+        let ids: Option<Vec<&str>> = body.pointer("/filter/marketIds").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
+        let markets: Vec<Value> = self.book().markets.iter()
+            .filter(|m| ids.as_ref().is_none_or(|ids| ids.contains(&m.market_id.as_str())))
+            .take(usize::try_from(max).unwrap_or(usize::MAX))
+            .map(|m| json!({"marketId": m.market_id, "marketName": m.name, "totalMatched": 0.0,
+                "runners": m.runners.iter().enumerate().map(|(n, r)| json!({"selectionId": r.selection_id,
+                    "runnerName": r.name, "handicap": 0.0, "sortPriority": n + 1})).collect::<Vec<_>>()}))
+            .collect();
+        json_reply(StatusCode::OK, &Value::Array(markets))
+    }
+}
