@@ -552,3 +552,20 @@ async fn the_betfair_style_alert_becomes_exactly_one_back_bet_through_the_receiv
     assert!(reference.len() <= 32, "{reference}");
     assert_eq!(instruction["customerOrderRef"], reference);
 }
+
+#[tokio::test]
+async fn a_symbol_check_names_the_market_and_runner_or_lists_the_runners() {
+    let s = Setup::new().await;
+    let broker = s.broker();
+
+    assert_eq!(broker.describe_symbol(TEAM1).await.unwrap(), "TEAM1 v TEAM2 / TEAM1");
+    let Err(BrokerError::Rejected { message }) = broker.describe_symbol("1.109850906:1").await else {
+        panic!()
+    };
+    assert!(message.contains("237486 = TEAM1") && message.contains("60443 = TEAM2"), "{message}");
+    let Err(BrokerError::Rejected { message }) = broker.describe_symbol("1.5:1").await else {
+        panic!()
+    };
+    assert!(message.contains("no market 1.5"), "{message}");
+    assert!(s.venue.order_posts().is_empty());
+}

@@ -260,6 +260,57 @@ impl BetfairBroker {
         }
     }
 
+    /// For a `check-symbols` style helper, never called at order time (markets are mapped
+    /// explicitly in `[symbols]`): `listMarketCatalogue` for the symbol's market, answering
+    /// "market name / runner name", or why the mapping is wrong.
+    pub async fn describe_symbol(&self, symbol: &str) -> Result<String, BrokerError> {
+        let (market_id, selection_id) = parse_symbol(symbol)?;
+        let body = serde_json::json!({
+            "filter": {"marketIds": [market_id]},
+            "marketProjection": ["RUNNER_DESCRIPTION"],
+            "maxResults": 1,
+        })
+        .to_string();
+        let answer = match self.call("listMarketCatalogue", &body).await {
+            Ok(answer) => answer,
+            Err(CallFailure::Broker(e)) => return Err(e),
+            Err(CallFailure::Send(f)) => {
+                return Err(transient(format!("Betfair listMarketCatalogue: {}", f.message())))
+            }
+        };
+        if !answer.status.is_success() {
+            return Err(match classify(&answer) {
+                Failed::Error(e) => e,
+                Failed::Unknown(why) => transient(format!("Betfair listMarketCatalogue: {why}")),
+            });
+        }
+        let markets: Vec<wire::MarketCatalogue> = serde_json::from_slice(&answer.body)
+            .map_err(|e| transient(format!("Betfair listMarketCatalogue answer is unreadable ({e})")))?;
+        let market = markets
+            .into_iter()
+            .find(|m| m.market_id == market_id)
+            .ok_or_else(|| BrokerError::Rejected {
+                message: format!("Betfair lists no market {market_id} (closed, settled or mistyped)"),
+            })?;
+        let runner = market
+            .runners
+            .iter()
+            .find(|r| r.selection_id == selection_id)
+            .ok_or_else(|| BrokerError::Rejected {
+                message: format!(
+                    "market {market_id} ({}) has no selection {selection_id}; its runners: {}",
+                    market.market_name,
+                    market
+                        .runners
+                        .iter()
+                        .map(|r| format!("{} = {}", r.selection_id, r.runner_name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        Ok(format!("{} / {}", market.market_name, runner.runner_name))
+    }
+
     /// `listCurrentOrders` by `customerOrderRefs`: the bet, if Betfair has it.
     async fn lookup(&self, bet: &Bet<'_>) -> Result<Option<Placement>, BrokerError> {
         let answer = match self.call("listCurrentOrders", &bet.lookup_body()).await {

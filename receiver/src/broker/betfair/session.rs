@@ -158,10 +158,10 @@ impl Session {
         } else {
             let reply: Identity = serde_json::from_slice(&answer.body)
                 .map_err(|e| transient(format!("Betfair login answer is unreadable ({e})")))?;
-            let status = match (reply.status.as_str(), reply.error) {
-                ("SUCCESS", _) => reply.status,
-                (_, Some(error)) if !error.is_empty() => error,
-                _ => reply.status,
+            let status = if reply.status == "SUCCESS" {
+                reply.status
+            } else {
+                reply.error.filter(|e| !e.is_empty()).unwrap_or(reply.status)
             };
             (reply.token, status)
         };

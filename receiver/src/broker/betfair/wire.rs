@@ -315,6 +315,26 @@ pub(crate) fn meaning(code: &str) -> Meaning {
     }
 }
 
+/// `MarketCatalogue` with `RUNNER_DESCRIPTION`: the fields the symbol check reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MarketCatalogue {
+    pub market_id: String,
+    #[serde(default)]
+    pub market_name: String,
+    #[serde(default)]
+    pub runners: Vec<RunnerCatalog>,
+}
+
+/// `RunnerCatalog`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunnerCatalog {
+    pub selection_id: u64,
+    #[serde(default)]
+    pub runner_name: String,
+}
+
 /// `certlogin`'s answer.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
