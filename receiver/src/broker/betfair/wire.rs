@@ -103,7 +103,7 @@ fn placement(
         filled_quantity: matched.normalize(),
         average_price: average
             .filter(|_| matched > Decimal::ZERO)
-            .map(Decimal::normalize),
+            .map(|d| d.normalize()),
     }
 }
 
