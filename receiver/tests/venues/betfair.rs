@@ -70,7 +70,10 @@ impl Setup {
     }
 
     fn count(&self, path_end: &str) -> usize {
-        self.paths().iter().filter(|p| p.ends_with(path_end)).count()
+        self.paths()
+            .iter()
+            .filter(|p| p.ends_with(path_end))
+            .count()
     }
 
     /// A raw `placeOrders` with this `customerRef` (and no `customerOrderRef`), logged in.
@@ -129,8 +132,15 @@ async fn a_back_bet_is_the_documented_place_orders_body_with_session_and_app_key
 
     let bets = s.venue.bets();
     assert_eq!(bets.len(), 1);
-    assert_eq!(placement.venue_order_id.as_deref(), Some(bets[0].bet_id.as_str()));
-    assert_eq!(placement.status, OrderStatus::Filled, "2.5 is available to back");
+    assert_eq!(
+        placement.venue_order_id.as_deref(),
+        Some(bets[0].bet_id.as_str())
+    );
+    assert_eq!(
+        placement.status,
+        OrderStatus::Filled,
+        "2.5 is available to back"
+    );
     assert_eq!(placement.average_price, Some(dec("2.5")));
     assert_eq!(placement.filled_quantity, dec("1"));
     let post = &s.venue.order_posts()[0];
@@ -159,7 +169,13 @@ async fn a_lay_bet_that_nothing_matches_rests_as_placed_at_its_limit_odds() {
 
     let placement = s
         .broker()
-        .place(&limit(&client_order_id(), TEAM2, Side::Sell, "2.50", "3.05"))
+        .place(&limit(
+            &client_order_id(),
+            TEAM2,
+            Side::Sell,
+            "2.50",
+            "3.05",
+        ))
         .await
         .unwrap();
 
@@ -170,26 +186,41 @@ async fn a_lay_bet_that_nothing_matches_rests_as_placed_at_its_limit_odds() {
     assert_eq!((bet.price, bet.size), (dec("3.05"), dec("2.5")));
     let body = s.venue.order_posts()[0].json();
     assert_eq!(body["instructions"][0]["limitOrder"]["price"], json!(3.05));
-    assert_eq!(body["instructions"][0]["limitOrder"]["persistenceType"], "LAPSE");
+    assert_eq!(
+        body["instructions"][0]["limitOrder"]["persistenceType"],
+        "LAPSE"
+    );
 }
 
 #[tokio::test]
 async fn odds_off_the_ladder_are_invalid_naming_the_nearest_prices_and_nothing_is_sent() {
     let s = Setup::new().await;
 
-    let result = s.broker().place(&market(&client_order_id(), TEAM1, "1", Some("2.51"))).await;
+    let result = s
+        .broker()
+        .place(&market(&client_order_id(), TEAM1, "1", Some("2.51")))
+        .await;
 
     let Err(BrokerError::Invalid { message }) = result else {
         panic!("{result:?}")
     };
-    assert!(message.contains("2.51") && message.contains("2.5 and 2.52"), "{message}");
+    assert!(
+        message.contains("2.51") && message.contains("2.5 and 2.52"),
+        "{message}"
+    );
     assert!(s.venue.requests().is_empty(), "not even a login");
 }
 
 #[tokio::test]
 async fn a_symbol_that_is_not_market_id_colon_selection_id_is_invalid() {
     let s = Setup::new().await;
-    for symbol in ["TEAM1/TEAM2", "1.109850906", "1.109850906:abc", "x.1:2", ":5"] {
+    for symbol in [
+        "TEAM1/TEAM2",
+        "1.109850906",
+        "1.109850906:abc",
+        "x.1:2",
+        ":5",
+    ] {
         let result = s.broker().place(&back_team1_on(symbol)).await;
         let Err(BrokerError::Invalid { message }) = result else {
             panic!("{symbol}: {result:?}")
@@ -232,7 +263,8 @@ async fn the_session_is_kept_alive_once_it_is_an_hour_old_and_replaced_once_betf
     let s = Setup::new().await;
     let broker = s.broker();
     broker.place(&back_team1(&client_order_id())).await.unwrap();
-    s.clock.advance(time::Duration::seconds(KEEP_ALIVE_AFTER_SECS - 1));
+    s.clock
+        .advance(time::Duration::seconds(KEEP_ALIVE_AFTER_SECS - 1));
     broker.place(&back_team1(&client_order_id())).await.unwrap();
     assert_eq!(s.count("/api/keepAlive"), 0, "a young token is used as is");
 
@@ -261,11 +293,18 @@ async fn a_5xx_after_betfair_accepted_the_bet_is_resolved_by_lookup_and_places_o
     s.venue
         .fail_next_orders(Fault::AcceptThenServerError { status: 503 }, 1);
 
-    let placement = s.broker().place(&back_team1(&client_order_id())).await.unwrap();
+    let placement = s
+        .broker()
+        .place(&back_team1(&client_order_id()))
+        .await
+        .unwrap();
 
     assert_eq!(s.venue.bets().len(), 1);
     assert_eq!(s.venue.order_posts().len(), 1);
-    assert_eq!(placement.venue_order_id.as_deref(), Some(s.venue.bets()[0].bet_id.as_str()));
+    assert_eq!(
+        placement.venue_order_id.as_deref(),
+        Some(s.venue.bets()[0].bet_id.as_str())
+    );
     assert_eq!(placement.status, OrderStatus::Filled);
 }
 
@@ -315,8 +354,14 @@ async fn betfair_dedupes_a_customer_ref_for_60_seconds_only() {
     let later = s.raw_place("ref-1").await;
 
     assert_eq!(first["status"], "SUCCESS");
-    assert_eq!((again["status"].as_str(), again["errorCode"].as_str()), (Some("FAILURE"), Some("DUPLICATE_TRANSACTION")));
-    assert_eq!(later["status"], "SUCCESS", "70 s later the same customerRef is a new bet");
+    assert_eq!(
+        (again["status"].as_str(), again["errorCode"].as_str()),
+        (Some("FAILURE"), Some("DUPLICATE_TRANSACTION"))
+    );
+    assert_eq!(
+        later["status"], "SUCCESS",
+        "70 s later the same customerRef is a new bet"
+    );
     assert_eq!(s.venue.bets().len(), 2);
 }
 
@@ -327,7 +372,10 @@ async fn a_duplicate_transaction_that_cannot_be_listed_is_transient_not_a_second
     // A bet with this customerRef but no customerOrderRef (placed by something else).
     s.raw_place(&id).await;
 
-    let result = s.broker().place(&market(&id, TEAM2, "2", Some("3.05"))).await;
+    let result = s
+        .broker()
+        .place(&market(&id, TEAM2, "2", Some("3.05")))
+        .await;
 
     let Err(BrokerError::Transient { message, .. }) = result else {
         panic!("{result:?}")
@@ -343,21 +391,50 @@ async fn betfairs_error_codes_become_reasons_a_user_can_act_on() {
 
     s.venue.set_available_to_bet(dec("0.5"));
     let message = rejected(broker.place(&back_team1(&client_order_id())).await);
-    assert!(message.contains("insufficient funds") && message.contains("INSUFFICIENT_FUNDS"), "{message}");
+    assert!(
+        message.contains("insufficient funds") && message.contains("INSUFFICIENT_FUNDS"),
+        "{message}"
+    );
     s.venue.set_available_to_bet(dec("1000"));
 
-    let message = rejected(broker.place(&market(&client_order_id(), TEAM1, "0.5", Some("2.5"))).await);
-    assert!(message.contains("INVALID_BET_SIZE") && message.contains("minimum"), "{message}");
+    let message = rejected(
+        broker
+            .place(&market(&client_order_id(), TEAM1, "0.5", Some("2.5")))
+            .await,
+    );
+    assert!(
+        message.contains("INVALID_BET_SIZE") && message.contains("minimum"),
+        "{message}"
+    );
 
-    let message = rejected(broker.place(&market(&client_order_id(), "1.109850906:999", "1", Some("2.5"))).await);
-    assert!(message.contains("INVALID_RUNNER") && message.contains("[symbols]"), "{message}");
+    let message = rejected(
+        broker
+            .place(&market(
+                &client_order_id(),
+                "1.109850906:999",
+                "1",
+                Some("2.5"),
+            ))
+            .await,
+    );
+    assert!(
+        message.contains("INVALID_RUNNER") && message.contains("[symbols]"),
+        "{message}"
+    );
 
-    let message = rejected(broker.place(&market(&client_order_id(), "1.2:3", "1", Some("2.5"))).await);
+    let message = rejected(
+        broker
+            .place(&market(&client_order_id(), "1.2:3", "1", Some("2.5")))
+            .await,
+    );
     assert!(message.contains("INVALID_MARKET_ID"), "{message}");
 
     s.venue.set_market_status("1.109850906", "SUSPENDED");
     let message = rejected(broker.place(&back_team1(&client_order_id())).await);
-    assert!(message.contains("suspended") && message.contains("MARKET_SUSPENDED"), "{message}");
+    assert!(
+        message.contains("suspended") && message.contains("MARKET_SUSPENDED"),
+        "{message}"
+    );
 
     s.venue.set_market_status("1.109850906", "CLOSED");
     let message = rejected(broker.place(&back_team1(&client_order_id())).await);
@@ -369,11 +446,16 @@ async fn betfairs_error_codes_become_reasons_a_user_can_act_on() {
 #[tokio::test]
 async fn wrong_credentials_are_refused_by_name_without_any_secret_in_the_message() {
     let s = Setup::new().await;
-    let broker = BetfairBroker::from_config(&s.config("wrong-password-xyz"), Arc::new(s.clock.clone())).unwrap();
+    let broker =
+        BetfairBroker::from_config(&s.config("wrong-password-xyz"), Arc::new(s.clock.clone()))
+            .unwrap();
 
     let message = rejected(broker.place(&back_team1(&client_order_id())).await);
 
-    assert!(message.contains("INVALID_USERNAME_OR_PASSWORD") && message.contains("betfair.password"), "{message}");
+    assert!(
+        message.contains("INVALID_USERNAME_OR_PASSWORD") && message.contains("betfair.password"),
+        "{message}"
+    );
     for secret in [PASSWORD, "wrong-password-xyz", APP_KEY, USERNAME] {
         assert!(!message.contains(secret), "{message}");
     }
@@ -385,9 +467,13 @@ async fn no_password_app_key_or_session_token_appears_in_errors_or_debug_output(
     let s = Setup::new().await;
     let broker = s.broker();
     broker.place(&back_team1(&client_order_id())).await.unwrap();
-    let token = s.venue.order_posts()[0].header("x-authentication").unwrap().to_owned();
+    let token = s.venue.order_posts()[0]
+        .header("x-authentication")
+        .unwrap()
+        .to_owned();
     s.venue.set_available_to_bet(Decimal::ZERO);
-    s.venue.fail_next_orders(Fault::ServerError { status: 500 }, 1);
+    s.venue
+        .fail_next_orders(Fault::ServerError { status: 500 }, 1);
     let mut shown = vec![format!("{broker:?}")];
     for order in [
         back_team1(&client_order_id()),
@@ -397,7 +483,10 @@ async fn no_password_app_key_or_session_token_appears_in_errors_or_debug_output(
         shown.push(format!("{:?}", broker.place(&order).await));
     }
     s.venue.expire_sessions();
-    shown.push(format!("{:?}", broker.place(&back_team1(&client_order_id())).await));
+    shown.push(format!(
+        "{:?}",
+        broker.place(&back_team1(&client_order_id())).await
+    ));
 
     for text in &shown {
         for secret in [PASSWORD, APP_KEY, token.as_str()] {
@@ -428,15 +517,27 @@ async fn a_certificate_login_posts_the_form_to_certlogin_with_the_app_key() {
     let login = &s.venue.requests()[0];
     assert_eq!(login.path, "/api/certlogin");
     assert_eq!(login.header("x-application"), Some(APP_KEY));
-    assert_eq!(String::from_utf8_lossy(&login.body), format!("username={USERNAME}&password={PASSWORD}"));
+    assert_eq!(
+        String::from_utf8_lossy(&login.body),
+        format!("username={USERNAME}&password={PASSWORD}")
+    );
     assert_eq!(s.venue.bets().len(), 1);
 
     // A key that is not PEM is refused by file name, without its content.
     std::fs::write(&key_file, "not-a-pem-private-key-material").unwrap();
-    let err = BetfairBroker::from_config(&config, Arc::new(s.clock.clone())).err().unwrap().to_string();
-    assert!(err.contains("client.key") && !err.contains("key-material"), "{err}");
+    let err = BetfairBroker::from_config(&config, Arc::new(s.clock.clone()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("client.key") && !err.contains("key-material"),
+        "{err}"
+    );
     config.key_file = None;
-    let err = BetfairBroker::from_config(&config, Arc::new(s.clock.clone())).err().unwrap().to_string();
+    let err = BetfairBroker::from_config(&config, Arc::new(s.clock.clone()))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cert_file and key_file"), "{err}");
 }
 
@@ -455,7 +556,10 @@ fn the_identity_host_follows_the_login_kind_unless_configured() {
     };
     assert_eq!(config.identity_url(), "https://identitysso.betfair.com");
     config.cert_file = Some("client.crt".into());
-    assert_eq!(config.identity_url(), "https://identitysso-cert.betfair.com");
+    assert_eq!(
+        config.identity_url(),
+        "https://identitysso-cert.betfair.com"
+    );
     config.identity_url = Some("http://127.0.0.1:1".into());
     assert_eq!(config.identity_url(), "http://127.0.0.1:1");
 }
@@ -479,17 +583,37 @@ fn the_factory_builds_betfair_and_names_an_unreadable_secret_by_key_and_referenc
     };
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix(0));
     let book = || Arc::new(MemoryPlacements::default());
-    let built = broker::build(&section(secret_file(dir.path(), "p", PASSWORD)), book(), clock.clone()).unwrap();
+    let built = broker::build(
+        &section(secret_file(dir.path(), "p", PASSWORD)),
+        book(),
+        clock.clone(),
+    )
+    .unwrap();
     assert_eq!((built.name(), built.max_client_id_len()), ("betfair", 32));
 
-    let err = broker::build(&section(SecretRef::Env("ALERTGATE_TEST_UNSET_BETFAIR_PASSWORD".into())), book(), clock.clone())
+    let err = broker::build(
+        &section(SecretRef::Env(
+            "ALERTGATE_TEST_UNSET_BETFAIR_PASSWORD".into(),
+        )),
+        book(),
+        clock.clone(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("betfair.password") && err.contains("ALERTGATE_TEST_UNSET_BETFAIR_PASSWORD"),
+        "{err}"
+    );
+
+    let missing = BrokerConfig {
+        kind: BrokerKind::Betfair,
+        ..BrokerConfig::default()
+    };
+    let err = broker::build(&missing, book(), clock)
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("betfair.password") && err.contains("ALERTGATE_TEST_UNSET_BETFAIR_PASSWORD"), "{err}");
-
-    let missing = BrokerConfig { kind: BrokerKind::Betfair, ..BrokerConfig::default() };
-    let err = broker::build(&missing, book(), clock).err().unwrap().to_string();
     assert!(err.contains("[broker.betfair]"), "{err}");
 }
 
@@ -509,9 +633,18 @@ fn a_broker_betfair_table_parses_with_secret_references() {
     .unwrap();
     let section = config.betfair.unwrap();
     assert_eq!(config.kind, BrokerKind::Betfair);
-    assert_eq!(section.base_url, "https://api.betfair.com/exchange/betting/rest/v1.0");
-    assert_eq!(section.identity_url(), "https://identitysso-cert.betfair.com");
-    assert_eq!(section.password, SecretRef::File("/etc/alertgate/betfair-password".into()));
+    assert_eq!(
+        section.base_url,
+        "https://api.betfair.com/exchange/betting/rest/v1.0"
+    );
+    assert_eq!(
+        section.identity_url(),
+        "https://identitysso-cert.betfair.com"
+    );
+    assert_eq!(
+        section.password,
+        SecretRef::File("/etc/alertgate/betfair-password".into())
+    );
     assert_eq!(section.timeout_ms, 5000);
     let literal = toml::from_str::<BrokerConfig>("kind = \"betfair\"\n[betfair]\napp_key = \"abc\"\nusername = \"env:U\"\npassword = \"env:P\"\n");
     assert!(literal.is_err(), "a literal secret is refused");
@@ -547,7 +680,10 @@ async fn the_betfair_style_alert_becomes_exactly_one_back_bet_through_the_receiv
     assert_eq!(body["marketId"], "1.109850906");
     assert_eq!(instruction["selectionId"], 237486);
     assert_eq!(instruction["side"], "BACK");
-    assert_eq!(instruction["limitOrder"], json!({"size": 1, "price": 2.5, "persistenceType": "LAPSE"}));
+    assert_eq!(
+        instruction["limitOrder"],
+        json!({"size": 1, "price": 2.5, "persistenceType": "LAPSE"})
+    );
     let reference = body["customerRef"].as_str().unwrap();
     assert!(reference.len() <= 32, "{reference}");
     assert_eq!(instruction["customerOrderRef"], reference);
@@ -558,11 +694,18 @@ async fn a_symbol_check_names_the_market_and_runner_or_lists_the_runners() {
     let s = Setup::new().await;
     let broker = s.broker();
 
-    assert_eq!(broker.describe_symbol(TEAM1).await.unwrap(), "TEAM1 v TEAM2 / TEAM1");
-    let Err(BrokerError::Rejected { message }) = broker.describe_symbol("1.109850906:1").await else {
+    assert_eq!(
+        broker.describe_symbol(TEAM1).await.unwrap(),
+        "TEAM1 v TEAM2 / TEAM1"
+    );
+    let Err(BrokerError::Rejected { message }) = broker.describe_symbol("1.109850906:1").await
+    else {
         panic!()
     };
-    assert!(message.contains("237486 = TEAM1") && message.contains("60443 = TEAM2"), "{message}");
+    assert!(
+        message.contains("237486 = TEAM1") && message.contains("60443 = TEAM2"),
+        "{message}"
+    );
     let Err(BrokerError::Rejected { message }) = broker.describe_symbol("1.5:1").await else {
         panic!()
     };

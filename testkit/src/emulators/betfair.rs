@@ -196,7 +196,6 @@ fn num(d: Decimal) -> Value {
         .map_or(Value::Null, Value::Number)
 }
 
-
 #[derive(Debug, Default)]
 struct Book {
     bets: Vec<EmulatedBet>,
@@ -234,7 +233,10 @@ const ANGX: [(&str, &str); 9] = [
 ];
 
 fn fault_body(code: &str, details: &str) -> Value {
-    let angx = ANGX.iter().find(|(c, _)| *c == code).map_or("ANGX-0006", |(_, a)| a);
+    let angx = ANGX
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("ANGX-0006", |(_, a)| a);
     json!({"detail": {"APINGException": {"requestUUID": "emulator-0000", "errorCode": code,
            "errorDetails": details}, "exceptionname": "APINGException"},
            "faultcode": "Client", "faultstring": angx})
@@ -254,8 +256,15 @@ fn customer_ref_ok(r: &str) -> bool {
 /// The API-NG price ladder for odds markets, in hundredths.
 pub fn on_ladder(odds: Decimal) -> bool {
     const BANDS: [(i64, i64, i64); 10] = [
-        (101, 200, 1), (200, 300, 2), (300, 400, 5), (400, 600, 10), (600, 1000, 20),
-        (1000, 2000, 50), (2000, 3000, 100), (3000, 5000, 200), (5000, 10000, 500),
+        (101, 200, 1),
+        (200, 300, 2),
+        (300, 400, 5),
+        (400, 600, 10),
+        (600, 1000, 20),
+        (1000, 2000, 50),
+        (2000, 3000, 100),
+        (3000, 5000, 200),
+        (5000, 10000, 500),
         (10000, 100000, 1000),
     ];
     let h = odds * Decimal::ONE_HUNDRED;
@@ -300,25 +309,45 @@ impl Venue for BetfairState {
             .strip_prefix(BETTING_PATH)
             .map(|p| p.trim_matches('/'))
         else {
-            return Some(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such path"})));
+            return Some(json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no such path"}),
+            ));
         };
         if let Err(reply) = self.authorize(request) {
             return Some(reply);
         }
         let body = request.json();
-        if !request.header("content-type").is_some_and(|c| c.starts_with("application/json"))
+        if !request
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
             || !body.is_object()
         {
-            return Some(fault("INVALID_INPUT_DATA", "the body must be a JSON object"));
+            return Some(fault(
+                "INVALID_INPUT_DATA",
+                "the body must be a JSON object",
+            ));
         }
         match operation {
             "placeOrders" => faults.around(
                 || self.place_orders(&body),
-                |status| fault_body(if status == 429 { "TOO_MANY_REQUESTS" } else { "UNEXPECTED_ERROR" }, ""),
+                |status| {
+                    fault_body(
+                        if status == 429 {
+                            "TOO_MANY_REQUESTS"
+                        } else {
+                            "UNEXPECTED_ERROR"
+                        },
+                        "",
+                    )
+                },
             ),
             "listCurrentOrders" => Some(self.list_current_orders(&body)),
             "listMarketCatalogue" => Some(self.list_market_catalogue(&body)),
-            _ => Some(json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such operation"}))),
+            _ => Some(json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no such operation"}),
+            )),
         }
     }
 }
@@ -346,7 +375,13 @@ impl Emulator<BetfairState> {
 
     /// Sets a market's status (`OPEN`, `SUSPENDED`, `CLOSED`, ...).
     pub fn set_market_status(&self, market_id: &str, status: &str) {
-        for market in self.venue().book().markets.iter_mut().filter(|m| m.market_id == market_id) {
+        for market in self
+            .venue()
+            .book()
+            .markets
+            .iter_mut()
+            .filter(|m| m.market_id == market_id)
+        {
             market.status = status.into();
         }
     }
@@ -404,14 +439,21 @@ impl BetfairState {
     }
 
     fn keep_alive(&self, request: &Recorded) -> Reply {
-        let token = request.header("x-authentication").unwrap_or_default().to_owned();
+        let token = request
+            .header("x-authentication")
+            .unwrap_or_default()
+            .to_owned();
         let mut book = self.book();
         let ok = request.header("x-application") == Some(self.config.app_key.as_str())
             && self.live(&book, &token);
         if ok {
             book.sessions.insert(token.clone(), self.now());
         }
-        let (status, error) = if ok { ("SUCCESS", "") } else { ("FAIL", "NO_SESSION") };
+        let (status, error) = if ok {
+            ("SUCCESS", "")
+        } else {
+            ("FAIL", "NO_SESSION")
+        };
         json_reply(
             StatusCode::OK,
             &json!({"token": token, "product": self.config.app_key, "status": status, "error": error}),
@@ -445,10 +487,20 @@ impl BetfairState {
             }
             json_reply(StatusCode::OK, &r)
         };
-        let market_id = body.get("marketId").and_then(Value::as_str).unwrap_or_default();
-        let instructions = body.get("instructions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let market_id = body
+            .get("marketId")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let instructions = body
+            .get("instructions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if instructions.is_empty() || instructions.len() > 200 {
-            return fault("INVALID_INPUT_DATA", "instructions: 1 to 200 place instructions");
+            return fault(
+                "INVALID_INPUT_DATA",
+                "instructions: 1 to 200 place instructions",
+            );
         }
         let customer_ref = match body.get("customerRef") {
             None | Some(Value::Null) => None,
@@ -463,7 +515,12 @@ impl BetfairState {
                 return report("FAILURE", Some("DUPLICATE_TRANSACTION"), failed);
             }
         }
-        let Some(market) = book.markets.iter().find(|m| m.market_id == market_id).cloned() else {
+        let Some(market) = book
+            .markets
+            .iter()
+            .find(|m| m.market_id == market_id)
+            .cloned()
+        else {
             return report("FAILURE", Some("INVALID_MARKET_ID"), Vec::new());
         };
         match market.status.as_str() {
@@ -477,7 +534,11 @@ impl BetfairState {
         for instruction in &instructions {
             match self.check_instruction(&market, instruction) {
                 Ok(mut bet) => {
-                    liability += if bet.side == "BACK" { bet.size } else { bet.size * (bet.price - Decimal::ONE) };
+                    liability += if bet.side == "BACK" {
+                        bet.size
+                    } else {
+                        bet.size * (bet.price - Decimal::ONE)
+                    };
                     bet.customer_ref = customer_ref.clone();
                     bets.push(bet);
                     errors.push(None);
@@ -512,20 +573,43 @@ impl BetfairState {
     }
 
     /// One instruction as a bet (matched as far as the runner allows), or its error code.
-    fn check_instruction(&self, market: &EmulatedMarket, i: &Value) -> Result<EmulatedBet, &'static str> {
-        let runner = i.get("selectionId").and_then(Value::as_u64)
+    fn check_instruction(
+        &self,
+        market: &EmulatedMarket,
+        i: &Value,
+    ) -> Result<EmulatedBet, &'static str> {
+        let runner = i
+            .get("selectionId")
+            .and_then(Value::as_u64)
             .and_then(|id| market.runners.iter().find(|r| r.selection_id == id))
             .ok_or("INVALID_RUNNER")?;
-        let side = i.get("side").and_then(Value::as_str).filter(|s| *s == "BACK" || *s == "LAY").ok_or("INVALID_BID_TYPE")?;
+        let side = i
+            .get("side")
+            .and_then(Value::as_str)
+            .filter(|s| *s == "BACK" || *s == "LAY")
+            .ok_or("INVALID_BID_TYPE")?;
         if i.get("orderType").and_then(Value::as_str) != Some("LIMIT") {
             return Err("INVALID_ORDER_TYPE");
         }
-        let limit = i.get("limitOrder").filter(|l| l.is_object()).ok_or("INVALID_ORDER_TYPE")?;
-        let persistence = limit.get("persistenceType").and_then(Value::as_str)
-            .filter(|p| *p == "LAPSE" || *p == "PERSIST").ok_or("INVALID_PERSISTENCE_TYPE")?;
+        let limit = i
+            .get("limitOrder")
+            .filter(|l| l.is_object())
+            .ok_or("INVALID_ORDER_TYPE")?;
+        let persistence = limit
+            .get("persistenceType")
+            .and_then(Value::as_str)
+            .filter(|p| *p == "LAPSE" || *p == "PERSIST")
+            .ok_or("INVALID_PERSISTENCE_TYPE")?;
         // A JSON number's shortest text is the double Betfair reads.
-        let decimal = |k: &str| limit.get(k).and_then(Value::as_number).and_then(|n| n.to_string().parse::<Decimal>().ok());
-        let price = decimal("price").filter(|p| on_ladder(*p)).ok_or("INVALID_ODDS")?;
+        let decimal = |k: &str| {
+            limit
+                .get(k)
+                .and_then(Value::as_number)
+                .and_then(|n| n.to_string().parse::<Decimal>().ok())
+        };
+        let price = decimal("price")
+            .filter(|p| on_ladder(*p))
+            .ok_or("INVALID_ODDS")?;
         let size = decimal("size")
             .filter(|s| *s >= self.config.min_bet_size && s.normalize().scale() <= 2)
             .ok_or("INVALID_BET_SIZE")?;
@@ -548,7 +632,11 @@ impl BetfairState {
             persistence_type: persistence.into(),
             customer_ref: None,
             customer_order_ref,
-            size_matched: if matched_at.is_some() { size } else { Decimal::ZERO },
+            size_matched: if matched_at.is_some() {
+                size
+            } else {
+                Decimal::ZERO
+            },
             average_price_matched: matched_at,
             placed_at: 0,
             placed_date: String::new(),
@@ -556,25 +644,54 @@ impl BetfairState {
     }
 
     fn list_current_orders(&self, body: &Value) -> Reply {
-        let set = |k: &str| body.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect::<Vec<_>>());
-        let (refs, markets, bet_ids) = (set("customerOrderRefs"), set("marketIds"), set("betIds"));
-        let projection = body.get("orderProjection").and_then(Value::as_str).unwrap_or("ALL");
-        let within = |filter: &Option<Vec<String>>, v: Option<&String>| {
-            filter.as_ref().is_none_or(|f| v.is_some_and(|v| f.contains(v)))
+        let set = |k: &str| {
+            body.get(k).and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
         };
-        let orders: Vec<Value> = self.book().bets.iter()
-            .filter(|b| within(&refs, b.customer_order_ref.as_ref()) && within(&markets, Some(&b.market_id)) && within(&bet_ids, Some(&b.bet_id)))
+        let (refs, markets, bet_ids) = (set("customerOrderRefs"), set("marketIds"), set("betIds"));
+        let projection = body
+            .get("orderProjection")
+            .and_then(Value::as_str)
+            .unwrap_or("ALL");
+        let within = |filter: &Option<Vec<String>>, v: Option<&String>| {
+            filter
+                .as_ref()
+                .is_none_or(|f| v.is_some_and(|v| f.contains(v)))
+        };
+        let orders: Vec<Value> = self
+            .book()
+            .bets
+            .iter()
+            .filter(|b| {
+                within(&refs, b.customer_order_ref.as_ref())
+                    && within(&markets, Some(&b.market_id))
+                    && within(&bet_ids, Some(&b.bet_id))
+            })
             .filter(|b| projection == "ALL" || projection == b.status())
             .map(EmulatedBet::summary)
             .collect();
-        json_reply(StatusCode::OK, &json!({"currentOrders": orders, "moreAvailable": false}))
+        json_reply(
+            StatusCode::OK,
+            &json!({"currentOrders": orders, "moreAvailable": false}),
+        )
     }
 
     fn list_market_catalogue(&self, body: &Value) -> Reply {
-        let Some(max) = body.get("maxResults").and_then(Value::as_u64).filter(|m| (1..=1000).contains(m)) else {
+        let Some(max) = body
+            .get("maxResults")
+            .and_then(Value::as_u64)
+            .filter(|m| (1..=1000).contains(m))
+        else {
             return fault("INVALID_INPUT_DATA", "maxResults is required (1..1000)");
         };
-        let ids: Option<Vec<&str>> = body.pointer("/filter/marketIds").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
+        let ids: Option<Vec<&str>> = body
+            .pointer("/filter/marketIds")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect());
         let markets: Vec<Value> = self.book().markets.iter()
             .filter(|m| ids.as_ref().is_none_or(|ids| ids.contains(&m.market_id.as_str())))
             .take(usize::try_from(max).unwrap_or(usize::MAX))

@@ -59,7 +59,11 @@ pub fn nearest(odds: Decimal) -> (Option<Decimal>, Option<Decimal>) {
         return (Some(max_odds()), None);
     };
     let below = from + ((odds - from) / step).floor() * step;
-    let above = if below == odds { odds } else { (below + step).min(to) };
+    let above = if below == odds {
+        odds
+    } else {
+        (below + step).min(to)
+    };
     (Some(below.normalize()), Some(above.normalize()))
 }
 
@@ -77,11 +81,7 @@ pub fn check(odds: Decimal) -> Option<String> {
             to.normalize(),
             step.normalize()
         ),
-        None => format!(
-            "Betfair takes odds from {} to {}",
-            min_odds(),
-            max_odds()
-        ),
+        None => format!("Betfair takes odds from {} to {}", min_odds(), max_odds()),
     };
     let nearest = match nearest(odds) {
         (Some(below), Some(above)) => format!("the nearest valid prices are {below} and {above}"),
@@ -127,7 +127,9 @@ mod tests {
         assert_eq!(nearest(d("1500")), (Some(d("1000")), None));
         let message = check(d("2.51")).unwrap();
         assert!(
-            message.contains("2.51") && message.contains("2.5 and 2.52") && message.contains("0.02"),
+            message.contains("2.51")
+                && message.contains("2.5 and 2.52")
+                && message.contains("0.02"),
             "{message}"
         );
         assert!(check(d("2.52")).is_none());

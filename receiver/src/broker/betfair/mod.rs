@@ -31,7 +31,9 @@ use reqwest::StatusCode;
 use self::session::{Credentials, Session};
 use self::wire::{Bet, CurrentOrderSummaryReport, Fault, Meaning, PlaceExecutionReport};
 use super::config::BetfairConfig;
-use super::http::{base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure};
+use super::http::{
+    base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
+};
 use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, Placement};
 use crate::order::{OrderRequest, OrderType, Side, TimeInForce};
 
@@ -95,13 +97,11 @@ pub fn parse_symbol(symbol: &str) -> Result<(&str, u64), BrokerError> {
         ))
     };
     let (market, selection) = symbol.split_once(':').ok_or_else(wrong)?;
-    let market_ok = market
-        .split_once('.')
-        .is_some_and(|(a, b)| {
-            [a, b]
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
-        });
+    let market_ok = market.split_once('.').is_some_and(|(a, b)| {
+        [a, b]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    });
     let selection = selection.parse::<u64>().ok().filter(|_| market_ok);
     selection.map(|s| (market, s)).ok_or_else(wrong)
 }
@@ -137,7 +137,13 @@ impl BetfairBroker {
         };
         Ok(Self {
             base_url: base_url("betfair.base_url", &config.base_url)?,
-            session: Session::new(identity_url, credentials, identity_client, certificate, clock),
+            session: Session::new(
+                identity_url,
+                credentials,
+                identity_client,
+                certificate,
+                clock,
+            ),
             client: build_client("betfair", config.timeout_ms)?,
         })
     }
@@ -221,7 +227,11 @@ impl BetfairBroker {
         let report: PlaceExecutionReport = match serde_json::from_slice(&answer.body) {
             Ok(report) => report,
             // Betfair answered 200 with something else: it may have placed the bet.
-            Err(e) => return Ok(Sent::Unknown(format!("unreadable placeOrders answer ({e})"))),
+            Err(e) => {
+                return Ok(Sent::Unknown(format!(
+                    "unreadable placeOrders answer ({e})"
+                )))
+            }
         };
         let mut reports = report.instruction_reports;
         match report.status.as_str() {
@@ -275,7 +285,10 @@ impl BetfairBroker {
             Ok(answer) => answer,
             Err(CallFailure::Broker(e)) => return Err(e),
             Err(CallFailure::Send(f)) => {
-                return Err(transient(format!("Betfair listMarketCatalogue: {}", f.message())))
+                return Err(transient(format!(
+                    "Betfair listMarketCatalogue: {}",
+                    f.message()
+                )))
             }
         };
         if !answer.status.is_success() {
@@ -284,13 +297,19 @@ impl BetfairBroker {
                 Failed::Unknown(why) => transient(format!("Betfair listMarketCatalogue: {why}")),
             });
         }
-        let markets: Vec<wire::MarketCatalogue> = serde_json::from_slice(&answer.body)
-            .map_err(|e| transient(format!("Betfair listMarketCatalogue answer is unreadable ({e})")))?;
+        let markets: Vec<wire::MarketCatalogue> =
+            serde_json::from_slice(&answer.body).map_err(|e| {
+                transient(format!(
+                    "Betfair listMarketCatalogue answer is unreadable ({e})"
+                ))
+            })?;
         let market = markets
             .into_iter()
             .find(|m| m.market_id == market_id)
             .ok_or_else(|| BrokerError::Rejected {
-                message: format!("Betfair lists no market {market_id} (closed, settled or mistyped)"),
+                message: format!(
+                    "Betfair lists no market {market_id} (closed, settled or mistyped)"
+                ),
             })?;
         let runner = market
             .runners
@@ -368,7 +387,9 @@ fn classify(answer: &Answer) -> Failed {
                 "Betfair refused the application key ({described}): check betfair.app_key"
             ),
         }),
-        "TIMEOUT_ERROR" | "UNEXPECTED_ERROR" => Failed::Unknown(format!("Betfair answered {described}")),
+        "TIMEOUT_ERROR" | "UNEXPECTED_ERROR" => {
+            Failed::Unknown(format!("Betfair answered {described}"))
+        }
         _ if status == StatusCode::TOO_MANY_REQUESTS => Failed::Error(BrokerError::Transient {
             message: format!("Betfair answered {described}"),
             retry_after: retry_after(&answer.headers),

@@ -151,9 +151,8 @@ impl Session {
             ));
         }
         let (token, status) = if self.certificate {
-            let reply: CertLogin = serde_json::from_slice(&answer.body).map_err(|e| {
-                transient(format!("Betfair certlogin answer is unreadable ({e})"))
-            })?;
+            let reply: CertLogin = serde_json::from_slice(&answer.body)
+                .map_err(|e| transient(format!("Betfair certlogin answer is unreadable ({e})")))?;
             (reply.session_token, reply.login_status)
         } else {
             let reply: Identity = serde_json::from_slice(&answer.body)
@@ -161,7 +160,10 @@ impl Session {
             let status = if reply.status == "SUCCESS" {
                 reply.status
             } else {
-                reply.error.filter(|e| !e.is_empty()).unwrap_or(reply.status)
+                reply
+                    .error
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or(reply.status)
             };
             (reply.token, status)
         };
@@ -183,7 +185,10 @@ impl Session {
             .await
             .map_err(|f| transient(format!("Betfair keep-alive: {}", f.message())))?;
         if answer.status.is_server_error() {
-            return Err(transient(format!("Betfair keep-alive answered {}", answer.status)));
+            return Err(transient(format!(
+                "Betfair keep-alive answered {}",
+                answer.status
+            )));
         }
         Ok(serde_json::from_slice::<Identity>(&answer.body)
             .is_ok_and(|reply| reply.status == "SUCCESS"))

@@ -287,19 +287,23 @@ pub(crate) fn meaning(code: &str) -> Meaning {
         "BET_TAKEN_OR_LAPSED" => refused(
             "the bet lapsed as it was placed (the market turned in-play or had an admin event)",
         ),
-        "INVALID_MARKET_ID" => {
-            refused("Betfair has no such market: check the [symbols] mapping to MARKET_ID:SELECTION_ID")
-        }
+        "INVALID_MARKET_ID" => refused(
+            "Betfair has no such market: check the [symbols] mapping to MARKET_ID:SELECTION_ID",
+        ),
         "INVALID_RUNNER" => refused(
             "the selection is not a runner of that market: check the [symbols] mapping to \
              MARKET_ID:SELECTION_ID",
         ),
         "RUNNER_REMOVED" => refused("the runner has been removed from the event"),
-        "LOSS_LIMIT_EXCEEDED" => refused("the bet would exceed the account's self-imposed loss limit"),
-        "INVALID_ACCOUNT_STATE" => {
-            refused("Betfair refused the bet because of the account's status (suspended or inactive)")
+        "LOSS_LIMIT_EXCEEDED" => {
+            refused("the bet would exceed the account's self-imposed loss limit")
         }
-        "INVALID_WALLET_STATUS" => refused("Betfair refused the bet because of the wallet's status"),
+        "INVALID_ACCOUNT_STATE" => refused(
+            "Betfair refused the bet because of the account's status (suspended or inactive)",
+        ),
+        "INVALID_WALLET_STATUS" => {
+            refused("Betfair refused the bet because of the wallet's status")
+        }
         "PERMISSION_DENIED" => refused(
             "Betfair does not allow this bet: a delayed application key, or a restricted \
              jurisdiction",
