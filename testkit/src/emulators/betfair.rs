@@ -314,8 +314,8 @@ impl Venue for BetfairState {
                 &json!({"error": "no such path"}),
             ));
         };
-        if let Err(reply) = self.authorize(request) {
-            return Some(reply);
+        if let Some(refusal) = self.refusal(request) {
+            return Some(refusal);
         }
         let body = request.json();
         if !request
@@ -460,19 +460,19 @@ impl BetfairState {
         )
     }
 
-    fn authorize(&self, request: &Recorded) -> Result<(), Reply> {
-        match request.header("x-application") {
-            None | Some("") => return Err(fault("NO_APP_KEY", "")),
-            Some(key) if key != self.config.app_key => return Err(fault("INVALID_APP_KEY", "")),
-            Some(_) => {}
-        }
-        match request.header("x-authentication") {
-            None | Some("") => Err(fault("NO_SESSION", "")),
-            Some(token) if !self.live(&self.book(), token) => {
-                Err(fault("INVALID_SESSION_INFORMATION", ""))
-            }
-            Some(_) => Ok(()),
-        }
+    /// The fault a betting call without a valid app key and session gets, if any.
+    fn refusal(&self, request: &Recorded) -> Option<Reply> {
+        let code = match (
+            request.header("x-application"),
+            request.header("x-authentication"),
+        ) {
+            (None | Some(""), _) => "NO_APP_KEY",
+            (Some(key), _) if key != self.config.app_key => "INVALID_APP_KEY",
+            (_, None | Some("")) => "NO_SESSION",
+            (_, Some(token)) if !self.live(&self.book(), token) => "INVALID_SESSION_INFORMATION",
+            _ => return None,
+        };
+        Some(fault(code, ""))
     }
 
     fn place_orders(&self, body: &Value) -> Reply {
