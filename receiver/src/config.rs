@@ -362,6 +362,7 @@ impl Settings {
             BrokerKind::Alpaca => self.broker.alpaca.is_none().then_some("alpaca"),
             BrokerKind::Http => self.broker.http.is_none().then_some("http"),
             BrokerKind::Zerodha => self.broker.zerodha.is_none().then_some("zerodha"),
+            BrokerKind::Betfair => self.broker.betfair.is_none().then_some("betfair"),
         };
         if let Some(name) = kind_section {
             return Err(Invalid::new(

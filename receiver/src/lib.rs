@@ -15,7 +15,7 @@
 //!   same client order id), `record` (outcomes into the journal).
 //! - [`risk`]: the gates every order passes (kill switch, symbols, sizes, rate).
 //! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
-//!   real venues (`binance/`, `alpaca`, `zerodha/`, `http`).
+//!   real venues (`binance/`, `alpaca`, `zerodha/`, `betfair/`, `http`).
 //!
 //! Around them:
 //! - [`order`]: the domain types every step shares (sides, types, quantities, venue answers).

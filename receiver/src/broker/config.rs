@@ -19,13 +19,15 @@ pub enum BrokerKind {
     Http,
     /// Zerodha (Kite Connect v3): NSE, BSE, NFO, MCX, CDS, BFO.
     Zerodha,
+    /// Betfair Exchange (API-NG).
+    Betfair,
 }
 
 /// `[broker]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// `paper | binance | alpaca | zerodha | http`.
+    /// `paper | binance | alpaca | zerodha | betfair | http`.
     #[serde(default)]
     pub kind: BrokerKind,
     /// `[broker.binance]`, required when `kind = "binance"`.
@@ -38,6 +40,8 @@ pub struct BrokerConfig {
     pub zerodha: Option<ZerodhaConfig>,
     /// `[broker.paper]`: knobs of the embedded paper broker (optional).
     pub paper: Option<PaperConfig>,
+    /// `[broker.betfair]`, required when `kind = "betfair"`.
+    pub betfair: Option<BetfairConfig>,
 }
 
 /// `[broker.paper]`.
@@ -148,4 +152,51 @@ pub struct ZerodhaConfig {
     /// resend.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+/// Betfair's Exchange betting API (REST); there is no sandbox, so this is the live exchange.
+pub const BETFAIR_API_URL: &str = "https://api.betfair.com/exchange/betting/rest/v1.0";
+/// Betfair's login host for certificate (non-interactive) logins.
+pub const BETFAIR_CERT_IDENTITY_URL: &str = "https://identitysso-cert.betfair.com";
+/// Betfair's login host for interactive (username and password) logins.
+pub const BETFAIR_IDENTITY_URL: &str = "https://identitysso.betfair.com";
+
+fn betfair_default_url() -> String {
+    BETFAIR_API_URL.to_owned()
+}
+
+/// `[broker.betfair]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BetfairConfig {
+    /// Betting API base URL (`{base_url}/placeOrders/`, ...).
+    #[serde(default = "betfair_default_url")]
+    pub base_url: String,
+    /// Login host (`/api/certlogin`, `/api/login`, `/api/keepAlive`); unset: Betfair's cert host
+    /// when `cert_file` is set, else its interactive host.
+    pub identity_url: Option<String>,
+    /// The application key (`X-Application`).
+    pub app_key: SecretRef,
+    /// The Betfair account's username.
+    pub username: SecretRef,
+    /// The Betfair account's password.
+    pub password: SecretRef,
+    /// Client certificate (PEM) registered with Betfair, for the non-interactive `certlogin`.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM); required with `cert_file`.
+    pub key_file: Option<std::path::PathBuf>,
+    /// Per-request timeout in milliseconds; a timed-out order is looked up before any resend.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl BetfairConfig {
+    /// The login host in effect: `identity_url`, else the default for the login kind.
+    pub fn identity_url(&self) -> &str {
+        match (&self.identity_url, &self.cert_file) {
+            (Some(url), _) => url,
+            (None, Some(_)) => BETFAIR_CERT_IDENTITY_URL,
+            (None, None) => BETFAIR_IDENTITY_URL,
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //!   ([`Broker::spot_only`], [`Broker::max_client_id_len`], ...), with defaults.
 //! - [`paper`]: the embedded default; fills market orders at the reference price and keeps its
 //!   book in the journal's [`PlacementStore`].
-//! - [`binance`], [`alpaca`], [`zerodha`], [`http`]: real venues (see their modules).
+//! - [`binance`], [`alpaca`], [`zerodha`], [`betfair`], [`http`]: real venues (see their modules).
 //! - [`config`]: the `[broker]` settings.
 //!
 //! Loopback emulators of each venue, for tests, live in the dev-only `alertgate-testkit` crate.
@@ -27,6 +27,7 @@ use crate::order::OrderRequest;
 pub use crate::order::{OrderStatus, Placement};
 
 pub mod alpaca;
+pub mod betfair;
 pub mod binance;
 pub mod config;
 pub mod http;
@@ -199,6 +200,15 @@ pub fn build(
                 .as_ref()
                 .ok_or(BrokerBuildError::MissingSection { kind: "zerodha" })?;
             Ok(Arc::new(zerodha::ZerodhaBroker::from_config(section)?))
+        }
+        BrokerKind::Betfair => {
+            let section = config
+                .betfair
+                .as_ref()
+                .ok_or(BrokerBuildError::MissingSection { kind: "betfair" })?;
+            Ok(Arc::new(betfair::BetfairBroker::from_config(
+                section, clock,
+            )?))
         }
         BrokerKind::Http => {
             let section = config

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alpaca;
+mod betfair;
 mod binance;
 mod build;
 mod e2e;

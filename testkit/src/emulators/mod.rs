@@ -13,6 +13,8 @@
 //! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`).
 //! - [`zerodha::ZerodhaEmulator`]: Kite Connect v3 (`/orders/regular`, `/orders`), no dedupe,
 //!   rotating daily access token.
+//! - [`betfair::BetfairEmulator`]: Betfair Exchange API-NG (logins, keep-alive, `placeOrders`,
+//!   `listCurrentOrders`, `listMarketCatalogue`) on one base URL.
 //! - [`oms::OmsEmulator`]: a user's OMS receiving Standard Webhooks-signed orders.
 //!
 //! ```text
@@ -23,6 +25,7 @@
 //! ```
 
 pub mod alpaca;
+pub mod betfair;
 pub mod binance;
 mod fault;
 pub mod oms;
