@@ -52,6 +52,7 @@ fn bench_formats(c: &mut Criterion) {
     let ctx = NormalizeContext {
         symbols: &symbols,
         refuse_perpetuals: true,
+        allow_short: true,
     };
     let mut group = c.benchmark_group("normalize");
     for (name, text) in FORMATS {

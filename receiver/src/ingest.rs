@@ -25,6 +25,8 @@ pub struct Interpreter {
     pub symbols: BTreeMap<String, String>,
     /// `true` for spot-only venues: perpetual tickers are invalid.
     pub refuse_perpetuals: bool,
+    /// `false` when the venue cannot hold a short position: negative targets are invalid.
+    pub allow_short: bool,
     /// `risk.max_alert_age_seconds` in ms.
     pub max_age_ms: i64,
 }
@@ -70,6 +72,7 @@ impl Interpreter {
         let ctx = NormalizeContext {
             symbols: &self.symbols,
             refuse_perpetuals: self.refuse_perpetuals,
+            allow_short: self.allow_short,
         };
         let normalized = normalize(&envelope.alert, &ctx);
         let idempotency_key = normalized

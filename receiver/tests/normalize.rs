@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use alertgate_receiver::normalize::{
-    normalize, Action, Invalid, Leg, NormalizeContext, NormalizedAlert, MAX_LEGS,
+    normalize, Action, Invalid, Leg, NormalizeContext, NormalizedAlert, Sizing, MAX_LEGS,
 };
 use alertgate_receiver::order::{OrderType, Positive, TimeInForce};
 use proptest::prelude::*;
@@ -47,6 +47,7 @@ fn run_map(
         &NormalizeContext {
             symbols: &symbols,
             refuse_perpetuals,
+            allow_short: !refuse_perpetuals,
         },
     )
 }
@@ -84,6 +85,8 @@ fn market(tv: &str, symbol: &str, action: Action, quantity: Option<&str>) -> Leg
         symbol: symbol.to_owned(),
         action,
         quantity: quantity.and_then(p),
+        sizing: Sizing::Quantity,
+        target_position: None,
         order_type: OrderType::Market,
         limit_price: None,
         stop_price: None,

@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let interpreter = Interpreter {
         symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
         refuse_perpetuals: true,
+        allow_short: true,
         max_age_ms: 120_000,
     };
     let reading = interpreter.interpret(data, NOW_MS);

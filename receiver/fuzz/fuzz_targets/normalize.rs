@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let ctx = NormalizeContext {
         symbols: &symbols,
         refuse_perpetuals: flags & 1 == 1,
+        allow_short: flags & 2 == 0,
     };
     let first = normalize(&alert, &ctx);
     assert_eq!(

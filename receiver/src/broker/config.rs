@@ -2,6 +2,7 @@
 //! `env:`/`file:` references ([`SecretRef`]), resolved when the broker is built.
 
 use alertgate_shared::SecretRef;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Which venue orders go to.
@@ -17,6 +18,18 @@ pub enum BrokerKind {
     Alpaca,
     /// The user's own OMS over HTTP.
     Http,
+}
+
+impl BrokerKind {
+    /// `paper`, `binance`, `alpaca`, `http`: the broker's name in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paper => "paper",
+            Self::Binance => "binance",
+            Self::Alpaca => "alpaca",
+            Self::Http => "http",
+        }
+    }
 }
 
 /// `[broker]`.
@@ -37,13 +50,36 @@ pub struct BrokerConfig {
 }
 
 /// `[broker.paper]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaperConfig {
     /// Test/demo knob: wait this long before answering each order, to watch `pending` outcomes
     /// and restarts in the middle of an execution. 0 (the default) in real use.
     #[serde(default)]
     pub fill_delay_ms: u64,
+    /// The paper account's equity, what `percent_of_equity` sizes from (default `"100000"`).
+    #[serde(default = "default_paper_equity")]
+    pub equity: Decimal,
+    /// Round sized quantities down to this step (default: no rounding).
+    #[serde(default)]
+    pub lot_step: Option<Decimal>,
+}
+
+impl Default for PaperConfig {
+    fn default() -> Self {
+        Self {
+            fill_delay_ms: 0,
+            equity: default_paper_equity(),
+            lot_step: None,
+        }
+    }
+}
+
+/// The paper account's equity when `[broker.paper] equity` is not set.
+pub const DEFAULT_PAPER_EQUITY: Decimal = Decimal::from_parts(100_000, 0, 0, false, 0);
+
+fn default_paper_equity() -> Decimal {
+    DEFAULT_PAPER_EQUITY
 }
 
 /// The Binance Spot testnet; trading live needs `base_url = "https://api.binance.com"` on purpose.

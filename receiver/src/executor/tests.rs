@@ -86,6 +86,8 @@ fn leg(symbol: &str) -> Leg {
         symbol: symbol.into(),
         action: Action::Buy,
         quantity: Some("1".parse().unwrap()),
+        sizing: crate::normalize::Sizing::Quantity,
+        target_position: None,
         order_type: OrderType::Market,
         limit_price: None,
         stop_price: None,

@@ -16,6 +16,7 @@ fn normalize_checks(json: &str) {
         let ctx = NormalizeContext {
             symbols: &symbols,
             refuse_perpetuals,
+            allow_short: !refuse_perpetuals,
         };
         match normalize(&alert, &ctx) {
             Err(invalid) => assert!(!invalid.field.is_empty()),
@@ -57,6 +58,7 @@ fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
     let interpreter = Interpreter {
         symbols: BTreeMap::new(),
         refuse_perpetuals: true,
+        allow_short: true,
         max_age_ms: 120_000,
     };
     let now_ms = 1_795_392_000_000;

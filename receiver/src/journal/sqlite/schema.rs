@@ -10,7 +10,8 @@ use super::storage;
 use crate::journal::JournalError;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE messages (
     id              TEXT PRIMARY KEY,
     account         TEXT,
@@ -65,7 +66,22 @@ CREATE TABLE paper_orders (
     average_price   TEXT,
     created_at      INTEGER NOT NULL
 );
-"#];
+"#,
+    // Target positions, sizing and reconciliation (DESIGN section 12).
+    r#"
+ALTER TABLE orders ADD COLUMN sizing TEXT;
+ALTER TABLE orders ADD COLUMN waits_for_fill INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX orders_unknown ON orders (status) WHERE status = 'unknown';
+CREATE TABLE venue_positions (
+    account       TEXT NOT NULL,
+    venue         TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    position      TEXT,
+    reconciled_at INTEGER NOT NULL,
+    PRIMARY KEY (account, venue, symbol)
+);
+"#,
+];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
 pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
