@@ -152,6 +152,11 @@ pub struct HttpBrokerConfig {
     /// `whsec_` secrets; each signs the forwarded order (Standard Webhooks `v1`).
     #[serde(default)]
     pub hmac_secrets: Vec<SecretRef>,
+    /// Optional: where the OMS reports positions (`GET {positions_url}?account=A`, signed like
+    /// orders, answering `{"positions":[{"symbol","position"}]}`). Without it positions are the
+    /// journal's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions_url: Option<String>,
     /// Per-request timeout in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,

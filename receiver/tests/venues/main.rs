@@ -14,6 +14,7 @@ mod emulator_checks;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod oms;
+mod positions;
 
 use alertgate_receiver::order::{OrderRequest, OrderType, Side, TimeInForce};
 pub use alertgate_testkit::secret_file;
