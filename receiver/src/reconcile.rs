@@ -228,7 +228,7 @@ impl Reconciler {
                 match self.broker.positions(&account, &symbols).await {
                     Ok(held) => held,
                     Err(e) => {
-                        tracing::warn!(account, venue, error = %e, "cannot read the venue's positions");
+                        tracing::warn!(account = %account, venue, error = %e, "cannot read the venue's positions");
                         continue;
                     }
                 }
@@ -252,9 +252,9 @@ impl Reconciler {
                         .position_drift(&account, venue, &symbol, if over { drift } else { Decimal::ZERO });
                     if over {
                         tracing::warn!(
-                            account,
+                            account = %account,
                             venue,
-                            symbol,
+                            symbol = %symbol,
                             journal_position = %ours.normalize(),
                             venue_position = %theirs.normalize(),
                             drift = %drift.normalize(),

@@ -267,7 +267,7 @@ impl AlpacaBroker {
         let message = alpaca_message(&answer.body);
         match answer.status {
             StatusCode::UNPROCESSABLE_ENTITY if message.contains(DUPLICATE_MESSAGE) => {
-                match self.lookup(&client_order_id).await? {
+                match self.find_order(&client_order_id).await? {
                     Some(existing) => Ok(existing),
                     None => Err(BrokerError::Transient {
                         message: format!(

@@ -7,17 +7,21 @@
 //!    (account, symbol) run one at a time in submission order; a multi-leg alert takes every
 //!    place at once, so it cannot deadlock.
 //! 2. Warm-up (here): the account's per-minute risk count is seeded from the journal after a
-//!    restart, and the positions of the job's symbols are read ([`positions`], a cache in front
-//!    of the journal).
+//!    restart, and the positions of the job's symbols are read: from the venue for target
+//!    legs when it reports positions, else from [`positions`] (a cache in front of the
+//!    journal); the equity and lot rules when a quantity is to be computed ([`sizing`]).
 //! 3. [`plan`]: a pure function from legs and positions to order intents (`close` resolves
-//!    against the position), or `nothing_to_close`, or `invalid`.
+//!    against the position, a target places the difference), or `nothing_to_close`,
+//!    `already_at_target`, or `invalid`.
 //! 4. Risk gates (here, [`crate::risk`]), then the orders are journaled (status `new`) before
 //!    the venue hears of them, so a crash at any point leaves enough to resume with the same
 //!    client order ids ([`Work::Resume`]).
 //! 5. [`place`]: each order goes to the broker, transient errors retried with the same id.
 //! 6. [`record`]: answers and outcome are written at once; the turn is released there.
 //!
-//! Client order ids are derived from the message id and the leg index ([`client_order_id`]).
+//! Client order ids are derived from the message id and the leg index ([`client_order_id`];
+//! the open of a reversal: [`client_order_id_part`]). [`Executor::settle`] settles an `unknown`
+//! order for reconciliation, in the same queue.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -32,8 +32,23 @@ pub fn reference_price(leg: &Leg) -> Option<Decimal> {
     limit.or(leg.reference_price).map(Positive::get)
 }
 
+/// Why a rounded quantity cannot be ordered, with the numbers.
+fn too_small(raw: Decimal, quantity: Decimal, lot: Option<&LotRule>, symbol: &str, what: &str) -> String {
+    let min = lot.map_or(Decimal::ZERO, |l| l.min);
+    let step = lot.map_or(Decimal::ZERO, |l| l.step);
+    format!(
+        "{what} is {} {symbol}, {} rounded down to the lot step {}, below the venue's minimum \
+         quantity {}",
+        plain(raw),
+        plain(quantity),
+        plain(step),
+        plain(min.max(step)),
+    )
+}
+
 /// Rounds `raw` down to `lot` and checks the venue's minimum; `what` describes the inputs for
-/// the error message (`notional 100 at price 50000`). `Ok(None)`: rounds to nothing.
+/// the error message (`notional 100 at price 50000`). `Ok(None)`: it rounds to nothing (a
+/// target already reached but for dust below the step).
 pub fn round(
     raw: Decimal,
     lot: Option<&LotRule>,
@@ -41,20 +56,11 @@ pub fn round(
     what: &str,
 ) -> Result<Option<Decimal>, String> {
     let quantity = lot.map_or(raw.normalize(), |l| l.round_down(raw));
-    let min = lot.map_or(Decimal::ZERO, |l| l.min);
-    let step = lot.map_or(Decimal::ZERO, |l| l.step);
-    if quantity <= Decimal::ZERO || quantity < min {
-        if quantity.is_zero() && min.is_zero() && step.is_zero() {
-            return Ok(None);
-        }
-        return Err(format!(
-            "{what} is {} {symbol}, {} rounded down to the lot step {}, below the venue's minimum \
-             quantity {}",
-            plain(raw),
-            plain(quantity),
-            plain(step),
-            plain(min.max(step)),
-        ));
+    if quantity <= Decimal::ZERO {
+        return Ok(None);
+    }
+    if quantity < lot.map_or(Decimal::ZERO, |l| l.min) {
+        return Err(too_small(raw, quantity, lot, symbol, what));
     }
     Ok(Some(quantity))
 }
@@ -100,7 +106,10 @@ pub fn size(
     let what = format!("{field} {} at price {}", plain(amount), plain(price));
     let quantity = round(raw, lot, &leg.symbol, &what)
         .map_err(|e| format!("legs[{index}].{field}: {e}"))?
-        .ok_or_else(|| format!("legs[{index}].{field}: {what} is no quantity at all"))?;
+        .ok_or_else(|| {
+            let nothing = too_small(raw, Decimal::ZERO, lot, &leg.symbol, &what);
+            format!("legs[{index}].{field}: {nothing}")
+        })?;
     if let Some(map) = record.as_object_mut() {
         map.insert("price".into(), Value::String(plain(price)));
         map.insert("raw_quantity".into(), Value::String(plain(raw)));

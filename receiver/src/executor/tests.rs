@@ -206,6 +206,14 @@ fn sign(d: Decimal) -> Decimal {
 }
 
 fn action_leg(action: Action, quantity: Option<u32>) -> Leg {
+    if action == Action::Target {
+        return Leg {
+            action,
+            quantity: None,
+            target_position: Some(Decimal::from(quantity.unwrap_or(0))),
+            ..leg("AAA")
+        };
+    }
     Leg {
         action,
         quantity: quantity.map(|q| Positive::new(Decimal::from(q)).unwrap()),
@@ -219,6 +227,7 @@ fn arb_step() -> impl proptest::strategy::Strategy<Value = (Action, Option<u32>)
         (1u32..5).prop_map(|q| (Action::Buy, Some(q))),
         (1u32..5).prop_map(|q| (Action::Sell, Some(q))),
         Just((Action::Close, None)),
+        (0u32..5).prop_map(|t| (Action::Target, Some(t))),
         (1u32..5).prop_map(|q| (Action::Close, Some(q))),
         Just((Action::CloseLong, None)),
         Just((Action::CloseShort, None)),
@@ -264,6 +273,7 @@ proptest::proptest! {
                     Action::CloseLong if model > Decimal::ZERO => Decimal::ZERO,
                     Action::CloseShort if model < Decimal::ZERO => Decimal::ZERO,
                     Action::CloseLong | Action::CloseShort => model,
+                    Action::Target => q.unwrap_or(Decimal::ZERO),
                 };
                 if action.is_close() {
                     assert!(model.is_zero() || sign(model) == sign(before), "a close never flips the position");

@@ -91,7 +91,9 @@ async fn targets_0_then_3_then_minus_1_then_0_buy_reverse_in_two_orders_and_flat
     );
     assert!(again.orders().is_empty(), "nothing placed at the target");
     assert_eq!(app.all_orders().await.len(), 4);
+    app.reconciler.run_once().await.unwrap();
     let positions = app.positions().await;
+    assert!(!positions[0]["reconciled_at"].is_null(), "{positions:?}");
     assert_eq!(positions.len(), 1);
     assert_eq!(
         (

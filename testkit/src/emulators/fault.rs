@@ -31,6 +31,8 @@ pub enum Fault {
     },
     /// Never answer, without acting on the request (the client times out).
     Hang,
+    /// Act on the request, then never answer.
+    AcceptThenHang,
     /// Act on the request, answer `503`, and from then on answer every request (lookups
     /// included) `503` until [`super::Emulator::set_unreachable`] turns it off: the venue took
     /// the order and then went away.
