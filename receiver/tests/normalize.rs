@@ -960,6 +960,7 @@ fn every_template_in_normalize_md_normalizes_once_tradingview_fills_it_in() {
     let filled = [
         ("{{strategy.order.action}}", "sell"),
         ("{{strategy.order.contracts}}", "2"),
+        ("{{strategy.position_size}}", "0.5"),
         ("{{strategy.order.id}}", "Long"),
         ("{{timenow}}", "2026-11-23T06:30:00Z"),
         ("{{time}}", "2026-11-23T06:30:00Z"),

@@ -175,7 +175,7 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
 }
 
 #[tokio::test]
-async fn a_venue_that_stays_unavailable_fails_the_message_after_the_last_attempt() {
+async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_last_attempt() {
     let broker = Arc::new(Recorder::default());
     *broker.transient_failures.lock().unwrap() = 100;
     let (_dir, journal, executor) = setup(broker.clone()).await;
@@ -186,12 +186,13 @@ async fn a_venue_that_stays_unavailable_fails_the_message_after_the_last_attempt
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
-    assert_eq!(done.outcome, Outcome::Failed);
+    assert_eq!(done.outcome, Outcome::Unknown, "never confirmed: not failed");
     assert!(done.reason.unwrap().contains("after 5 attempts"));
     assert_eq!(broker.seen.lock().unwrap().len(), 5);
+    let stored = journal.message("msg_f").await.unwrap().unwrap();
     assert_eq!(
-        journal.message("msg_f").await.unwrap().unwrap().orders[0].status,
-        OrderState::Failed
+        (stored.outcome, stored.orders[0].status),
+        (Outcome::Unknown, OrderState::Unknown)
     );
 }
 
