@@ -181,10 +181,14 @@ impl Reconciler {
 
     async fn settle_unknown(&self, pass: &mut Pass) -> Result<(), JournalError> {
         let now = self.clock.now_unix_ms();
-        let grace_ms =
-            i64::try_from(self.config.unknown_grace_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let grace_ms = i64::try_from(self.config.unknown_grace_seconds.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
         for order in self.journal.orders_with_status(OrderState::Unknown).await? {
-            let found = match self.broker.lookup(&order.symbol, &order.client_order_id).await {
+            let found = match self
+                .broker
+                .lookup(&order.symbol, &order.client_order_id)
+                .await
+            {
                 Ok(Some(placement)) => Found::At(placement),
                 Ok(None) if now - order.updated_at_ms >= grace_ms => Found::NotFound,
                 Ok(None) => {
@@ -248,8 +252,12 @@ impl Reconciler {
                 if let Some(theirs) = theirs {
                     let drift = theirs - ours;
                     let over = drift.abs() > self.config.tolerance;
-                    self.metrics
-                        .position_drift(&account, venue, &symbol, if over { drift } else { Decimal::ZERO });
+                    self.metrics.position_drift(
+                        &account,
+                        venue,
+                        &symbol,
+                        if over { drift } else { Decimal::ZERO },
+                    );
                     if over {
                         tracing::warn!(
                             account = %account,

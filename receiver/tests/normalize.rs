@@ -1138,9 +1138,12 @@ fn margin(alert: Value) -> Result<NormalizedAlert, Invalid> {
 }
 
 #[test]
-fn target_position_and_its_alias_position_size_are_signed_targets_that_ignore_action_and_quantity() {
-    let leg = single(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "0.03", "action": "sell",
-                            "quantity": "9", "price": "100"}));
+fn target_position_and_its_alias_position_size_are_signed_targets_that_ignore_action_and_quantity()
+{
+    let leg = single(
+        json!({"symbol": "BINANCE:BTCUSDT", "target_position": "0.03", "action": "sell",
+                            "quantity": "9", "price": "100"}),
+    );
     assert_eq!(
         (leg.action, leg.target_position, leg.quantity, leg.sizing),
         (Action::Target, Some(dec("0.03")), None, Sizing::Quantity)
@@ -1151,25 +1154,37 @@ fn target_position_and_its_alias_position_size_are_signed_targets_that_ignore_ac
         .unwrap_err();
     assert_eq!(both.field, "target_position, position_size");
     // Without a target, an unparseable action is still an error; with one it is not used.
-    assert!(ok(json!({"symbol": "NASDAQ:AAPL", "target_position": 1, "action": "long"}))
-        .legs[0]
-        .target_position
-        .is_some());
+    assert!(
+        ok(json!({"symbol": "NASDAQ:AAPL", "target_position": 1, "action": "long"})).legs[0]
+            .target_position
+            .is_some()
+    );
 }
 
 #[test]
 fn flat_sentiment_means_target_zero_and_contradicting_it_names_both_fields() {
     let leg = single(json!({"symbol": "NASDAQ:AAPL", "sentiment": "FLAT", "action": "sell"}));
-    assert_eq!((leg.action, leg.target_position), (Action::Target, Some(Decimal::ZERO)));
-    let long = single(json!({"symbol": "NASDAQ:AAPL", "sentiment": "long", "action": "buy", "quantity": 1}));
-    assert_eq!(long.action, Action::Buy, "other sentiments say nothing about the size");
-    let clash = invalid(json!({"symbol": "NASDAQ:AAPL", "sentiment": "flat", "target_position": "2"}));
+    assert_eq!(
+        (leg.action, leg.target_position),
+        (Action::Target, Some(Decimal::ZERO))
+    );
+    let long = single(
+        json!({"symbol": "NASDAQ:AAPL", "sentiment": "long", "action": "buy", "quantity": 1}),
+    );
+    assert_eq!(
+        long.action,
+        Action::Buy,
+        "other sentiments say nothing about the size"
+    );
+    let clash =
+        invalid(json!({"symbol": "NASDAQ:AAPL", "sentiment": "flat", "target_position": "2"}));
     assert_eq!(clash.field, "target_position, sentiment");
 }
 
 #[test]
 fn a_spot_venue_refuses_a_negative_target_and_a_margin_venue_takes_it() {
-    let refused = spot(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "-0.01"})).unwrap_err();
+    let refused =
+        spot(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "-0.01"})).unwrap_err();
     assert_eq!(refused.field, "target_position");
     assert!(refused.message.contains("short"), "{}", refused.message);
     let flat = spot(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "0"})).unwrap();
@@ -1180,14 +1195,22 @@ fn a_spot_venue_refuses_a_negative_target_and_a_margin_venue_takes_it() {
 
 #[test]
 fn notional_and_percent_of_equity_size_a_buy_or_sell_under_either_name() {
-    let n = single(json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "notional": "100", "price": "50000"}));
-    assert_eq!((n.quantity, n.sizing), (None, Sizing::Notional("100".parse().unwrap())));
+    let n = single(
+        json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "notional": "100", "price": "50000"}),
+    );
+    assert_eq!(
+        (n.quantity, n.sizing),
+        (None, Sizing::Notional("100".parse().unwrap()))
+    );
     let amount = single(json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "amount": 25}));
     assert_eq!(amount.sizing, Sizing::Notional("25".parse().unwrap()));
     let p = single(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "percent_of_equity": "10"}));
     assert_eq!(p.sizing, Sizing::PercentOfEquity("10".parse().unwrap()));
     let alias = single(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "equity_percent": 2.5}));
-    assert_eq!(alias.sizing, Sizing::PercentOfEquity("2.5".parse().unwrap()));
+    assert_eq!(
+        alias.sizing,
+        Sizing::PercentOfEquity("2.5".parse().unwrap())
+    );
 }
 
 #[test]
@@ -1195,10 +1218,13 @@ fn a_buy_needs_exactly_one_size_none_names_quantity_and_two_name_the_second() {
     let none = invalid(json!({"symbol": "NASDAQ:AAPL", "action": "buy"}));
     assert_eq!(none.field, "quantity");
     assert!(none.message.contains("notional"), "{}", none.message);
-    let two = invalid(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "quantity": 1, "notional": 100}));
+    let two =
+        invalid(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "quantity": 1, "notional": 100}));
     assert_eq!(two.field, "notional");
-    let two = invalid(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "amount": 100,
-                             "equity_percent": 5}));
+    let two = invalid(
+        json!({"symbol": "NASDAQ:AAPL", "action": "buy", "amount": 100,
+                             "equity_percent": 5}),
+    );
     assert_eq!(two.field, "equity_percent");
     assert_eq!(
         field_of(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "notional": "0"})),
@@ -1232,7 +1258,10 @@ fn legs_of_a_multi_leg_alert_take_targets_and_sizes_too() {
     ]}))
     .unwrap();
     assert_eq!(alert.legs[0].target_position, Some(dec("3")));
-    assert_eq!(alert.legs[1].sizing, Sizing::Notional("500".parse().unwrap()));
+    assert_eq!(
+        alert.legs[1].sizing,
+        Sizing::Notional("500".parse().unwrap())
+    );
     let bad = margin(json!({"legs": [{"symbol": "NASDAQ:AAPL", "action": "buy"}]})).unwrap_err();
     assert_eq!(bad.field, "legs[0].quantity");
 }

@@ -18,9 +18,7 @@ use super::config::AlpacaConfig;
 use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
-use super::{
-    Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement,
-};
+use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
 use crate::order::OrderRequest;
 
 /// Alpaca's limit on `client_order_id`.
@@ -161,7 +159,10 @@ impl AlpacaBroker {
                 ),
             }),
             s => Err(BrokerError::Transient {
-                message: format!("Alpaca {what} answered {s}: {}", alpaca_message(&answer.body)),
+                message: format!(
+                    "Alpaca {what} answered {s}: {}",
+                    alpaca_message(&answer.body)
+                ),
                 retry_after: retry_after(&answer.headers),
             }),
         }
@@ -177,10 +178,13 @@ impl AlpacaBroker {
         for symbol in symbols {
             let mut held = Decimal::ZERO;
             if let Some(p) = open.iter().find(|p| &p.symbol == symbol) {
-                let qty = p.qty.parse::<Decimal>().map_err(|_| BrokerError::Transient {
-                    message: format!("Alpaca position qty of {symbol} is not a decimal"),
-                    retry_after: None,
-                })?;
+                let qty = p
+                    .qty
+                    .parse::<Decimal>()
+                    .map_err(|_| BrokerError::Transient {
+                        message: format!("Alpaca position qty of {symbol} is not a decimal"),
+                        retry_after: None,
+                    })?;
                 // Alpaca gives short positions a negative qty and side "short"; either says so.
                 let short = p.side.as_deref() == Some("short");
                 held = if short { -qty.abs() } else { qty };

@@ -342,7 +342,11 @@ impl HttpBroker {
             .signer
             .request_headers(&id, timestamp, b"")
             .map_err(|e| transient(format!("cannot sign the positions request: {e}")))?;
-        let request = self.client.get(url).query(&[("account", account)]).headers(headers);
+        let request = self
+            .client
+            .get(url)
+            .query(&[("account", account)])
+            .headers(headers);
         let answer = send(request)
             .await
             .map_err(|f| transient(format!("OMS positions: {}", f.message())))?;

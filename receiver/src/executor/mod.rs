@@ -336,7 +336,12 @@ impl Inner {
         let state = match self.venue_state(account, legs).await? {
             Ok(state) => state,
             Err(reason) => {
-                tracing::warn!(message_id, account, reason, "cannot read what the plan needs from the venue");
+                tracing::warn!(
+                    message_id,
+                    account,
+                    reason,
+                    "cannot read what the plan needs from the venue"
+                );
                 return Ok(Prepared::Finished(Finished::without_orders(
                     Outcome::Failed,
                     Some(reason),
@@ -440,7 +445,11 @@ impl Inner {
         {
             match self.broker.equity(account).await {
                 Ok(e) => e,
-                Err(e) => return Ok(Err(format!("cannot read the account's equity at the venue: {e}"))),
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "cannot read the account's equity at the venue: {e}"
+                    )))
+                }
             }
         } else {
             None

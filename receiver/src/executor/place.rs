@@ -80,7 +80,10 @@ impl Placer<'_> {
             }
             if orders[i].waits_for_fill {
                 if let Some(previous) = i.checked_sub(1) {
-                    if !self.wait_for_fill(&mut orders[previous], &mut settlements).await {
+                    if !self
+                        .wait_for_fill(&mut orders[previous], &mut settlements)
+                        .await
+                    {
                         orders[i].status = OrderState::Skipped;
                         waiting = Some(format!(
                             "{}: the close {} has not filled, so the open {} was not sent; the next \
@@ -237,7 +240,10 @@ impl Placer<'_> {
 }
 
 /// The message's outcome from its orders after placing, and the first failure if any.
-pub(super) fn outcome_of(orders: &[OrderRecord], failure: Option<BrokerError>) -> (Outcome, Option<String>) {
+pub(super) fn outcome_of(
+    orders: &[OrderRecord],
+    failure: Option<BrokerError>,
+) -> (Outcome, Option<String>) {
     if let Some(error) = failure {
         let outcome = match error {
             BrokerError::Invalid { .. } => Outcome::Invalid,

@@ -136,8 +136,16 @@ fn target_parts(
                "position_source": request.position_source, "part": part,
                "quantity": quantity.normalize().to_string()})
     };
-    let what = |q: Decimal| format!("the difference to target {} from {}", target.normalize(), q.normalize());
-    let reverses = !position.is_zero() && !target.is_zero() && (position > Decimal::ZERO) != (target > Decimal::ZERO);
+    let what = |q: Decimal| {
+        format!(
+            "the difference to target {} from {}",
+            target.normalize(),
+            q.normalize()
+        )
+    };
+    let reverses = !position.is_zero()
+        && !target.is_zero()
+        && (position > Decimal::ZERO) != (target > Decimal::ZERO);
     let mut parts = Vec::new();
     let moves: Vec<(IntentKind, Decimal, &str)> = if reverses {
         vec![
@@ -368,22 +376,41 @@ mod tests {
         assert_eq!(
             parts,
             [
-                (IntentKind::Close, Side::Sell, Decimal::from(2), false, "msg_1-0"),
-                (IntentKind::Open, Side::Sell, Decimal::from(1), true, "msg_1-0o1"),
+                (
+                    IntentKind::Close,
+                    Side::Sell,
+                    Decimal::from(2),
+                    false,
+                    "msg_1-0"
+                ),
+                (
+                    IntentKind::Open,
+                    Side::Sell,
+                    Decimal::from(1),
+                    true,
+                    "msg_1-0o1"
+                ),
             ]
         );
         assert_eq!(flip[1].position_after, Decimal::from(-1));
         let sizing: serde_json::Value =
             serde_json::from_str(flip[0].order.sizing.as_deref().unwrap()).unwrap();
         assert_eq!(
-            (sizing["method"].as_str(), sizing["position"].as_str(), sizing["part"].as_str()),
+            (
+                sizing["method"].as_str(),
+                sizing["position"].as_str(),
+                sizing["part"].as_str()
+            ),
             (Some("target"), Some("2"), Some("close"))
         );
     }
 
     #[test]
     fn a_target_already_reached_plans_nothing() {
-        assert_eq!(plan_for(&[target("AAA", 2)], &[("AAA", 2)]), Plan::AlreadyAtTarget);
+        assert_eq!(
+            plan_for(&[target("AAA", 2)], &[("AAA", 2)]),
+            Plan::AlreadyAtTarget
+        );
         assert_eq!(plan_for(&[target("AAA", 0)], &[]), Plan::AlreadyAtTarget);
     }
 

@@ -33,7 +33,13 @@ pub fn reference_price(leg: &Leg) -> Option<Decimal> {
 }
 
 /// Why a rounded quantity cannot be ordered, with the numbers.
-fn too_small(raw: Decimal, quantity: Decimal, lot: Option<&LotRule>, symbol: &str, what: &str) -> String {
+fn too_small(
+    raw: Decimal,
+    quantity: Decimal,
+    lot: Option<&LotRule>,
+    symbol: &str,
+    what: &str,
+) -> String {
     let min = lot.map_or(Decimal::ZERO, |l| l.min);
     let step = lot.map_or(Decimal::ZERO, |l| l.step);
     format!(

@@ -186,7 +186,11 @@ async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_las
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
-    assert_eq!(done.outcome, Outcome::Unknown, "never confirmed: not failed");
+    assert_eq!(
+        done.outcome,
+        Outcome::Unknown,
+        "never confirmed: not failed"
+    );
     assert!(done.reason.unwrap().contains("after 5 attempts"));
     assert_eq!(broker.seen.lock().unwrap().len(), 5);
     let stored = journal.message("msg_f").await.unwrap().unwrap();

@@ -202,7 +202,10 @@ fn size(obj: &Obj<'_>, action: Action) -> Result<(Option<Quantity>, Sizing), Inv
         if let Some(key) = given.iter().find(|k| !names::QUANTITY.contains(k)) {
             return Err(obj.invalid(
                 key,
-                format!("sizes buy and sell only; a {} takes `quantity` or nothing", action.as_str()),
+                format!(
+                    "sizes buy and sell only; a {} takes `quantity` or nothing",
+                    action.as_str()
+                ),
             ));
         }
         return Ok((quantity.map(|(_, q)| q), Sizing::Quantity));
@@ -218,7 +221,9 @@ fn size(obj: &Obj<'_>, action: Action) -> Result<(Option<Quantity>, Sizing), Inv
         )),
         [first, second, ..] => Err(obj.invalid(
             second,
-            format!("give one of quantity, notional and percent_of_equity (`{first}` is given too)"),
+            format!(
+                "give one of quantity, notional and percent_of_equity (`{first}` is given too)"
+            ),
         )),
         [_] => Ok(match (quantity, notional, percent) {
             (Some((_, q)), _, _) => (Some(q), Sizing::Quantity),

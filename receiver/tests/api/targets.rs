@@ -9,7 +9,7 @@ use alertgate_testkit::until;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    envelope_at, spawn_app, spawn_app_with, start_process, Options, ProcessClient, Workdir,
+    envelope_at, spawn_app, spawn_app_with, start_process, Options, ProcessClient, Workdir, BIN,
 };
 
 fn target(position: &str) -> Value {
@@ -35,7 +35,7 @@ fn order(side: &str, quantity: &str) -> (String, String, String) {
 }
 
 #[tokio::test]
-async fn targets_0_then_3_then_minus_1_then_0_buy_reverse_in_two_orders_and_flatten() {
+async fn targets_0_then_0_03_then_minus_0_01_then_0_buy_reverse_in_two_orders_and_flatten() {
     let app = spawn_app().await;
 
     let (_, flat) = app.send(&target("0")).await;
@@ -109,8 +109,10 @@ async fn targets_0_then_3_then_minus_1_then_0_buy_reverse_in_two_orders_and_flat
 async fn position_size_and_flat_sentiment_are_targets_and_action_and_quantity_are_not_used() {
     let app = spawn_app().await;
     let (_, a) = app
-        .send(&json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "quantity": "9",
-                      "position_size": 2, "price": "100"}))
+        .send(
+            &json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "quantity": "9",
+                      "position_size": 2, "price": "100"}),
+        )
         .await;
     assert_eq!(legs(a.orders()), [order("buy", "2")]);
     let (_, flat) = app
@@ -190,8 +192,14 @@ async fn a_restart_between_the_close_and_the_open_of_a_reversal_resumes_with_the
                 == 1
         }
     };
-    until("the close to be filled at the venue", || paper_has("msg_flip-0")).await;
-    assert!(!paper_has("msg_flip-0o1").await, "the open is still on its way");
+    until("the close to be filled at the venue", || {
+        paper_has("msg_flip-0")
+    })
+    .await;
+    assert!(
+        !paper_has("msg_flip-0o1").await,
+        "the open is still on its way"
+    );
     first.service.kill9().unwrap();
 
     let fast = Options::default();
@@ -220,9 +228,32 @@ async fn a_restart_between_the_close_and_the_open_of_a_reversal_resumes_with_the
     let venue_orders: i64 = conn
         .query_row("SELECT COUNT(*) FROM paper_orders", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(venue_orders, 3, "one long, one close, one open: nothing doubled");
+    assert_eq!(
+        venue_orders, 3,
+        "one long, one close, one open: nothing doubled"
+    );
     let position: String = conn
         .query_row("SELECT quantity FROM positions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(position, "-1");
+
+    let table = std::process::Command::new(BIN)
+        .args(["positions", "--config"])
+        .arg(work.path().join("receiver.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    assert!(text.starts_with("ACCOUNT"), "{text}");
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.contains("BTCUSDT"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..4], ["main", "paper", "BTCUSDT", "-1"], "{text}");
 }

@@ -205,7 +205,10 @@ async fn with_a_positions_url_the_oms_reports_signed_positions_and_an_unlisted_s
         ]
     );
     let request = s.oms.requests().pop().unwrap();
-    assert_eq!((request.method.as_str(), request.query.as_str()), ("GET", "account=main"));
+    assert_eq!(
+        (request.method.as_str(), request.query.as_str()),
+        ("GET", "account=main")
+    );
     Verifier::new(Vec::new(), vec![s.secret.clone()], 300)
         .unwrap()
         .verify(

@@ -148,7 +148,9 @@ async fn a_notional_of_100_at_50000_buys_0_002_on_the_binance_lot_step_and_the_j
 
     let (_, odd) = b
         .app
-        .send(&btc(json!({"action": "buy", "amount": "100", "price": "30000"})))
+        .send(&btc(
+            json!({"action": "buy", "amount": "100", "price": "30000"}),
+        ))
         .await;
     assert_eq!(odd.orders()[0]["quantity"], "0.00333", "rounded down");
 }
@@ -158,8 +160,10 @@ async fn a_limit_order_sizes_from_its_limit_price_and_below_min_qty_is_invalid_w
     let b = binance().await;
     let (_, limit) = b
         .app
-        .send(&btc(json!({"action": "buy", "notional": "100", "order_type": "limit",
-                          "limit_price": "40000"})))
+        .send(&btc(
+            json!({"action": "buy", "notional": "100", "order_type": "limit",
+                          "limit_price": "40000"}),
+        ))
         .await;
     assert_eq!(limit.orders()[0]["quantity"], "0.0025", "{:?}", limit.body);
 
@@ -175,7 +179,11 @@ async fn a_limit_order_sizes_from_its_limit_price_and_below_min_qty_is_invalid_w
             && reason.contains("0.00001"),
         "{reason}"
     );
-    assert_eq!(b.venue.order_posts().len(), 1, "nothing sent for the tiny one");
+    assert_eq!(
+        b.venue.order_posts().len(),
+        1,
+        "nothing sent for the tiny one"
+    );
 }
 
 #[tokio::test]
@@ -196,13 +204,10 @@ async fn percent_of_equity_10_of_10000_at_200_buys_5_on_alpaca() {
 }
 
 #[tokio::test]
-async fn after_a_trade_by_hand_the_drift_shows_and_the_next_target_orders_from_the_venues_position(
-) {
+async fn after_a_trade_by_hand_the_drift_shows_and_the_next_target_orders_from_the_venues_position()
+{
     let b = binance().await;
-    let (_, first) = b
-        .app
-        .send(&btc(json!({"target_position": "0.01"})))
-        .await;
+    let (_, first) = b.app.send(&btc(json!({"target_position": "0.01"}))).await;
     assert_eq!(first.orders()[0]["quantity"], "0.01", "{:?}", first.body);
     b.app.reconciler.run_once().await.unwrap();
     let before = b.app.positions().await;
@@ -232,10 +237,7 @@ async fn after_a_trade_by_hand_the_drift_shows_and_the_next_target_orders_from_t
         "{metrics}"
     );
 
-    let (id, next) = b
-        .app
-        .send(&btc(json!({"target_position": "0.02"})))
-        .await;
+    let (id, next) = b.app.send(&btc(json!({"target_position": "0.02"}))).await;
     assert_eq!(
         next.orders()[0]["quantity"],
         "0.016",
@@ -322,7 +324,10 @@ async fn an_order_the_venue_took_and_then_never_confirmed_is_unknown_until_recon
     assert_eq!(pass.settled, 1);
     let settled = b.app.message(&id).await.body;
     assert_eq!(
-        (settled["outcome"].as_str(), settled["orders"][0]["status"].as_str()),
+        (
+            settled["outcome"].as_str(),
+            settled["orders"][0]["status"].as_str()
+        ),
         (Some("filled"), Some("filled"))
     );
     assert_eq!(b.venue.order_posts().len(), 1, "never placed again");
@@ -342,7 +347,10 @@ async fn an_unknown_order_the_venue_never_got_fails_as_not_found_after_the_grace
     a.venue.set_unreachable(false);
 
     let early = a.app.reconciler.run_once().await.unwrap();
-    assert_eq!(early.still_unknown, 1, "inside the grace it may still arrive");
+    assert_eq!(
+        early.still_unknown, 1,
+        "inside the grace it may still arrive"
+    );
     a.app.clock.advance(time::Duration::seconds(301));
     let late = a.app.reconciler.run_once().await.unwrap();
     assert_eq!(late.settled, 1);

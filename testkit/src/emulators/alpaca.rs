@@ -229,8 +229,11 @@ impl AlpacaState {
     /// (negative for a short) with `side` `long`/`short`, decimals as strings.
     fn positions(&self) -> Reply {
         let book = self.book();
-        let mut held: Vec<(&String, &Decimal)> =
-            book.positions.iter().filter(|(_, q)| !q.is_zero()).collect();
+        let mut held: Vec<(&String, &Decimal)> = book
+            .positions
+            .iter()
+            .filter(|(_, q)| !q.is_zero())
+            .collect();
         held.sort();
         let list: Vec<Value> = held
             .into_iter()

@@ -325,7 +325,10 @@ impl Emulator<BinanceState> {
     /// Fills every open order at its symbol's last price (so its client id may be reused).
     /// Sets the free balance of `asset`: a trade made at the venue behind alertgate's back.
     pub fn set_balance(&self, asset: &str, amount: Decimal) {
-        self.venue().book().balances.insert(asset.to_owned(), amount);
+        self.venue()
+            .book()
+            .balances
+            .insert(asset.to_owned(), amount);
     }
 
     /// The free balance of `asset`.
@@ -367,7 +370,11 @@ impl Book {
             return;
         };
         let (base, quote_asset) = (rules.base_asset.clone(), rules.quote_asset.clone());
-        let sign = if side == "BUY" { Decimal::ONE } else { -Decimal::ONE };
+        let sign = if side == "BUY" {
+            Decimal::ONE
+        } else {
+            -Decimal::ONE
+        };
         *self.balances.entry(base).or_default() += sign * qty;
         *self.balances.entry(quote_asset).or_default() -= sign * quote;
     }

@@ -68,8 +68,9 @@ impl BinanceBroker {
         let mut held = HashMap::new();
         for b in account.balances {
             let parse = |s: &str| {
-                s.parse::<Decimal>()
-                    .map_err(|_| transient(format!("Binance balance of {} is not a decimal", b.asset)))
+                s.parse::<Decimal>().map_err(|_| {
+                    transient(format!("Binance balance of {} is not a decimal", b.asset))
+                })
             };
             let total = parse(&b.free)? + parse(&b.locked)?;
             held.insert(b.asset.clone(), total.normalize());

@@ -32,9 +32,7 @@ use super::config::BinanceConfig;
 use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
-use super::{
-    Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement,
-};
+use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
 use crate::order::OrderRequest;
 
 /// Binance's limit on `newClientOrderId` (`^[a-zA-Z0-9-_]{1,36}$`).

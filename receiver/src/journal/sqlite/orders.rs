@@ -276,7 +276,10 @@ pub(super) fn with_status(
 }
 
 /// Replaces the venue readings of these (account, venue, symbol)s.
-pub(super) fn record_venue(conn: &Connection, readings: Vec<VenuePosition>) -> Result<(), JournalError> {
+pub(super) fn record_venue(
+    conn: &Connection,
+    readings: Vec<VenuePosition>,
+) -> Result<(), JournalError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO venue_positions (account, venue, symbol, position, reconciled_at) VALUES (?1, ?2, ?3, ?4, ?5) \
