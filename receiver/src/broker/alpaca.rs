@@ -18,6 +18,7 @@ use super::config::AlpacaConfig;
 use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
+use super::Positions;
 use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
 use crate::order::OrderRequest;
 
@@ -386,7 +387,7 @@ impl Broker for AlpacaBroker {
         &'a self,
         _account: &'a str,
         symbols: &'a [String],
-    ) -> BrokerFuture<'a, Result<Option<Vec<(String, Decimal)>>, BrokerError>> {
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
         Box::pin(async move { self.open_positions(symbols).await.map(Some) })
     }
 

@@ -26,7 +26,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::config::HttpBrokerConfig;
-use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement};
+use super::{
+    Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement, Positions,
+};
 use crate::order::{OrderRequest, OrderType, Price, Quantity, Side, TimeInForce};
 
 /// Builds the shared client: rustls, a total per-request timeout, no redirects (a venue that
@@ -428,7 +430,7 @@ impl Broker for HttpBroker {
         &'a self,
         account: &'a str,
         symbols: &'a [String],
-    ) -> BrokerFuture<'a, Result<Option<Vec<(String, Decimal)>>, BrokerError>> {
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
         Box::pin(async move {
             match &self.positions_url {
                 Some(url) => self.oms_positions(url, account, symbols).await.map(Some),

@@ -64,6 +64,9 @@ pub enum BrokerError {
     },
 }
 
+/// Signed positions by venue symbol, as [`Broker::positions`] reports them.
+pub type Positions = Vec<(String, Decimal)>;
+
 /// A venue's quantity rule for one symbol: quantities are multiples of `step` and at least
 /// `min` (zero disables either).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +123,7 @@ pub trait Broker: Send + Sync + Debug {
         &'a self,
         account: &'a str,
         symbols: &'a [String],
-    ) -> BrokerFuture<'a, Result<Option<Vec<(String, Decimal)>>, BrokerError>> {
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
         let _ = (account, symbols);
         Box::pin(async { Ok(None) })
     }

@@ -32,6 +32,7 @@ use super::config::BinanceConfig;
 use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
+use super::Positions;
 use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
 use crate::order::OrderRequest;
 
@@ -448,7 +449,7 @@ impl Broker for BinanceBroker {
         &'a self,
         _account: &'a str,
         symbols: &'a [String],
-    ) -> BrokerFuture<'a, Result<Option<Vec<(String, Decimal)>>, BrokerError>> {
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
         Box::pin(async move { self.base_balances(symbols).await.map(Some) })
     }
 
