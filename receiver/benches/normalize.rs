@@ -53,6 +53,7 @@ fn bench_formats(c: &mut Criterion) {
         symbols: &symbols,
         refuse_perpetuals: true,
         exchange_in_symbol: false,
+        allow_short: true,
     };
     let mut group = c.benchmark_group("normalize");
     for (name, text) in FORMATS {

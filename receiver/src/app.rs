@@ -26,6 +26,7 @@ use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
 use crate::journal::{Journal, JournalError, SqliteJournal};
 use crate::metrics::Metrics;
+use crate::reconcile::Reconciler;
 use crate::risk::RiskGates;
 use crate::routes::{routes, AppState};
 use crate::verify::TrustedKeys;
@@ -73,6 +74,7 @@ pub struct Receiver {
     /// The venue, for rereading its credentials on `SIGHUP` ([`Receiver::broker`]).
     broker: Arc<dyn Broker>,
     header_read_timeout: Duration,
+    reconciler: Reconciler,
     resume_interval: Duration,
     resume_after: Duration,
 }
@@ -100,6 +102,7 @@ impl Receiver {
         let broker = broker::build(&settings.broker, journal.clone(), clock.clone())?;
         let refuse_perpetuals = broker.spot_only();
         let exchange_in_symbol = broker.exchange_in_symbol();
+        let allow_short = broker.allows_short();
         let metrics = Metrics::new();
         let risk = RiskGates::new(settings.risk.clone(), clock.clone());
         let dyn_journal: Arc<dyn Journal> = journal;
@@ -115,8 +118,17 @@ impl Receiver {
             symbols: settings.symbols.clone(),
             refuse_perpetuals,
             exchange_in_symbol,
+            allow_short,
             max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+        };
+        let reconciler = Reconciler {
+            journal: dyn_journal.clone(),
+            broker: broker.clone(),
+            executor: executor.clone(),
+            clock: clock.clone(),
+            config: settings.reconcile.clone(),
+            metrics: metrics.clone(),
         };
         let ingest = Ingest {
             keys: keys.clone(),
@@ -172,6 +184,7 @@ impl Receiver {
             journal: dyn_journal,
             ops_token,
             max_body_bytes: settings.server.max_body_bytes,
+            venue: broker.name(),
         });
         Ok(Self {
             listener,
@@ -185,6 +198,7 @@ impl Receiver {
             keys,
             broker,
             header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+            reconciler,
             resume_interval: Duration::from_millis(settings.executor.resume_interval_ms),
             resume_after: Duration::from_secs(settings.executor.resume_after_seconds),
         })
@@ -198,6 +212,11 @@ impl Receiver {
     /// The metrics address, when `[metrics]` is configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The reconciler, to run a pass on demand (tests, with `[reconcile] interval_seconds = 0`).
+    pub fn reconciler(&self) -> Reconciler {
+        self.reconciler.clone()
     }
 
     /// The trusted keys, for reloading on `SIGHUP` ([`TrustedKeys::reload`]).
@@ -243,6 +262,7 @@ impl Receiver {
                 }
             })
         };
+        let reconciling = tokio::spawn(self.reconciler.clone().run(stop_rx.clone()));
         let metrics_task = self.metrics_listener.map(|listener| {
             let metrics = self.metrics.clone();
             let route = warp::path!("metrics").and(warp::get()).map(move || {
@@ -278,6 +298,7 @@ impl Receiver {
         .await;
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
+        let _ = reconciling.await;
         if !self.executor.drain(EXECUTION_DRAIN).await {
             tracing::warn!("executions still running at shutdown resume at the next start");
         }

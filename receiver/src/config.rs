@@ -38,6 +38,9 @@ pub struct Settings {
     /// `[executor]`: inline deadline and broker retries.
     #[serde(default)]
     pub executor: ExecutorConfig,
+    /// `[reconcile]`: venue positions, drift and `unknown` orders.
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
     /// `[ops]`: the bearer token of the orders API; without it the API answers 401.
     pub ops: Option<OpsConfig>,
     /// `[metrics]`: Prometheus endpoint; without it no metrics listener is opened.

@@ -27,6 +27,8 @@ pub struct Interpreter {
     pub refuse_perpetuals: bool,
     /// `true` when the venue's symbols carry their exchange ([`crate::broker::Broker::exchange_in_symbol`]).
     pub exchange_in_symbol: bool,
+    /// `false` when the venue cannot hold a short position: negative targets are invalid.
+    pub allow_short: bool,
     /// `risk.max_alert_age_seconds` in ms.
     pub max_age_ms: i64,
 }
@@ -73,6 +75,7 @@ impl Interpreter {
             symbols: &self.symbols,
             refuse_perpetuals: self.refuse_perpetuals,
             exchange_in_symbol: self.exchange_in_symbol,
+            allow_short: self.allow_short,
         };
         let normalized = normalize(&envelope.alert, &ctx);
         let idempotency_key = normalized

@@ -11,9 +11,13 @@
 //! - [`normalize`]: every accepted alert format → normalized legs.
 //! - [`executor`]: turns legs into orders, one folder with a file per step:
 //!   `queue` (per-(account, symbol) order, an RAII turn), `positions` (the cache), `plan`
-//!   (pure: legs + positions → order intents), [`risk`] (the gates), `place` (retries with the
-//!   same client order id), `record` (outcomes into the journal).
+//!   (pure: legs + positions → order intents; target positions), `sizing` (notional and
+//!   percent of equity, lot rounding), [`risk`] (the gates), `place` (retries with the same
+//!   client order id; `unknown`), `record` (outcomes into the journal), `settle` (settling an
+//!   `unknown` order for reconciliation).
 //! - [`risk`]: the gates every order passes (kill switch, symbols, sizes, rate).
+//! - [`reconcile`]: at start and every interval, `unknown` orders looked up and settled, venue
+//!   positions read and drift reported; the positions view.
 //! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
 //!   real venues (`binance/`, `alpaca`, `zerodha/`, `betfair/`, `http`).
 //!
@@ -39,6 +43,7 @@ pub mod journal;
 pub mod metrics;
 pub mod normalize;
 pub mod order;
+pub mod reconcile;
 pub mod risk;
 pub mod routes;
 pub mod tls;

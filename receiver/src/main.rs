@@ -1,4 +1,4 @@
-//! `alertgate-receiver` command line: `run`, `check-config`, `certs`, `orders`.
+//! `alertgate-receiver` command line: `run`, `check-config`, `certs`, `orders`, `positions`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +48,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Print the positions: the journal's beside the venue's as reconciliation last read them.
+    Positions {
+        /// The TOML config file (for `store.path` and `[broker] kind`).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Orders { config, limit } => orders(&config, limit),
+        Command::Positions { config } => positions(&config),
     }
 }
 
@@ -194,10 +201,19 @@ fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
             o.venue_order_id.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    print_table(&table);
+    if rows.is_empty() {
+        println!("(no orders yet)");
+    }
+    Ok(())
+}
+
+fn print_table(table: &[Vec<String>]) {
+    let columns = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
-    for row in &table {
+    for row in table {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -205,8 +221,51 @@ fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
+}
+
+fn positions(config: &Path) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let path = &settings.store.path;
+    anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
+    let venue = settings.broker.kind.as_str();
+    let rows = runtime()?.block_on(async {
+        let journal =
+            SqliteJournal::open(path, Duration::from_millis(settings.store.busy_timeout_ms))?;
+        alertgate_receiver::reconcile::position_rows(&journal, venue).await
+    })?;
+    let header = [
+        "ACCOUNT",
+        "VENUE",
+        "SYMBOL",
+        "POSITION",
+        "VENUE POSITION",
+        "DRIFT",
+        "RECONCILED",
+    ];
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    let shown = |d: Option<rust_decimal::Decimal>| {
+        d.map_or_else(|| "-".to_owned(), |d| d.normalize().to_string())
+    };
+    for p in &rows {
+        let reconciled = p
+            .reconciled_at_ms
+            .and_then(|ms| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+            })
+            .map_or_else(|| "-".to_owned(), alertgate_shared::envelope::format_millis);
+        table.push(vec![
+            p.account.clone(),
+            p.venue.clone(),
+            p.symbol.clone(),
+            p.position.normalize().to_string(),
+            shown(p.venue_position),
+            shown(p.drift),
+            reconciled,
+        ]);
+    }
+    print_table(&table);
     if rows.is_empty() {
-        println!("(no orders yet)");
+        println!("(no positions yet)");
     }
     Ok(())
 }

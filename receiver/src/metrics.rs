@@ -1,10 +1,12 @@
 //! Prometheus metrics (receiver/README.md, "Metrics"), served as text on `metrics.listen`:
 //! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
-//! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`.
+//! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`,
+//! `alertgate_receiver_position_drift{account,venue,symbol}` (a gauge).
 //!
 //! Label values come from the enums' `as_str` names ([`Outcome`], [`OrderState`],
 //! [`VerifyError::reason`]), the same names as in JSON and the journal.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +14,12 @@ use alertgate_shared::VerifyError;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 
 use crate::journal::{OrderState, Outcome};
 
@@ -33,6 +39,7 @@ struct Inner {
     orders: Family<Labels, Counter>,
     verify_failures: Family<Labels, Counter>,
     place_duration: Histogram,
+    position_drift: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -69,8 +76,15 @@ impl Metrics {
             "Time to place one order, retries included",
             place_duration.clone(),
         );
+        let position_drift = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "alertgate_receiver_position_drift",
+            "Venue position minus the journal's, per account/venue/symbol, when over [reconcile] tolerance (else 0)",
+            position_drift.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
+                position_drift,
                 registry,
                 messages,
                 orders,
@@ -110,6 +124,19 @@ impl Metrics {
     /// Placing one order took `elapsed`.
     pub fn place_duration(&self, elapsed: Duration) {
         self.inner.place_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Reconciliation found `drift` (venue − journal; 0 within the tolerance). A gauge is a
+    /// float: fine for a dashboard, never used for money.
+    pub fn position_drift(&self, account: &str, venue: &str, symbol: &str, drift: Decimal) {
+        self.inner
+            .position_drift
+            .get_or_create(&vec![
+                ("account", account.to_owned()),
+                ("venue", venue.to_owned()),
+                ("symbol", symbol.to_owned()),
+            ])
+            .set(drift.to_f64().unwrap_or(f64::NAN));
     }
 
     /// The Prometheus text exposition.

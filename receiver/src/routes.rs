@@ -3,7 +3,8 @@
 //! JSON.
 //!
 //! - `POST /v1/alerts`: signed deliveries from the relay.
-//! - `GET /v1/orders?limit=N`, `GET /v1/messages/{id}`: the ops API (Bearer `ops.token`).
+//! - `GET /v1/orders?limit=N`, `GET /v1/messages/{id}`, `GET /v1/positions`: the ops API
+//!   (Bearer `ops.token`).
 //! - `GET /healthz` (process up), `GET /readyz` (the journal takes writes).
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub ops_token: Option<Secret>,
     /// `server.max_body_bytes`.
     pub max_body_bytes: u64,
+    /// The broker's name, the `venue` of the positions view.
+    pub venue: &'static str,
 }
 
 fn with_state(
@@ -54,6 +57,8 @@ pub fn routes(
         .or(orders(state.clone()))
         .unify()
         .or(message(state.clone()))
+        .unify()
+        .or(positions(state.clone()))
         .unify()
         .or(healthz())
         .unify()
@@ -126,6 +131,40 @@ fn message(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = R
                 }
             },
         )
+}
+
+fn positions(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "positions")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state))
+        .then(|auth: Option<String>, state: Arc<AppState>| async move {
+            if !authorized(&state, auth.as_deref()) {
+                return unauthorized();
+            }
+            match crate::reconcile::position_rows(state.journal.as_ref(), state.venue).await {
+                Ok(rows) => {
+                    let rows: Vec<Value> = rows.iter().map(position_json).collect();
+                    json_reply(StatusCode::OK, &json!({ "positions": rows }))
+                }
+                Err(e) => journal_unavailable(&e),
+            }
+        })
+}
+
+/// One row of `GET /v1/positions`.
+pub fn position_json(p: &crate::reconcile::PositionRow) -> Value {
+    json!({
+        "account": p.account,
+        "venue": p.venue,
+        "symbol": p.symbol,
+        "position": p.position.normalize().to_string(),
+        "venue_position": decimal_json(p.venue_position),
+        "drift": decimal_json(p.drift),
+        "reconciled_at": p.reconciled_at_ms.map_or(Value::Null, time_json),
+    })
 }
 
 fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -246,6 +285,8 @@ pub fn order_json(o: &OrderRecord) -> Value {
         "filled_quantity": o.filled_quantity.normalize().to_string(),
         "average_price": decimal_json(o.average_price),
         "error": o.error,
+        "sizing": o.sizing.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
+        "waits_for_fill": o.waits_for_fill,
         "created_at": time_json(o.created_at_ms),
         "updated_at": time_json(o.updated_at_ms),
     })

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use alertgate_receiver::normalize::{
-    normalize, Action, Invalid, Leg, NormalizeContext, NormalizedAlert, MAX_LEGS,
+    normalize, Action, Invalid, Leg, NormalizeContext, NormalizedAlert, Sizing, MAX_LEGS,
 };
 use alertgate_receiver::order::{OrderType, Positive, Product, TimeInForce};
 use proptest::prelude::*;
@@ -48,6 +48,7 @@ fn run_map(
             symbols: &symbols,
             refuse_perpetuals,
             exchange_in_symbol: false,
+            allow_short: !refuse_perpetuals,
         },
     )
 }
@@ -85,6 +86,8 @@ fn market(tv: &str, symbol: &str, action: Action, quantity: Option<&str>) -> Leg
         symbol: symbol.to_owned(),
         action,
         quantity: quantity.and_then(p),
+        sizing: Sizing::Quantity,
+        target_position: None,
         order_type: OrderType::Market,
         limit_price: None,
         stop_price: None,
@@ -968,6 +971,7 @@ fn every_template_in_normalize_md_normalizes_once_tradingview_fills_it_in() {
     let filled = [
         ("{{strategy.order.action}}", "sell"),
         ("{{strategy.order.contracts}}", "2"),
+        ("{{strategy.position_size}}", "0.5"),
         ("{{strategy.order.id}}", "Long"),
         ("{{timenow}}", "2026-11-23T06:30:00Z"),
         ("{{time}}", "2026-11-23T06:30:00Z"),
@@ -1167,6 +1171,7 @@ fn a_venue_that_needs_the_exchange_gets_exchange_colon_ticker_and_a_bare_ticker_
         symbols: &symbols,
         refuse_perpetuals: true,
         exchange_in_symbol: true,
+        allow_short: true,
     };
     let run = |alert: Value| normalize(&object(alert), &ctx);
     let legs = run(json!({"alertType": "multi_leg_order", "order_legs": [
@@ -1183,4 +1188,145 @@ fn a_venue_that_needs_the_exchange_gets_exchange_colon_ticker_and_a_bare_ticker_
         "{}",
         bare.message
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target positions and sizing (DESIGN section 12)
+// ---------------------------------------------------------------------------------------------
+
+fn spot(alert: Value) -> Result<NormalizedAlert, Invalid> {
+    run_map(&object(alert), true)
+}
+
+fn margin(alert: Value) -> Result<NormalizedAlert, Invalid> {
+    run_map(&object(alert), false)
+}
+
+#[test]
+fn target_position_and_its_alias_position_size_are_signed_targets_that_ignore_action_and_quantity()
+{
+    let leg = single(
+        json!({"symbol": "BINANCE:BTCUSDT", "target_position": "0.03", "action": "sell",
+                            "quantity": "9", "price": "100"}),
+    );
+    assert_eq!(
+        (leg.action, leg.target_position, leg.quantity, leg.sizing),
+        (Action::Target, Some(dec("0.03")), None, Sizing::Quantity)
+    );
+    let pasted = margin(json!({"symbol": "NASDAQ:AAPL", "position_size": -2.5})).unwrap();
+    assert_eq!(pasted.legs[0].target_position, Some(dec("-2.5")));
+    let both = margin(json!({"symbol": "NASDAQ:AAPL", "target_position": "1", "position_size": 2}))
+        .unwrap_err();
+    assert_eq!(both.field, "target_position, position_size");
+    // Without a target, an unparseable action is still an error; with one it is not used.
+    assert!(
+        ok(json!({"symbol": "NASDAQ:AAPL", "target_position": 1, "action": "long"})).legs[0]
+            .target_position
+            .is_some()
+    );
+}
+
+#[test]
+fn flat_sentiment_means_target_zero_and_contradicting_it_names_both_fields() {
+    let leg = single(json!({"symbol": "NASDAQ:AAPL", "sentiment": "FLAT", "action": "sell"}));
+    assert_eq!(
+        (leg.action, leg.target_position),
+        (Action::Target, Some(Decimal::ZERO))
+    );
+    let long = single(
+        json!({"symbol": "NASDAQ:AAPL", "sentiment": "long", "action": "buy", "quantity": 1}),
+    );
+    assert_eq!(
+        long.action,
+        Action::Buy,
+        "other sentiments say nothing about the size"
+    );
+    let clash =
+        invalid(json!({"symbol": "NASDAQ:AAPL", "sentiment": "flat", "target_position": "2"}));
+    assert_eq!(clash.field, "target_position, sentiment");
+}
+
+#[test]
+fn a_spot_venue_refuses_a_negative_target_and_a_margin_venue_takes_it() {
+    let refused =
+        spot(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "-0.01"})).unwrap_err();
+    assert_eq!(refused.field, "target_position");
+    assert!(refused.message.contains("short"), "{}", refused.message);
+    let flat = spot(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "0"})).unwrap();
+    assert_eq!(flat.legs[0].target_position, Some(Decimal::ZERO));
+    let short = margin(json!({"symbol": "BINANCE:BTCUSDT", "target_position": "-0.01"})).unwrap();
+    assert_eq!(short.legs[0].target_position, Some(dec("-0.01")));
+}
+
+#[test]
+fn notional_and_percent_of_equity_size_a_buy_or_sell_under_either_name() {
+    let n = single(
+        json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "notional": "100", "price": "50000"}),
+    );
+    assert_eq!(
+        (n.quantity, n.sizing),
+        (None, Sizing::Notional("100".parse().unwrap()))
+    );
+    let amount = single(json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "amount": 25}));
+    assert_eq!(amount.sizing, Sizing::Notional("25".parse().unwrap()));
+    let p = single(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "percent_of_equity": "10"}));
+    assert_eq!(p.sizing, Sizing::PercentOfEquity("10".parse().unwrap()));
+    let alias = single(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "equity_percent": 2.5}));
+    assert_eq!(
+        alias.sizing,
+        Sizing::PercentOfEquity("2.5".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_buy_needs_exactly_one_size_none_names_quantity_and_two_name_the_second() {
+    let none = invalid(json!({"symbol": "NASDAQ:AAPL", "action": "buy"}));
+    assert_eq!(none.field, "quantity");
+    assert!(none.message.contains("notional"), "{}", none.message);
+    let two =
+        invalid(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "quantity": 1, "notional": 100}));
+    assert_eq!(two.field, "notional");
+    let two = invalid(
+        json!({"symbol": "NASDAQ:AAPL", "action": "buy", "amount": 100,
+                             "equity_percent": 5}),
+    );
+    assert_eq!(two.field, "equity_percent");
+    assert_eq!(
+        field_of(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "notional": "0"})),
+        "notional"
+    );
+    assert_eq!(
+        field_of(json!({"symbol": "NASDAQ:AAPL", "action": "buy", "percent_of_equity": "150"})),
+        "percent_of_equity"
+    );
+}
+
+#[test]
+fn sizing_other_than_quantity_is_refused_on_closes_and_targets() {
+    assert_eq!(
+        field_of(json!({"symbol": "NASDAQ:AAPL", "action": "close", "notional": 100})),
+        "notional"
+    );
+    assert_eq!(
+        field_of(json!({"symbol": "NASDAQ:AAPL", "target_position": 1, "percent_of_equity": 5})),
+        "percent_of_equity"
+    );
+    let close = single(json!({"symbol": "NASDAQ:AAPL", "action": "close", "qty": 2}));
+    assert_eq!(close.quantity, p("2"));
+}
+
+#[test]
+fn legs_of_a_multi_leg_alert_take_targets_and_sizes_too() {
+    let alert = margin(json!({"legs": [
+        {"symbol": "NASDAQ:AAPL", "target_position": "3"},
+        {"symbol": "NASDAQ:MSFT", "action": "buy", "notional": "500", "price": "400"}
+    ]}))
+    .unwrap();
+    assert_eq!(alert.legs[0].target_position, Some(dec("3")));
+    assert_eq!(
+        alert.legs[1].sizing,
+        Sizing::Notional("500".parse().unwrap())
+    );
+    let bad = margin(json!({"legs": [{"symbol": "NASDAQ:AAPL", "action": "buy"}]})).unwrap_err();
+    assert_eq!(bad.field, "legs[0].quantity");
 }

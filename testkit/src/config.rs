@@ -98,6 +98,7 @@ pub fn receiver(public_keys: Vec<SecretRef>, store_path: &Path) -> ReceiverSetti
         risk: RiskConfig::default(),
         symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
         executor: ExecutorConfig::default(),
+        reconcile: Default::default(),
         ops: None,
         metrics: None,
         log: LogConfig::default(),

@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
         refuse_perpetuals: true,
         exchange_in_symbol: false,
+        allow_short: true,
         max_age_ms: 120_000,
     };
     let reading = interpreter.interpret(data, NOW_MS);

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         symbols: &symbols,
         refuse_perpetuals: flags & 1 == 1,
         exchange_in_symbol: false,
+        allow_short: flags & 2 == 0,
     };
     let first = normalize(&alert, &ctx);
     assert_eq!(

@@ -18,7 +18,8 @@ use super::config::AlpacaConfig;
 use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
-use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement};
+use super::Positions;
+use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
 use crate::order::OrderRequest;
 
 /// Alpaca's limit on `client_order_id`.
@@ -110,7 +111,102 @@ fn alpaca_message(body: &[u8]) -> String {
         .unwrap_or_else(|| excerpt(body))
 }
 
+/// Alpaca's grid for fractional shares: 9 decimal places, no minimum quantity (its $1
+/// minimum order value is checked by Alpaca).
+const FRACTIONAL_LOT: LotRule = LotRule {
+    step: Decimal::from_parts(1, 0, 0, false, 9),
+    min: Decimal::ZERO,
+};
+
+/// One entry of `GET /v2/positions`.
+#[derive(Debug, Deserialize)]
+struct AlpacaPosition {
+    symbol: String,
+    qty: String,
+    #[serde(default)]
+    side: Option<String>,
+}
+
+/// The part of `GET /v2/account` that matters here.
+#[derive(Debug, Deserialize)]
+struct AlpacaAccount {
+    equity: String,
+}
+
 impl AlpacaBroker {
+    /// `GET` of an account endpoint as JSON, errors named after `what`.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<T, BrokerError> {
+        let answer = send(self.request(reqwest::Method::GET, path))
+            .await
+            .map_err(|failure| BrokerError::Transient {
+                message: format!("Alpaca {what}: {}", failure.message()),
+                retry_after: None,
+            })?;
+        match answer.status {
+            s if s.is_success() => {
+                serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
+                    message: format!("Alpaca {what} answer is unreadable ({e})"),
+                    retry_after: None,
+                })
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(BrokerError::Rejected {
+                message: format!(
+                    "Alpaca refused the API key ({})",
+                    alpaca_message(&answer.body)
+                ),
+            }),
+            s => Err(BrokerError::Transient {
+                message: format!(
+                    "Alpaca {what} answered {s}: {}",
+                    alpaca_message(&answer.body)
+                ),
+                retry_after: retry_after(&answer.headers),
+            }),
+        }
+    }
+
+    /// `GET /v2/positions`: the signed quantity of each of `symbols` (zero when not held).
+    async fn open_positions(
+        &self,
+        symbols: &[String],
+    ) -> Result<Vec<(String, Decimal)>, BrokerError> {
+        let open: Vec<AlpacaPosition> = self.get_json("/v2/positions", "positions").await?;
+        let mut out = Vec::with_capacity(symbols.len());
+        for symbol in symbols {
+            let mut held = Decimal::ZERO;
+            if let Some(p) = open.iter().find(|p| &p.symbol == symbol) {
+                let qty = p
+                    .qty
+                    .parse::<Decimal>()
+                    .map_err(|_| BrokerError::Transient {
+                        message: format!("Alpaca position qty of {symbol} is not a decimal"),
+                        retry_after: None,
+                    })?;
+                // Alpaca gives short positions a negative qty and side "short"; either says so.
+                let short = p.side.as_deref() == Some("short");
+                held = if short { -qty.abs() } else { qty };
+            }
+            out.push((symbol.clone(), held.normalize()));
+        }
+        Ok(out)
+    }
+
+    /// `GET /v2/account`: `equity`.
+    async fn account_equity(&self) -> Result<Decimal, BrokerError> {
+        let account: AlpacaAccount = self.get_json("/v2/account", "account").await?;
+        account
+            .equity
+            .parse::<Decimal>()
+            .map_err(|_| BrokerError::Transient {
+                message: "Alpaca account equity is not a decimal".into(),
+                retry_after: None,
+            })
+    }
+
     /// Resolves the key pair and builds the client.
     pub fn from_config(config: &AlpacaConfig) -> Result<Self, BrokerBuildError> {
         let key_id = config
@@ -176,7 +272,7 @@ impl AlpacaBroker {
         let message = alpaca_message(&answer.body);
         match answer.status {
             StatusCode::UNPROCESSABLE_ENTITY if message.contains(DUPLICATE_MESSAGE) => {
-                match self.lookup(&client_order_id).await? {
+                match self.find_order(&client_order_id).await? {
                     Some(existing) => Ok(existing),
                     None => Err(BrokerError::Transient {
                         message: format!(
@@ -216,7 +312,7 @@ impl AlpacaBroker {
         client_order_id: &str,
         why: &str,
     ) -> Result<Placement, BrokerError> {
-        match self.lookup(client_order_id).await {
+        match self.find_order(client_order_id).await {
             Ok(Some(existing)) => Ok(existing),
             Ok(None) => Err(BrokerError::Transient {
                 message: format!("Alpaca: {why}; the order is not there, it will be sent again"),
@@ -230,7 +326,7 @@ impl AlpacaBroker {
     }
 
     /// `GET /v2/orders:by_client_order_id`: `None` on 404.
-    async fn lookup(&self, client_order_id: &str) -> Result<Option<Placement>, BrokerError> {
+    async fn find_order(&self, client_order_id: &str) -> Result<Option<Placement>, BrokerError> {
         let request = self
             .request(reqwest::Method::GET, "/v2/orders:by_client_order_id")
             .query(&[("client_order_id", client_order_id)]);
@@ -281,6 +377,44 @@ impl Broker for AlpacaBroker {
 
     fn max_client_id_len(&self) -> usize {
         CLIENT_ORDER_ID_MAX
+    }
+
+    fn reports_positions(&self) -> bool {
+        true
+    }
+
+    fn positions<'a>(
+        &'a self,
+        _account: &'a str,
+        symbols: &'a [String],
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
+        Box::pin(async move { self.open_positions(symbols).await.map(Some) })
+    }
+
+    fn equity<'a>(
+        &'a self,
+        _account: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Decimal>, BrokerError>> {
+        Box::pin(async move { self.account_equity().await.map(Some) })
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        _symbol: &'a str,
+        client_order_id: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        Box::pin(async move {
+            let venue_id = venue_client_id(client_order_id, self.max_client_id_len());
+            self.find_order(&venue_id).await
+        })
+    }
+
+    fn lot_rule<'a>(
+        &'a self,
+        _symbol: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<LotRule>, BrokerError>> {
+        // Alpaca takes fractional quantities to 9 decimal places.
+        Box::pin(async { Ok(Some(FRACTIONAL_LOT)) })
     }
 
     fn place<'a>(

@@ -2,6 +2,7 @@
 //! `env:`/`file:` references ([`SecretRef`]), resolved when the broker is built.
 
 use alertgate_shared::SecretRef;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Which venue orders go to.
@@ -21,6 +22,20 @@ pub enum BrokerKind {
     Zerodha,
     /// Betfair Exchange (API-NG).
     Betfair,
+}
+
+impl BrokerKind {
+    /// `paper`, `binance`, `alpaca`, `http`, `zerodha`, `betfair`: the broker's name in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paper => "paper",
+            Self::Binance => "binance",
+            Self::Alpaca => "alpaca",
+            Self::Http => "http",
+            Self::Zerodha => "zerodha",
+            Self::Betfair => "betfair",
+        }
+    }
 }
 
 /// `[broker]`.
@@ -45,13 +60,36 @@ pub struct BrokerConfig {
 }
 
 /// `[broker.paper]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaperConfig {
     /// Test/demo knob: wait this long before answering each order, to watch `pending` outcomes
     /// and restarts in the middle of an execution. 0 (the default) in real use.
     #[serde(default)]
     pub fill_delay_ms: u64,
+    /// The paper account's equity, what `percent_of_equity` sizes from (default `"100000"`).
+    #[serde(default = "default_paper_equity")]
+    pub equity: Decimal,
+    /// Round sized quantities down to this step (default: no rounding).
+    #[serde(default)]
+    pub lot_step: Option<Decimal>,
+}
+
+impl Default for PaperConfig {
+    fn default() -> Self {
+        Self {
+            fill_delay_ms: 0,
+            equity: default_paper_equity(),
+            lot_step: None,
+        }
+    }
+}
+
+/// The paper account's equity when `[broker.paper] equity` is not set.
+pub const DEFAULT_PAPER_EQUITY: Decimal = Decimal::from_parts(100_000, 0, 0, false, 0);
+
+fn default_paper_equity() -> Decimal {
+    DEFAULT_PAPER_EQUITY
 }
 
 /// The Binance Spot testnet; trading live needs `base_url = "https://api.binance.com"` on purpose.
@@ -131,6 +169,11 @@ pub struct HttpBrokerConfig {
     /// `whsec_` secrets; each signs the forwarded order (Standard Webhooks `v1`).
     #[serde(default)]
     pub hmac_secrets: Vec<SecretRef>,
+    /// Optional: where the OMS reports positions (`GET {positions_url}?account=A`, signed like
+    /// orders, answering `{"positions":[{"symbol","position"}]}`). Without it positions are the
+    /// journal's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions_url: Option<String>,
     /// Per-request timeout in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,

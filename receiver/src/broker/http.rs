@@ -10,7 +10,9 @@
 //! "stop_price","tif","reference_price"}`; decimals are JSON strings, absent prices are `null`.
 //! 2xx → placed (`id`/`order_id` and `status` read from the answer when present); 409 → the OMS
 //! already has it → placed; 408/429/5xx/timeouts → transient (retried with the same webhook-id);
-//! other 4xx → rejected with the OMS's message.
+//! other 4xx → rejected with the OMS's message. With `positions_url`, positions are read with a
+//! signed `GET {positions_url}?account=A` (empty body; `webhook-id` `positions-{ms}`) answering
+//! `{"positions":[{"symbol":"BTCUSDT","position":"-0.5"}]}` (a symbol not listed is flat).
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +26,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::config::HttpBrokerConfig;
-use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement};
+use super::{
+    Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement, Positions,
+};
 use crate::order::{OrderRequest, OrderType, Price, Quantity, Side, TimeInForce};
 
 /// Builds the shared client: rustls, a total per-request timeout, no redirects (a venue that
@@ -203,6 +207,8 @@ pub struct HttpBroker {
     client: reqwest::Client,
     /// `webhook-timestamp` of each attempt.
     clock: Arc<dyn Clock>,
+    /// `[broker.http] positions_url`, when the OMS reports positions.
+    positions_url: Option<String>,
 }
 
 impl fmt::Debug for HttpBroker {
@@ -241,11 +247,17 @@ impl HttpBroker {
             key: "http.hmac_secrets",
             message: e.to_string(),
         })?;
+        let positions_url = config
+            .positions_url
+            .as_deref()
+            .map(|u| base_url("http.positions_url", u))
+            .transpose()?;
         Ok(Self {
             url,
             signer,
             client: build_client("http", config.timeout_ms)?,
             clock,
+            positions_url,
         })
     }
 
@@ -301,6 +313,69 @@ impl HttpBroker {
     }
 }
 
+/// `{"positions":[{"symbol","position"}]}` from the OMS.
+#[derive(Debug, serde::Deserialize)]
+struct OmsPositions {
+    positions: Vec<OmsPosition>,
+}
+
+/// One position the OMS reports; decimals as strings.
+#[derive(Debug, serde::Deserialize)]
+struct OmsPosition {
+    symbol: String,
+    position: String,
+}
+
+impl HttpBroker {
+    /// `GET {positions_url}?account=`, signed with Standard Webhooks over the empty body.
+    async fn oms_positions(
+        &self,
+        url: &str,
+        account: &str,
+        symbols: &[String],
+    ) -> Result<Vec<(String, Decimal)>, BrokerError> {
+        let transient = |message: String| BrokerError::Transient {
+            message,
+            retry_after: None,
+        };
+        let timestamp = self.clock.now_unix();
+        let id = format!("positions-{}", self.clock.now_unix_ms());
+        let headers = self
+            .signer
+            .request_headers(&id, timestamp, b"")
+            .map_err(|e| transient(format!("cannot sign the positions request: {e}")))?;
+        let request = self
+            .client
+            .get(url)
+            .query(&[("account", account)])
+            .headers(headers);
+        let answer = send(request)
+            .await
+            .map_err(|f| transient(format!("OMS positions: {}", f.message())))?;
+        if !answer.status.is_success() {
+            return Err(transient(format!(
+                "OMS positions answered {}: {}",
+                answer.status,
+                oms_message(&answer.body)
+            )));
+        }
+        let list: OmsPositions = serde_json::from_slice(&answer.body)
+            .map_err(|e| transient(format!("OMS positions answer is unreadable ({e})")))?;
+        symbols
+            .iter()
+            .map(|symbol| {
+                let held = match list.positions.iter().find(|p| &p.symbol == symbol) {
+                    Some(p) => p.position.parse::<Decimal>().map_err(|_| {
+                        transient(format!("OMS position of {symbol} is not a decimal"))
+                    })?,
+                    None => Decimal::ZERO,
+                };
+                Ok((symbol.clone(), held))
+            })
+            .collect()
+    }
+}
+
 /// Reads `id`/`order_id`, `status`, `filled_quantity`, `average_price` when the OMS sends them.
 fn oms_placement(body: &[u8]) -> Placement {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
@@ -345,6 +420,23 @@ impl Broker for HttpBroker {
     /// The id is sent as `webhook-id`, which allows 128 characters.
     fn max_client_id_len(&self) -> usize {
         128
+    }
+
+    fn reports_positions(&self) -> bool {
+        self.positions_url.is_some()
+    }
+
+    fn positions<'a>(
+        &'a self,
+        account: &'a str,
+        symbols: &'a [String],
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
+        Box::pin(async move {
+            match &self.positions_url {
+                Some(url) => self.oms_positions(url, account, symbols).await.map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     fn place<'a>(

@@ -21,6 +21,7 @@ use std::time::Duration;
 use alertgate_shared::keys::KeyError;
 use alertgate_shared::secret::SecretError;
 use alertgate_shared::Clock;
+use rust_decimal::Decimal;
 
 use crate::journal::PlacementStore;
 use crate::order::OrderRequest;
@@ -65,6 +66,30 @@ pub enum BrokerError {
     },
 }
 
+/// Signed positions by venue symbol, as [`Broker::positions`] reports them.
+pub type Positions = Vec<(String, Decimal)>;
+
+/// A venue's quantity rule for one symbol: quantities are multiples of `step` and at least
+/// `min` (zero disables either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LotRule {
+    /// Quantity increment (Binance `LOT_SIZE.stepSize`); zero: any.
+    pub step: Decimal,
+    /// Smallest quantity (Binance `LOT_SIZE.minQty`); zero: none.
+    pub min: Decimal,
+}
+
+impl LotRule {
+    /// `quantity` rounded down to the step.
+    pub fn round_down(&self, quantity: Decimal) -> Decimal {
+        if self.step > Decimal::ZERO {
+            ((quantity / self.step).floor() * self.step).normalize()
+        } else {
+            quantity.normalize()
+        }
+    }
+}
+
 /// A venue that takes orders.
 pub trait Broker: Send + Sync + Debug {
     /// The venue's name in records and metrics (`paper`, `binance`, ...).
@@ -95,10 +120,65 @@ pub trait Broker: Send + Sync + Debug {
         Ok(false)
     }
 
-    /// `true` when the venue can say what position an account holds (for target-position
-    /// intents). No venue does yet: positions come from the journal.
+    /// `false` when the venue cannot hold a short position (spot crypto): a negative
+    /// `target_position` is then `invalid`. Short selling is allowed by default.
+    fn allows_short(&self) -> bool {
+        true
+    }
+
+    /// `true` when [`Broker::positions`] answers: target-position intents then start from the
+    /// venue's position, otherwise from the journal's fills.
     fn reports_positions(&self) -> bool {
         false
+    }
+
+    /// The signed positions the venue holds in `symbols` for `account` (a symbol it holds
+    /// nothing in is reported as zero). `Ok(None)`: this venue cannot report positions.
+    fn positions<'a>(
+        &'a self,
+        account: &'a str,
+        symbols: &'a [String],
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
+        let _ = (account, symbols);
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The account's equity in the quote currency, for `percent_of_equity` sizing.
+    /// `Ok(None)`: this venue cannot report it.
+    fn equity<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Decimal>, BrokerError>> {
+        let _ = account;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The order the venue holds under `client_order_id` (alertgate's id; the adapter maps it
+    /// to the venue's form), `Ok(None)` when the venue has no such order. Used to settle orders
+    /// whose placement was never confirmed (`unknown`). The default cannot ask: an error.
+    fn lookup<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        let _ = (symbol, client_order_id);
+        let name = self.name();
+        Box::pin(async move {
+            Err(BrokerError::Transient {
+                message: format!("the {name} venue cannot look orders up"),
+                retry_after: None,
+            })
+        })
+    }
+
+    /// The quantity grid of `symbol`, which sized quantities (notional, percent of equity,
+    /// target differences) are rounded down to. `Ok(None)`: no rounding.
+    fn lot_rule<'a>(
+        &'a self,
+        symbol: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<LotRule>, BrokerError>> {
+        let _ = symbol;
+        Box::pin(async { Ok(None) })
     }
 
     /// Places `order` idempotently on `order.client_order_id`. When the outcome of an earlier
@@ -171,12 +251,12 @@ pub fn build(
 ) -> Result<Arc<dyn Broker>, BrokerBuildError> {
     match config.kind {
         BrokerKind::Paper => {
-            let delay = config.paper.as_ref().map_or(0, |p| p.fill_delay_ms);
-            Ok(Arc::new(paper::PaperBroker::new(
-                book,
-                clock,
-                Duration::from_millis(delay),
-            )))
+            let paper = config.paper.clone().unwrap_or_default();
+            Ok(Arc::new(
+                paper::PaperBroker::new(book, clock, Duration::from_millis(paper.fill_delay_ms))
+                    .with_equity(paper.equity)
+                    .with_lot_step(paper.lot_step),
+            ))
         }
         BrokerKind::Binance => {
             let section = config

@@ -6,6 +6,9 @@
 //! Its book lives in the journal's storage ([`PlacementStore`]), so `place` is idempotent on the
 //! client order id across restarts: the first answer recorded for an id is the answer forever.
 //! What an order's answer is ([`answer`]) is decided here; the store only keeps it.
+//!
+//! Positions are the journal's (the paper venue has no other record, so it does not "report"
+//! them); equity is `[broker.paper] equity`; lot rounding only when `lot_step` is configured.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use std::time::Duration;
 use alertgate_shared::Clock;
 use rust_decimal::Decimal;
 
-use super::{Broker, BrokerError, BrokerFuture};
+use super::{Broker, BrokerError, BrokerFuture, LotRule};
 use crate::journal::{JournalError, PlacementStore};
 use crate::order::{OrderRequest, OrderStatus, OrderType, Placement};
 
@@ -26,6 +29,10 @@ pub struct PaperBroker {
     clock: Arc<dyn Clock>,
     /// Test/demo knob (`[broker.paper] fill_delay_ms`): pause before answering.
     fill_delay: Duration,
+    /// `[broker.paper] equity`: what `percent_of_equity` sizes from.
+    equity: Decimal,
+    /// `[broker.paper] lot_step`: sized quantities round down to it; `None`: no rounding.
+    lot_step: Option<Decimal>,
 }
 
 impl PaperBroker {
@@ -35,7 +42,21 @@ impl PaperBroker {
             book,
             clock,
             fill_delay,
+            equity: super::config::DEFAULT_PAPER_EQUITY,
+            lot_step: None,
         }
+    }
+
+    /// The account equity `percent_of_equity` sizes from.
+    pub fn with_equity(mut self, equity: Decimal) -> Self {
+        self.equity = equity;
+        self
+    }
+
+    /// Rounds sized quantities down to `step` (`None`: no rounding).
+    pub fn with_lot_step(mut self, step: Option<Decimal>) -> Self {
+        self.lot_step = step.filter(|s| *s > Decimal::ZERO);
+        self
     }
 }
 
@@ -82,6 +103,33 @@ impl Broker for PaperBroker {
 
     fn shares_journal(&self) -> bool {
         true
+    }
+
+    fn equity<'a>(
+        &'a self,
+        _account: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Decimal>, BrokerError>> {
+        let equity = self.equity;
+        Box::pin(async move { Ok(Some(equity)) })
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        _symbol: &'a str,
+        client_order_id: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        Box::pin(async move { self.book.lookup(client_order_id).await.map_err(transient) })
+    }
+
+    fn lot_rule<'a>(
+        &'a self,
+        _symbol: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<LotRule>, BrokerError>> {
+        let rule = self.lot_step.map(|step| LotRule {
+            step,
+            min: Decimal::ZERO,
+        });
+        Box::pin(async move { Ok(rule) })
     }
 
     fn place<'a>(

@@ -7,17 +7,21 @@
 //!    (account, symbol) run one at a time in submission order; a multi-leg alert takes every
 //!    place at once, so it cannot deadlock.
 //! 2. Warm-up (here): the account's per-minute risk count is seeded from the journal after a
-//!    restart, and the positions of the job's symbols are read ([`positions`], a cache in front
-//!    of the journal).
+//!    restart, and the positions of the job's symbols are read: from the venue for target
+//!    legs when it reports positions, else from [`positions`] (a cache in front of the
+//!    journal); the equity and lot rules when a quantity is to be computed ([`sizing`]).
 //! 3. [`plan`]: a pure function from legs and positions to order intents (`close` resolves
-//!    against the position), or `nothing_to_close`, or `invalid`.
+//!    against the position, a target places the difference), or `nothing_to_close`,
+//!    `already_at_target`, or `invalid`.
 //! 4. Risk gates (here, [`crate::risk`]), then the orders are journaled (status `new`) before
 //!    the venue hears of them, so a crash at any point leaves enough to resume with the same
 //!    client order ids ([`Work::Resume`]).
 //! 5. [`place`]: each order goes to the broker, transient errors retried with the same id.
 //! 6. [`record`]: answers and outcome are written at once; the turn is released there.
 //!
-//! Client order ids are derived from the message id and the leg index ([`client_order_id`]).
+//! Client order ids are derived from the message id and the leg index ([`client_order_id`];
+//! the open of a reversal: [`client_order_id_part`]). [`Executor::settle`] settles an `unknown`
+//! order for reconciliation, in the same queue.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,11 +32,13 @@ use alertgate_shared::Clock;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, Notify};
 
-use crate::broker::Broker;
+use rust_decimal::Decimal;
+
+use crate::broker::{Broker, LotRule};
 use crate::config::ExecutorConfig;
 use crate::journal::{Journal, JournalError, OrderRecord, Outcome};
 use crate::metrics::Metrics;
-use crate::normalize::Leg;
+use crate::normalize::{Action, Leg, Sizing};
 use crate::risk::{Candidate, RiskGates};
 
 pub mod place;
@@ -40,6 +46,10 @@ pub mod plan;
 pub mod positions;
 pub mod queue;
 pub mod record;
+mod settle;
+pub mod sizing;
+
+pub use self::settle::Found;
 
 use self::place::Placer;
 use self::plan::{Plan, Request};
@@ -49,6 +59,8 @@ use self::record::{Finished, Recorder};
 
 /// Recorded as `reason` when a `close` found no position (outcome `filled`, no orders).
 pub const NOTHING_TO_CLOSE: &str = "nothing_to_close";
+/// Recorded as `reason` when a target position is already held (outcome `filled`, no orders).
+pub const ALREADY_AT_TARGET: &str = "already_at_target";
 
 /// What orders are queued by: (account, venue symbol).
 pub type Key = (String, String);
@@ -152,6 +164,19 @@ pub fn client_order_id(message_id: &str, leg: u32) -> String {
     } else {
         let digest = Sha256::digest(message_id.as_bytes());
         format!("ag-{}-{leg}", hex::encode(&digest[..12]))
+    }
+}
+
+/// The client order id of the `part`-th extra order of leg `leg` (the open of a reversal):
+/// `{message id}-{leg}o{part}`, hashed like [`client_order_id`] when that would pass 36
+/// characters.
+pub fn client_order_id_part(message_id: &str, leg: u32, part: usize) -> String {
+    let plain = format!("{message_id}-{leg}o{part}");
+    if message_id.len() <= 32 && plain.len() <= 36 {
+        plain
+    } else {
+        let digest = Sha256::digest(message_id.as_bytes());
+        format!("ag-{}-{leg}o{part}", hex::encode(&digest[..12]))
     }
 }
 
@@ -308,27 +333,42 @@ impl Inner {
             let count = self.journal.orders_since(account, now - 60_000).await?;
             self.risk.seed(account, count);
         }
-        let mut positions = HashMap::new();
-        for leg in legs {
-            if !positions.contains_key(&leg.symbol) {
-                let p = self
-                    .positions
-                    .get(self.journal.as_ref(), account, &leg.symbol)
-                    .await?;
-                positions.insert(leg.symbol.clone(), p);
+        let state = match self.venue_state(account, legs).await? {
+            Ok(state) => state,
+            Err(reason) => {
+                tracing::warn!(
+                    message_id,
+                    account,
+                    reason,
+                    "cannot read what the plan needs from the venue"
+                );
+                return Ok(Prepared::Finished(Finished::without_orders(
+                    Outcome::Failed,
+                    Some(reason),
+                )));
             }
-        }
+        };
         let request = Request {
             message_id,
             account,
             venue: self.broker.name(),
             now_ms: now,
             legs,
+            equity: state.equity,
+            lots: &state.lots,
+            position_source: state.position_source,
         };
-        let intents = match plan::plan(&request, &positions) {
+        let intents = match plan::plan(&request, &state.positions) {
             Plan::Orders(intents) => intents,
             Plan::NothingToClose => {
                 let reason = Some(NOTHING_TO_CLOSE.to_owned());
+                return Ok(Prepared::Finished(Finished::without_orders(
+                    Outcome::Filled,
+                    reason,
+                )));
+            }
+            Plan::AlreadyAtTarget => {
+                let reason = Some(ALREADY_AT_TARGET.to_owned());
                 return Ok(Prepared::Finished(Finished::without_orders(
                     Outcome::Filled,
                     reason,
@@ -353,6 +393,91 @@ impl Inner {
         Ok(Prepared::Orders(
             intents.into_iter().map(|i| i.order).collect(),
         ))
+    }
+}
+
+/// What the plan needs to know beyond the legs.
+struct VenueState {
+    /// Signed positions per symbol.
+    positions: HashMap<String, Decimal>,
+    /// `venue` or `journal`: where `positions` came from.
+    position_source: &'static str,
+    /// The account's equity, read only when a leg sizes by percent of equity.
+    equity: Option<Decimal>,
+    /// Lot rules of the symbols whose quantity is computed.
+    lots: HashMap<String, LotRule>,
+}
+
+impl Inner {
+    /// Positions, equity and lot rules for `legs`: target legs start from the venue's position
+    /// where the venue reports one (else the journal's), other legs from the journal. The inner
+    /// `Err` is a venue error (outcome `failed`).
+    async fn venue_state(
+        &self,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<Result<VenueState, String>, JournalError> {
+        let has_target = legs.iter().any(|l| l.action == Action::Target);
+        let from_venue = has_target && self.broker.reports_positions();
+        let mut symbols: Vec<String> = legs.iter().map(|l| l.symbol.clone()).collect();
+        symbols.sort();
+        symbols.dedup();
+        let mut positions = HashMap::new();
+        if from_venue {
+            match self.broker.positions(account, &symbols).await {
+                Ok(Some(held)) => positions.extend(held),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(format!("cannot read the position at the venue: {e}"))),
+            }
+        }
+        for symbol in &symbols {
+            if !positions.contains_key(symbol) {
+                let p = self
+                    .positions
+                    .get(self.journal.as_ref(), account, symbol)
+                    .await?;
+                positions.insert(symbol.clone(), p);
+            }
+        }
+        let equity = if legs
+            .iter()
+            .any(|l| matches!(l.sizing, Sizing::PercentOfEquity(_)))
+        {
+            match self.broker.equity(account).await {
+                Ok(e) => e,
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "cannot read the account's equity at the venue: {e}"
+                    )))
+                }
+            }
+        } else {
+            None
+        };
+        let mut lots = HashMap::new();
+        for leg in legs {
+            let computed = leg.action == Action::Target || leg.sizing != Sizing::Quantity;
+            if computed && !lots.contains_key(&leg.symbol) {
+                match self.broker.lot_rule(&leg.symbol).await {
+                    Ok(Some(rule)) => {
+                        lots.insert(leg.symbol.clone(), rule);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Ok(Err(format!(
+                            "cannot read the lot size of {} at the venue: {e}",
+                            leg.symbol
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(Ok(VenueState {
+            positions,
+            position_source: if from_venue { "venue" } else { "journal" },
+            equity,
+            lots,
+        }))
     }
 }
 

@@ -4,7 +4,10 @@
 //! A transient error is retried with the same client order id (the venue's idempotency key):
 //! at most `executor.max_attempts` attempts, exponential backoff from `retry_base_ms` to
 //! `retry_max_ms`, never sooner than the venue's `Retry-After` and never longer than a minute.
-//! Once one order fails, the later ones are not sent (`skipped`).
+//! Once one order fails, the later ones are not sent (`skipped`). An order still unconfirmed
+//! after the last attempt is `unknown` (outcome `unknown`), never `failed`: the venue may have
+//! it, and reconciliation looks it up. The open of a reversal is sent only once its close has
+//! filled (looked up with the same backoff), else it is `skipped`.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,9 @@ use crate::config::ExecutorConfig;
 use crate::journal::{JournalError, JournalFuture, OrderRecord, OrderState, Outcome, Settlement};
 use crate::metrics::Metrics;
 use crate::order::{OrderRequest, Placement, Positive};
+
+/// The reason's prefix when a reversal's open waits for a close that has not filled.
+pub const REVERSAL_WAITING: &str = "reversal_waiting_for_close";
 
 /// Longest wait between two attempts, whatever a venue's `Retry-After` says.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
@@ -63,14 +69,34 @@ impl Placer<'_> {
     ) -> Result<Placed, JournalError> {
         let mut settlements = Vec::new();
         let mut failure = None;
-        for order in orders.iter_mut() {
-            if order.status != OrderState::New {
+        let mut waiting = None;
+        for i in 0..orders.len() {
+            if orders[i].status != OrderState::New {
                 continue;
             }
             if failure.is_some() {
-                order.status = OrderState::Skipped;
+                orders[i].status = OrderState::Skipped;
                 continue;
             }
+            if orders[i].waits_for_fill {
+                if let Some(previous) = i.checked_sub(1) {
+                    if !self
+                        .wait_for_fill(&mut orders[previous], &mut settlements)
+                        .await
+                    {
+                        orders[i].status = OrderState::Skipped;
+                        waiting = Some(format!(
+                            "{}: the close {} has not filled, so the open {} was not sent; the next \
+                             target alert places the rest",
+                            REVERSAL_WAITING,
+                            orders[previous].client_order_id,
+                            orders[i].client_order_id
+                        ));
+                        continue;
+                    }
+                }
+            }
+            let order = &mut orders[i];
             let started = Instant::now();
             let result = match to_request(order) {
                 Ok(request) => self.place_with_retries(&request).await,
@@ -84,6 +110,13 @@ impl Placer<'_> {
             let now = self.clock.now_unix_ms();
             let settlement = match result {
                 Ok(placement) => settlement(order, &placement, now),
+                Err(error @ BrokerError::Transient { .. }) => {
+                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order unknown: the venue never confirmed it");
+                    let mut settlement = failed(order, &error, now);
+                    settlement.status = OrderState::Unknown;
+                    failure = Some(error);
+                    settlement
+                }
                 Err(error) => {
                     tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order failed");
                     let settlement = failed(order, &error, now);
@@ -100,7 +133,10 @@ impl Placer<'_> {
             self.metrics.order(&order.venue, order.status);
             settlements.push(settlement);
         }
-        let (outcome, reason) = outcome_of(&orders, failure);
+        let (outcome, mut reason) = outcome_of(&orders, failure);
+        if reason.is_none() {
+            reason = waiting;
+        }
         if let Some(planned) = planned {
             planned.await?;
         }
@@ -110,6 +146,51 @@ impl Placer<'_> {
             outcome,
             reason,
         })
+    }
+
+    /// Waits for `previous` (the close of a reversal) to fill: at once when it has, else by
+    /// looking it up with the retry backoff, at most `max_attempts` times. A fill found later
+    /// replaces its settlement. `false`: it has not filled.
+    async fn wait_for_fill(
+        &self,
+        previous: &mut OrderRecord,
+        settlements: &mut [Settlement],
+    ) -> bool {
+        match previous.status {
+            OrderState::Filled => return true,
+            OrderState::Placed | OrderState::PartiallyFilled => {}
+            _ => return false,
+        }
+        let backoff = Backoff::new(
+            Duration::from_millis(self.config.retry_base_ms),
+            Duration::from_millis(self.config.retry_max_ms),
+            MAX_RETRY_WAIT,
+        );
+        for attempt in 1..=self.config.max_attempts {
+            tokio::time::sleep(backoff.delay_now(attempt, None)).await;
+            let found = self
+                .broker
+                .lookup(&previous.symbol, &previous.client_order_id)
+                .await;
+            let Ok(Some(placement)) = found else { continue };
+            if placement.status != crate::order::OrderStatus::Filled {
+                continue;
+            }
+            let now = self.clock.now_unix_ms();
+            let fresh = settlement(previous, &placement, now);
+            if let Some(s) = settlements
+                .iter_mut()
+                .find(|s| s.client_order_id == previous.client_order_id)
+            {
+                *s = fresh.clone();
+            }
+            previous.status = fresh.status;
+            previous.filled_quantity = fresh.filled_quantity;
+            previous.average_price = fresh.average_price;
+            previous.updated_at_ms = now;
+            return true;
+        }
+        false
     }
 
     /// Places one order, retrying transient errors with the same client order id.
@@ -131,12 +212,14 @@ impl Placer<'_> {
                     retry_after,
                 }) => {
                     if attempt >= self.config.max_attempts {
-                        return Err(BrokerError::Rejected {
+                        // Never confirmed and cannot be asked: `unknown`, for reconciliation to
+                        // settle by client order id (never `failed`: the venue may have it).
+                        return Err(BrokerError::Transient {
                             message: format!(
-                                "venue unavailable after {attempt} attempts: {message} (if the \
-                                 venue may have received the order, check it there before \
-                                 sending the alert again)"
+                                "venue unavailable after {attempt} attempts: {message}; the order \
+                                 is unknown until reconciliation finds it at the venue"
                             ),
+                            retry_after: None,
                         });
                     }
                     let wait = backoff.delay_now(attempt, retry_after);
@@ -157,11 +240,15 @@ impl Placer<'_> {
 }
 
 /// The message's outcome from its orders after placing, and the first failure if any.
-fn outcome_of(orders: &[OrderRecord], failure: Option<BrokerError>) -> (Outcome, Option<String>) {
+pub(super) fn outcome_of(
+    orders: &[OrderRecord],
+    failure: Option<BrokerError>,
+) -> (Outcome, Option<String>) {
     if let Some(error) = failure {
         let outcome = match error {
             BrokerError::Invalid { .. } => Outcome::Invalid,
-            _ => Outcome::Failed,
+            BrokerError::Transient { .. } => Outcome::Unknown,
+            BrokerError::Rejected { .. } => Outcome::Failed,
         };
         (outcome, Some(error.to_string()))
     } else if let Some(c) = orders.iter().find(|o| o.status == OrderState::Cancelled) {
@@ -200,7 +287,7 @@ fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
 }
 
 /// The venue's answer as a settlement, with the position change its fill causes.
-fn settlement(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
+pub(super) fn settlement(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
     Settlement {
         client_order_id: order.client_order_id.clone(),
         status: OrderState::from_status(p.status),
@@ -340,6 +427,8 @@ mod tests {
             filled_quantity: Decimal::ZERO,
             average_price: None,
             error: None,
+            sizing: None,
+            waits_for_fill: false,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

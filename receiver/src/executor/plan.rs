@@ -2,16 +2,20 @@
 //! or the reason there are none. Pure: no I/O, no clock, no shared state, so every rule about
 //! what an alert means in orders is here and testable on its own.
 //!
-//! A plan is a list of [`Intent`]s, each with a [`IntentKind`]. Today a leg becomes at most one
-//! intent (`open` for buy/sell, `close` for the close actions); target positions (place the
-//! difference, a reversal as a close then an open), cancels and protective exits are further
-//! kinds of the same list.
+//! A plan is a list of [`Intent`]s, each with a [`IntentKind`]. A buy/sell leg becomes one
+//! `open` (its quantity computed by [`super::sizing`] when given as a notional or a percent of
+//! equity), a close action one `close`, and a target position the difference: one `close` when
+//! it reduces, one `open` when it adds, and a `close` then an `open` when it reverses through
+//! zero, the open marked to wait for the close's fill ([`OrderRecord::waits_for_fill`]).
+//! Cancels and protective exits are further kinds of the same list.
 
 use std::collections::HashMap;
 
 use rust_decimal::Decimal;
+use serde_json::json;
 
-use super::client_order_id;
+use super::{client_order_id, client_order_id_part, sizing};
+use crate::broker::LotRule;
 use crate::journal::{OrderRecord, OrderState};
 use crate::normalize::{Action, Leg};
 use crate::order::{Positive, Side};
@@ -30,6 +34,12 @@ pub struct Request<'a> {
     pub now_ms: i64,
     /// The normalized legs, in alert order.
     pub legs: &'a [Leg],
+    /// The account's equity as the venue reports it (`percent_of_equity`); `None`: unknown.
+    pub equity: Option<Decimal>,
+    /// The venue's lot rule per symbol (computed quantities round down to it).
+    pub lots: &'a HashMap<String, LotRule>,
+    /// Where the positions come from (`venue` or `journal`), recorded with target orders.
+    pub position_source: &'a str,
 }
 
 /// What an intent does to a position.
@@ -78,6 +88,9 @@ pub enum Plan {
     /// Every leg was a close with nothing to close (outcome `filled`, reason
     /// [`super::NOTHING_TO_CLOSE`]).
     NothingToClose,
+    /// Every target leg is already at its target and nothing else is to do (outcome `filled`,
+    /// reason [`super::ALREADY_AT_TARGET`]).
+    AlreadyAtTarget,
     /// The legs cannot be executed as written (outcome `invalid`); names the field.
     Invalid(String),
 }
@@ -90,11 +103,83 @@ pub fn signed(side: Side, quantity: Decimal) -> Decimal {
     }
 }
 
+/// The side that moves a position by `delta` (positive: buy).
+fn side_of(delta: Decimal) -> Side {
+    if delta > Decimal::ZERO {
+        Side::Buy
+    } else {
+        Side::Sell
+    }
+}
+
+/// One order of a leg before it becomes an [`Intent`].
+struct Part {
+    kind: IntentKind,
+    side: Side,
+    quantity: Decimal,
+    sizing: Option<serde_json::Value>,
+    waits_for_fill: bool,
+}
+
+/// The parts that move `position` to `target`: none, one, or a close then an open.
+fn target_parts(
+    request: &Request<'_>,
+    leg: &Leg,
+    index: usize,
+    position: Decimal,
+    target: Decimal,
+) -> Result<Vec<Part>, String> {
+    let lot = request.lots.get(&leg.symbol);
+    let record = |part: &str, quantity: Decimal| {
+        json!({"method": "target", "target": target.normalize().to_string(),
+               "position": position.normalize().to_string(),
+               "position_source": request.position_source, "part": part,
+               "quantity": quantity.normalize().to_string()})
+    };
+    let what = |q: Decimal| {
+        format!(
+            "the difference to target {} from {}",
+            target.normalize(),
+            q.normalize()
+        )
+    };
+    let reverses = !position.is_zero()
+        && !target.is_zero()
+        && (position > Decimal::ZERO) != (target > Decimal::ZERO);
+    let mut parts = Vec::new();
+    let moves: Vec<(IntentKind, Decimal, &str)> = if reverses {
+        vec![
+            (IntentKind::Close, -position, "close"),
+            (IntentKind::Open, target, "open"),
+        ]
+    } else if target.abs() < position.abs() || target.is_zero() {
+        vec![(IntentKind::Close, target - position, "close")]
+    } else {
+        vec![(IntentKind::Open, target - position, "open")]
+    };
+    for (kind, delta, name) in moves {
+        let field = format!("legs[{index}].target_position");
+        let rounded = sizing::round(delta.abs(), lot, &leg.symbol, &what(position))
+            .map_err(|e| format!("{field}: {e}"))?;
+        let Some(quantity) = rounded else { continue };
+        let waits = name == "open" && !parts.is_empty();
+        parts.push(Part {
+            kind,
+            side: side_of(delta),
+            quantity,
+            sizing: Some(record(name, quantity)),
+            waits_for_fill: waits,
+        });
+    }
+    Ok(parts)
+}
+
 /// Plans `request.legs` against `positions` (signed, per venue symbol of `request.account`;
 /// a symbol missing from the map is flat). Later legs see the positions earlier legs leave.
 pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan {
     let mut after: HashMap<&str, Decimal> = HashMap::new();
     let mut intents = Vec::with_capacity(request.legs.len());
+    let mut targets = 0usize;
     for (i, leg) in request.legs.iter().enumerate() {
         let position = after
             .get(leg.symbol.as_str())
@@ -102,17 +187,33 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
             .copied()
             .unwrap_or(Decimal::ZERO);
         let wanted = leg.quantity.map(Positive::get);
-        let (kind, side, quantity) = match leg.action {
+        let parts = match leg.action {
             Action::Buy | Action::Sell => {
                 let side = if leg.action == Action::Buy {
                     Side::Buy
                 } else {
                     Side::Sell
                 };
-                let Some(q) = wanted else {
-                    return Plan::Invalid(format!("legs[{i}].quantity: required for buy and sell"));
-                };
-                (IntentKind::Open, side, q)
+                let (quantity, record) =
+                    match sizing::size(leg, i, request.equity, request.lots.get(&leg.symbol)) {
+                        Err(reason) => return Plan::Invalid(reason),
+                        Ok(Some(c)) => (c.quantity, Some(c.record)),
+                        Ok(None) => match wanted {
+                            Some(q) => (q, None),
+                            None => {
+                                return Plan::Invalid(format!(
+                                    "legs[{i}].quantity: required for buy and sell"
+                                ))
+                            }
+                        },
+                    };
+                vec![Part {
+                    kind: IntentKind::Open,
+                    side,
+                    quantity,
+                    sizing: record,
+                    waits_for_fill: false,
+                }]
             }
             Action::Close | Action::CloseLong | Action::CloseShort => {
                 let applies = match leg.action {
@@ -121,64 +222,81 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
                     _ => !position.is_zero(),
                 };
                 if !applies {
-                    after.insert(&leg.symbol, position);
-                    continue;
-                }
-                let side = if position > Decimal::ZERO {
-                    Side::Sell
+                    Vec::new()
                 } else {
-                    Side::Buy
-                };
-                let held = position.abs();
-                (
-                    IntentKind::Close,
-                    side,
-                    wanted.map_or(held, |w| w.min(held)),
-                )
+                    let held = position.abs();
+                    vec![Part {
+                        kind: IntentKind::Close,
+                        side: side_of(-position),
+                        quantity: wanted.map_or(held, |w| w.min(held)),
+                        sizing: None,
+                        waits_for_fill: false,
+                    }]
+                }
+            }
+            Action::Target => {
+                targets += 1;
+                let target = leg.target_position.unwrap_or(Decimal::ZERO);
+                match target_parts(request, leg, i, position, target) {
+                    Ok(parts) => parts,
+                    Err(reason) => return Plan::Invalid(reason),
+                }
             }
         };
-        let position_after = position + signed(side, quantity);
-        after.insert(&leg.symbol, position_after);
         let leg_index = u32::try_from(i).unwrap_or(u32::MAX);
-        let price = leg
-            .limit_price
-            .or(leg.reference_price)
-            .or(leg.stop_price)
-            .map(Positive::get);
-        intents.push(Intent {
-            kind,
-            tv_symbol: leg.tv_symbol.clone(),
-            price,
-            position_after,
-            order: OrderRecord {
-                client_order_id: client_order_id(request.message_id, leg_index),
-                message_id: request.message_id.to_owned(),
-                leg: leg_index,
-                account: request.account.to_owned(),
-                symbol: leg.symbol.clone(),
-                side,
-                quantity,
-                order_type: leg.order_type,
-                limit_price: leg.limit_price.map(Positive::get),
-                stop_price: leg.stop_price.map(Positive::get),
-                tif: leg.tif,
-                reference_price: leg.reference_price.map(Positive::get),
-                product: leg.product,
-                status: OrderState::New,
-                venue: request.venue.to_owned(),
-                venue_order_id: None,
-                filled_quantity: Decimal::ZERO,
-                average_price: None,
-                error: None,
-                created_at_ms: request.now_ms,
-                updated_at_ms: request.now_ms,
-            },
-        });
+        let mut position_after = position;
+        for (n, part) in parts.into_iter().enumerate() {
+            position_after += signed(part.side, part.quantity);
+            let price = leg
+                .limit_price
+                .or(leg.reference_price)
+                .or(leg.stop_price)
+                .map(Positive::get);
+            let client_order_id = if n == 0 {
+                client_order_id(request.message_id, leg_index)
+            } else {
+                client_order_id_part(request.message_id, leg_index, n)
+            };
+            intents.push(Intent {
+                kind: part.kind,
+                tv_symbol: leg.tv_symbol.clone(),
+                price,
+                position_after,
+                order: OrderRecord {
+                    client_order_id,
+                    message_id: request.message_id.to_owned(),
+                    leg: leg_index,
+                    account: request.account.to_owned(),
+                    symbol: leg.symbol.clone(),
+                    side: part.side,
+                    quantity: part.quantity,
+                    order_type: leg.order_type,
+                    limit_price: leg.limit_price.map(Positive::get),
+                    stop_price: leg.stop_price.map(Positive::get),
+                    tif: leg.tif,
+                    reference_price: leg.reference_price.map(Positive::get),
+                    product: leg.product,
+                    status: OrderState::New,
+                    venue: request.venue.to_owned(),
+                    venue_order_id: None,
+                    filled_quantity: Decimal::ZERO,
+                    average_price: None,
+                    error: None,
+                    sizing: part.sizing.map(|v| v.to_string()),
+                    waits_for_fill: part.waits_for_fill,
+                    created_at_ms: request.now_ms,
+                    updated_at_ms: request.now_ms,
+                },
+            });
+        }
+        after.insert(&leg.symbol, position_after);
     }
-    if intents.is_empty() {
-        Plan::NothingToClose
-    } else {
+    if !intents.is_empty() {
         Plan::Orders(intents)
+    } else if targets > 0 {
+        Plan::AlreadyAtTarget
+    } else {
+        Plan::NothingToClose
     }
 }
 
@@ -193,6 +311,8 @@ mod tests {
             symbol: symbol.into(),
             action,
             quantity: quantity.map(|q| Positive::new(Decimal::from(q)).unwrap()),
+            sizing: crate::normalize::Sizing::Quantity,
+            target_position: None,
             order_type: OrderType::Market,
             limit_price: None,
             stop_price: None,
@@ -207,14 +327,93 @@ mod tests {
             .iter()
             .map(|(s, q)| ((*s).to_owned(), Decimal::from(*q)))
             .collect();
+        let lots = HashMap::new();
         let request = Request {
             message_id: "msg_1",
             account: "main",
             venue: "paper",
             now_ms: 7,
             legs,
+            equity: None,
+            lots: &lots,
+            position_source: "journal",
         };
         plan(&request, &positions)
+    }
+
+    fn target(symbol: &str, t: i64) -> Leg {
+        Leg {
+            action: Action::Target,
+            target_position: Some(Decimal::from(t)),
+            ..leg(symbol, Action::Target, None)
+        }
+    }
+
+    #[test]
+    fn a_target_places_the_difference_and_a_reversal_is_a_close_then_an_open_that_waits() {
+        let up = intents(plan_for(&[target("AAA", 3)], &[("AAA", 1)]));
+        assert_eq!(up.len(), 1);
+        assert_eq!(
+            (up[0].kind, up[0].order.side, up[0].order.quantity),
+            (IntentKind::Open, Side::Buy, Decimal::from(2))
+        );
+        let down = intents(plan_for(&[target("AAA", 1)], &[("AAA", 3)]));
+        assert_eq!(
+            (down[0].kind, down[0].order.side, down[0].order.quantity),
+            (IntentKind::Close, Side::Sell, Decimal::from(2))
+        );
+        let flip = intents(plan_for(&[target("AAA", -1)], &[("AAA", 2)]));
+        let parts: Vec<_> = flip
+            .iter()
+            .map(|i| {
+                (
+                    i.kind,
+                    i.order.side,
+                    i.order.quantity,
+                    i.order.waits_for_fill,
+                    i.order.client_order_id.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (
+                    IntentKind::Close,
+                    Side::Sell,
+                    Decimal::from(2),
+                    false,
+                    "msg_1-0"
+                ),
+                (
+                    IntentKind::Open,
+                    Side::Sell,
+                    Decimal::from(1),
+                    true,
+                    "msg_1-0o1"
+                ),
+            ]
+        );
+        assert_eq!(flip[1].position_after, Decimal::from(-1));
+        let sizing: serde_json::Value =
+            serde_json::from_str(flip[0].order.sizing.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (
+                sizing["method"].as_str(),
+                sizing["position"].as_str(),
+                sizing["part"].as_str()
+            ),
+            (Some("target"), Some("2"), Some("close"))
+        );
+    }
+
+    #[test]
+    fn a_target_already_reached_plans_nothing() {
+        assert_eq!(
+            plan_for(&[target("AAA", 2)], &[("AAA", 2)]),
+            Plan::AlreadyAtTarget
+        );
+        assert_eq!(plan_for(&[target("AAA", 0)], &[]), Plan::AlreadyAtTarget);
     }
 
     fn intents(plan: Plan) -> Vec<Intent> {

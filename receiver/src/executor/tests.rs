@@ -86,6 +86,8 @@ fn leg(symbol: &str) -> Leg {
         symbol: symbol.into(),
         action: Action::Buy,
         quantity: Some("1".parse().unwrap()),
+        sizing: crate::normalize::Sizing::Quantity,
+        target_position: None,
         order_type: OrderType::Market,
         limit_price: None,
         stop_price: None,
@@ -174,7 +176,7 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
 }
 
 #[tokio::test]
-async fn a_venue_that_stays_unavailable_fails_the_message_after_the_last_attempt() {
+async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_last_attempt() {
     let broker = Arc::new(Recorder::default());
     *broker.transient_failures.lock().unwrap() = 100;
     let (_dir, journal, executor) = setup(broker.clone()).await;
@@ -185,12 +187,17 @@ async fn a_venue_that_stays_unavailable_fails_the_message_after_the_last_attempt
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
-    assert_eq!(done.outcome, Outcome::Failed);
+    assert_eq!(
+        done.outcome,
+        Outcome::Unknown,
+        "never confirmed: not failed"
+    );
     assert!(done.reason.unwrap().contains("after 5 attempts"));
     assert_eq!(broker.seen.lock().unwrap().len(), 5);
+    let stored = journal.message("msg_f").await.unwrap().unwrap();
     assert_eq!(
-        journal.message("msg_f").await.unwrap().unwrap().orders[0].status,
-        OrderState::Failed
+        (stored.outcome, stored.orders[0].status),
+        (Outcome::Unknown, OrderState::Unknown)
     );
 }
 
@@ -205,6 +212,14 @@ fn sign(d: Decimal) -> Decimal {
 }
 
 fn action_leg(action: Action, quantity: Option<u32>) -> Leg {
+    if action == Action::Target {
+        return Leg {
+            action,
+            quantity: None,
+            target_position: Some(Decimal::from(quantity.unwrap_or(0))),
+            ..leg("AAA")
+        };
+    }
     Leg {
         action,
         quantity: quantity.map(|q| Positive::new(Decimal::from(q)).unwrap()),
@@ -218,6 +233,7 @@ fn arb_step() -> impl proptest::strategy::Strategy<Value = (Action, Option<u32>)
         (1u32..5).prop_map(|q| (Action::Buy, Some(q))),
         (1u32..5).prop_map(|q| (Action::Sell, Some(q))),
         Just((Action::Close, None)),
+        (0u32..5).prop_map(|t| (Action::Target, Some(t))),
         (1u32..5).prop_map(|q| (Action::Close, Some(q))),
         Just((Action::CloseLong, None)),
         Just((Action::CloseShort, None)),
@@ -263,6 +279,7 @@ proptest::proptest! {
                     Action::CloseLong if model > Decimal::ZERO => Decimal::ZERO,
                     Action::CloseShort if model < Decimal::ZERO => Decimal::ZERO,
                     Action::CloseLong | Action::CloseShort => model,
+                    Action::Target => q.unwrap_or(Decimal::ZERO),
                 };
                 if action.is_close() {
                     assert!(model.is_zero() || sign(model) == sign(before), "a close never flips the position");

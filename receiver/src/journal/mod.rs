@@ -54,8 +54,11 @@ pub enum Outcome {
     Placed,
     /// Every order filled (or there was nothing to do: `close` while flat).
     Filled,
-    /// The venue refused an order, or stayed unreachable; `reason` says why.
+    /// The venue refused an order; `reason` says why.
     Failed,
+    /// The venue never confirmed an order and could not be asked (unreachable through every
+    /// retry); reconciliation looks it up by client order id and settles it.
+    Unknown,
     /// A risk gate refused; `reason` names it.
     Rejected,
     /// The alert could not be understood; `reason` names the field.
@@ -68,11 +71,12 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for metrics and tests.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Self::Pending,
         Self::Placed,
         Self::Filled,
         Self::Failed,
+        Self::Unknown,
         Self::Rejected,
         Self::Invalid,
         Self::Expired,
@@ -86,6 +90,7 @@ impl Outcome {
             Self::Placed => "placed",
             Self::Filled => "filled",
             Self::Failed => "failed",
+            Self::Unknown => "unknown",
             Self::Rejected => "rejected",
             Self::Invalid => "invalid",
             Self::Expired => "expired",
@@ -124,14 +129,16 @@ pub enum OrderState {
     Filled,
     /// Cancelled or expired at the venue.
     Cancelled,
-    /// The venue refused it, or stayed unreachable.
+    /// The venue refused it (or reconciliation did not find it: `not_found_at_venue`).
     Failed,
     /// Not sent because an earlier leg of the same alert failed.
     Skipped,
+    /// Sent, but the venue never confirmed it and could not be asked: reconciliation settles it.
+    Unknown,
 }
 
 impl OrderState {
-    const ALL: [OrderState; 7] = [
+    const ALL: [OrderState; 8] = [
         Self::New,
         Self::Placed,
         Self::PartiallyFilled,
@@ -139,6 +146,7 @@ impl OrderState {
         Self::Cancelled,
         Self::Failed,
         Self::Skipped,
+        Self::Unknown,
     ];
 
     /// The name used in JSON, the journal and metrics.
@@ -151,6 +159,7 @@ impl OrderState {
             Self::Cancelled => "cancelled",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -276,6 +285,12 @@ pub struct OrderRecord {
     pub average_price: Option<Decimal>,
     /// The venue's error, for a failed order.
     pub error: Option<String>,
+    /// How the quantity was computed (JSON: `{"method":"notional","notional":"100",
+    /// "price":"50000","lot_step":"0.00001",...}`); `None` for a plain `quantity`.
+    pub sizing: Option<String>,
+    /// Sent only once the order before it in the same message has filled: the open of a
+    /// reversal through zero, which must not go before its close.
+    pub waits_for_fill: bool,
     /// When it was journaled (unix ms).
     pub created_at_ms: i64,
     /// When its status last changed (unix ms).
@@ -298,7 +313,7 @@ pub struct Settlement {
     /// The venue's error.
     pub error: Option<String>,
     /// Signed change of the (account, symbol) position (buy positive), applied once: only when
-    /// the order moves out of `new`.
+    /// the order moves out of `new` or `unknown`.
     pub position_delta: Decimal,
     /// Now (unix ms).
     pub now_ms: i64,
@@ -354,6 +369,46 @@ pub trait Journal: Send + Sync + Debug {
 
     /// Checks that the journal can take a write (for `/readyz`).
     fn ping(&self) -> JournalFuture<()>;
+
+    /// Every (account, symbol) position the journal's fills made, flat ones included.
+    fn positions(&self) -> JournalFuture<Vec<PositionRecord>>;
+
+    /// Orders in `status`, oldest first (reconciliation: the `unknown` ones).
+    fn orders_with_status(&self, status: OrderState) -> JournalFuture<Vec<OrderRecord>>;
+
+    /// Records what reconciliation read from the venue (replacing the earlier reading of each
+    /// (account, venue, symbol)).
+    fn record_venue_positions(&self, readings: Vec<VenuePosition>) -> JournalFuture<()>;
+
+    /// The last venue reading of every (account, venue, symbol).
+    fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>>;
+}
+
+/// One position as the journal's fills make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionRecord {
+    /// Account.
+    pub account: String,
+    /// Venue symbol.
+    pub symbol: String,
+    /// Signed quantity.
+    pub position: Decimal,
+}
+
+/// One reading of a venue's position by reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenuePosition {
+    /// Account.
+    pub account: String,
+    /// The venue (`binance`, ...).
+    pub venue: String,
+    /// Venue symbol.
+    pub symbol: String,
+    /// What the venue said; `None` when it cannot report positions (paper, OMS without
+    /// `positions_url`).
+    pub position: Option<Decimal>,
+    /// When it was read (unix ms).
+    pub reconciled_at_ms: i64,
 }
 
 /// Placements kept by client order id: the book of a venue that lives inside the receiver (the

@@ -1,11 +1,12 @@
 //! One order out of one JSON object: the alert itself (single-order formats) or one of its legs.
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::fields::{self, Obj};
 use super::names;
-use super::{symbol, Action, Invalid, Leg, NormalizeContext};
-use crate::order::{OrderType, Positive, Price, Product, TimeInForce};
+use super::{symbol, Action, Invalid, Leg, NormalizeContext, Sizing};
+use crate::order::{OrderType, Positive, Price, Product, Quantity, TimeInForce};
 
 /// Which format the object is in: it decides the name of the action field and what `price` means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +64,16 @@ pub(super) fn parse(
             names::STOP_PRICE_ORDER_LEGS,
         ),
     };
-    let action = obj.required(action_names, action_value)?;
-    let quantity = obj.value(names::QUANTITY, fields::positive)?;
-    if quantity.is_none() && !action.is_close() {
-        return Err(obj.invalid(
-            names::QUANTITY[0],
-            format!(
-                "is missing (required to {}; only close actions may leave it out)",
-                action.as_str()
-            ),
-        ));
-    }
+    let target_position = target(obj, ctx)?;
+    let (action, quantity, sizing) = match target_position {
+        // The target decides the order: `action` and `quantity` stay in the journal, unused.
+        Some(_) => (Action::Target, None, Sizing::Quantity),
+        None => {
+            let action = obj.required(action_names, action_value)?;
+            let (quantity, sizing) = size(obj, action)?;
+            (action, quantity, sizing)
+        }
+    };
     let order_type = obj
         .value(type_names, order_type_value)?
         .unwrap_or(OrderType::Market);
@@ -137,6 +137,8 @@ pub(super) fn parse(
         symbol: venue_symbol,
         action,
         quantity,
+        sizing,
+        target_position,
         order_type,
         limit_price,
         stop_price,
@@ -144,6 +146,105 @@ pub(super) fn parse(
         reference_price,
         product,
     })
+}
+
+/// `target_position` [`position_size`], or `0` for `"sentiment":"flat"` (other sentiments say
+/// nothing about the size and are ignored). Both present must agree.
+fn target(obj: &Obj<'_>, ctx: &NormalizeContext<'_>) -> Result<Option<Decimal>, Invalid> {
+    let given = obj.one(names::TARGET_POSITION, fields::decimal)?;
+    let flat = obj
+        .value(names::SENTIMENT, lower)?
+        .is_some_and(|s| s == "flat");
+    let target = match (given, flat) {
+        (Some((key, t)), true) if !t.is_zero() => {
+            return Err(Invalid::new(
+                format!("{}, {}", obj.name(key), obj.name("sentiment")),
+                format!(
+                    "`sentiment` is flat but `{key}` is {}; give one of them",
+                    t.normalize()
+                ),
+            ))
+        }
+        (Some((key, t)), _) => Some((key, t)),
+        (None, true) => Some(("sentiment", Decimal::ZERO)),
+        (None, false) => None,
+    };
+    let Some((key, target)) = target else {
+        return Ok(None);
+    };
+    if target.is_sign_negative() && !target.is_zero() && !ctx.allow_short {
+        return Err(obj.invalid(
+            key,
+            format!(
+                "is {} but this venue cannot hold a short position (spot); use 0 to go flat",
+                target.normalize()
+            ),
+        ));
+    }
+    for family in [names::NOTIONAL, names::PERCENT_OF_EQUITY] {
+        if let Some((other, _)) = obj.present(family).first() {
+            return Err(obj.invalid(
+                other,
+                format!("cannot size a target position (`{key}` is already in base units); leave it out"),
+            ));
+        }
+    }
+    Ok(Some(target.normalize()))
+}
+
+/// How much a buy/sell (or a partial close) is for: exactly one of `quantity`, `notional` and
+/// `percent_of_equity` for buy/sell; only `quantity` (optional) for the close actions.
+fn size(obj: &Obj<'_>, action: Action) -> Result<(Option<Quantity>, Sizing), Invalid> {
+    let quantity = obj.one(names::QUANTITY, fields::positive)?;
+    let notional = obj.one(names::NOTIONAL, fields::positive)?;
+    let percent = obj.one(names::PERCENT_OF_EQUITY, fields::positive)?;
+    if let Some((key, p)) = percent {
+        if p.get() > Decimal::ONE_HUNDRED {
+            return Err(obj.invalid(key, format!("is {p}, more than 100 percent of the equity")));
+        }
+    }
+    let given: Vec<&'static str> = [
+        quantity.map(|(k, _)| k),
+        notional.map(|(k, _)| k),
+        percent.map(|(k, _)| k),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if action.is_close() {
+        if let Some(key) = given.iter().find(|k| !names::QUANTITY.contains(k)) {
+            return Err(obj.invalid(
+                key,
+                format!(
+                    "sizes buy and sell only; a {} takes `quantity` or nothing",
+                    action.as_str()
+                ),
+            ));
+        }
+        return Ok((quantity.map(|(_, q)| q), Sizing::Quantity));
+    }
+    match given.as_slice() {
+        [] => Err(obj.invalid(
+            names::QUANTITY[0],
+            format!(
+                "is missing (required to {}, or `notional` / `percent_of_equity` instead; only \
+                 close actions may leave it out)",
+                action.as_str()
+            ),
+        )),
+        [first, second, ..] => Err(obj.invalid(
+            second,
+            format!(
+                "give one of quantity, notional and percent_of_equity (`{first}` is given too)"
+            ),
+        )),
+        [_] => Ok(match (quantity, notional, percent) {
+            (Some((_, q)), _, _) => (Some(q), Sizing::Quantity),
+            (None, Some((_, n)), _) => (None, Sizing::Notional(n)),
+            (None, None, Some((_, p))) => (None, Sizing::PercentOfEquity(p)),
+            (None, None, None) => (None, Sizing::Quantity),
+        }),
+    }
 }
 
 /// The symbol as sent: `symbol` (or `ticker`), prefixed with `exchange` when that is given and the

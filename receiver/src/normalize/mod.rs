@@ -13,10 +13,11 @@
 
 use std::collections::BTreeMap;
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::order::{OrderType, Price, Product, Quantity, Side, TimeInForce};
+use crate::order::{OrderType, Positive, Price, Product, Quantity, Side, TimeInForce};
 
 pub mod fields;
 mod leg;
@@ -43,6 +44,9 @@ pub struct NormalizeContext<'a> {
     /// exchange NSE, tradingsymbol RELIANCE): venue symbols are then `EXCHANGE:TICKER`
     /// ([`symbol::with_exchange`]).
     pub exchange_in_symbol: bool,
+    /// `false` when the venue cannot hold a short position (spot crypto): a negative
+    /// `target_position` is then invalid.
+    pub allow_short: bool,
 }
 
 /// What one leg asks for.
@@ -59,10 +63,13 @@ pub enum Action {
     CloseLong,
     /// Buy back the short position; nothing when not short.
     CloseShort,
+    /// Move the position to [`Leg::target_position`], whatever it is now (`target_position`,
+    /// `position_size`, `"sentiment":"flat"`).
+    Target,
 }
 
 impl Action {
-    /// `buy`, `sell`, `close`, `close_long`, `close_short`.
+    /// `buy`, `sell`, `close`, `close_long`, `close_short`, `target`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Buy => "buy",
@@ -70,23 +77,39 @@ impl Action {
             Self::Close => "close",
             Self::CloseLong => "close_long",
             Self::CloseShort => "close_short",
+            Self::Target => "target",
         }
     }
 
-    /// The side of an opening action; `None` for the close actions, whose side depends on the
-    /// position at execution time.
+    /// The side of an opening action; `None` for the close and target actions, whose side
+    /// depends on the position at execution time.
     pub fn side(self) -> Option<Side> {
         match self {
             Self::Buy => Some(Side::Buy),
             Self::Sell => Some(Side::Sell),
-            Self::Close | Self::CloseLong | Self::CloseShort => None,
+            Self::Close | Self::CloseLong | Self::CloseShort | Self::Target => None,
         }
     }
 
     /// `true` for `close`, `close_long` and `close_short`.
     pub fn is_close(self) -> bool {
-        self.side().is_none()
+        matches!(self, Self::Close | Self::CloseLong | Self::CloseShort)
     }
+}
+
+/// How a buy or sell says how much (DESIGN section 12: exactly one of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sizing {
+    /// `quantity` in base units (or none: closes and targets).
+    #[default]
+    Quantity,
+    /// `notional` [`amount`]: an amount of the quote currency; the quantity is this divided by
+    /// the reference price (the limit price of a limit order), rounded down to the lot step.
+    Notional(Positive),
+    /// `percent_of_equity` [`equity_percent`]: that percent of the account's equity as the
+    /// venue reports it, converted like a notional.
+    PercentOfEquity(Positive),
 }
 
 /// One order of an alert, validated.
@@ -99,8 +122,13 @@ pub struct Leg {
     pub symbol: String,
     /// Buy, sell or one of the closes.
     pub action: Action,
-    /// How much. Always present for buy/sell; `None` on a close means the whole position.
+    /// How much. Present for buy/sell sized by quantity; `None` on a close means the whole
+    /// position; `None` for a target and for notional / percent sizing (computed at execution).
     pub quantity: Option<Quantity>,
+    /// How a buy/sell is sized: `quantity`, `notional` or `percent_of_equity`.
+    pub sizing: Sizing,
+    /// The signed position wanted after this leg; present exactly for [`Action::Target`].
+    pub target_position: Option<Decimal>,
     /// Market (default), limit, stop, stop-limit.
     pub order_type: OrderType,
     /// Present exactly for limit and stop-limit orders.
@@ -163,6 +191,10 @@ pub(crate) mod names {
     /// In the `order_legs` format the action is called `transactionType`.
     pub const ACTION_ORDER_LEGS: &[&str] = &["transactionType", "action", "side", "signal"];
     pub const QUANTITY: &[&str] = &["quantity", "size", "qty", "stake", "contracts"];
+    pub const NOTIONAL: &[&str] = &["notional", "amount"];
+    pub const PERCENT_OF_EQUITY: &[&str] = &["percent_of_equity", "equity_percent"];
+    pub const TARGET_POSITION: &[&str] = &["target_position", "position_size"];
+    pub const SENTIMENT: &[&str] = &["sentiment"];
     pub const ORDER_TYPE: &[&str] = &["order_type", "type", "orderType"];
     pub const ORDER_TYPE_ORDER_LEGS: &[&str] = &["orderType", "order_type", "type"];
     pub const LIMIT_PRICE: &[&str] = &["limit_price"];

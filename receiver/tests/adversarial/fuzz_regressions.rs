@@ -17,6 +17,7 @@ fn normalize_checks(json: &str) {
             symbols: &symbols,
             refuse_perpetuals,
             exchange_in_symbol: false,
+            allow_short: !refuse_perpetuals,
         };
         match normalize(&alert, &ctx) {
             Err(invalid) => assert!(!invalid.field.is_empty()),
@@ -59,6 +60,7 @@ fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
         symbols: BTreeMap::new(),
         refuse_perpetuals: true,
         exchange_in_symbol: false,
+        allow_short: true,
         max_age_ms: 120_000,
     };
     let now_ms = 1_795_392_000_000;

@@ -160,7 +160,10 @@ async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes
 {
     let app = spawn_app_with(Options::configured(|s| {
         s.broker.kind = BrokerKind::Paper;
-        s.broker.paper = Some(PaperConfig { fill_delay_ms: 400 });
+        s.broker.paper = Some(PaperConfig {
+            fill_delay_ms: 400,
+            ..PaperConfig::default()
+        });
         s.executor.inline_deadline_ms = 50;
     }))
     .await;
@@ -188,7 +191,10 @@ async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes
 #[tokio::test]
 async fn orders_for_one_symbol_execute_in_arrival_order() {
     let app = spawn_app_with(Options::configured(|s| {
-        s.broker.paper = Some(PaperConfig { fill_delay_ms: 300 });
+        s.broker.paper = Some(PaperConfig {
+            fill_delay_ms: 300,
+            ..PaperConfig::default()
+        });
         s.executor.inline_deadline_ms = 20;
     }))
     .await;

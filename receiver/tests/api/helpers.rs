@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alertgate_receiver::config::{MetricsConfig, OpsConfig};
+use alertgate_receiver::reconcile::Reconciler;
 use alertgate_receiver::{Receiver, Settings};
 use alertgate_shared::{
     Clock, Envelope, HmacSecret, ManualClock, MessageId, SecretRef, Signer, SigningKey,
@@ -133,6 +134,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub signer: Signer,
     pub work: Arc<Workdir>,
+    /// Runs a reconciliation pass on demand.
+    pub reconciler: Reconciler,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -159,6 +162,7 @@ pub async fn spawn_in(work: Arc<Workdir>, options: &Options) -> TestApp {
         .unwrap();
     let addr = receiver.local_addr();
     let metrics_addr = receiver.metrics_addr().unwrap();
+    let reconciler = receiver.reconciler();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         receiver
@@ -175,6 +179,7 @@ pub async fn spawn_in(work: Arc<Workdir>, options: &Options) -> TestApp {
         clock,
         signer: work.signer(),
         work,
+        reconciler,
         stop: Some(stop),
         task: Some(task),
     }
@@ -271,6 +276,13 @@ impl TestApp {
         let a = self.get("/v1/orders?limit=1000", Some(OPS_TOKEN)).await;
         assert_eq!(a.status, 200, "{:?}", a.body);
         a.body["orders"].as_array().unwrap().clone()
+    }
+
+    /// `GET /v1/positions`, as `(account, symbol) → row`.
+    pub async fn positions(&self) -> Vec<Value> {
+        let a = self.get("/v1/positions", Some(OPS_TOKEN)).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        a.body["positions"].as_array().unwrap().clone()
     }
 
     pub async fn message(&self, id: &str) -> Answer {

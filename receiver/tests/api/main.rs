@@ -10,4 +10,5 @@ mod positions;
 mod process;
 mod risk_gates;
 mod signatures;
+mod targets;
 mod tls;

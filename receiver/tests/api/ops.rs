@@ -157,7 +157,10 @@ async fn an_execution_interrupted_by_a_journal_error_is_resumed_without_a_restar
     use alertgate_receiver::broker::config::PaperConfig;
     use alertgate_testkit::until;
     let app = spawn_app_with(Options::configured(|s| {
-        s.broker.paper = Some(PaperConfig { fill_delay_ms: 200 });
+        s.broker.paper = Some(PaperConfig {
+            fill_delay_ms: 200,
+            ..PaperConfig::default()
+        });
         s.executor.inline_deadline_ms = 20;
         s.executor.max_attempts = 1;
         s.executor.resume_interval_ms = 50;

@@ -40,6 +40,7 @@ async fn a_process_killed_while_an_order_is_pending_resumes_it_with_the_same_cli
     let slow = Options::configured(|s| {
         s.broker.paper = Some(PaperConfig {
             fill_delay_ms: 5000,
+            ..PaperConfig::default()
         });
         s.executor.inline_deadline_ms = 50;
     });

@@ -80,6 +80,7 @@ fn each_real_venue_is_built_from_its_section_and_reports_its_name() {
                 "whsec",
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             )],
+            positions_url: None,
             timeout_ms: 5000,
         }),
         ..BrokerConfig::default()
@@ -165,6 +166,7 @@ fn an_http_venue_without_a_signing_secret_is_refused() {
         http: Some(HttpBrokerConfig {
             url: "https://oms.internal/orders".into(),
             hmac_secrets: vec![],
+            positions_url: None,
             timeout_ms: 5000,
         }),
         ..BrokerConfig::default()

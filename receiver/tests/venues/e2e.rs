@@ -341,6 +341,7 @@ async fn oms_signing_with(secret: &HmacSecret, trusted: HmacSecret) -> Oms {
         http: Some(HttpBrokerConfig {
             url: oms.url(),
             hmac_secrets: vec![secret_file(dir.path(), "whsec", secret.to_text().expose())],
+            positions_url: None,
             timeout_ms: 1000,
         }),
         ..BrokerConfig::default()

@@ -15,6 +15,7 @@ mod emulator_checks;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod oms;
+mod positions;
 mod zerodha;
 
 use alertgate_receiver::order::{OrderRequest, OrderType, Side, TimeInForce};

@@ -43,6 +43,7 @@ impl Setup {
                 "whsec",
                 secret.to_text().expose(),
             )],
+            positions_url: None,
             timeout_ms: 500,
         };
         HttpBroker::from_config(&config, clock).unwrap()
@@ -175,4 +176,47 @@ async fn a_wrong_secret_is_rejected_with_the_oms_message() {
         "{message}"
     );
     assert!(s.oms.orders().is_empty());
+}
+
+#[tokio::test]
+async fn with_a_positions_url_the_oms_reports_signed_positions_and_an_unlisted_symbol_is_flat() {
+    let s = Setup::new().await;
+    s.oms.set_position("BTCUSDT", "-0.5");
+    let config = HttpBrokerConfig {
+        url: s.oms.url(),
+        hmac_secrets: vec![secret_file(
+            s.dir.path(),
+            "whsec",
+            s.secret.to_text().expose(),
+        )],
+        positions_url: Some(s.oms.positions_url()),
+        timeout_ms: 500,
+    };
+    let broker = HttpBroker::from_config(&config, Arc::new(SystemClock)).unwrap();
+    assert!(broker.reports_positions());
+    assert!(!s.broker().reports_positions(), "not without positions_url");
+    let symbols = ["BTCUSDT".to_owned(), "ETHUSDT".to_owned()];
+    let held = broker.positions("main", &symbols).await.unwrap().unwrap();
+    assert_eq!(
+        held,
+        [
+            ("BTCUSDT".to_owned(), "-0.5".parse().unwrap()),
+            ("ETHUSDT".to_owned(), rust_decimal::Decimal::ZERO)
+        ]
+    );
+    let request = s.oms.requests().pop().unwrap();
+    assert_eq!(
+        (request.method.as_str(), request.query.as_str()),
+        ("GET", "account=main")
+    );
+    Verifier::new(Vec::new(), vec![s.secret.clone()], 300)
+        .unwrap()
+        .verify(
+            request.header("webhook-id"),
+            request.header("webhook-timestamp"),
+            request.header("webhook-signature"),
+            b"",
+            SystemClock.now_unix(),
+        )
+        .unwrap();
 }

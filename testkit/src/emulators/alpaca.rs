@@ -1,5 +1,5 @@
 //! An Alpaca Trading API emulator: `POST /v2/orders`, `GET /v2/orders:by_client_order_id`,
-//! `GET /v2/orders/{id}`.
+//! `GET /v2/orders/{id}`, `GET /v2/positions`, `GET /v2/account`.
 //!
 //! Checked as Alpaca documents it: both key headers (401
 //! `{"code":40110000,"message":"request is not authorized"}`); a JSON body with `symbol`, `qty`,
@@ -10,7 +10,8 @@
 //! buying power").
 //!
 //! New orders answer `accepted`; a market order is then filled at the symbol's last price, which
-//! a lookup shows.
+//! a lookup shows, and moves the position (`GET /v2/positions`; [`AlpacaEmulator::set_position`]
+//! trades by hand). `equity` starts at the buying power ([`AlpacaEmulator::set_equity`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -95,6 +96,10 @@ impl AlpacaOrderRecord {
 struct Book {
     orders: Vec<AlpacaOrderRecord>,
     buying_power: Decimal,
+    /// Symbol → signed quantity held (negative: short), moved by fills.
+    positions: HashMap<String, Decimal>,
+    /// What `GET /v2/account` reports as `equity`.
+    equity: Decimal,
 }
 
 /// Alpaca's state: the config and the order book. Served as [`AlpacaEmulator`].
@@ -130,6 +135,8 @@ impl Venue for AlpacaState {
         let book = Book {
             orders: Vec::new(),
             buying_power: config.buying_power,
+            positions: HashMap::new(),
+            equity: config.buying_power,
         };
         Ok(Self {
             config,
@@ -156,6 +163,8 @@ impl Venue for AlpacaState {
                 let id = request.param("client_order_id").unwrap_or_default();
                 Some(self.find(|o| o.client_order_id == id))
             }
+            ("GET", "/v2/positions") => Some(self.positions()),
+            ("GET", "/v2/account") => Some(self.account()),
             ("GET", path) if path.starts_with("/v2/orders/") => {
                 let id = path.trim_start_matches("/v2/orders/").to_owned();
                 Some(self.find(|o| o.id == id))
@@ -178,6 +187,27 @@ impl Emulator<AlpacaState> {
     pub fn set_buying_power(&self, value: Decimal) {
         self.venue().book().buying_power = value;
     }
+
+    /// Sets the position in `symbol` (signed; 0 closes it): a trade made at the venue behind
+    /// alertgate's back.
+    pub fn set_position(&self, symbol: &str, qty: Decimal) {
+        self.venue().book().positions.insert(symbol.to_owned(), qty);
+    }
+
+    /// The signed position in `symbol`.
+    pub fn position(&self, symbol: &str) -> Decimal {
+        self.venue()
+            .book()
+            .positions
+            .get(symbol)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Sets what `GET /v2/account` reports as `equity`.
+    pub fn set_equity(&self, value: Decimal) {
+        self.venue().book().equity = value;
+    }
 }
 
 impl AlpacaState {
@@ -193,6 +223,54 @@ impl AlpacaState {
                 &json!({"code": 40410000, "message": "order not found"}),
             ),
         }
+    }
+
+    /// `GET /v2/positions`: every open position (a flat one is not listed), `qty` signed
+    /// (negative for a short) with `side` `long`/`short`, decimals as strings.
+    fn positions(&self) -> Reply {
+        let book = self.book();
+        let mut held: Vec<(&String, &Decimal)> = book
+            .positions
+            .iter()
+            .filter(|(_, q)| !q.is_zero())
+            .collect();
+        held.sort();
+        let list: Vec<Value> = held
+            .into_iter()
+            .map(|(symbol, qty)| {
+                let price = self.config.symbols.get(symbol).copied().unwrap_or_default();
+                let value = *qty * price;
+                json!({
+                    "asset_id": format!("00000000-0000-4000-8000-{:012x}", symbol.len()),
+                    "symbol": symbol, "exchange": "NASDAQ", "asset_class": "us_equity",
+                    "asset_marginable": true, "avg_entry_price": price.to_string(),
+                    "qty": qty.to_string(), "qty_available": qty.to_string(),
+                    "side": if *qty < Decimal::ZERO { "short" } else { "long" },
+                    "market_value": value.to_string(), "cost_basis": value.to_string(),
+                    "unrealized_pl": "0", "unrealized_plpc": "0",
+                    "unrealized_intraday_pl": "0", "unrealized_intraday_plpc": "0",
+                    "current_price": price.to_string(), "lastday_price": price.to_string(),
+                    "change_today": "0"
+                })
+            })
+            .collect();
+        json_reply(StatusCode::OK, &Value::Array(list))
+    }
+
+    /// `GET /v2/account`: the account, decimals as strings.
+    fn account(&self) -> Reply {
+        let book = self.book();
+        json_reply(
+            StatusCode::OK,
+            &json!({
+                "id": "e6fe16f3-64a4-4921-8928-cadf02f92f98", "account_number": "PA2EMULATOR",
+                "status": "ACTIVE", "currency": "USD", "cash": book.buying_power.to_string(),
+                "portfolio_value": book.equity.to_string(), "equity": book.equity.to_string(),
+                "last_equity": book.equity.to_string(), "buying_power": book.buying_power.to_string(),
+                "pattern_day_trader": false, "trading_blocked": false, "transfers_blocked": false,
+                "account_blocked": false, "shorting_enabled": true, "multiplier": "2"
+            }),
+        )
     }
 
     fn new_order(&self, request: &Recorded) -> Reply {
@@ -299,6 +377,8 @@ impl AlpacaState {
             order.status = "filled".into();
             order.filled_qty = qty;
             order.filled_avg_price = Some(last);
+            let signed = if side == "buy" { qty } else { -qty };
+            *book.positions.entry(order.symbol.clone()).or_default() += signed;
         } else {
             order.status = "new".into();
         }

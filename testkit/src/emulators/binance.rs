@@ -1,5 +1,6 @@
 //! A Binance Spot REST emulator: `GET /api/v3/exchangeInfo`, `POST /api/v3/order`,
-//! `GET /api/v3/order`.
+//! `GET /api/v3/order`, `GET /api/v3/account` (balances: the quote asset starts at 1,000,000,
+//! fills move base and quote; [`BinanceEmulator::set_balance`] trades by hand).
 //!
 //! Checked as Binance documents it: `X-MBX-APIKEY` (`-2014`/`-2015`, 401); the signature over the
 //! exact received parameter string, which must end with `&signature=` (HMAC hex, or percent-encoded
@@ -190,6 +191,8 @@ struct Book {
     orders: Vec<EmulatedOrder>,
     next_id: i64,
     insufficient_balance: bool,
+    /// Asset → free balance (nothing is locked by resting orders here).
+    balances: HashMap<String, Decimal>,
 }
 
 /// Binance's state: the config and the order book. Served as [`BinanceEmulator`].
@@ -261,6 +264,11 @@ impl Venue for BinanceState {
             orders: Vec::new(),
             next_id: 1000,
             insufficient_balance: false,
+            balances: config
+                .symbols
+                .iter()
+                .map(|s| (s.quote_asset.clone(), Decimal::new(1_000_000, 0)))
+                .collect(),
         };
         Ok(Self {
             config,
@@ -283,6 +291,7 @@ impl Venue for BinanceState {
             ("GET", "/api/v3/order") => {
                 Some(self.signed(request, |params| self.query_order(params)))
             }
+            ("GET", "/api/v3/account") => Some(self.signed(request, |params| self.account(params))),
             _ => Some(err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.")),
         }
     }
@@ -314,6 +323,24 @@ impl Emulator<BinanceState> {
     }
 
     /// Fills every open order at its symbol's last price (so its client id may be reused).
+    /// Sets the free balance of `asset`: a trade made at the venue behind alertgate's back.
+    pub fn set_balance(&self, asset: &str, amount: Decimal) {
+        self.venue()
+            .book()
+            .balances
+            .insert(asset.to_owned(), amount);
+    }
+
+    /// The free balance of `asset`.
+    pub fn balance(&self, asset: &str) -> Decimal {
+        self.venue()
+            .book()
+            .balances
+            .get(asset)
+            .copied()
+            .unwrap_or_default()
+    }
+
     pub fn fill_open_orders(&self) {
         let mut book = self.venue().book();
         let prices: HashMap<String, Decimal> = book
@@ -321,13 +348,35 @@ impl Emulator<BinanceState> {
             .iter()
             .map(|(k, s)| (k.clone(), s.last_price))
             .collect();
+        let mut fills = Vec::new();
         for order in book.orders.iter_mut().filter(|o| o.is_open()) {
             let qty = order.quantity.parse::<Decimal>().unwrap_or_default();
             let price = prices.get(&order.symbol).copied().unwrap_or_default();
             order.status = "FILLED".into();
             order.executed_qty = qty;
             order.cummulative_quote_qty = qty * price;
+            fills.push((order.symbol.clone(), order.side.clone(), qty, qty * price));
         }
+        for (symbol, side, qty, quote) in fills {
+            book.settle_fill(&symbol, &side, qty, quote);
+        }
+    }
+}
+
+impl Book {
+    /// Moves the base and quote balances by one fill.
+    fn settle_fill(&mut self, symbol: &str, side: &str, qty: Decimal, quote: Decimal) {
+        let Some(rules) = self.symbols.get(symbol) else {
+            return;
+        };
+        let (base, quote_asset) = (rules.base_asset.clone(), rules.quote_asset.clone());
+        let sign = if side == "BUY" {
+            Decimal::ONE
+        } else {
+            -Decimal::ONE
+        };
+        *self.balances.entry(base).or_default() += sign * qty;
+        *self.balances.entry(quote_asset).or_default() -= sign * quote;
     }
 }
 
@@ -581,8 +630,43 @@ impl BinanceState {
             },
         };
         let body = order.json(self.config.clock.now_unix_ms());
+        if crosses {
+            let (qty, quote) = (order.executed_qty, order.cummulative_quote_qty);
+            book.settle_fill(symbol, side, qty, quote);
+        }
         book.orders.push(order);
         json_reply(StatusCode::OK, &body)
+    }
+
+    /// `GET /api/v3/account` (signed; `omitZeroBalances` optional): the account's balances,
+    /// each asset's `free` and `locked` as decimal strings.
+    fn account(&self, params: &HashMap<String, String>) -> Reply {
+        let omit_zero = match params.get("omitZeroBalances").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return bad(-1100, "Illegal characters found in parameter 'omitZeroBalances'; legal range is 'true|false'."),
+        };
+        let book = self.book();
+        let f = |d: Decimal| format!("{:.8}", d);
+        let mut assets: Vec<(&String, &Decimal)> = book.balances.iter().collect();
+        assets.sort();
+        let balances: Vec<Value> = assets
+            .into_iter()
+            .filter(|(_, amount)| !omit_zero || !amount.is_zero())
+            .map(|(asset, amount)| json!({"asset": asset, "free": f(*amount), "locked": f(Decimal::ZERO)}))
+            .collect();
+        let now = self.config.clock.now_unix_ms();
+        json_reply(
+            StatusCode::OK,
+            &json!({
+                "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+                "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+                "canTrade": true, "canWithdraw": true, "canDeposit": true, "brokered": false,
+                "requireSelfTradePrevention": false, "preventSor": false,
+                "updateTime": now, "accountType": "SPOT", "balances": balances,
+                "permissions": ["SPOT"], "uid": 354937868
+            }),
+        )
     }
 
     fn query_order(&self, params: &HashMap<String, String>) -> Reply {

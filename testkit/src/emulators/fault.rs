@@ -2,6 +2,7 @@
 //! meet, applied around the venue's own handling so each venue keeps its error bodies.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use warp::http::{HeaderValue, StatusCode};
@@ -32,13 +33,28 @@ pub enum Fault {
     Hang,
     /// Act on the request, then never answer.
     AcceptThenHang,
+    /// Act on the request, answer `503`, and from then on answer every request (lookups
+    /// included) `503` until [`super::Emulator::set_unreachable`] turns it off: the venue took
+    /// the order and then went away.
+    AcceptThenUnreachable,
 }
 
-/// The faults queued for the next order requests, oldest first.
+/// The faults queued for the next order requests, oldest first, and whether the venue is
+/// unreachable altogether.
 #[derive(Debug, Default)]
-pub struct Faults(Mutex<VecDeque<Fault>>);
+pub struct Faults(Mutex<VecDeque<Fault>>, AtomicBool);
 
 impl Faults {
+    /// Every request is answered 503 while this is on.
+    pub(crate) fn set_unreachable(&self, on: bool) {
+        self.1.store(on, Ordering::SeqCst);
+    }
+
+    /// `true` while every request is answered 503.
+    pub(crate) fn unreachable(&self) -> bool {
+        self.1.load(Ordering::SeqCst)
+    }
+
     /// Queues `fault` for the next `times` order requests.
     pub(crate) fn push(&self, fault: Fault, times: usize) {
         lock(&self.0).extend(std::iter::repeat_n(fault, times));
@@ -72,6 +88,11 @@ impl Faults {
             Some(Fault::AcceptThenServerError { status: code }) => {
                 let _ = act();
                 Some(json_reply(status(code), &error_body(code)))
+            }
+            Some(Fault::AcceptThenUnreachable) => {
+                let _ = act();
+                self.set_unreachable(true);
+                Some(json_reply(status(503), &error_body(503)))
             }
             Some(Fault::Hang) => None,
             Some(Fault::AcceptThenHang) => {

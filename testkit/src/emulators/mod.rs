@@ -9,13 +9,19 @@
 //! What they share lives here once: [`Emulator`] serves any [`Venue`] (the server start, request
 //! recording, fault queue); each venue module holds only what that venue checks and answers.
 //!
-//! - [`binance::BinanceEmulator`]: Binance Spot REST (`/api/v3/exchangeInfo`, `/api/v3/order`).
-//! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`).
+//! - [`binance::BinanceEmulator`]: Binance Spot REST (`/api/v3/exchangeInfo`, `/api/v3/order`,
+//!   `/api/v3/account`).
+//! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`,
+//!   `/v2/positions`, `/v2/account`).
 //! - [`zerodha::ZerodhaEmulator`]: Kite Connect v3 (`/orders/regular`, `/orders`), no dedupe,
 //!   rotating daily access token.
 //! - [`betfair::BetfairEmulator`]: Betfair Exchange API-NG (logins, keep-alive, `placeOrders`,
 //!   `listCurrentOrders`, `listMarketCatalogue`) on one base URL.
 //! - [`oms::OmsEmulator`]: a user's OMS receiving Standard Webhooks-signed orders.
+//!
+//! Balances and positions follow the emulated fills, and tests can change them by hand
+//! ([`binance::BinanceEmulator::set_balance`], [`alpaca::AlpacaEmulator::set_position`]): a
+//! trade made at the venue behind alertgate's back.
 //!
 //! ```text
 //! let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac("key", "secret", clock)).await?;
@@ -125,7 +131,14 @@ impl<V: Venue> Emulator<V> {
                         body,
                     };
                     lock(&handler.requests).push(recorded.clone());
-                    let answer = handler.venue.handle(&recorded, &handler.faults);
+                    let answer = if handler.faults.unreachable() {
+                        Some(json_reply(
+                            warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                            &serde_json::json!({"error": "service unavailable"}),
+                        ))
+                    } else {
+                        handler.venue.handle(&recorded, &handler.faults)
+                    };
                     async move {
                         match answer {
                             Some(reply) => Ok::<Reply, Infallible>(reply),
@@ -150,6 +163,11 @@ impl<V: Venue> Emulator<V> {
     /// The next `times` order requests meet `fault`.
     pub fn fail_next_orders(&self, fault: Fault, times: usize) {
         self.shared.faults.push(fault, times);
+    }
+
+    /// While `on`, every request is answered 503 without reaching the venue (it is down).
+    pub fn set_unreachable(&self, on: bool) {
+        self.shared.faults.set_unreachable(on);
     }
 
     /// Every request received, in order.

@@ -4,7 +4,9 @@
 //!
 //! Answers: 201 `{"id":"oms-N","status":"accepted"}` for a new order; 409 with the first order's
 //! `id` for a `webhook-id` already seen; 401 `{"error":"bad_signature"|"stale_timestamp"}`;
-//! 400 `{"message":...}` for a body without the required fields.
+//! 400 `{"message":...}` for a body without the required fields. `GET .../positions` (signed over
+//! the empty body) answers `{"positions":[{"symbol","position"}]}` as set by
+//! [`OmsEmulator::set_position`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -51,6 +53,8 @@ pub struct OmsState {
     clock: Arc<dyn Clock>,
     /// Orders accepted, in order.
     orders: Mutex<Vec<OmsOrderRecord>>,
+    /// Symbol → signed position, answered at `GET .../positions`.
+    positions: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// A running OMS emulator; stops when dropped.
@@ -76,6 +80,7 @@ impl Venue for OmsState {
             verifier,
             clock: config.clock,
             orders: Mutex::new(Vec::new()),
+            positions: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -84,7 +89,8 @@ impl Venue for OmsState {
     }
 
     fn handle(&self, request: &Recorded, faults: &Faults) -> Option<Reply> {
-        if request.method != "POST" {
+        let positions = request.method == "GET" && request.path.ends_with("/positions");
+        if request.method != "POST" && !positions {
             return Some(json_reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &json!({"message": "POST only"}),
@@ -103,8 +109,21 @@ impl Venue for OmsState {
                 &json!({"error": e.error_code(), "message": e.to_string()}),
             ));
         }
+        if positions {
+            let list: Vec<Value> = lock_positions(&self.positions)
+                .iter()
+                .map(|(symbol, position)| json!({"symbol": symbol, "position": position}))
+                .collect();
+            return Some(json_reply(StatusCode::OK, &json!({ "positions": list })));
+        }
         faults.around(|| self.accept(request), error_body)
     }
+}
+
+fn lock_positions(
+    m: &Mutex<std::collections::BTreeMap<String, String>>,
+) -> MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Emulator<OmsState> {
@@ -124,6 +143,16 @@ impl Emulator<OmsState> {
     /// Every order accepted, in order.
     pub fn orders(&self) -> Vec<OmsOrderRecord> {
         self.venue().orders().clone()
+    }
+
+    /// The URL to configure as `[broker.http] positions_url`.
+    pub fn positions_url(&self) -> String {
+        format!("{}/positions", self.base_url())
+    }
+
+    /// Sets the position the OMS reports for `symbol` (a decimal string).
+    pub fn set_position(&self, symbol: &str, position: &str) {
+        lock_positions(&self.venue().positions).insert(symbol.to_owned(), position.to_owned());
     }
 }
 

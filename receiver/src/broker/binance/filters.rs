@@ -54,6 +54,8 @@ pub struct SymbolRules {
     pub status: String,
     /// The quote asset (for messages), e.g. `USDT`.
     pub quote_asset: String,
+    /// The base asset, e.g. `BTC`: its balance is the spot position in the symbol.
+    pub base_asset: String,
     /// LOT_SIZE.
     pub lot: Option<LotSize>,
     /// MARKET_LOT_SIZE (market orders only).
@@ -89,6 +91,11 @@ impl SymbolRules {
                 .to_owned(),
             quote_asset: entry
                 .get("quoteAsset")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            base_asset: entry
+                .get("baseAsset")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),

@@ -13,6 +13,7 @@
 //! again; if Binance does not have it, the call fails as transient and the executor's retry looks
 //! once more before it sends: an order is never resent blind.
 
+mod account;
 pub mod filters;
 pub mod sign;
 
@@ -31,7 +32,8 @@ use super::config::BinanceConfig;
 use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
-use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, OrderStatus, Placement};
+use super::Positions;
+use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
 use crate::order::OrderRequest;
 
 /// Binance's limit on `newClientOrderId` (`^[a-zA-Z0-9-_]{1,36}$`).
@@ -433,6 +435,46 @@ impl Broker for BinanceBroker {
 
     fn max_client_id_len(&self) -> usize {
         CLIENT_ORDER_ID_MAX
+    }
+
+    fn allows_short(&self) -> bool {
+        false
+    }
+
+    fn reports_positions(&self) -> bool {
+        true
+    }
+
+    fn positions<'a>(
+        &'a self,
+        _account: &'a str,
+        symbols: &'a [String],
+    ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
+        Box::pin(async move { self.base_balances(symbols).await.map(Some) })
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        Box::pin(async move {
+            let venue_id = venue_client_id(client_order_id, self.max_client_id_len());
+            self.query(symbol, &venue_id).await
+        })
+    }
+
+    fn lot_rule<'a>(
+        &'a self,
+        symbol: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<LotRule>, BrokerError>> {
+        Box::pin(async move {
+            let rules = self.rules(symbol).await?;
+            Ok(rules.lot.map(|lot| LotRule {
+                step: lot.step,
+                min: lot.min,
+            }))
+        })
     }
 
     fn place<'a>(

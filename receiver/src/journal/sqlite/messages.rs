@@ -49,7 +49,7 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<MessageRecord>,
     };
     let orders = query_orders(
         conn,
-        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE message_id = ?1 ORDER BY leg"),
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE message_id = ?1 ORDER BY leg, seq"),
         [&id],
     )?;
     Ok(Some(MessageRecord {

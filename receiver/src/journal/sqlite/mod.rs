@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Admission, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
-    Outcome, PlacementStore, Settlement,
+    OrderState, Outcome, PlacementStore, PositionRecord, Settlement, VenuePosition,
 };
 use crate::order::Placement;
 
@@ -184,6 +184,22 @@ impl Journal for SqliteJournal {
     fn orders_since(&self, account: &str, since_ms: i64) -> JournalFuture<u32> {
         let account = account.to_owned();
         self.call(move |c| orders::count_since(c, &account, since_ms))
+    }
+
+    fn positions(&self) -> JournalFuture<Vec<PositionRecord>> {
+        self.call(orders::all_positions)
+    }
+
+    fn orders_with_status(&self, status: OrderState) -> JournalFuture<Vec<OrderRecord>> {
+        self.call(move |c| orders::with_status(c, status))
+    }
+
+    fn record_venue_positions(&self, readings: Vec<VenuePosition>) -> JournalFuture<()> {
+        self.call(move |c| orders::record_venue(c, readings))
+    }
+
+    fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {
+        self.call(orders::venue_readings)
     }
 
     fn ping(&self) -> JournalFuture<()> {

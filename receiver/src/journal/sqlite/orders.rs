@@ -1,5 +1,6 @@
 //! The `orders` and `positions` tables: planned orders, the venue's answers (settlements) and the
-//! position each answer moves, exactly once.
+//! position each answer moves, exactly once; the venue's positions as reconciliation last read
+//! them (`venue_positions`).
 
 use std::str::FromStr;
 
@@ -8,17 +9,21 @@ use rust_decimal::Decimal;
 
 use super::storage;
 use super::values::{dec, opt_dec, parse_order_type, parse_product, parse_side, parse_tif};
-use crate::journal::{JournalError, OrderRecord, OrderState, Settlement};
+use crate::journal::{
+    JournalError, OrderRecord, OrderState, PositionRecord, Settlement, VenuePosition,
+};
 
 /// The columns of an order row, in the order [`read_order_row`] reads them.
 pub(super) const ORDER_COLUMNS: &str = "client_order_id, message_id, leg, account, symbol, side, quantity, order_type, \
      limit_price, stop_price, tif, reference_price, status, venue, venue_order_id, filled_quantity, \
-     average_price, error, created_at, updated_at, product";
+     average_price, error, created_at, updated_at, product, sizing, waits_for_fill";
 
 /// Raw columns of an order row, converted after the statement is done.
 struct OrderRow {
     text: [Option<String>; 16],
     product: Option<String>,
+    sizing: Option<String>,
+    waits_for_fill: bool,
     leg: i64,
     created_at: i64,
     updated_at: i64,
@@ -48,6 +53,8 @@ fn read_order_row(row: &Row<'_>) -> rusqlite::Result<OrderRow> {
         ],
         product: t(20)?,
         leg: row.get(2)?,
+        sizing: row.get(21)?,
+        waits_for_fill: row.get(22)?,
         created_at: row.get(18)?,
         updated_at: row.get(19)?,
     })
@@ -84,6 +91,8 @@ impl OrderRow {
             filled_quantity: dec(&req(filled, "filled_quantity")?)?,
             average_price: opt_dec(avg)?,
             error,
+            sizing: self.sizing,
+            waits_for_fill: self.waits_for_fill,
             created_at_ms: self.created_at,
             updated_at_ms: self.updated_at,
         })
@@ -110,7 +119,7 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
     let mut stmt = conn
         .prepare_cached(&format!(
             "INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
         ))
         .map_err(storage)?;
     for o in orders {
@@ -136,6 +145,8 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
             o.created_at_ms,
             o.updated_at_ms,
             o.product.map(|p| p.as_str()),
+            o.sizing,
+            o.waits_for_fill,
         ])
         .map_err(storage)?;
     }
@@ -188,8 +199,10 @@ pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalErro
         s.now_ms
     ])
     .map_err(storage)?;
-    let was_new = OrderState::from_str(&status).is_ok_and(|st| st == OrderState::New);
-    if was_new && !s.position_delta.is_zero() {
+    // `unknown` orders never moved the position either: their settlement by reconciliation does.
+    let was_open = OrderState::from_str(&status)
+        .is_ok_and(|st| matches!(st, OrderState::New | OrderState::Unknown));
+    if was_open && !s.position_delta.is_zero() {
         let next = position(conn, &account, &symbol)? + s.position_delta;
         conn.prepare_cached(
             "INSERT INTO positions (account, symbol, quantity, updated_at) VALUES (?1, ?2, ?3, ?4) \
@@ -225,4 +238,102 @@ pub(super) fn count_since(
         .query_row(params![account, since_ms], |r| r.get(0))
         .map_err(storage)?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Every position row.
+pub(super) fn all_positions(conn: &Connection) -> Result<Vec<PositionRecord>, JournalError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT account, symbol, quantity FROM positions ORDER BY account, symbol")
+        .map_err(storage)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(storage)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage)?;
+    rows.into_iter()
+        .map(|(account, symbol, q)| {
+            Ok(PositionRecord {
+                account,
+                symbol,
+                position: dec(&q)?,
+            })
+        })
+        .collect()
+}
+
+/// Orders in `status`, oldest first.
+pub(super) fn with_status(
+    conn: &Connection,
+    status: OrderState,
+) -> Result<Vec<OrderRecord>, JournalError> {
+    query_orders(
+        conn,
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = ?1 ORDER BY seq"),
+        [status.as_str()],
+    )
+}
+
+/// Replaces the venue readings of these (account, venue, symbol)s.
+pub(super) fn record_venue(
+    conn: &Connection,
+    readings: Vec<VenuePosition>,
+) -> Result<(), JournalError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO venue_positions (account, venue, symbol, position, reconciled_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (account, venue, symbol) DO UPDATE SET position = excluded.position, \
+             reconciled_at = excluded.reconciled_at",
+        )
+        .map_err(storage)?;
+    for r in readings {
+        stmt.execute(params![
+            r.account,
+            r.venue,
+            r.symbol,
+            r.position.map(|d| d.normalize().to_string()),
+            r.reconciled_at_ms
+        ])
+        .map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// Every venue reading.
+pub(super) fn venue_readings(conn: &Connection) -> Result<Vec<VenuePosition>, JournalError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT account, venue, symbol, position, reconciled_at FROM venue_positions \
+             ORDER BY account, symbol, venue",
+        )
+        .map_err(storage)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(storage)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage)?;
+    rows.into_iter()
+        .map(|(account, venue, symbol, position, at)| {
+            Ok(VenuePosition {
+                account,
+                venue,
+                symbol,
+                position: opt_dec(position)?,
+                reconciled_at_ms: at,
+            })
+        })
+        .collect()
 }

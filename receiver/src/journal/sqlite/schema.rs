@@ -67,8 +67,23 @@ CREATE TABLE paper_orders (
     created_at      INTEGER NOT NULL
 );
 "#,
+    // The product type an order carries to venues that need one (Zerodha: CNC, MIS, NRML).
     r#"
 ALTER TABLE orders ADD COLUMN product TEXT;
+"#,
+    // Target positions, sizing and reconciliation (receiver/README.md, "Positions").
+    r#"
+ALTER TABLE orders ADD COLUMN sizing TEXT;
+ALTER TABLE orders ADD COLUMN waits_for_fill INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX orders_unknown ON orders (status) WHERE status = 'unknown';
+CREATE TABLE venue_positions (
+    account       TEXT NOT NULL,
+    venue         TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    position      TEXT,
+    reconciled_at INTEGER NOT NULL,
+    PRIMARY KEY (account, venue, symbol)
+);
 "#,
 ];
 
