@@ -59,6 +59,8 @@ fn receiver_key(forwarded: &Map<String, Value>) -> Result<Option<String>, String
     let ctx = NormalizeContext {
         symbols: &symbols,
         refuse_perpetuals: true,
+        exchange_in_symbol: false,
+        allow_short: true,
     };
     normalize(forwarded, &ctx)
         .map(|n| n.idempotency_key)
