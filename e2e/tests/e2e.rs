@@ -16,6 +16,7 @@ use alertgate_e2e::{
 };
 use alertgate_receiver::config::TlsConfig;
 use alertgate_shared::SecretRef;
+use alertgate_testkit::until;
 use serde_json::Value;
 
 fn message_ids(orders: &[Value]) -> Vec<String> {
@@ -185,7 +186,18 @@ async fn rotation_under_continuous_traffic_rejects_nothing() {
             }
         })
     };
-    let pause = || tokio::time::sleep(Duration::from_millis(300));
+    // Between two rotation steps at least 15 more alerts go through, however busy the machine:
+    // the proof is in the count of alerts sent across each step, not in how long a step took.
+    let pause = || {
+        let results = results.clone();
+        async move {
+            let start = results.lock().unwrap().len();
+            until("15 more alerts through the relay", || async {
+                results.lock().unwrap().len() >= start + 15
+            })
+            .await;
+        }
+    };
 
     // Signing key: receivers learn the new key, the relay signs with both, drops the old,
     // receivers forget the old.
