@@ -79,6 +79,13 @@ pub struct Receiver {
     resume_after: Duration,
 }
 
+fn risk_signal_age(settings: &Settings) -> Option<i64> {
+    settings
+        .risk
+        .max_signal_age_seconds
+        .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
+}
+
 impl Receiver {
     /// Builds the receiver with the real clock. Opens the journal, builds the broker, binds the
     /// metrics listener and resumes executions an earlier run left `pending`.
@@ -104,8 +111,11 @@ impl Receiver {
         let exchange_in_symbol = broker.exchange_in_symbol();
         let allow_short = broker.allows_short();
         let metrics = Metrics::new();
-        let risk = RiskGates::new(settings.risk.clone(), clock.clone());
+        let risk = RiskGates::with_metrics(settings.risk.clone(), clock.clone(), metrics.clone());
         let dyn_journal: Arc<dyn Journal> = journal;
+        risk.strategies()
+            .load(dyn_journal.as_ref(), &metrics)
+            .await?;
         let executor = Executor::new(
             dyn_journal.clone(),
             broker.clone(),
@@ -121,6 +131,7 @@ impl Receiver {
             allow_short,
             max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+            max_signal_age_ms: risk_signal_age(&settings),
         };
         let reconciler = Reconciler {
             journal: dyn_journal.clone(),

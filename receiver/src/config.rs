@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::config::{BrokerConfig, BrokerKind};
+use crate::controls::session::{Schedule, Session, Zone};
 
 /// Everything `alertgate-receiver run` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +157,13 @@ pub struct RiskLimits {
     pub max_position: Option<Decimal>,
     /// Venue or TradingView symbols orders may use; empty: any.
     pub allowed_symbols: Option<Vec<String>>,
+    /// Realized loss per UTC day at which opening orders stop until 00:00 UTC.
+    pub max_daily_loss: Option<Decimal>,
+    /// Trading sessions (`"mon-fri 09:30-16:00"`); outside them opening orders are refused.
+    /// Empty: always open.
+    pub sessions: Option<Vec<Session>>,
+    /// The sessions' IANA time zone (default UTC).
+    pub timezone: Option<Zone>,
 }
 
 impl RiskLimits {
@@ -170,6 +178,17 @@ impl RiskLimits {
                 .allowed_symbols
                 .clone()
                 .or_else(|| self.allowed_symbols.clone()),
+            max_daily_loss: over.max_daily_loss.or(self.max_daily_loss),
+            sessions: over.sessions.clone().or_else(|| self.sessions.clone()),
+            timezone: over.timezone.clone().or_else(|| self.timezone.clone()),
+        }
+    }
+
+    /// The sessions in their zone (none: always open).
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            sessions: self.sessions.clone().unwrap_or_default(),
+            zone: self.timezone.clone().unwrap_or_else(Zone::utc),
         }
     }
 }
@@ -194,6 +213,15 @@ pub struct RiskConfig {
     /// Venue or TradingView symbols orders may use; empty: any.
     #[serde(default)]
     pub allowed_symbols: Vec<String>,
+    /// Realized loss per account per UTC day at which opening orders stop until 00:00 UTC.
+    pub max_daily_loss: Option<Decimal>,
+    /// Trading sessions (`["mon-fri 09:30-16:00"]`) in `timezone`; empty: always open.
+    #[serde(default)]
+    pub sessions: Vec<Session>,
+    /// IANA time zone of `sessions` (default `UTC`).
+    pub timezone: Option<Zone>,
+    /// An alert whose `sent_at` (`{{timenow}}`) is older than this is `expired` (unset: off).
+    pub max_signal_age_seconds: Option<u64>,
     /// `[risk.accounts.NAME]`: per-account overrides of the limits.
     #[serde(default)]
     pub accounts: BTreeMap<String, RiskLimits>,
@@ -213,6 +241,10 @@ impl Default for RiskConfig {
             max_orders_per_minute: None,
             max_position: None,
             allowed_symbols: Vec::new(),
+            max_daily_loss: None,
+            sessions: Vec::new(),
+            timezone: None,
+            max_signal_age_seconds: None,
             accounts: BTreeMap::new(),
         }
     }
@@ -227,6 +259,9 @@ impl RiskConfig {
             max_orders_per_minute: self.max_orders_per_minute,
             max_position: self.max_position,
             allowed_symbols: Some(self.allowed_symbols.clone()),
+            max_daily_loss: self.max_daily_loss,
+            sessions: Some(self.sessions.clone()),
+            timezone: self.timezone.clone(),
         }
     }
 
@@ -355,6 +390,12 @@ impl Settings {
                 .resolve()
                 .map_err(|e| Invalid::new("ops.token", e.to_string()))?;
         }
+        if self.risk.max_signal_age_seconds == Some(0) {
+            return Err(Invalid::new(
+                "risk.max_signal_age_seconds",
+                "must be at least 1 (leave it out to turn the check off)",
+            ));
+        }
         check_limits("risk", &self.risk.global_limits())?;
         for (account, limits) in &self.risk.accounts {
             check_limits(&format!("risk.accounts.{account}"), limits)?;
@@ -426,6 +467,7 @@ fn check_limits(prefix: &str, limits: &RiskLimits) -> Result<(), Invalid> {
         ("max_quantity", limits.max_quantity),
         ("max_notional", limits.max_notional),
         ("max_position", limits.max_position),
+        ("max_daily_loss", limits.max_daily_loss),
     ] {
         if value.is_some_and(|v| v <= Decimal::ZERO) {
             return Err(Invalid::new(

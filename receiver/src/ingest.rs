@@ -31,6 +31,8 @@ pub struct Interpreter {
     pub allow_short: bool,
     /// `risk.max_alert_age_seconds` in ms.
     pub max_age_ms: i64,
+    /// `risk.max_signal_age_seconds` in ms (against the alert's `sent_at`); `None`: off.
+    pub max_signal_age_ms: Option<i64>,
 }
 
 /// What an envelope asks for, before the journal has its say.
@@ -49,8 +51,8 @@ pub struct Interpretation {
 /// Execute, or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Normalized legs, to be gated and placed.
-    Execute(Vec<Leg>),
+    /// Normalized legs, to be gated and placed, and the alert's strategy.
+    Execute(Vec<Leg>, Option<String>),
     /// `invalid` or `expired`, with the reason.
     Final(Outcome, String),
 }
@@ -99,7 +101,10 @@ impl Interpreter {
             )
         } else {
             match normalized {
-                Ok(n) => Verdict::Execute(n.legs),
+                Ok(n) => match self.signal_too_old(n.sent_at_ms, now_ms) {
+                    Some(reason) => Verdict::Final(Outcome::Expired, reason),
+                    None => Verdict::Execute(n.legs, n.strategy),
+                },
                 Err(invalid) => Verdict::Final(Outcome::Invalid, invalid.to_string()),
             }
         };
@@ -109,6 +114,21 @@ impl Interpreter {
             received_at_ms,
             verdict,
         }
+    }
+}
+
+impl Interpreter {
+    /// Why a signal sent at `sent_at_ms` is too old at `now_ms`, if it is.
+    fn signal_too_old(&self, sent_at_ms: Option<i64>, now_ms: i64) -> Option<String> {
+        let (max, sent) = (self.max_signal_age_ms?, sent_at_ms?);
+        let age = now_ms - sent;
+        (age > max).then(|| {
+            format!(
+                "sent_at is {} s old; risk.max_signal_age_seconds is {}",
+                age / 1000,
+                max / 1000
+            )
+        })
     }
 }
 
@@ -184,7 +204,7 @@ impl Ingest {
         let now_ms = self.clock.now_unix_ms();
         let reading = self.interpreter.interpret(&body, now_ms);
         let (outcome, reason, legs) = match reading.verdict {
-            Verdict::Execute(legs) => (Outcome::Pending, None, Some(legs)),
+            Verdict::Execute(legs, strategy) => (Outcome::Pending, None, Some((legs, strategy))),
             Verdict::Final(outcome, reason) => (outcome, Some(reason), None),
         };
         let admission = self
@@ -215,7 +235,8 @@ impl Ingest {
                 return Reply::Unavailable(e);
             }
         };
-        let (Outcome::Pending, Some(legs), Some(account)) = (record.outcome, legs, reading.account)
+        let (Outcome::Pending, Some((legs, strategy)), Some(account)) =
+            (record.outcome, legs, reading.account)
         else {
             tracing::info!(
                 outcome = record.outcome.as_str(),
@@ -228,6 +249,7 @@ impl Ingest {
         let completion = self.executor.submit(Job {
             message_id: id.clone(),
             account,
+            strategy,
             work: Work::Legs(legs),
         });
         match tokio::time::timeout(self.inline_deadline, completion).await {
@@ -286,15 +308,15 @@ impl Ingest {
             let Some(account) = record.account.clone() else {
                 continue;
             };
-            let work = if !record.orders.is_empty() {
-                Work::Resume(record.orders)
+            let (work, strategy) = if !record.orders.is_empty() {
+                (Work::Resume(record.orders), None)
             } else {
                 match self
                     .interpreter
                     .interpret(&record.envelope, self.clock.now_unix_ms())
                     .verdict
                 {
-                    Verdict::Execute(legs) => Work::Legs(legs),
+                    Verdict::Execute(legs, strategy) => (Work::Legs(legs), strategy),
                     Verdict::Final(outcome, reason) => {
                         self.journal
                             .finish(&record.id, outcome, Some(reason), self.clock.now_unix_ms())
@@ -309,6 +331,7 @@ impl Ingest {
             drop(self.executor.submit(Job {
                 message_id: record.id,
                 account,
+                strategy,
                 work,
             }));
         }

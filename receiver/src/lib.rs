@@ -15,7 +15,10 @@
 //!   percent of equity, lot rounding), [`risk`] (the gates), `place` (retries with the same
 //!   client order id; `unknown`), `record` (outcomes into the journal), `settle` (settling an
 //!   `unknown` order for reconciliation).
-//! - [`risk`]: the gates every order passes (kill switch, symbols, sizes, rate).
+//! - [`risk`]: the gates every order passes (kill switch, strategy switches, sessions, daily loss,
+//!   symbols, sizes, rate).
+//! - [`controls`]: what those gates read beyond limits: `session` (IANA zones), `daily_loss`
+//!   (average-cost realized PnL per UTC day), strategy switches (persisted in the journal).
 //! - [`reconcile`]: at start and every interval, `unknown` orders looked up and settled, venue
 //!   positions read and drift reported; the positions view.
 //! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
@@ -37,6 +40,7 @@ pub mod app;
 pub mod broker;
 pub mod certs;
 pub mod config;
+pub mod controls;
 pub mod executor;
 pub mod ingest;
 pub mod journal;

@@ -1,7 +1,8 @@
 //! Prometheus metrics (receiver/README.md, "Metrics"), served as text on `metrics.listen`:
 //! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
 //! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`,
-//! `alertgate_receiver_position_drift{account,venue,symbol}` (a gauge).
+//! `alertgate_receiver_position_drift{account,venue,symbol}` (a gauge),
+//! `alertgate_receiver_strategy_enabled{strategy}`, `alertgate_receiver_daily_loss_locked{account}`.
 //!
 //! Label values come from the enums' `as_str` names ([`Outcome`], [`OrderState`],
 //! [`VerifyError::reason`]), the same names as in JSON and the journal.
@@ -40,6 +41,8 @@ struct Inner {
     verify_failures: Family<Labels, Counter>,
     place_duration: Histogram,
     position_drift: Family<Labels, Gauge<f64, AtomicU64>>,
+    strategy_enabled: Family<Labels, Gauge>,
+    daily_loss_locked: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -82,8 +85,22 @@ impl Metrics {
             "Venue position minus the journal's, per account/venue/symbol, when over [reconcile] tolerance (else 0)",
             position_drift.clone(),
         );
+        let strategy_enabled = Family::<Labels, Gauge>::default();
+        registry.register(
+            "alertgate_receiver_strategy_enabled",
+            "1 while a strategy's opening orders run, 0 while it is disabled",
+            strategy_enabled.clone(),
+        );
+        let daily_loss_locked = Family::<Labels, Gauge>::default();
+        registry.register(
+            "alertgate_receiver_daily_loss_locked",
+            "1 while an account's opening orders are locked by [risk] max_daily_loss (until 00:00 UTC)",
+            daily_loss_locked.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
+                strategy_enabled,
+                daily_loss_locked,
                 position_drift,
                 registry,
                 messages,
@@ -137,6 +154,22 @@ impl Metrics {
                 ("symbol", symbol.to_owned()),
             ])
             .set(drift.to_f64().unwrap_or(f64::NAN));
+    }
+
+    /// A strategy was switched (or first seen).
+    pub fn strategy_enabled(&self, strategy: &str, enabled: bool) {
+        self.inner
+            .strategy_enabled
+            .get_or_create(&vec![("strategy", strategy.to_owned())])
+            .set(i64::from(enabled));
+    }
+
+    /// An account's daily-loss lock was found on or off.
+    pub fn daily_loss_locked(&self, account: &str, locked: bool) {
+        self.inner
+            .daily_loss_locked
+            .get_or_create(&vec![("account", account.to_owned())])
+            .set(i64::from(locked));
     }
 
     /// The Prometheus text exposition.

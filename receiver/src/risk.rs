@@ -1,9 +1,10 @@
 //! Risk gates (receiver/README.md, "Risk gates"): every order passes them before it is placed. Each
 //! rejection carries the gate's name as the message's `reason`:
-//! `kill_switch`, `symbol_not_allowed`, `max_quantity`, `max_notional`, `max_orders_per_minute`,
-//! `max_position`.
+//! `kill_switch`, `strategy_disabled`, `outside_session`, `max_daily_loss`, `symbol_not_allowed`,
+//! `max_quantity`, `max_notional`, `max_orders_per_minute`, `max_position`.
 //!
-//! The kill switch, the symbol list and the per-minute count apply to every order. The size gates
+//! The kill switch, the symbol list and the per-minute count apply to every order. The order
+//! controls (strategy switches, sessions, daily loss; [`crate::controls`]) and the size gates
 //! (`max_quantity`, `max_notional`, `max_position`) apply to opening orders only: an order that
 //! closes (part of) a position reduces exposure, and refusing it would keep the risk it removes.
 
@@ -16,6 +17,8 @@ use alertgate_shared::Clock;
 use rust_decimal::Decimal;
 
 use crate::config::{RiskConfig, RiskLimits};
+use crate::controls::Strategies;
+use crate::metrics::Metrics;
 
 /// Why an order was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +35,12 @@ pub enum Gate {
     MaxOrdersPerMinute,
     /// The order would leave a position larger than `max_position`.
     MaxPosition,
+    /// The alert's strategy was disabled (`POST /v1/strategies/{name}/disable`).
+    StrategyDisabled,
+    /// Now is outside every `[risk] sessions` entry.
+    OutsideSession,
+    /// The account's realized loss today (UTC) reached `max_daily_loss`.
+    MaxDailyLoss,
 }
 
 impl Gate {
@@ -44,6 +53,9 @@ impl Gate {
             Self::MaxNotional => "max_notional",
             Self::MaxOrdersPerMinute => "max_orders_per_minute",
             Self::MaxPosition => "max_position",
+            Self::StrategyDisabled => "strategy_disabled",
+            Self::OutsideSession => "outside_session",
+            Self::MaxDailyLoss => "max_daily_loss",
         }
     }
 }
@@ -84,15 +96,29 @@ pub struct Candidate<'a> {
     pub position_after: Decimal,
 }
 
-/// The gates with their state (the per-minute counts).
+/// What the order controls know about one alert, read before the gates run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing<'a> {
+    /// The alert's strategy, when it names one.
+    pub strategy: Option<&'a str>,
+    /// What the account realized today (UTC); read only while `max_daily_loss` is set and the
+    /// alert opens.
+    pub realized_today: Option<Decimal>,
+}
+
+/// The gates with their state (the per-minute counts, the strategy switches).
 #[derive(Debug)]
 pub struct RiskGates {
     /// Limits and the kill-switch path.
     config: RiskConfig,
-    /// Time of the sliding minute.
+    /// Time of the sliding minute and of sessions.
     clock: Arc<dyn Clock>,
     /// Unix ms of each order counted per account in the last minute.
     recent: Mutex<HashMap<String, VecDeque<i64>>>,
+    /// Strategy switches.
+    strategies: Arc<Strategies>,
+    /// Metrics for strategies seen and daily-loss locks.
+    metrics: Metrics,
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -100,11 +126,23 @@ const MINUTE_MS: i64 = 60_000;
 impl RiskGates {
     /// Gates for `config`.
     pub fn new(config: RiskConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::with_metrics(config, clock, Metrics::default())
+    }
+
+    /// Gates for `config` reporting to `metrics`.
+    pub fn with_metrics(config: RiskConfig, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
         Self {
             config,
             clock,
             recent: Mutex::new(HashMap::new()),
+            strategies: Arc::new(Strategies::default()),
+            metrics,
         }
+    }
+
+    /// The strategy switches.
+    pub fn strategies(&self) -> &Arc<Strategies> {
+        &self.strategies
     }
 
     /// The kill-switch file, if configured.
@@ -144,7 +182,12 @@ impl RiskGates {
 
     /// Checks every order of one alert; all pass or the alert is rejected. When they pass, they
     /// are counted against the account's per-minute limit.
-    pub fn admit(&self, account: &str, orders: &[Candidate<'_>]) -> Result<(), Rejection> {
+    pub fn admit(
+        &self,
+        account: &str,
+        orders: &[Candidate<'_>],
+        standing: &Standing<'_>,
+    ) -> Result<(), Rejection> {
         if self.kill_switch_on() {
             return Err(reject(
                 Gate::KillSwitch,
@@ -152,6 +195,9 @@ impl RiskGates {
             ));
         }
         let limits = self.limits(account);
+        if orders.iter().any(|c| c.opening) {
+            self.check_controls(account, &limits, standing)?;
+        }
         for c in orders {
             check_order(&limits, c)?;
         }
@@ -176,6 +222,55 @@ impl RiskGates {
         }
         times.extend(std::iter::repeat_n(now, orders.len()));
         Ok(())
+    }
+}
+
+impl RiskGates {
+    /// The gates of [`crate::controls`], for an alert that opens.
+    fn check_controls(
+        &self,
+        account: &str,
+        limits: &RiskLimits,
+        standing: &Standing<'_>,
+    ) -> Result<(), Rejection> {
+        if let Some(strategy) = standing.strategy {
+            if !self.strategies.enabled(strategy, &self.metrics) {
+                return Err(reject(
+                    Gate::StrategyDisabled,
+                    format!("strategy {strategy:?} is disabled"),
+                ));
+            }
+        }
+        let schedule = limits.schedule();
+        if !schedule.is_open(self.clock.now_unix_ms()) {
+            let sessions: Vec<String> = schedule.sessions.iter().map(|s| s.to_string()).collect();
+            return Err(reject(
+                Gate::OutsideSession,
+                format!(
+                    "outside the sessions {sessions:?} ({})",
+                    String::from(schedule.zone.clone())
+                ),
+            ));
+        }
+        if let (Some(max), Some(realized)) = (limits.max_daily_loss, standing.realized_today) {
+            let locked = -realized >= max;
+            self.metrics.daily_loss_locked(account, locked);
+            if locked {
+                return Err(reject(
+                    Gate::MaxDailyLoss,
+                    format!(
+                        "realized {} today (UTC), max_daily_loss {max}; opening orders resume at 00:00 UTC",
+                        realized.normalize()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `true` when `account`'s opening orders need today's realized PnL.
+    pub fn needs_daily_pnl(&self, account: &str) -> bool {
+        self.limits(account).max_daily_loss.is_some()
     }
 }
 
@@ -249,6 +344,10 @@ mod tests {
         }
     }
 
+    fn none() -> Standing<'static> {
+        Standing::default()
+    }
+
     fn gates(config: RiskConfig) -> (ManualClock, RiskGates) {
         let clock = ManualClock::at_unix(1_000_000);
         (clock.clone(), RiskGates::new(config, Arc::new(clock)))
@@ -260,15 +359,17 @@ mod tests {
             max_orders_per_minute: Some(2),
             ..RiskConfig::default()
         });
-        g.admit("a", &[candidate(1, None)]).unwrap();
-        g.admit("a", &[candidate(1, None)]).unwrap();
+        g.admit("a", &[candidate(1, None)], &none()).unwrap();
+        g.admit("a", &[candidate(1, None)], &none()).unwrap();
         assert_eq!(
-            g.admit("a", &[candidate(1, None)]).unwrap_err().gate,
+            g.admit("a", &[candidate(1, None)], &none())
+                .unwrap_err()
+                .gate,
             Gate::MaxOrdersPerMinute
         );
-        g.admit("b", &[candidate(1, None)]).unwrap();
+        g.admit("b", &[candidate(1, None)], &none()).unwrap();
         clock.advance(time::Duration::seconds(60));
-        g.admit("a", &[candidate(1, None)]).unwrap();
+        g.admit("a", &[candidate(1, None)], &none()).unwrap();
     }
 
     #[test]
@@ -278,7 +379,9 @@ mod tests {
             ..RiskConfig::default()
         });
         assert_eq!(
-            g.admit("a", &[candidate(5, None)]).unwrap_err().gate,
+            g.admit("a", &[candidate(5, None)], &none())
+                .unwrap_err()
+                .gate,
             Gate::MaxQuantity
         );
         g.admit(
@@ -287,6 +390,7 @@ mod tests {
                 opening: false,
                 ..candidate(5, None)
             }],
+            &none(),
         )
         .unwrap();
     }
@@ -298,13 +402,17 @@ mod tests {
             ..RiskConfig::default()
         });
         assert_eq!(
-            g.admit("a", &[candidate(1, None)]).unwrap_err().gate,
+            g.admit("a", &[candidate(1, None)], &none())
+                .unwrap_err()
+                .gate,
             Gate::MaxNotional
         );
         assert_eq!(
-            g.admit("a", &[candidate(2, Some(51))]).unwrap_err().gate,
+            g.admit("a", &[candidate(2, Some(51))], &none())
+                .unwrap_err()
+                .gate,
             Gate::MaxNotional
         );
-        g.admit("a", &[candidate(2, Some(50))]).unwrap();
+        g.admit("a", &[candidate(2, Some(50))], &none()).unwrap();
     }
 }

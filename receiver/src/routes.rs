@@ -5,6 +5,8 @@
 //! - `POST /v1/alerts`: signed deliveries from the relay.
 //! - `GET /v1/orders?limit=N`, `GET /v1/messages/{id}`, `GET /v1/positions`: the ops API
 //!   (Bearer `ops.token`).
+//! - `GET /v1/strategies`, `POST /v1/strategies/{name}/disable|enable`: strategy switches
+//!   (Bearer `ops.token`).
 //! - `GET /healthz` (process up), `GET /readyz` (the journal takes writes).
 
 use std::collections::HashMap;
@@ -59,6 +61,10 @@ pub fn routes(
         .or(message(state.clone()))
         .unify()
         .or(positions(state.clone()))
+        .unify()
+        .or(strategies(state.clone()))
+        .unify()
+        .or(strategy_switch(state.clone()))
         .unify()
         .or(healthz())
         .unify()
@@ -152,6 +158,109 @@ fn positions(
                 Err(e) => journal_unavailable(&e),
             }
         })
+}
+
+fn strategies(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "strategies")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state))
+        .then(|auth: Option<String>, state: Arc<AppState>| async move {
+            if !authorized(&state, auth.as_deref()) {
+                return unauthorized();
+            }
+            let list = state.ingest.executor.risk().strategies().list();
+            let rows: Vec<Value> = list.iter().map(strategy_json).collect();
+            json_reply(StatusCode::OK, &json!({ "strategies": rows }))
+        })
+}
+
+fn strategy_switch(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("v1" / "strategies" / String / String)
+        .and(warp::post())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state))
+        .then(
+            |name: String, verb: String, auth: Option<String>, state: Arc<AppState>| async move {
+                if !authorized(&state, auth.as_deref()) {
+                    return unauthorized();
+                }
+                let enabled = match verb.as_str() {
+                    "enable" => true,
+                    "disable" => false,
+                    _ => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            Some("expected /v1/strategies/{name}/enable or /disable"),
+                        )
+                    }
+                };
+                let name = percent_decode(&name);
+                if name.trim().is_empty() || name.chars().count() > crate::normalize::MAX_ID_LEN {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_strategy",
+                        Some("name: expected 1 to 128 characters, as the alert's strategy field"),
+                    );
+                }
+                let ingest = &state.ingest;
+                match ingest
+                    .executor
+                    .risk()
+                    .strategies()
+                    .set(
+                        ingest.journal.as_ref(),
+                        &ingest.metrics,
+                        &name,
+                        enabled,
+                        ingest.clock.now_unix_ms(),
+                    )
+                    .await
+                {
+                    Ok(switch) => json_reply(StatusCode::OK, &strategy_json(&switch)),
+                    Err(e) => journal_unavailable(&e),
+                }
+            },
+        )
+}
+
+/// `%XX` escapes of a path segment decoded (strategy names may hold spaces); invalid UTF-8 is
+/// replaced.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One row of `GET /v1/strategies`.
+pub fn strategy_json(s: &crate::journal::StrategySwitch) -> Value {
+    json!({
+        "name": s.name,
+        "enabled": s.enabled,
+        "changed_at": if s.changed_at_ms == 0 { Value::Null } else { time_json(s.changed_at_ms) },
+    })
 }
 
 /// One row of `GET /v1/positions`.

@@ -115,6 +115,8 @@ fn the_native_format_becomes_one_exact_limit_order() {
             account: Some("main".into()),
             idempotency_key: Some("42-2026-11-23T06:30:00Z".into()),
             strategy: Some("sma-cross".into()),
+            // 2026-11-23T06:30:00Z
+            sent_at_ms: Some(1_795_415_400_000),
             legs: vec![Leg {
                 order_type: OrderType::Limit,
                 limit_price: p("42000"),

@@ -18,10 +18,11 @@ fuzz_target!(|data: &[u8]| {
         exchange_in_symbol: false,
         allow_short: true,
         max_age_ms: 120_000,
+        max_signal_age_ms: None,
     };
     let reading = interpreter.interpret(data, NOW_MS);
     assert_eq!(reading, interpreter.interpret(data, NOW_MS));
-    if let Verdict::Execute(legs) = &reading.verdict {
+    if let Verdict::Execute(legs, _) = &reading.verdict {
         assert!(!legs.is_empty());
         let received = reading
             .received_at_ms

@@ -36,10 +36,11 @@ use rust_decimal::Decimal;
 
 use crate::broker::{Broker, LotRule};
 use crate::config::ExecutorConfig;
+use crate::controls::daily_loss;
 use crate::journal::{Journal, JournalError, OrderRecord, Outcome};
 use crate::metrics::Metrics;
 use crate::normalize::{Action, Leg, Sizing};
-use crate::risk::{Candidate, RiskGates};
+use crate::risk::{Candidate, RiskGates, Standing};
 
 pub mod place;
 pub mod plan;
@@ -81,6 +82,8 @@ pub struct Job {
     pub message_id: String,
     /// The envelope's account.
     pub account: String,
+    /// The alert's strategy (strategy switches); `None` when it names none or for a resume.
+    pub strategy: Option<String>,
     /// Legs or journaled orders.
     pub work: Work,
 }
@@ -207,6 +210,11 @@ impl Executor {
         }
     }
 
+    /// The risk gates (strategy switches live there).
+    pub fn risk(&self) -> &RiskGates {
+        &self.inner.risk
+    }
+
     /// The broker's name (`paper`, `binance`, ...).
     pub fn venue(&self) -> &'static str {
         self.inner.broker.name()
@@ -285,7 +293,15 @@ impl Inner {
     async fn run(&self, job: Job, turn: Turn<Key>) -> Result<Execution, JournalError> {
         let (orders, planned) = match job.work {
             Work::Resume(orders) => (orders, None),
-            Work::Legs(legs) => match self.prepare(&job.message_id, &job.account, &legs).await? {
+            Work::Legs(legs) => match self
+                .prepare(
+                    &job.message_id,
+                    &job.account,
+                    job.strategy.as_deref(),
+                    &legs,
+                )
+                .await?
+            {
                 Prepared::Orders(orders) => {
                     let planned = self.journal.plan(orders.clone());
                     if self.broker.shares_journal() {
@@ -326,6 +342,7 @@ impl Inner {
         &self,
         message_id: &str,
         account: &str,
+        strategy: Option<&str>,
         legs: &[Leg],
     ) -> Result<Prepared, JournalError> {
         let now = self.clock.now_unix_ms();
@@ -382,7 +399,21 @@ impl Inner {
             }
         };
         let candidates: Vec<Candidate<'_>> = intents.iter().map(plan::Intent::candidate).collect();
-        if let Err(rejection) = self.risk.admit(account, &candidates) {
+        let opening = candidates.iter().any(|c| c.opening);
+        let realized_today = if opening && self.risk.needs_daily_pnl(account) {
+            let fills = self.journal.fills(account).await?;
+            Some(daily_loss::realized_since(
+                &fills,
+                daily_loss::utc_day_start(now),
+            ))
+        } else {
+            None
+        };
+        let standing = Standing {
+            strategy,
+            realized_today,
+        };
+        if let Err(rejection) = self.risk.admit(account, &candidates, &standing) {
             tracing::info!(message_id, account, gate = %rejection.gate, detail = rejection.detail, "rejected by risk gate");
             let reason = Some(rejection.gate.as_str().to_owned());
             return Ok(Prepared::Finished(Finished::without_orders(

@@ -143,6 +143,7 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
         let job = Job {
             message_id: id,
             account: "main".into(),
+            strategy: None,
             work: Work::Legs(vec![leg("AAA")]),
         };
         completions.push(executor.submit(job));
@@ -167,6 +168,7 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
     let job = Job {
         message_id: "msg_r".into(),
         account: "main".into(),
+        strategy: None,
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
@@ -184,6 +186,7 @@ async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_las
     let job = Job {
         message_id: "msg_f".into(),
         account: "main".into(),
+        strategy: None,
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
@@ -264,7 +267,7 @@ proptest::proptest! {
             for (i, (action, quantity)) in steps.iter().enumerate() {
                 let id = format!("msg_{i}");
                 admit(&journal, &id).await;
-                let job = Job { message_id: id, account: "main".into(), work: Work::Legs(vec![action_leg(*action, *quantity)]) };
+                let job = Job { message_id: id, account: "main".into(), strategy: None, work: Work::Legs(vec![action_leg(*action, *quantity)]) };
                 let done = executor.submit(job).await.unwrap().unwrap();
                 assert_eq!(done.outcome, Outcome::Filled);
                 let q = quantity.map(Decimal::from);

@@ -382,6 +382,41 @@ pub trait Journal: Send + Sync + Debug {
 
     /// The last venue reading of every (account, venue, symbol).
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>>;
+
+    /// Every fill of `account`'s orders, oldest first (daily-loss accounting).
+    fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>>;
+
+    /// Records a strategy's switch (replacing its earlier state).
+    fn set_strategy(&self, switch: StrategySwitch) -> JournalFuture<()>;
+
+    /// Every strategy switch recorded, by name.
+    fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>>;
+}
+
+/// What one order filled, as daily-loss accounting reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fill {
+    /// Venue symbol.
+    pub symbol: String,
+    /// Buy or sell.
+    pub side: Side,
+    /// Quantity filled.
+    pub quantity: Decimal,
+    /// Average fill price.
+    pub price: Decimal,
+    /// When the fill was recorded (unix ms).
+    pub at_ms: i64,
+}
+
+/// A strategy's on/off state (`POST /v1/strategies/{name}/disable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StrategySwitch {
+    /// The alert's `strategy`.
+    pub name: String,
+    /// `false`: its opening orders are rejected `strategy_disabled`.
+    pub enabled: bool,
+    /// When it last changed (unix ms).
+    pub changed_at_ms: i64,
 }
 
 /// One position as the journal's fills make it.

@@ -133,6 +133,21 @@ pub(crate) fn short_text(v: &Value, max: usize) -> Result<String, String> {
 }
 
 /// An exact decimal from a JSON string or number.
+/// An RFC 3339 instant (`2026-03-09T13:35:00Z`, what TradingView's `{{timenow}}` writes), as
+/// unix milliseconds.
+pub(crate) fn instant_ms(v: &Value) -> Result<i64, String> {
+    let expected = || {
+        "expected an RFC 3339 time such as \"2026-03-09T13:35:00Z\" (TradingView's {{timenow}})"
+            .to_owned()
+    };
+    let Value::String(s) = v else {
+        return Err(expected());
+    };
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| expected())?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| expected())
+}
+
 pub(crate) fn decimal(v: &Value) -> Result<Decimal, String> {
     match v {
         Value::String(s) => parse_decimal(s).map_err(|e| e.describe(s)),

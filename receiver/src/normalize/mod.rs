@@ -9,7 +9,8 @@
 //! - [`symbol`]: TradingView symbols to venue symbols (`[symbols]` table, `_DL`, perpetuals).
 //!
 //! Normalization is pure: no clock, no I/O, no position lookups. Unknown fields are ignored (the
-//! caller journals the whole alert); `secret`, `sent_at` and `comment` are known but unused here.
+//! caller journals the whole alert); `secret` and `comment` are known but unused here; `sent_at`
+//! (`{{timenow}}`) is read for the signal-age check (`[risk] max_signal_age_seconds`).
 
 use std::collections::BTreeMap;
 
@@ -154,8 +155,12 @@ pub struct NormalizedAlert {
     /// The alert's idempotency key ([`alertgate_shared::idempotency`]: `id`, `idempotency_key`,
     /// `client_ref`, `client_order_id`).
     pub idempotency_key: Option<String>,
-    /// The strategy name (`strategy`/`strategy_id`), for logs and the orders API.
+    /// The strategy name (`strategy`/`strategy_id`): strategy switches, logs, the orders API.
     pub strategy: Option<String>,
+    /// When TradingView fired the alert (`sent_at`/`timenow`, RFC 3339 as `{{timenow}}` writes
+    /// it), unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_ms: Option<i64>,
     /// The orders, in execution order; never empty.
     pub legs: Vec<Leg>,
 }
@@ -185,6 +190,7 @@ impl Invalid {
 pub(crate) mod names {
     pub const ACCOUNT: &[&str] = &["account", "fund_id"];
     pub const STRATEGY: &[&str] = &["strategy", "strategy_id"];
+    pub const SENT_AT: &[&str] = &["sent_at", "timenow"];
     pub const SYMBOL: &[&str] = &["symbol", "ticker"];
     pub const EXCHANGE: &[&str] = &["exchange"];
     pub const ACTION: &[&str] = &["action", "side", "signal"];
@@ -225,6 +231,7 @@ pub fn normalize(
     let idempotency_key = alertgate_shared::idempotency::idempotency_key(alert)
         .map_err(|e| Invalid::new(e.field, e.message))?;
     let strategy = top.value(names::STRATEGY, |v| fields::short_text(v, MAX_ID_LEN))?;
+    let sent_at_ms = top.value(names::SENT_AT, fields::instant_ms)?;
     let legs = match multi_leg::find(&top)? {
         Some(list) => multi_leg::parse(&top, list, ctx)?,
         None => vec![leg::parse(
@@ -238,6 +245,7 @@ pub fn normalize(
         account,
         idempotency_key,
         strategy,
+        sent_at_ms,
         legs,
     })
 }

@@ -62,6 +62,7 @@ fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
         exchange_in_symbol: false,
         allow_short: true,
         max_age_ms: 120_000,
+        max_signal_age_ms: None,
     };
     let now_ms = 1_795_392_000_000;
     for body in [
@@ -72,7 +73,7 @@ fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
         br#"{"type":"tradingview.alert","account":"main","received_at":"9999-12-31T23:59:59Z","source_ip":"1.2.3.4","alert":{"symbol":"AAPL","action":"buy","quantity":"1"}}"#,
     ] {
         let reading = interpreter.interpret(body, now_ms);
-        if let Verdict::Execute(_) = reading.verdict {
+        if let Verdict::Execute(..) = reading.verdict {
             let received = reading.received_at_ms.unwrap();
             assert!(now_ms - received <= 120_000, "{}", String::from_utf8_lossy(body));
         }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod config;
+mod controls;
 mod delivery;
 mod helpers;
 mod ops;

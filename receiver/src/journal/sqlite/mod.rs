@@ -7,7 +7,8 @@
 //!
 //! - [`schema`]: migrations and connection pragmas.
 //! - `writer`: the writer thread and its group commit.
-//! - `messages`, `orders`, `placements`: the SQL of each table; `values`: how values are stored.
+//! - `messages`, `orders`, `placements`, `controls` (strategy switches, fills for daily-loss
+//!   accounting): the SQL of each table; `values`: how values are stored.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -18,11 +19,12 @@ use rust_decimal::Decimal;
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
-    OrderState, Outcome, PlacementStore, PositionRecord, Settlement, VenuePosition,
+    Admission, Fill, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
+    OrderState, Outcome, PlacementStore, PositionRecord, Settlement, StrategySwitch, VenuePosition,
 };
 use crate::order::Placement;
 
+mod controls;
 mod messages;
 mod orders;
 mod placements;
@@ -200,6 +202,19 @@ impl Journal for SqliteJournal {
 
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {
         self.call(orders::venue_readings)
+    }
+
+    fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>> {
+        let account = account.to_owned();
+        self.call(move |c| controls::fills(c, &account))
+    }
+
+    fn set_strategy(&self, switch: StrategySwitch) -> JournalFuture<()> {
+        self.call(move |c| controls::set_strategy(c, &switch))
+    }
+
+    fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>> {
+        self.call(controls::strategies)
     }
 
     fn ping(&self) -> JournalFuture<()> {

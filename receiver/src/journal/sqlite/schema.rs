@@ -85,6 +85,16 @@ CREATE TABLE venue_positions (
     PRIMARY KEY (account, venue, symbol)
 );
 "#,
+    // Order controls (receiver/README.md, "Order controls"): strategy switches, and the fills
+    // daily-loss accounting reads per account.
+    r#"
+CREATE TABLE strategies (
+    name       TEXT PRIMARY KEY,
+    enabled    INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL
+);
+CREATE INDEX orders_filled ON orders (account, updated_at) WHERE filled_quantity <> '0';
+"#,
 ];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
