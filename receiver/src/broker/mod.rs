@@ -188,6 +188,44 @@ pub trait Broker: Send + Sync + Debug {
         order: &'a OrderRequest,
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>>;
 
+    /// Cancels the working order `client_order_id` (venue id `venue_order_id` when known) and
+    /// answers what became of it: `cancelled` with what filled before, or `filled` when it
+    /// filled first. Idempotent: cancelling an order already cancelled answers it again. The
+    /// default cannot cancel: a rejection naming the venue.
+    fn cancel<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        let _ = (symbol, client_order_id, venue_order_id);
+        let name = self.name();
+        Box::pin(async move {
+            Err(BrokerError::Rejected {
+                message: format!("the {name} venue adapter cannot cancel orders yet"),
+            })
+        })
+    }
+
+    /// `true` when resting orders are simulated inside the receiver (the paper broker): a later
+    /// alert's reference price that crosses them fills them ([`crate::executor`], "crossing").
+    fn simulates_resting(&self) -> bool {
+        false
+    }
+
+    /// Fills the simulated resting order `client_order_id` completely at `price` and answers its
+    /// new placement (an order no longer resting is answered as it is; `None`: no such order).
+    /// Only for venues that [`Broker::simulates_resting`].
+    fn fill_resting<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        quantity: Decimal,
+        price: Decimal,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        let _ = (client_order_id, quantity, price);
+        Box::pin(async { Ok(None) })
+    }
+
     /// `true` when the venue keeps its orders through the receiver's own journal queue (the paper
     /// broker): a journal write queued before `place` is then durable before the venue's record,
     /// so the executor need not wait for it. Real venues keep the default, `false`.

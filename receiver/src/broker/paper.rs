@@ -1,6 +1,7 @@
 //! The paper broker (default): orders never leave the receiver. Market orders fill at once at the
 //! alert's reference price (`price`, usually `{{close}}`); limit, stop and stop-limit orders rest
-//! as `placed` (they are not simulated further). A market order without a reference price is
+//! as `placed` until a later alert's reference price crosses them (the executor's crossing step
+//! fills them through `Broker::fill_resting`) or a cancel cancels them. A market order without a reference price is
 //! refused as `invalid`: there is nothing honest to fill it at.
 //!
 //! Its book lives in the journal's storage ([`PlacementStore`]), so `place` is idempotent on the
@@ -103,6 +104,64 @@ impl Broker for PaperBroker {
 
     fn shares_journal(&self) -> bool {
         true
+    }
+
+    fn simulates_resting(&self) -> bool {
+        true
+    }
+
+    fn fill_resting<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        quantity: Decimal,
+        price: Decimal,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        Box::pin(async move {
+            let Some(mut placement) = self.book.lookup(client_order_id).await.map_err(transient)?
+            else {
+                return Ok(None);
+            };
+            if matches!(
+                placement.status,
+                OrderStatus::Placed | OrderStatus::PartiallyFilled
+            ) {
+                placement.status = OrderStatus::Filled;
+                placement.filled_quantity = quantity;
+                placement.average_price = Some(price);
+                self.book
+                    .update(client_order_id, placement.clone())
+                    .await
+                    .map_err(transient)?;
+            }
+            Ok(Some(placement))
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        _symbol: &'a str,
+        client_order_id: &'a str,
+        _venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        Box::pin(async move {
+            let Some(mut placement) = self.book.lookup(client_order_id).await.map_err(transient)?
+            else {
+                return Err(BrokerError::Rejected {
+                    message: format!("paper: no order {client_order_id}"),
+                });
+            };
+            if matches!(
+                placement.status,
+                OrderStatus::Placed | OrderStatus::PartiallyFilled
+            ) {
+                placement.status = OrderStatus::Cancelled;
+                self.book
+                    .update(client_order_id, placement.clone())
+                    .await
+                    .map_err(transient)?;
+            }
+            Ok(placement)
+        })
     }
 
     fn equity<'a>(

@@ -21,7 +21,8 @@
 //!
 //! Client order ids are derived from the message id and the leg index ([`client_order_id`];
 //! the open of a reversal: [`client_order_id_part`]). [`Executor::settle`] settles an `unknown`
-//! order for reconciliation, in the same queue.
+//! order for reconciliation, in the same queue. [`working`]: cancels, and the paper venue's
+//! resting orders filled when a later alert's price crosses them (before step 3).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +50,7 @@ pub mod queue;
 pub mod record;
 mod settle;
 pub mod sizing;
+pub mod working;
 
 pub use self::settle::Found;
 
@@ -293,6 +295,23 @@ impl Inner {
     async fn run(&self, job: Job, turn: Turn<Key>) -> Result<Execution, JournalError> {
         let (orders, planned) = match job.work {
             Work::Resume(orders) => (orders, None),
+            Work::Legs(legs) if legs.iter().any(|l| l.action == Action::Cancel) => {
+                let finished = if legs.iter().all(|l| l.action == Action::Cancel) {
+                    self.cancel(&job.message_id, &job.account, &legs).await?
+                } else {
+                    Finished::without_orders(
+                        Outcome::Invalid,
+                        Some(
+                            "action: a cancel cannot share an alert with orders; send it on its own"
+                                .into(),
+                        ),
+                    )
+                };
+                return self
+                    .recorder()
+                    .record(&job.message_id, finished, turn)
+                    .await;
+            }
             Work::Legs(legs) => match self
                 .prepare(
                     &job.message_id,
@@ -345,6 +364,8 @@ impl Inner {
         strategy: Option<&str>,
         legs: &[Leg],
     ) -> Result<Prepared, JournalError> {
+        // Resting paper orders this alert's price crosses fill first, oldest first.
+        self.cross(account, legs).await?;
         let now = self.clock.now_unix_ms();
         if !self.risk.is_seeded(account) {
             let count = self.journal.orders_since(account, now - 60_000).await?;

@@ -188,6 +188,11 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
             .unwrap_or(Decimal::ZERO);
         let wanted = leg.quantity.map(Positive::get);
         let parts = match leg.action {
+            Action::Cancel => {
+                return Plan::Invalid(format!(
+                    "legs[{i}].action: a cancel cannot share an alert with orders"
+                ))
+            }
             Action::Buy | Action::Sell => {
                 let side = if leg.action == Action::Buy {
                     Side::Buy

@@ -67,11 +67,14 @@ pub enum Outcome {
     Expired,
     /// Its (account, idempotency key) was journaled within `dedupe.window_seconds`.
     Duplicate,
+    /// A cancel ran (`reason` lists what it cancelled, or `nothing_to_cancel`), or every working
+    /// order of this message was cancelled.
+    Cancelled,
 }
 
 impl Outcome {
     /// Every outcome, for metrics and tests.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Self::Pending,
         Self::Placed,
         Self::Filled,
@@ -81,6 +84,7 @@ impl Outcome {
         Self::Invalid,
         Self::Expired,
         Self::Duplicate,
+        Self::Cancelled,
     ];
 
     /// The name used in JSON, the journal and metrics.
@@ -95,6 +99,7 @@ impl Outcome {
             Self::Invalid => "invalid",
             Self::Expired => "expired",
             Self::Duplicate => "duplicate",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -383,6 +388,10 @@ pub trait Journal: Send + Sync + Debug {
     /// The last venue reading of every (account, venue, symbol).
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>>;
 
+    /// Orders of (account, symbol) still working at the venue (`placed`, `partially_filled`),
+    /// oldest first: what a cancel cancels and paper crossing fills.
+    fn working_orders(&self, account: &str, symbol: &str) -> JournalFuture<Vec<OrderRecord>>;
+
     /// Every fill of `account`'s orders, oldest first (daily-loss accounting).
     fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>>;
 
@@ -460,6 +469,9 @@ pub trait PlacementStore: Send + Sync + Debug {
 
     /// The stored placement, if any.
     fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>>;
+
+    /// Replaces the stored placement of `client_order_id` (a resting order cancelled or filled).
+    fn update(&self, client_order_id: &str, placement: Placement) -> JournalFuture<()>;
 }
 
 /// A [`PlacementStore`] that forgets at exit: for building a paper broker that never places
@@ -494,5 +506,10 @@ impl PlacementStore for MemoryPlacements {
     fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>> {
         let stored = self.lock().get(client_order_id).cloned();
         Box::pin(async move { Ok(stored) })
+    }
+
+    fn update(&self, client_order_id: &str, placement: Placement) -> JournalFuture<()> {
+        self.lock().insert(client_order_id.to_owned(), placement);
+        Box::pin(async { Ok(()) })
     }
 }

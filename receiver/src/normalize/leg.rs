@@ -29,6 +29,8 @@ pub(super) struct Defaults {
     pub price: Option<Price>,
     /// The top-level `productType`.
     pub product: Option<Product>,
+    /// The action every leg has, whatever it says (`alertType: "cancel_order"`: cancel).
+    pub action: Option<Action>,
 }
 
 /// Parses one order.
@@ -56,6 +58,24 @@ pub(super) fn parse(
         })
         .map_err(|message| Invalid::new(symbol_field, message))?;
 
+    if defaults.action == Some(Action::Cancel) {
+        // A cancel_order leg names what to cancel; its order fields describe the orders to
+        // cancel and are not checked.
+        return Ok(Leg {
+            tv_symbol,
+            symbol: venue_symbol,
+            action: Action::Cancel,
+            quantity: None,
+            sizing: Sizing::Quantity,
+            target_position: None,
+            order_type: OrderType::Market,
+            limit_price: None,
+            stop_price: None,
+            tif: TimeInForce::default(),
+            reference_price: None,
+            product: None,
+        });
+    }
     let (action_names, type_names, stop_names) = match dialect {
         Dialect::Native => (names::ACTION, names::ORDER_TYPE, names::STOP_PRICE),
         Dialect::OrderLegs => (
@@ -64,15 +84,21 @@ pub(super) fn parse(
             names::STOP_PRICE_ORDER_LEGS,
         ),
     };
-    let target_position = target(obj, ctx)?;
-    let (action, quantity, sizing) = match target_position {
-        // The target decides the order: `action` and `quantity` stay in the journal, unused.
-        Some(_) => (Action::Target, None, Sizing::Quantity),
-        None => {
-            let action = obj.required(action_names, action_value)?;
-            let (quantity, sizing) = size(obj, action)?;
-            (action, quantity, sizing)
-        }
+    let target_position = match defaults.action {
+        Some(_) => None,
+        None => target(obj, ctx)?,
+    };
+    let (action, quantity, sizing) = match (defaults.action, target_position) {
+        (Some(action), _) => (action, None, Sizing::Quantity),
+        (None, target_position) => match target_position {
+            // The target decides the order: `action` and `quantity` stay in the journal, unused.
+            Some(_) => (Action::Target, None, Sizing::Quantity),
+            None => {
+                let action = obj.required(action_names, action_value)?;
+                let (quantity, sizing) = size(obj, action)?;
+                (action, quantity, sizing)
+            }
+        },
     };
     let order_type = obj
         .value(type_names, order_type_value)?
@@ -211,6 +237,9 @@ fn size(obj: &Obj<'_>, action: Action) -> Result<(Option<Quantity>, Sizing), Inv
     .into_iter()
     .flatten()
     .collect();
+    if action == Action::Cancel {
+        return Ok((None, Sizing::Quantity));
+    }
     if action.is_close() {
         if let Some(key) = given.iter().find(|k| !names::QUANTITY.contains(k)) {
             return Err(obj.invalid(
@@ -320,6 +349,7 @@ pub(super) fn action_value(v: &Value) -> Result<Action, String> {
         "close" | "exit" | "flat" | "flatten" => Action::Close,
         "close_long" => Action::CloseLong,
         "close_short" => Action::CloseShort,
+        "cancel" | "cancel_order" | "cancel_all" => Action::Cancel,
         "long" | "short" => {
             return Err(format!(
                 "`{s}` describes a position, not an order; use {{{{strategy.order.action}}}} \
@@ -328,7 +358,7 @@ pub(super) fn action_value(v: &Value) -> Result<Action, String> {
         }
         _ => {
             return Err(format!(
-                "`{}` is not an action; use buy, sell, close, close_long, close_short \
+                "`{}` is not an action; use buy, sell, close, close_long, close_short, cancel \
                  (or an alias: B/S, BACK/LAY, open_long/open_short, exit/flat/flatten)",
                 shorten(&s)
             ))

@@ -67,6 +67,9 @@ pub enum Action {
     /// Move the position to [`Leg::target_position`], whatever it is now (`target_position`,
     /// `position_size`, `"sentiment":"flat"`).
     Target,
+    /// Cancel every open order alertgate placed for (account, symbol): `action: "cancel"`, or
+    /// the `order_legs` format's `alertType: "cancel_order"`.
+    Cancel,
 }
 
 impl Action {
@@ -79,6 +82,7 @@ impl Action {
             Self::CloseLong => "close_long",
             Self::CloseShort => "close_short",
             Self::Target => "target",
+            Self::Cancel => "cancel",
         }
     }
 
@@ -88,7 +92,7 @@ impl Action {
         match self {
             Self::Buy => Some(Side::Buy),
             Self::Sell => Some(Side::Sell),
-            Self::Close | Self::CloseLong | Self::CloseShort | Self::Target => None,
+            Self::Close | Self::CloseLong | Self::CloseShort | Self::Target | Self::Cancel => None,
         }
     }
 

@@ -20,22 +20,27 @@ pub(super) struct LegList<'a> {
     key: &'static str,
     dialect: Dialect,
     items: &'a [Value],
+    /// `alertType: "cancel_order"`: every leg cancels its symbol's open orders.
+    cancel: bool,
 }
 
 /// Finds the legs array, if the alert is multi-leg.
 pub(super) fn find<'a>(top: &Obj<'a>) -> Result<Option<LegList<'a>>, Invalid> {
     let alert_type = top.value(&[names::ALERT_TYPE], fields::text)?;
     if let Some(t) = &alert_type {
-        if !t.eq_ignore_ascii_case("multi_leg_order") {
+        if !t.eq_ignore_ascii_case("multi_leg_order") && !t.eq_ignore_ascii_case("cancel_order") {
             return Err(top.invalid(
                 names::ALERT_TYPE,
                 format!(
-                    "`{}` is not supported; the only alert type is multi_leg_order",
+                    "`{}` is not supported; the alert types are multi_leg_order and cancel_order",
                     short(t)
                 ),
             ));
         }
     }
+    let cancel = alert_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("cancel_order"));
     let legs = top.map.get(names::LEGS).filter(|v| !fields::is_absent(v));
     let order_legs = top
         .map
@@ -83,6 +88,7 @@ pub(super) fn find<'a>(top: &Obj<'a>) -> Result<Option<LegList<'a>>, Invalid> {
         key,
         dialect,
         items,
+        cancel,
     }))
 }
 
@@ -150,6 +156,7 @@ fn defaults(top: &Obj<'_>, list: LegList<'_>) -> Result<Defaults, Invalid> {
         tif: top.value(names::TIF, leg::tif_value)?,
         price: top.value(names::PRICE, fields::positive)?,
         product: top.value(names::PRODUCT, leg::product_value)?,
+        action: list.cancel.then_some(super::Action::Cancel),
     })
 }
 

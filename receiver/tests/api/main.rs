@@ -6,6 +6,7 @@ mod config;
 mod controls;
 mod delivery;
 mod helpers;
+mod lifecycle;
 mod ops;
 mod positions;
 mod process;

@@ -204,6 +204,11 @@ impl Journal for SqliteJournal {
         self.call(orders::venue_readings)
     }
 
+    fn working_orders(&self, account: &str, symbol: &str) -> JournalFuture<Vec<OrderRecord>> {
+        let (account, symbol) = (account.to_owned(), symbol.to_owned());
+        self.call(move |c| orders::working(c, &account, &symbol))
+    }
+
     fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>> {
         let account = account.to_owned();
         self.call(move |c| controls::fills(c, &account))
@@ -239,6 +244,11 @@ impl PlacementStore for SqliteJournal {
     fn lookup(&self, client_order_id: &str) -> JournalFuture<Option<Placement>> {
         let cid = client_order_id.to_owned();
         self.call(move |c| placements::lookup(c, &cid))
+    }
+
+    fn update(&self, client_order_id: &str, placement: Placement) -> JournalFuture<()> {
+        let cid = client_order_id.to_owned();
+        self.call(move |c| placements::update(c, &cid, &placement))
     }
 }
 

@@ -168,7 +168,9 @@ pub(super) fn position(
     q.as_deref().map_or(Ok(Decimal::ZERO), dec)
 }
 
-/// Records one answer; the position moves only when the order leaves `new`.
+/// Records one answer; the position moves only while the order is open (`new`, `unknown`, or
+/// working: `placed`, `partially_filled`), never for an order already final, so recording the
+/// same answer twice moves it once.
 pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalError> {
     let target: Option<(String, String, String)> = conn
         .prepare_cached("SELECT account, symbol, status FROM orders WHERE client_order_id = ?1")
@@ -200,8 +202,17 @@ pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalErro
     ])
     .map_err(storage)?;
     // `unknown` orders never moved the position either: their settlement by reconciliation does.
-    let was_open = OrderState::from_str(&status)
-        .is_ok_and(|st| matches!(st, OrderState::New | OrderState::Unknown));
+    // A working order's later answers (a resting fill, a cancel after a partial fill) carry only
+    // the quantity filled since its last answer.
+    let was_open = OrderState::from_str(&status).is_ok_and(|st| {
+        matches!(
+            st,
+            OrderState::New
+                | OrderState::Unknown
+                | OrderState::Placed
+                | OrderState::PartiallyFilled
+        )
+    });
     if was_open && !s.position_delta.is_zero() {
         let next = position(conn, &account, &symbol)? + s.position_delta;
         conn.prepare_cached(
@@ -213,6 +224,22 @@ pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalErro
         .map_err(storage)?;
     }
     Ok(())
+}
+
+/// Orders of (account, symbol) working at the venue, oldest first.
+pub(super) fn working(
+    conn: &Connection,
+    account: &str,
+    symbol: &str,
+) -> Result<Vec<OrderRecord>, JournalError> {
+    query_orders(
+        conn,
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE account = ?1 AND symbol = ?2 \
+             AND status IN ('placed', 'partially_filled') ORDER BY seq"
+        ),
+        params![account, symbol],
+    )
 }
 
 /// The newest `limit` orders first.

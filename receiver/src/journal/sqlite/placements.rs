@@ -53,3 +53,24 @@ pub(super) fn lookup(conn: &Connection, cid: &str) -> Result<Option<Placement>, 
     })
     .transpose()
 }
+
+/// Replaces the placement stored for `cid` (a paper order cancelled or filled while resting).
+pub(super) fn update(
+    conn: &Connection,
+    cid: &str,
+    placement: &Placement,
+) -> Result<(), JournalError> {
+    conn.prepare_cached(
+        "UPDATE paper_orders SET status = ?2, filled_quantity = ?3, average_price = ?4 \
+         WHERE client_order_id = ?1",
+    )
+    .map_err(storage)?
+    .execute(params![
+        cid,
+        placement.status.as_str(),
+        placement.filled_quantity.to_string(),
+        placement.average_price.map(|d| d.to_string()),
+    ])
+    .map_err(storage)?;
+    Ok(())
+}

@@ -85,8 +85,8 @@ CREATE TABLE venue_positions (
     PRIMARY KEY (account, venue, symbol)
 );
 "#,
-    // Order controls (receiver/README.md, "Order controls"): strategy switches, and the fills
-    // daily-loss accounting reads per account.
+    // Order controls (receiver/README.md, "Order controls"): strategy switches, the fills
+    // daily-loss accounting reads per account, and the working orders cancels look up.
     r#"
 CREATE TABLE strategies (
     name       TEXT PRIMARY KEY,
@@ -94,6 +94,8 @@ CREATE TABLE strategies (
     changed_at INTEGER NOT NULL
 );
 CREATE INDEX orders_filled ON orders (account, updated_at) WHERE filled_quantity <> '0';
+CREATE INDEX orders_working ON orders (account, symbol, seq)
+    WHERE status IN ('placed', 'partially_filled');
 "#,
 ];
 

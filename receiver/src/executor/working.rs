@@ -1,0 +1,377 @@
+//! Orders that rest at the venue after their message finished: cancels (`action: "cancel"`,
+//! `alertType: "cancel_order"`) and the paper venue's crossing fills.
+//!
+//! Both run inside the job's turn for the (account, symbol) keys, so they see and change the
+//! positions and orders no other job is touching. An order they settle belongs to an earlier
+//! message: its settlement is written with that message's new outcome (`filled` when all its
+//! orders filled, `cancelled` when none is working and some were cancelled, else unchanged
+//! `placed`), and the position moves by what filled since its last answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+
+use super::place::{settlement, Placer};
+use super::plan::signed;
+use super::positions::PositionCache;
+use super::record::Finished;
+use super::{Inner, Key};
+use crate::journal::{JournalError, OrderRecord, OrderState, Outcome, Settlement};
+use crate::normalize::Leg;
+use crate::order::{OrderStatus, OrderType, Placement, Side};
+
+/// Recorded as `reason` when a cancel found nothing working (outcome `cancelled`).
+pub const NOTHING_TO_CANCEL: &str = "nothing_to_cancel";
+
+/// The price a resting `order` fills at when the market trades at `price`, if it does.
+pub fn crossing_price(order: &OrderRecord, price: Decimal) -> Option<Decimal> {
+    let buy = order.side == Side::Buy;
+    let limit_ok = |limit: Decimal| if buy { price <= limit } else { price >= limit };
+    let stop_hit = |stop: Decimal| if buy { price >= stop } else { price <= stop };
+    match order.order_type {
+        OrderType::Market => None,
+        OrderType::Limit => order.limit_price.filter(|l| limit_ok(*l)),
+        // A stop becomes a market order once touched: it fills at the price that touched it.
+        OrderType::Stop => order.stop_price.filter(|s| stop_hit(*s)).map(|_| price),
+        OrderType::StopLimit => match (order.stop_price, order.limit_price) {
+            (Some(stop), Some(limit)) if stop_hit(stop) && limit_ok(limit) => Some(limit),
+            _ => None,
+        },
+    }
+}
+
+/// A working order's settlement from the venue's new answer: the position moves by what filled
+/// since the last answer.
+fn resettle(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
+    let mut s = settlement(order, p, now_ms);
+    s.position_delta = signed(order.side, p.filled_quantity - order.filled_quantity);
+    s
+}
+
+impl Inner {
+    /// Cancels every working order of (account, symbol) for each cancel leg's symbol.
+    pub(super) async fn cancel(
+        &self,
+        message_id: &str,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<Finished, JournalError> {
+        let symbols: BTreeSet<&str> = legs.iter().map(|l| l.symbol.as_str()).collect();
+        let mut working = Vec::new();
+        for symbol in symbols {
+            working.extend(self.journal.working_orders(account, symbol).await?);
+        }
+        if working.is_empty() {
+            return Ok(Finished::without_orders(
+                Outcome::Cancelled,
+                Some(NOTHING_TO_CANCEL.to_owned()),
+            ));
+        }
+        let placer = self.placer();
+        let mut settlements = Vec::new();
+        let mut failures = Vec::new();
+        for order in &mut working {
+            match placer.cancel_with_retries(order).await {
+                Ok(placement) => {
+                    let s = resettle(order, &placement, self.clock.now_unix_ms());
+                    apply(order, &s);
+                    self.metrics.order(&order.venue, order.status);
+                    settlements.push(s);
+                }
+                Err(e) => {
+                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = %e, "cancel failed");
+                    failures.push(format!("{}: {e}", order.client_order_id));
+                }
+            }
+        }
+        self.settle_owners(&working, &settlements).await?;
+        let (outcome, reason) = if failures.is_empty() {
+            let ids: Vec<&str> = working.iter().map(|o| o.client_order_id.as_str()).collect();
+            (
+                Outcome::Cancelled,
+                Some(format!("cancelled {}", ids.join(", "))),
+            )
+        } else {
+            (
+                Outcome::Failed,
+                Some(format!("cannot cancel {}", failures.join("; "))),
+            )
+        };
+        Ok(Finished {
+            outcome,
+            reason,
+            orders: working,
+            settlements: Vec::new(),
+        })
+    }
+
+    /// The paper venue's resting orders of (account, symbol) that the legs' reference prices
+    /// cross, filled oldest first, before the legs' own orders.
+    pub(super) async fn cross(&self, account: &str, legs: &[Leg]) -> Result<(), JournalError> {
+        if !self.broker.simulates_resting() {
+            return Ok(());
+        }
+        let mut prices: BTreeMap<&str, Decimal> = BTreeMap::new();
+        for leg in legs {
+            if let Some(p) = leg.reference_price {
+                prices.entry(leg.symbol.as_str()).or_insert(p.get());
+            }
+        }
+        for (symbol, price) in prices {
+            let mut crossed = Vec::new();
+            let mut settlements = Vec::new();
+            for mut order in self.journal.working_orders(account, symbol).await? {
+                let Some(fill_price) = crossing_price(&order, price) else {
+                    continue;
+                };
+                let filled = self
+                    .broker
+                    .fill_resting(&order.client_order_id, order.quantity, fill_price)
+                    .await;
+                let Ok(Some(placement)) = filled else {
+                    tracing::warn!(
+                        client_order_id = order.client_order_id,
+                        "a crossed paper order could not be filled"
+                    );
+                    continue;
+                };
+                let s = resettle(&order, &placement, self.clock.now_unix_ms());
+                apply(&mut order, &s);
+                self.metrics.order(&order.venue, order.status);
+                tracing::info!(
+                    client_order_id = order.client_order_id,
+                    price = %fill_price,
+                    "a resting paper order filled: the market crossed it"
+                );
+                settlements.push(s);
+                crossed.push(order);
+            }
+            self.settle_owners(&crossed, &settlements).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `settlements` of earlier messages' `orders`, each message with its new outcome,
+    /// and moves the cached positions.
+    async fn settle_owners(
+        &self,
+        orders: &[OrderRecord],
+        settlements: &[Settlement],
+    ) -> Result<(), JournalError> {
+        let owners: BTreeSet<&str> = orders.iter().map(|o| o.message_id.as_str()).collect();
+        for owner in owners {
+            let Some(message) = self.journal.message(owner).await? else {
+                continue;
+            };
+            let mine: Vec<Settlement> = settlements
+                .iter()
+                .filter(|s| {
+                    orders
+                        .iter()
+                        .any(|o| o.client_order_id == s.client_order_id && o.message_id == owner)
+                })
+                .cloned()
+                .collect();
+            let mut current = message.orders.clone();
+            for s in &mine {
+                if let Some(o) = current
+                    .iter_mut()
+                    .find(|o| o.client_order_id == s.client_order_id)
+                {
+                    apply(o, s);
+                }
+            }
+            let outcome = owner_outcome(&current).unwrap_or(message.outcome);
+            let deltas: Vec<(Key, Decimal)> = mine
+                .iter()
+                .filter(|s| !s.position_delta.is_zero())
+                .filter_map(|s| {
+                    let o = current
+                        .iter()
+                        .find(|o| o.client_order_id == s.client_order_id)?;
+                    Some(((o.account.clone(), o.symbol.clone()), s.position_delta))
+                })
+                .collect();
+            let written = self.journal.complete(
+                mine,
+                owner,
+                outcome,
+                message.reason.clone(),
+                self.clock.now_unix_ms(),
+            );
+            apply_positions(&self.positions, &deltas, written).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves the cache by `deltas` once `written` is durable (forgets the keys if it fails).
+async fn apply_positions(
+    positions: &PositionCache,
+    deltas: &[(Key, Decimal)],
+    written: crate::journal::JournalFuture<()>,
+) -> Result<(), JournalError> {
+    match written.await {
+        Ok(()) => {
+            positions.apply(deltas);
+            Ok(())
+        }
+        Err(e) => {
+            positions.forget(deltas.iter().map(|(k, _)| k.clone()));
+            Err(e)
+        }
+    }
+}
+
+/// A message's outcome once its working orders changed: `None` while some still work.
+fn owner_outcome(orders: &[OrderRecord]) -> Option<Outcome> {
+    let sent: Vec<&OrderRecord> = orders
+        .iter()
+        .filter(|o| o.status != OrderState::Skipped)
+        .collect();
+    if sent.iter().any(|o| {
+        matches!(
+            o.status,
+            OrderState::Placed
+                | OrderState::PartiallyFilled
+                | OrderState::New
+                | OrderState::Unknown
+        )
+    }) {
+        return None;
+    }
+    if sent.iter().all(|o| o.status == OrderState::Filled) {
+        Some(Outcome::Filled)
+    } else if sent.iter().any(|o| o.status == OrderState::Cancelled) {
+        Some(Outcome::Cancelled)
+    } else {
+        None
+    }
+}
+
+fn apply(order: &mut OrderRecord, s: &Settlement) {
+    order.status = s.status;
+    order.venue_order_id = s.venue_order_id.clone().or(order.venue_order_id.take());
+    order.filled_quantity = s.filled_quantity;
+    order.average_price = s.average_price;
+    order.updated_at_ms = s.now_ms;
+}
+
+impl Placer<'_> {
+    /// Cancels one working order, retrying transient errors.
+    pub async fn cancel_with_retries(
+        &self,
+        order: &OrderRecord,
+    ) -> Result<Placement, crate::broker::BrokerError> {
+        use crate::broker::BrokerError;
+        let backoff = alertgate_shared::retry::Backoff::new(
+            std::time::Duration::from_millis(self.config.retry_base_ms),
+            std::time::Duration::from_millis(self.config.retry_max_ms),
+            std::time::Duration::from_secs(60),
+        );
+        let mut attempt = 1;
+        loop {
+            match self
+                .broker
+                .cancel(
+                    &order.symbol,
+                    &order.client_order_id,
+                    order.venue_order_id.as_deref(),
+                )
+                .await
+            {
+                Err(BrokerError::Transient {
+                    message,
+                    retry_after,
+                }) if attempt < self.config.max_attempts => {
+                    let wait = backoff.delay_now(attempt, retry_after);
+                    tracing::warn!(
+                        client_order_id = order.client_order_id,
+                        attempt,
+                        ?wait,
+                        message,
+                        "transient error cancelling; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Ok(p)
+                    if p.status == OrderStatus::Placed
+                        || p.status == OrderStatus::PartiallyFilled =>
+                {
+                    return Err(BrokerError::Rejected {
+                        message: "the venue still reports the order working after the cancel"
+                            .into(),
+                    })
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::TimeInForce;
+
+    fn resting(
+        side: Side,
+        order_type: OrderType,
+        limit: Option<i64>,
+        stop: Option<i64>,
+    ) -> OrderRecord {
+        OrderRecord {
+            client_order_id: "c".into(),
+            message_id: "m".into(),
+            leg: 0,
+            account: "main".into(),
+            symbol: "AAA".into(),
+            side,
+            quantity: Decimal::ONE,
+            order_type,
+            limit_price: limit.map(Decimal::from),
+            stop_price: stop.map(Decimal::from),
+            tif: TimeInForce::Gtc,
+            reference_price: None,
+            product: None,
+            status: OrderState::Placed,
+            venue: "paper".into(),
+            venue_order_id: None,
+            filled_quantity: Decimal::ZERO,
+            average_price: None,
+            error: None,
+            sizing: None,
+            waits_for_fill: false,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn limits_fill_at_their_price_when_crossed_and_stops_at_the_touching_price() {
+        let d = Decimal::from;
+        let buy_limit = resting(Side::Buy, OrderType::Limit, Some(100), None);
+        assert_eq!(crossing_price(&buy_limit, d(99)), Some(d(100)));
+        assert_eq!(crossing_price(&buy_limit, d(100)), Some(d(100)));
+        assert_eq!(crossing_price(&buy_limit, d(101)), None);
+        let sell_limit = resting(Side::Sell, OrderType::Limit, Some(100), None);
+        assert_eq!(crossing_price(&sell_limit, d(101)), Some(d(100)));
+        assert_eq!(crossing_price(&sell_limit, d(99)), None);
+        let sell_stop = resting(Side::Sell, OrderType::Stop, None, Some(90));
+        assert_eq!(crossing_price(&sell_stop, d(89)), Some(d(89)));
+        assert_eq!(crossing_price(&sell_stop, d(91)), None);
+        let buy_stop_limit = resting(Side::Buy, OrderType::StopLimit, Some(112), Some(110));
+        assert_eq!(crossing_price(&buy_stop_limit, d(111)), Some(d(112)));
+        assert_eq!(
+            crossing_price(&buy_stop_limit, d(113)),
+            None,
+            "over the limit"
+        );
+        assert_eq!(
+            crossing_price(&buy_stop_limit, d(109)),
+            None,
+            "not triggered"
+        );
+    }
+}
