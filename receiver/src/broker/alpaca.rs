@@ -356,6 +356,84 @@ impl AlpacaBroker {
     }
 }
 
+impl AlpacaBroker {
+    /// `DELETE /v2/orders/{id}` (the id looked up by client order id when it is not known),
+    /// then the order as Alpaca reports it. Alpaca cancels asynchronously: an order it reports
+    /// `pending_cancel` after a 204 is answered as cancelled.
+    async fn cancel_inner(
+        &self,
+        client_order_id: &str,
+        venue_order_id: Option<&str>,
+    ) -> Result<Placement, BrokerError> {
+        let venue_cid = venue_client_id(client_order_id, self.max_client_id_len());
+        let id = match venue_order_id {
+            Some(id) => id.to_owned(),
+            None => match self.find_order(&venue_cid).await? {
+                Some(Placement {
+                    venue_order_id: Some(id),
+                    ..
+                }) => id,
+                _ => {
+                    return Err(BrokerError::Rejected {
+                        message: format!("Alpaca has no order {venue_cid} to cancel"),
+                    })
+                }
+            },
+        };
+        let answer = send(self.request(reqwest::Method::DELETE, &format!("/v2/orders/{id}")))
+            .await
+            .map_err(|failure| BrokerError::Transient {
+                message: format!("Alpaca cancel: {}", failure.message()),
+                retry_after: None,
+            })?;
+        let accepted = match answer.status {
+            s if s.is_success() => true,
+            // Filled or cancelled already: what it is now is the answer.
+            StatusCode::UNPROCESSABLE_ENTITY => false,
+            StatusCode::NOT_FOUND => {
+                return Err(BrokerError::Rejected {
+                    message: format!("Alpaca has no order {id} to cancel"),
+                })
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                return Err(BrokerError::Transient {
+                    message: format!("Alpaca rate limit: {}", alpaca_message(&answer.body)),
+                    retry_after: retry_after(&answer.headers),
+                })
+            }
+            s if s.is_server_error() => {
+                return Err(BrokerError::Transient {
+                    message: format!("Alpaca cancel answered {s}"),
+                    retry_after: None,
+                })
+            }
+            s => {
+                return Err(BrokerError::Rejected {
+                    message: format!(
+                        "Alpaca refused the cancel ({s}): {}",
+                        alpaca_message(&answer.body)
+                    ),
+                })
+            }
+        };
+        let Some(mut now) = self.find_order(&venue_cid).await? else {
+            return Err(BrokerError::Transient {
+                message: format!("Alpaca cancelled {id} but cannot find it"),
+                retry_after: None,
+            });
+        };
+        if accepted
+            && matches!(
+                now.status,
+                OrderStatus::Placed | OrderStatus::PartiallyFilled
+            )
+        {
+            now.status = OrderStatus::Cancelled;
+        }
+        Ok(now)
+    }
+}
+
 fn parse_order(answer: &Answer) -> Result<AlpacaOrder, BrokerError> {
     serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
         message: format!(
@@ -422,6 +500,15 @@ impl Broker for AlpacaBroker {
         order: &'a OrderRequest,
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
         Box::pin(self.place_inner(order))
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        _symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        Box::pin(self.cancel_inner(client_order_id, venue_order_id))
     }
 }
 

@@ -234,3 +234,50 @@ async fn the_broker_never_prints_its_credentials() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn a_resting_order_is_cancelled_with_delete_by_alpacas_order_id_and_a_filled_one_is_reported_filled(
+) {
+    let s = Setup::new().await;
+    let id = client_order_id();
+    let broker = s.broker();
+    let placed = broker
+        .place(&limit(&id, "AAPL", Side::Buy, "1", "150"))
+        .await
+        .unwrap();
+    let venue_id = placed.venue_order_id.clone().unwrap();
+
+    let cancelled = broker.cancel("AAPL", &id, Some(&venue_id)).await.unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let delete = s
+        .venue
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "DELETE")
+        .expect("a DELETE");
+    assert_eq!(delete.path, format!("/v2/orders/{venue_id}"));
+    assert_eq!(delete.header("apca-api-key-id"), Some(KEY_ID));
+    assert_eq!(s.venue.orders()[0].status, "canceled");
+
+    // Without the venue id (a receiver that never heard back) it is found by client order id;
+    // Alpaca's 422 for an order no longer cancelable is answered with what the order is.
+    let again = broker.cancel("AAPL", &id, None).await.unwrap();
+    assert_eq!(again.status, OrderStatus::Cancelled);
+
+    let filled_id = client_order_id();
+    broker
+        .place(&market(&filled_id, "AAPL", "1", Some("190")))
+        .await
+        .unwrap();
+    let filled = broker.cancel("AAPL", &filled_id, None).await.unwrap();
+    assert_eq!(
+        filled.status,
+        OrderStatus::Filled,
+        "it filled before the cancel"
+    );
+    let missing = broker.cancel("AAPL", "never-placed-1", None).await;
+    assert!(
+        matches!(missing, Err(BrokerError::Rejected { .. })),
+        "{missing:?}"
+    );
+}

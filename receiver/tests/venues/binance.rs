@@ -616,3 +616,42 @@ async fn the_broker_never_prints_its_credentials() {
     );
     assert!(shown.contains("redacted"));
 }
+
+#[tokio::test]
+async fn a_resting_order_is_cancelled_with_a_signed_delete_by_client_order_id_and_a_second_cancel_answers_the_same(
+) {
+    let s = Setup::new().await;
+    let id = client_order_id();
+    let broker = s.broker();
+    broker
+        .place(&limit(&id, "BTCUSDT", Side::Buy, "0.01", "40000"))
+        .await
+        .unwrap();
+
+    let cancelled = broker.cancel("BTCUSDT", &id, None).await.unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.filled_quantity.to_string(), "0");
+    assert_eq!(s.venue.orders()[0].status, "CANCELED");
+    let delete = s
+        .venue
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "DELETE")
+        .expect("a DELETE /api/v3/order");
+    assert_eq!(delete.path, "/api/v3/order");
+    let params = parse_params(&delete.query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get("symbol").as_deref(), Some("BTCUSDT"));
+    assert_eq!(get("origClientOrderId").as_deref(), Some(id.as_str()));
+    let (payload, signature) = delete.query.rsplit_once("&signature=").unwrap();
+    assert_eq!(signature, hmac_hex(payload));
+
+    // Binance answers -2011 to a second cancel: the adapter looks the order up instead.
+    let again = broker.cancel("BTCUSDT", &id, None).await.unwrap();
+    assert_eq!(again.status, OrderStatus::Cancelled);
+    let missing = broker.cancel("BTCUSDT", "never-placed-1", None).await;
+    assert!(
+        matches!(&missing, Err(BrokerError::Rejected { message }) if message.contains("no order")),
+        "{missing:?}"
+    );
+}

@@ -1,5 +1,5 @@
 //! An Alpaca Trading API emulator: `POST /v2/orders`, `GET /v2/orders:by_client_order_id`,
-//! `GET /v2/orders/{id}`, `GET /v2/positions`, `GET /v2/account`.
+//! `GET /v2/orders/{id}`, `DELETE /v2/orders/{id}`, `GET /v2/positions`, `GET /v2/account`.
 //!
 //! Checked as Alpaca documents it: both key headers (401
 //! `{"code":40110000,"message":"request is not authorized"}`); a JSON body with `symbol`, `qty`,
@@ -165,6 +165,10 @@ impl Venue for AlpacaState {
             }
             ("GET", "/v2/positions") => Some(self.positions()),
             ("GET", "/v2/account") => Some(self.account()),
+            ("DELETE", path) if path.starts_with("/v2/orders/") => {
+                let id = path.trim_start_matches("/v2/orders/").to_owned();
+                Some(self.cancel(&id))
+            }
             ("GET", path) if path.starts_with("/v2/orders/") => {
                 let id = path.trim_start_matches("/v2/orders/").to_owned();
                 Some(self.find(|o| o.id == id))
@@ -213,6 +217,31 @@ impl Emulator<AlpacaState> {
 impl AlpacaState {
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `DELETE /v2/orders/{order_id}`: 204 with no body once an open order is canceled; 422
+    /// when it can no longer be canceled (filled, canceled); 404 for an unknown id.
+    fn cancel(&self, id: &str) -> Reply {
+        let mut book = self.book();
+        let Some(order) = book.orders.iter_mut().find(|o| o.id == id) else {
+            return json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"code": 40410000, "message": "order not found"}),
+            );
+        };
+        if matches!(
+            order.status.as_str(),
+            "filled" | "canceled" | "expired" | "rejected" | "replaced"
+        ) {
+            return json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"code": 42210000, "message": format!("order is already in \"{}\" state", order.status)}),
+            );
+        }
+        order.status = "canceled".into();
+        let mut response = Reply::new(String::new());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        response
     }
 
     fn find(&self, matches: impl Fn(&AlpacaOrderRecord) -> bool) -> Reply {

@@ -292,6 +292,9 @@ impl Venue for BinanceState {
                 Some(self.signed(request, |params| self.query_order(params)))
             }
             ("GET", "/api/v3/account") => Some(self.signed(request, |params| self.account(params))),
+            ("DELETE", "/api/v3/order") => {
+                Some(self.signed(request, |params| self.cancel_order(params)))
+            }
             _ => Some(err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.")),
         }
     }
@@ -667,6 +670,43 @@ impl BinanceState {
                 "permissions": ["SPOT"], "uid": 354937868
             }),
         )
+    }
+
+    /// `DELETE /api/v3/order` (signed): `symbol` and `orderId` or `origClientOrderId`. An open
+    /// order becomes `CANCELED` and is answered with `origClientOrderId`; anything else (no such
+    /// order, already filled or cancelled) is `-2011 Unknown order sent.`
+    fn cancel_order(&self, params: &HashMap<String, String>) -> Reply {
+        let now = self.config.clock.now_unix_ms();
+        let mut book = self.book();
+        let Some(symbol) = params.get("symbol").cloned() else {
+            return mandatory("symbol");
+        };
+        if !book.symbols.contains_key(&symbol) {
+            return bad(-1121, "Invalid symbol.");
+        }
+        let by_client = params.get("origClientOrderId").cloned();
+        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
+        if by_client.is_none() && by_id.is_none() {
+            return bad(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            );
+        }
+        let found = book.orders.iter_mut().rev().find(|o| {
+            o.symbol == symbol
+                && by_client.as_ref().is_none_or(|c| &o.client_order_id == c)
+                && by_id.is_none_or(|i| o.order_id == i)
+        });
+        match found {
+            Some(order) if order.is_open() => {
+                order.status = "CANCELED".into();
+                let mut body = order.json(now);
+                body["origClientOrderId"] = json!(order.client_order_id);
+                body["clientOrderId"] = json!(format!("cancel{}", order.order_id));
+                json_reply(StatusCode::OK, &body)
+            }
+            _ => bad(-2011, "Unknown order sent."),
+        }
     }
 
     fn query_order(&self, params: &HashMap<String, String>) -> Reply {

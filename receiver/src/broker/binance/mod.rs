@@ -350,6 +350,46 @@ impl BinanceBroker {
     }
 }
 
+impl BinanceBroker {
+    /// `DELETE /api/v3/order?symbol=&origClientOrderId=`. `-2011 Unknown order sent.` (already
+    /// cancelled or filled) is answered by looking the order up.
+    async fn cancel_inner(
+        &self,
+        symbol: &str,
+        client_order_id: &str,
+    ) -> Result<Placement, BrokerError> {
+        let venue_id = venue_client_id(client_order_id, self.max_client_id_len());
+        let params = vec![
+            ("symbol", symbol.to_owned()),
+            ("origClientOrderId", venue_id.clone()),
+        ];
+        let answer = send(self.signed_request(Method::DELETE, "/api/v3/order", params))
+            .await
+            .map_err(|failure| BrokerError::Transient {
+                message: format!("Binance cancel: {}", failure.message()),
+                retry_after: None,
+            })?;
+        if answer.status.is_success() {
+            return parse_order(&answer).map(BinanceOrder::placement);
+        }
+        if let Some(ApiError { code: -2011, .. }) = api_error(&answer.body) {
+            return match self.query(symbol, &venue_id).await? {
+                Some(placement) => Ok(placement),
+                None => Err(BrokerError::Rejected {
+                    message: format!("Binance has no order {venue_id} to cancel"),
+                }),
+            };
+        }
+        match error_of(&answer) {
+            Classified::Final(e) => Err(e),
+            Classified::Unknown(why) | Classified::Duplicate(why) => Err(BrokerError::Transient {
+                message: format!("Binance cancel: {why}"),
+                retry_after: None,
+            }),
+        }
+    }
+}
+
 fn api_error(body: &[u8]) -> Option<ApiError> {
     serde_json::from_slice(body).ok()
 }
@@ -482,6 +522,15 @@ impl Broker for BinanceBroker {
         order: &'a OrderRequest,
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
         Box::pin(self.place_inner(order))
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+        _venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        Box::pin(self.cancel_inner(symbol, client_order_id))
     }
 }
 
