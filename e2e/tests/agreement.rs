@@ -61,6 +61,7 @@ fn receiver_key(forwarded: &Map<String, Value>) -> Result<Option<String>, String
         refuse_perpetuals: true,
         exchange_in_symbol: false,
         allow_short: true,
+        exits: alertgate_receiver::order::ExitSupport::Orders,
     };
     normalize(forwarded, &ctx)
         .map(|n| n.idempotency_key)

@@ -54,6 +54,7 @@ fn bench_formats(c: &mut Criterion) {
         refuse_perpetuals: true,
         exchange_in_symbol: false,
         allow_short: true,
+        exits: alertgate_receiver::order::ExitSupport::Orders,
     };
     let mut group = c.benchmark_group("normalize");
     for (name, text) in FORMATS {

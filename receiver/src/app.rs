@@ -129,6 +129,7 @@ impl Receiver {
             refuse_perpetuals,
             exchange_in_symbol,
             allow_short,
+            exits: broker.exits(),
             max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
             max_signal_age_ms: risk_signal_age(&settings),

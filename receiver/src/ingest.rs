@@ -29,6 +29,8 @@ pub struct Interpreter {
     pub exchange_in_symbol: bool,
     /// `false` when the venue cannot hold a short position: negative targets are invalid.
     pub allow_short: bool,
+    /// How the venue attaches protective exits ([`crate::broker::Broker::exits`]).
+    pub exits: crate::order::ExitSupport,
     /// `risk.max_alert_age_seconds` in ms.
     pub max_age_ms: i64,
     /// `risk.max_signal_age_seconds` in ms (against the alert's `sent_at`); `None`: off.
@@ -78,6 +80,7 @@ impl Interpreter {
             refuse_perpetuals: self.refuse_perpetuals,
             exchange_in_symbol: self.exchange_in_symbol,
             allow_short: self.allow_short,
+            exits: self.exits,
         };
         let normalized = normalize(&envelope.alert, &ctx);
         let idempotency_key = normalized

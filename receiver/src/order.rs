@@ -211,6 +211,41 @@ pub struct OrderRequest {
     /// venue pick its default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
+    /// Protective exits to attach to this order, for venues that attach them to the entry
+    /// (Alpaca's bracket orders); empty otherwise.
+    #[serde(default, skip_serializing_if = "Exits::is_empty")]
+    pub exits: Exits,
+}
+
+/// Protective exits of an opening order (`take_profit`, `stop_loss`: absolute prices), for the
+/// quantity it fills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Exits {
+    /// Where the position is closed at a profit (a limit order on the other side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_profit: Option<Decimal>,
+    /// Where it is closed at a loss (a stop order on the other side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_loss: Option<Decimal>,
+}
+
+impl Exits {
+    /// `true` when neither is set.
+    pub fn is_empty(&self) -> bool {
+        self.take_profit.is_none() && self.stop_loss.is_none()
+    }
+}
+
+/// How a venue protects an entry with `take_profit`/`stop_loss`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ExitSupport {
+    /// It cannot: an alert with either is `invalid` naming the field.
+    #[default]
+    Unsupported,
+    /// Attached to the entry in one request (Alpaca's bracket and OTO orders).
+    Attached,
+    /// Orders of their own, placed once the entry filled, one cancelling the other (paper).
+    Orders,
 }
 
 /// Where an order stands at the venue.

@@ -49,6 +49,7 @@ fn run_map(
             refuse_perpetuals,
             exchange_in_symbol: false,
             allow_short: !refuse_perpetuals,
+            exits: alertgate_receiver::order::ExitSupport::Orders,
         },
     )
 }
@@ -94,6 +95,7 @@ fn market(tv: &str, symbol: &str, action: Action, quantity: Option<&str>) -> Leg
         tif: TimeInForce::Gtc,
         reference_price: None,
         product: None,
+        exits: Default::default(),
     }
 }
 
@@ -1174,6 +1176,7 @@ fn a_venue_that_needs_the_exchange_gets_exchange_colon_ticker_and_a_bare_ticker_
         refuse_perpetuals: true,
         exchange_in_symbol: true,
         allow_short: true,
+        exits: alertgate_receiver::order::ExitSupport::Orders,
     };
     let run = |alert: Value| normalize(&object(alert), &ctx);
     let legs = run(json!({"alertType": "multi_leg_order", "order_legs": [
@@ -1331,4 +1334,47 @@ fn legs_of_a_multi_leg_alert_take_targets_and_sizes_too() {
     );
     let bad = margin(json!({"legs": [{"symbol": "NASDAQ:AAPL", "action": "buy"}]})).unwrap_err();
     assert_eq!(bad.field, "legs[0].quantity");
+}
+
+#[test]
+fn protective_exits_are_refused_on_a_venue_that_cannot_attach_them_and_kept_where_it_can() {
+    let alert = object(
+        json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1",
+                              "price": "100", "take_profit": "110", "stop_loss": "90"}),
+    );
+    let symbols = table();
+    let ctx = |exits| NormalizeContext {
+        symbols: &symbols,
+        refuse_perpetuals: true,
+        exchange_in_symbol: false,
+        allow_short: false,
+        exits,
+    };
+    let refused = normalize(
+        &alert,
+        &ctx(alertgate_receiver::order::ExitSupport::Unsupported),
+    )
+    .unwrap_err();
+    assert_eq!(refused.field, "take_profit");
+    assert!(refused.message.contains("cannot attach"), "{refused}");
+    let kept = normalize(
+        &alert,
+        &ctx(alertgate_receiver::order::ExitSupport::Attached),
+    )
+    .unwrap();
+    assert_eq!(kept.legs[0].exits.take_profit, Some("110".parse().unwrap()));
+    assert_eq!(kept.legs[0].exits.stop_loss, Some("90".parse().unwrap()));
+    let stop_entry = object(
+        json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1",
+        "order_type": "stop", "stop_price": "105", "price": "100", "take_profit": "110"}),
+    );
+    assert_eq!(
+        normalize(
+            &stop_entry,
+            &ctx(alertgate_receiver::order::ExitSupport::Orders)
+        )
+        .unwrap_err()
+        .field,
+        "take_profit"
+    );
 }

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         refuse_perpetuals: true,
         exchange_in_symbol: false,
         allow_short: true,
+        exits: alertgate_receiver::order::ExitSupport::Orders,
         max_age_ms: 120_000,
         max_signal_age_ms: None,
     };

@@ -5,7 +5,9 @@
 //! Alpaca refuses a second order with the same `client_order_id` (422 "client_order_id must be
 //! unique"), so a resend can never double an order; when that answer comes, or when the outcome of
 //! a send is unknown (timeout, 5xx), the order is fetched with
-//! `GET /v2/orders:by_client_order_id?client_order_id=` and returned.
+//! `GET /v2/orders:by_client_order_id?client_order_id=` and returned. An entry with
+//! `take_profit`/`stop_loss` is one bracket order (`order_class: "bracket"`, or `"oto"` with one
+//! exit): Alpaca holds the exits and cancels one when the other fills.
 
 use std::fmt;
 
@@ -64,6 +66,25 @@ struct NewOrder<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_price: Option<String>,
     client_order_id: &'a str,
+    /// `bracket` (both exits) or `oto` (one), when the entry carries protective exits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_class: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    take_profit: Option<TakeProfit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_loss: Option<StopLoss>,
+}
+
+/// A bracket's `take_profit` leg.
+#[derive(Debug, Serialize)]
+struct TakeProfit {
+    limit_price: String,
+}
+
+/// A bracket's `stop_loss` leg.
+#[derive(Debug, Serialize)]
+struct StopLoss {
+    stop_price: String,
 }
 
 /// The fields of Alpaca's order entity that matter here.
@@ -250,6 +271,17 @@ impl AlpacaBroker {
             limit_price: order.limit_price.map(|p| p.to_string()),
             stop_price: order.stop_price.map(|p| p.to_string()),
             client_order_id: &client_order_id,
+            order_class: match (order.exits.take_profit, order.exits.stop_loss) {
+                (Some(_), Some(_)) => Some("bracket"),
+                (None, None) => None,
+                _ => Some("oto"),
+            },
+            take_profit: order.exits.take_profit.map(|p| TakeProfit {
+                limit_price: p.normalize().to_string(),
+            }),
+            stop_loss: order.exits.stop_loss.map(|p| StopLoss {
+                stop_price: p.normalize().to_string(),
+            }),
         };
         let request = self
             .request(reqwest::Method::POST, "/v2/orders")
@@ -459,6 +491,10 @@ impl Broker for AlpacaBroker {
 
     fn reports_positions(&self) -> bool {
         true
+    }
+
+    fn exits(&self) -> crate::order::ExitSupport {
+        crate::order::ExitSupport::Attached
     }
 
     fn positions<'a>(

@@ -207,6 +207,11 @@ pub trait Broker: Send + Sync + Debug {
         })
     }
 
+    /// How this venue attaches `take_profit`/`stop_loss` to an entry; unsupported by default.
+    fn exits(&self) -> crate::order::ExitSupport {
+        crate::order::ExitSupport::Unsupported
+    }
+
     /// `true` when resting orders are simulated inside the receiver (the paper broker): a later
     /// alert's reference price that crosses them fills them ([`crate::executor`], "crossing").
     fn simulates_resting(&self) -> bool {

@@ -110,6 +110,10 @@ impl Broker for PaperBroker {
         true
     }
 
+    fn exits(&self) -> crate::order::ExitSupport {
+        crate::order::ExitSupport::Orders
+    }
+
     fn fill_resting<'a>(
         &'a self,
         client_order_id: &'a str,
@@ -229,6 +233,7 @@ mod tests {
             tif: TimeInForce::Gtc,
             reference_price: reference.map(|r| r.parse().unwrap()),
             product: None,
+            exits: Default::default(),
         }
     }
 

@@ -395,6 +395,7 @@ impl Inner {
             equity: state.equity,
             lots: &state.lots,
             position_source: state.position_source,
+            exits: self.broker.exits(),
         };
         let intents = match plan::plan(&request, &state.positions) {
             Plan::Orders(intents) => intents,

@@ -7,7 +7,9 @@
 //! Once one order fails, the later ones are not sent (`skipped`). An order still unconfirmed
 //! after the last attempt is `unknown` (outcome `unknown`), never `failed`: the venue may have
 //! it, and reconciliation looks it up. The open of a reversal is sent only once its close has
-//! filled (looked up with the same backoff), else it is `skipped`.
+//! filled (looked up with the same backoff), else it is `skipped`. A protective exit is sent only
+//! once its entry filled; while the entry rests it is `skipped`, and the paper venue places it
+//! when the entry fills ([`super::working`]).
 
 use std::time::{Duration, Instant};
 
@@ -77,6 +79,22 @@ impl Placer<'_> {
             if failure.is_some() {
                 orders[i].status = OrderState::Skipped;
                 continue;
+            }
+            if let Some(parent) = orders[i].parent.clone() {
+                // A protective exit goes once its entry filled, for what filled; an entry
+                // still resting leaves it for the fill (the paper venue places it then).
+                let filled = orders
+                    .iter()
+                    .find(|o| o.client_order_id == parent && o.status == OrderState::Filled)
+                    .map(|o| o.filled_quantity)
+                    .filter(|q| *q > Decimal::ZERO);
+                match filled {
+                    Some(quantity) => orders[i].quantity = quantity,
+                    None => {
+                        orders[i].status = OrderState::Skipped;
+                        continue;
+                    }
+                }
             }
             if orders[i].waits_for_fill {
                 if let Some(previous) = i.checked_sub(1) {
@@ -264,7 +282,7 @@ pub(super) fn outcome_of(
 }
 
 /// The broker's view of a journaled order.
-fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
+pub(super) fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
     let positive = |d: Decimal, what: &str| {
         Positive::new(d).map_err(|_| BrokerError::Invalid {
             message: format!("{what}: must be positive"),
@@ -283,6 +301,7 @@ fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
         tif: o.tif,
         reference_price: optional(o.reference_price, "price")?,
         product: o.product,
+        exits: o.exits,
     })
 }
 
@@ -377,6 +396,7 @@ mod tests {
             tif: TimeInForce::Gtc,
             reference_price: None,
             product: None,
+            exits: Default::default(),
         }
     }
 
@@ -429,6 +449,8 @@ mod tests {
             error: None,
             sizing: None,
             waits_for_fill: false,
+            exits: Default::default(),
+            parent: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         };

@@ -18,7 +18,7 @@ use super::{client_order_id, client_order_id_part, sizing};
 use crate::broker::LotRule;
 use crate::journal::{OrderRecord, OrderState};
 use crate::normalize::{Action, Leg};
-use crate::order::{Positive, Side};
+use crate::order::{ExitSupport, Exits, OrderType, Positive, Side, TimeInForce};
 use crate::risk::Candidate;
 
 /// What the plan is asked for.
@@ -40,6 +40,8 @@ pub struct Request<'a> {
     pub lots: &'a HashMap<String, LotRule>,
     /// Where the positions come from (`venue` or `journal`), recorded with target orders.
     pub position_source: &'a str,
+    /// How the venue attaches protective exits: to the entry, or as orders of their own.
+    pub exits: ExitSupport,
 }
 
 /// What an intent does to a position.
@@ -174,6 +176,50 @@ fn target_parts(
     Ok(parts)
 }
 
+/// The protective exits of `entry` as orders of their own: a take-profit limit and a stop-loss
+/// stop on the other side, for the entry's quantity, each waiting for the entry to fill
+/// ([`OrderRecord::parent`]) and cancelling the other when it fills. Client ids follow the
+/// entry's (`{message}-{leg}o1`, `o2`), so a retry or a restart never makes a second pair.
+fn exit_intents(request: &Request<'_>, leg: &Leg, leg_index: u32, entry: &Intent) -> Vec<Intent> {
+    let side = match entry.order.side {
+        Side::Buy => Side::Sell,
+        Side::Sell => Side::Buy,
+    };
+    let Exits {
+        take_profit,
+        stop_loss,
+    } = leg.exits;
+    let kinds = [
+        (take_profit, OrderType::Limit),
+        (stop_loss, OrderType::Stop),
+    ];
+    let mut out = Vec::new();
+    for (n, (price, order_type)) in kinds.into_iter().enumerate() {
+        let Some(price) = price else { continue };
+        let mut order = entry.order.clone();
+        order.client_order_id = client_order_id_part(request.message_id, leg_index, n + 1);
+        order.side = side;
+        order.order_type = order_type;
+        (order.limit_price, order.stop_price) = match order_type {
+            OrderType::Limit => (Some(price), None),
+            _ => (None, Some(price)),
+        };
+        order.tif = TimeInForce::Gtc;
+        order.sizing = None;
+        order.waits_for_fill = false;
+        order.exits = Exits::default();
+        order.parent = Some(entry.order.client_order_id.clone());
+        out.push(Intent {
+            kind: IntentKind::Close,
+            tv_symbol: entry.tv_symbol.clone(),
+            price: Some(price),
+            position_after: entry.position_after,
+            order,
+        });
+    }
+    out
+}
+
 /// Plans `request.legs` against `positions` (signed, per venue symbol of `request.account`;
 /// a symbol missing from the map is flat). Later legs see the positions earlier legs leave.
 pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan {
@@ -289,10 +335,25 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
                     error: None,
                     sizing: part.sizing.map(|v| v.to_string()),
                     waits_for_fill: part.waits_for_fill,
+                    exits: Default::default(),
+                    parent: None,
                     created_at_ms: request.now_ms,
                     updated_at_ms: request.now_ms,
                 },
             });
+        }
+        if !leg.exits.is_empty() {
+            if let Some(entry) = intents.last_mut() {
+                match request.exits {
+                    ExitSupport::Attached => entry.order.exits = leg.exits,
+                    ExitSupport::Orders => {
+                        let exits = exit_intents(request, leg, leg_index, entry);
+                        intents.extend(exits);
+                    }
+                    // Normalization refuses exits for such a venue.
+                    ExitSupport::Unsupported => {}
+                }
+            }
         }
         after.insert(&leg.symbol, position_after);
     }
@@ -324,6 +385,7 @@ mod tests {
             tif: TimeInForce::Gtc,
             reference_price: Some("10".parse().unwrap()),
             product: None,
+            exits: Default::default(),
         }
     }
 
@@ -342,6 +404,7 @@ mod tests {
             equity: None,
             lots: &lots,
             position_source: "journal",
+            exits: ExitSupport::Orders,
         };
         plan(&request, &positions)
     }

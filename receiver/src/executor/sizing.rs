@@ -152,6 +152,7 @@ mod tests {
             tif: TimeInForce::Gtc,
             reference_price: Some(price.parse().unwrap()),
             product: None,
+            exits: Default::default(),
         }
     }
 

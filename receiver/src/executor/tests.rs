@@ -94,6 +94,7 @@ fn leg(symbol: &str) -> Leg {
         tif: TimeInForce::Gtc,
         reference_price: Some("10".parse().unwrap()),
         product: None,
+        exits: Default::default(),
     }
 }
 

@@ -118,9 +118,14 @@ impl Inner {
             }
         }
         for (symbol, price) in prices {
-            let mut crossed = Vec::new();
+            let working = self.journal.working_orders(account, symbol).await?;
+            let mut crossed: Vec<OrderRecord> = Vec::new();
             let mut settlements = Vec::new();
-            for mut order in self.journal.working_orders(account, symbol).await? {
+            let mut settled: BTreeSet<String> = BTreeSet::new();
+            for mut order in working.clone() {
+                if settled.contains(&order.client_order_id) {
+                    continue;
+                }
                 let Some(fill_price) = crossing_price(&order, price) else {
                     continue;
                 };
@@ -143,12 +148,92 @@ impl Inner {
                     price = %fill_price,
                     "a resting paper order filled: the market crossed it"
                 );
+                settled.insert(order.client_order_id.clone());
                 settlements.push(s);
+                let follow_ups = match &order.parent {
+                    // One exit filled: the other is cancelled (one-cancels-other).
+                    Some(parent) => {
+                        let siblings: Vec<OrderRecord> = working
+                            .iter()
+                            .filter(|o| {
+                                o.parent.as_deref() == Some(parent.as_str())
+                                    && o.client_order_id != order.client_order_id
+                                    && !settled.contains(&o.client_order_id)
+                            })
+                            .cloned()
+                            .collect();
+                        self.cancel_siblings(siblings).await
+                    }
+                    // An entry filled: its protective exits go now.
+                    None => self.place_exits(&order).await?,
+                };
                 crossed.push(order);
+                for (o, s) in follow_ups {
+                    settled.insert(o.client_order_id.clone());
+                    settlements.push(s);
+                    crossed.push(o);
+                }
             }
             self.settle_owners(&crossed, &settlements).await?;
         }
         Ok(())
+    }
+
+    /// Cancels the other exits of a pair whose one exit filled.
+    async fn cancel_siblings(&self, siblings: Vec<OrderRecord>) -> Vec<(OrderRecord, Settlement)> {
+        let mut out = Vec::new();
+        for mut sibling in siblings {
+            match self.placer().cancel_with_retries(&sibling).await {
+                Ok(placement) => {
+                    let s = resettle(&sibling, &placement, self.clock.now_unix_ms());
+                    apply(&mut sibling, &s);
+                    self.metrics.order(&sibling.venue, sibling.status);
+                    tracing::info!(
+                        client_order_id = sibling.client_order_id,
+                        "the other protective exit filled: cancelled"
+                    );
+                    out.push((sibling, s));
+                }
+                Err(e) => {
+                    tracing::warn!(client_order_id = sibling.client_order_id, error = %e, "cannot cancel the other protective exit");
+                }
+            }
+        }
+        out
+    }
+
+    /// Places the protective exits of `entry` (skipped while it rested), for what it filled.
+    async fn place_exits(
+        &self,
+        entry: &OrderRecord,
+    ) -> Result<Vec<(OrderRecord, Settlement)>, JournalError> {
+        let Some(message) = self.journal.message(&entry.message_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for mut exit in message.orders.into_iter().filter(|o| {
+            o.parent.as_deref() == Some(entry.client_order_id.as_str())
+                && o.status == OrderState::Skipped
+        }) {
+            exit.quantity = entry.filled_quantity;
+            let placed = match super::place::to_request(&exit) {
+                Ok(request) => self.placer().place_with_retries(&request).await,
+                Err(e) => Err(e),
+            };
+            let now = self.clock.now_unix_ms();
+            match placed {
+                Ok(placement) => {
+                    let s = settlement(&exit, &placement, now);
+                    apply(&mut exit, &s);
+                    self.metrics.order(&exit.venue, exit.status);
+                    out.push((exit, s));
+                }
+                Err(e) => {
+                    tracing::warn!(client_order_id = exit.client_order_id, error = %e, "cannot place a protective exit");
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Writes `settlements` of earlier messages' `orders`, each message with its new outcome,
@@ -223,11 +308,20 @@ async fn apply_positions(
     }
 }
 
-/// A message's outcome once its working orders changed: `None` while some still work.
+/// A message's outcome once its working orders changed: `None` while some still work. A
+/// protective exit cancelled because the other one filled does not count.
 fn owner_outcome(orders: &[OrderRecord]) -> Option<Outcome> {
+    let exit_filled = |parent: &str| {
+        orders
+            .iter()
+            .any(|o| o.parent.as_deref() == Some(parent) && o.status == OrderState::Filled)
+    };
     let sent: Vec<&OrderRecord> = orders
         .iter()
         .filter(|o| o.status != OrderState::Skipped)
+        .filter(|o| {
+            !(o.status == OrderState::Cancelled && o.parent.as_deref().is_some_and(exit_filled))
+        })
         .collect();
     if sent.iter().any(|o| {
         matches!(
@@ -343,6 +437,8 @@ mod tests {
             error: None,
             sizing: None,
             waits_for_fill: false,
+            exits: Default::default(),
+            parent: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         }

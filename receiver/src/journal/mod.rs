@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::order::{OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
+use crate::order::{Exits, OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
 
 pub mod sqlite;
 
@@ -294,8 +294,15 @@ pub struct OrderRecord {
     /// "price":"50000","lot_step":"0.00001",...}`); `None` for a plain `quantity`.
     pub sizing: Option<String>,
     /// Sent only once the order before it in the same message has filled: the open of a
-    /// reversal through zero, which must not go before its close.
+    /// reversal through zero, which must not go before its close. A protective exit waits for
+    /// its [`OrderRecord::parent`] instead.
     pub waits_for_fill: bool,
+    /// Protective exits attached to this entry at the venue (Alpaca's bracket); empty when the
+    /// exits are orders of their own.
+    pub exits: Exits,
+    /// For a protective exit: the client order id of the entry it protects. Exits with the same
+    /// parent cancel each other (one-cancels-other).
+    pub parent: Option<String>,
     /// When it was journaled (unix ms).
     pub created_at_ms: i64,
     /// When its status last changed (unix ms).

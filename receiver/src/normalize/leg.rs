@@ -6,7 +6,9 @@ use serde_json::Value;
 use super::fields::{self, Obj};
 use super::names;
 use super::{symbol, Action, Invalid, Leg, NormalizeContext, Sizing};
-use crate::order::{OrderType, Positive, Price, Product, Quantity, TimeInForce};
+use crate::order::{
+    ExitSupport, Exits, OrderType, Positive, Price, Product, Quantity, Side, TimeInForce,
+};
 
 /// Which format the object is in: it decides the name of the action field and what `price` means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,7 @@ pub(super) fn parse(
             tif: TimeInForce::default(),
             reference_price: None,
             product: None,
+            exits: Exits::default(),
         });
     }
     let (action_names, type_names, stop_names) = match dialect {
@@ -158,6 +161,13 @@ pub(super) fn parse(
         "stop",
     )?;
 
+    let exits = exits(
+        obj,
+        action,
+        order_type,
+        limit_price.or(reference_price),
+        ctx,
+    )?;
     Ok(Leg {
         tv_symbol,
         symbol: venue_symbol,
@@ -171,6 +181,87 @@ pub(super) fn parse(
         tif,
         reference_price,
         product,
+        exits,
+    })
+}
+
+/// `take_profit` and `stop_loss`: only on an opening buy/sell, on a venue that can attach them,
+/// and on the right side of the entry's price (the limit price, else the reference `price`).
+fn exits(
+    obj: &Obj<'_>,
+    action: Action,
+    order_type: OrderType,
+    entry: Option<Price>,
+    ctx: &NormalizeContext<'_>,
+) -> Result<Exits, Invalid> {
+    let take_profit = obj.one(names::TAKE_PROFIT, fields::positive)?;
+    let stop_loss = obj.one(names::STOP_LOSS, fields::positive)?;
+    let Some((first, _)) = take_profit.or(stop_loss) else {
+        return Ok(Exits::default());
+    };
+    let Some(side) = action.side() else {
+        return Err(obj.invalid(
+            first,
+            format!(
+                "protects an opening buy or sell; a {} cannot carry it",
+                action.as_str()
+            ),
+        ));
+    };
+    if ctx.exits == ExitSupport::Unsupported {
+        return Err(obj.invalid(
+            first,
+            "this venue cannot attach protective exits (paper and alpaca can); leave it out",
+        ));
+    }
+    if matches!(order_type, OrderType::Stop | OrderType::StopLimit) {
+        return Err(obj.invalid(
+            first,
+            "protects a market or limit entry; a stop entry cannot carry it",
+        ));
+    }
+    let Some(entry) = entry.map(Positive::get) else {
+        return Err(obj.invalid(
+            names::PRICE[0],
+            format!("is needed to check that `{first}` is on the right side of the entry; add \"price\": \"{{{{close}}}}\""),
+        ));
+    };
+    let buy = side == Side::Buy;
+    if let Some((key, tp)) = take_profit {
+        let tp = tp.get();
+        if (buy && tp <= entry) || (!buy && tp >= entry) {
+            return Err(obj.invalid(
+                key,
+                format!(
+                    "{} is not {} the entry price {}: a {}'s take-profit is {} it",
+                    tp.normalize(),
+                    if buy { "above" } else { "below" },
+                    entry.normalize(),
+                    side.as_str(),
+                    if buy { "above" } else { "below" },
+                ),
+            ));
+        }
+    }
+    if let Some((key, sl)) = stop_loss {
+        let sl = sl.get();
+        if (buy && sl >= entry) || (!buy && sl <= entry) {
+            return Err(obj.invalid(
+                key,
+                format!(
+                    "{} is not {} the entry price {}: a {}'s stop-loss is {} it",
+                    sl.normalize(),
+                    if buy { "below" } else { "above" },
+                    entry.normalize(),
+                    side.as_str(),
+                    if buy { "below" } else { "above" },
+                ),
+            ));
+        }
+    }
+    Ok(Exits {
+        take_profit: take_profit.map(|(_, p)| p.get()),
+        stop_loss: stop_loss.map(|(_, p)| p.get()),
     })
 }
 

@@ -18,7 +18,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::order::{OrderType, Positive, Price, Product, Quantity, Side, TimeInForce};
+use crate::order::{
+    ExitSupport, Exits, OrderType, Positive, Price, Product, Quantity, Side, TimeInForce,
+};
 
 pub mod fields;
 mod leg;
@@ -48,6 +50,8 @@ pub struct NormalizeContext<'a> {
     /// `false` when the venue cannot hold a short position (spot crypto): a negative
     /// `target_position` is then invalid.
     pub allow_short: bool,
+    /// How the venue attaches protective exits (`take_profit`, `stop_loss`).
+    pub exits: ExitSupport,
 }
 
 /// What one leg asks for.
@@ -148,6 +152,10 @@ pub struct Leg {
     /// when the alert gives none (the venue's default applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<Product>,
+    /// Protective exits of an opening buy/sell (`take_profit`, `stop_loss`), checked to be on
+    /// the right side of the entry's price.
+    #[serde(default, skip_serializing_if = "Exits::is_empty")]
+    pub exits: Exits,
 }
 
 /// An alert in the one shape the rest of the receiver works with.
@@ -212,6 +220,8 @@ pub(crate) mod names {
     pub const STOP_PRICE_ORDER_LEGS: &[&str] = &["triggerPrice", "trigger_price", "stop_price"];
     pub const TIF: &[&str] = &["tif", "time_in_force", "timeInForce", "validity"];
     pub const PRICE: &[&str] = &["price"];
+    pub const TAKE_PROFIT: &[&str] = &["take_profit"];
+    pub const STOP_LOSS: &[&str] = &["stop_loss"];
     pub const SORT_ORDER: &[&str] = &["sort_order"];
     /// Not `product`: that name is common in alerts for other things, and unknown fields are
     /// never an error.

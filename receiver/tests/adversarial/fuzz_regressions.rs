@@ -18,6 +18,7 @@ fn normalize_checks(json: &str) {
             refuse_perpetuals,
             exchange_in_symbol: false,
             allow_short: !refuse_perpetuals,
+            exits: alertgate_receiver::order::ExitSupport::Orders,
         };
         match normalize(&alert, &ctx) {
             Err(invalid) => assert!(!invalid.field.is_empty()),
@@ -61,6 +62,7 @@ fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
         refuse_perpetuals: true,
         exchange_in_symbol: false,
         allow_short: true,
+        exits: alertgate_receiver::order::ExitSupport::Orders,
         max_age_ms: 120_000,
         max_signal_age_ms: None,
     };

@@ -159,3 +159,136 @@ async fn the_multi_leg_cancel_order_format_cancels_per_leg_symbol() {
     assert_eq!(a.outcome(), "invalid");
     assert!(a.body["reason"].as_str().unwrap().starts_with("action:"));
 }
+
+fn bracket(side: &str, price: &str, take_profit: &str, stop_loss: &str) -> Value {
+    json!({"symbol": "BINANCE:BTCUSDT", "action": side, "quantity": "1", "price": price,
+           "take_profit": take_profit, "stop_loss": stop_loss})
+}
+
+#[tokio::test]
+async fn a_filled_entry_gets_two_resting_exits_and_when_the_take_profit_fills_the_stop_is_cancelled(
+) {
+    let app = spawn_app_with(Options::default()).await;
+    let (entry, a) = app.send(&bracket("buy", "100", "110", "90")).await;
+    assert_eq!(a.outcome(), "placed", "the exits rest: {:?}", a.body);
+    let orders = a.orders();
+    assert_eq!(orders.len(), 3);
+    let (e, tp, sl) = (&orders[0], &orders[1], &orders[2]);
+    assert_eq!(
+        (e["status"].as_str(), e["side"].as_str()),
+        (Some("filled"), Some("buy"))
+    );
+    assert_eq!(tp["client_order_id"], format!("{entry}-0o1"));
+    assert_eq!(
+        (
+            tp["side"].as_str(),
+            tp["order_type"].as_str(),
+            tp["limit_price"].as_str(),
+            tp["status"].as_str()
+        ),
+        (Some("sell"), Some("limit"), Some("110"), Some("placed"))
+    );
+    assert_eq!(sl["client_order_id"], format!("{entry}-0o2"));
+    assert_eq!(
+        (
+            sl["side"].as_str(),
+            sl["order_type"].as_str(),
+            sl["stop_price"].as_str(),
+            sl["status"].as_str()
+        ),
+        (Some("sell"), Some("stop"), Some("90"), Some("placed"))
+    );
+    assert_eq!(position(&app).await, "1");
+
+    // 105 crosses neither; 111 crosses the take-profit: it fills at 110, the stop is cancelled.
+    app.send(&market("buy", "1", "105")).await;
+    assert_eq!(app.message(&entry).await.body["outcome"], "placed");
+    app.send(&market("buy", "1", "111")).await;
+    let m = app.message(&entry).await;
+    assert_eq!(m.body["outcome"], "filled", "{:?}", m.body);
+    let statuses: Vec<&str> = m.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["filled", "filled", "cancelled"]);
+    assert_eq!(m.body["orders"][1]["average_price"], "110");
+    assert_eq!(position(&app).await, "2", "1 - 1 (take-profit) + 1 + 1");
+
+    // The cancelled stop never fills.
+    app.send(&market("sell", "1", "80")).await;
+    assert_eq!(position(&app).await, "1");
+}
+
+#[tokio::test]
+async fn a_resting_limit_entry_places_its_exits_when_it_fills_and_the_stop_loss_closes_it() {
+    let app = spawn_app_with(Options::default()).await;
+    let mut entry_alert = bracket("buy", "105", "120", "95");
+    entry_alert["order_type"] = json!("limit");
+    entry_alert["limit_price"] = json!("100");
+    entry_alert["tif"] = json!("gtc");
+    let (entry, a) = app.send(&entry_alert).await;
+    assert_eq!(a.outcome(), "placed");
+    let statuses: Vec<&str> = a
+        .orders()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["placed", "skipped", "skipped"],
+        "no exits before the entry fills"
+    );
+
+    app.send(&market("sell", "1", "99")).await; // fills the entry at 100, places the exits
+    let m = app.message(&entry).await;
+    let statuses: Vec<&str> = m.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["filled", "placed", "placed"], "{:?}", m.body);
+
+    app.send(&market("buy", "1", "94")).await; // the stop at 95 fills at 94; the take-profit goes
+    let m = app.message(&entry).await;
+    let statuses: Vec<&str> = m.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["filled", "cancelled", "filled"]);
+    assert_eq!(m.body["outcome"], "filled");
+    assert_eq!(
+        position(&app).await,
+        "0",
+        "+1 entry, -1 sell, -1 stop, +1 buy"
+    );
+}
+
+#[tokio::test]
+async fn exits_on_the_wrong_side_without_a_price_or_on_a_close_are_invalid_naming_the_field() {
+    let app = spawn_app_with(Options::default()).await;
+    let cases = [
+        (bracket("buy", "100", "110", "101"), "stop_loss:"),
+        (bracket("buy", "100", "99", "90"), "take_profit:"),
+        (bracket("sell", "100", "90", "99"), "stop_loss:"),
+        (
+            json!({"symbol": "BINANCE:BTCUSDT", "action": "buy", "quantity": "1", "stop_loss": "90"}),
+            "price:",
+        ),
+        (
+            json!({"symbol": "BINANCE:BTCUSDT", "action": "close", "price": "100", "stop_loss": "90"}),
+            "stop_loss:",
+        ),
+    ];
+    for (alert, field) in cases {
+        let (_, a) = app.send(&alert).await;
+        assert_eq!(a.outcome(), "invalid", "{alert}");
+        let reason = a.body["reason"].as_str().unwrap();
+        assert!(reason.starts_with(field), "{alert}: {reason}");
+    }
+    assert!(app.all_orders().await.is_empty());
+}

@@ -281,3 +281,37 @@ async fn a_resting_order_is_cancelled_with_delete_by_alpacas_order_id_and_a_fill
         "{missing:?}"
     );
 }
+
+#[tokio::test]
+async fn an_entry_with_take_profit_and_stop_loss_is_one_bracket_order_with_string_prices() {
+    let s = Setup::new().await;
+    let id = client_order_id();
+    let mut order = limit(&id, "AAPL", Side::Buy, "2", "180");
+    order.exits.take_profit = Some("200".parse().unwrap());
+    order.exits.stop_loss = Some("170.5".parse().unwrap());
+
+    let placement = s.broker().place(&order).await.unwrap();
+
+    assert_eq!(placement.status, OrderStatus::Placed);
+    assert_eq!(
+        s.venue.order_posts()[0].json(),
+        json!({"symbol": "AAPL", "qty": "2", "side": "buy", "type": "limit", "time_in_force": "gtc",
+               "limit_price": "180", "client_order_id": id, "order_class": "bracket",
+               "take_profit": {"limit_price": "200"}, "stop_loss": {"stop_price": "170.5"}})
+    );
+    let held = &s.venue.orders()[0];
+    assert_eq!(held.order_class, "bracket");
+
+    // One exit: an OTO order. A stop above a buy's base price is refused as Alpaca refuses it.
+    let mut one = limit(&client_order_id(), "AAPL", Side::Buy, "1", "180");
+    one.exits.stop_loss = Some("170".parse().unwrap());
+    s.broker().place(&one).await.unwrap();
+    assert_eq!(s.venue.order_posts()[1].json()["order_class"], "oto");
+    let mut wrong = limit(&client_order_id(), "AAPL", Side::Buy, "1", "180");
+    wrong.exits.stop_loss = Some("185".parse().unwrap());
+    let refused = s.broker().place(&wrong).await;
+    assert!(
+        matches!(&refused, Err(BrokerError::Rejected { message }) if message.contains("stop_loss.stop_price")),
+        "{refused:?}"
+    );
+}

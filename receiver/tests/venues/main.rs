@@ -40,6 +40,7 @@ pub fn market(
         tif: TimeInForce::Gtc,
         reference_price: reference.map(|r| r.parse().unwrap()),
         product: None,
+        exits: Default::default(),
     }
 }
 

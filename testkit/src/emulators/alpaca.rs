@@ -74,6 +74,12 @@ pub struct AlpacaOrderRecord {
     pub filled_qty: Decimal,
     /// Average fill price.
     pub filled_avg_price: Option<Decimal>,
+    /// `order_class`: `simple` (or absent), `bracket`, `oto`.
+    pub order_class: String,
+    /// `take_profit.limit_price` as received.
+    pub take_profit: Option<String>,
+    /// `stop_loss.stop_price` as received.
+    pub stop_loss: Option<String>,
 }
 
 impl AlpacaOrderRecord {
@@ -84,7 +90,7 @@ impl AlpacaOrderRecord {
             "asset_class": "us_equity", "symbol": self.symbol, "qty": self.qty, "notional": null,
             "filled_qty": self.filled_qty.to_string(),
             "filled_avg_price": self.filled_avg_price.map(|p| p.to_string()),
-            "order_class": "", "order_type": self.order_type, "type": self.order_type,
+            "order_class": self.order_class, "order_type": self.order_type, "type": self.order_type,
             "side": self.side, "time_in_force": self.time_in_force,
             "limit_price": self.limit_price, "stop_price": self.stop_price,
             "status": self.status, "extended_hours": false
@@ -302,6 +308,92 @@ impl AlpacaState {
         )
     }
 
+    /// `order_class` with its legs, checked as Alpaca documents bracket and OTO orders: a
+    /// bracket needs `take_profit.limit_price` and `stop_loss.stop_price`, an OTO exactly one;
+    /// the entry is market or limit with `time_in_force` day or gtc; a buy's take-profit is at
+    /// least a cent above the base price (the limit price, else the last price) and its stop at
+    /// least a cent below (a sell the other way round). Ok: (class, take profit, stop loss).
+    fn exits(
+        &self,
+        body: &Value,
+        side: &str,
+        order_type: &str,
+        tif: &str,
+        limit: Option<Decimal>,
+        symbol: &str,
+    ) -> Result<(String, Option<String>, Option<String>), String> {
+        let class = body
+            .get("order_class")
+            .and_then(Value::as_str)
+            .unwrap_or("simple")
+            .to_owned();
+        let leg = |name: &str, field: &str| -> Result<Option<(String, Decimal)>, String> {
+            match body.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => match v.get(field) {
+                    Some(Value::String(s)) => s
+                        .parse::<Decimal>()
+                        .ok()
+                        .filter(|d| *d > Decimal::ZERO)
+                        .map(|d| Some((s.clone(), d)))
+                        .ok_or_else(|| format!("invalid {name}.{field}")),
+                    _ => Err(format!("{name}.{field} is required")),
+                },
+            }
+        };
+        let (tp, sl) = (
+            leg("take_profit", "limit_price")?,
+            leg("stop_loss", "stop_price")?,
+        );
+        match class.as_str() {
+            "simple" | "" => {
+                if tp.is_some() || sl.is_some() {
+                    return Err("take_profit and stop_loss need order_class bracket or oto".into());
+                }
+                return Ok((String::new(), None, None));
+            }
+            "bracket" if tp.is_none() || sl.is_none() => {
+                return Err(
+                    "bracket orders require take_profit.limit_price and stop_loss.stop_price"
+                        .into(),
+                )
+            }
+            "oto" if tp.is_some() == sl.is_some() => {
+                return Err("oto orders require exactly one of take_profit and stop_loss".into())
+            }
+            "bracket" | "oto" => {}
+            _ => return Err("invalid order_class".into()),
+        }
+        if order_type != "market" && order_type != "limit" {
+            return Err(format!("{class} orders must be market or limit orders"));
+        }
+        if tif != "day" && tif != "gtc" {
+            return Err(format!("{class} orders must be day or gtc"));
+        }
+        let base = limit
+            .or_else(|| self.config.symbols.get(symbol).copied())
+            .unwrap_or_default();
+        let cent = Decimal::new(1, 2);
+        let buy = side == "buy";
+        if let Some((_, p)) = &tp {
+            if buy && *p < base + cent {
+                return Err("take_profit.limit_price must be >= base_price + 0.01".into());
+            }
+            if !buy && *p > base - cent {
+                return Err("take_profit.limit_price must be <= base_price - 0.01".into());
+            }
+        }
+        if let Some((_, p)) = &sl {
+            if buy && *p > base - cent {
+                return Err("stop_loss.stop_price must be <= base_price - 0.01".into());
+            }
+            if !buy && *p < base + cent {
+                return Err("stop_loss.stop_price must be >= base_price + 0.01".into());
+            }
+        }
+        Ok((class, tp.map(|(s, _)| s), sl.map(|(s, _)| s)))
+    }
+
     fn new_order(&self, request: &Recorded) -> Reply {
         if !request
             .header("content-type")
@@ -361,6 +453,10 @@ impl AlpacaState {
         if needs_stop && stop.is_none() {
             return unprocessable("stop_price is required");
         }
+        let exits = match self.exits(&body, &side, &order_type, &tif, limit, &symbol) {
+            Ok(exits) => exits,
+            Err(message) => return unprocessable(&message),
+        };
         let mut book = self.book();
         let client_order_id = match text("client_order_id") {
             Some(id) if id.chars().count() > 48 => {
@@ -400,6 +496,9 @@ impl AlpacaState {
             status: "accepted".into(),
             filled_qty: Decimal::ZERO,
             filled_avg_price: None,
+            order_class: exits.0,
+            take_profit: exits.1,
+            stop_loss: exits.2,
         };
         let answer = order.json();
         if order_type == "market" {

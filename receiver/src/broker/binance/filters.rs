@@ -470,6 +470,7 @@ mod tests {
             tif: TimeInForce::Gtc,
             reference_price: None,
             product: None,
+            exits: Default::default(),
         };
         let Err(BrokerError::Rejected { message }) = r.order_params(&order, "c") else {
             panic!()

@@ -277,6 +277,7 @@ mod tests {
             tif: TimeInForce::Gtc,
             reference_price: None,
             product: None,
+            exits: Default::default(),
         }
     }
 

@@ -12,11 +12,12 @@ use super::values::{dec, opt_dec, parse_order_type, parse_product, parse_side, p
 use crate::journal::{
     JournalError, OrderRecord, OrderState, PositionRecord, Settlement, VenuePosition,
 };
+use crate::order::Exits;
 
 /// The columns of an order row, in the order [`read_order_row`] reads them.
 pub(super) const ORDER_COLUMNS: &str = "client_order_id, message_id, leg, account, symbol, side, quantity, order_type, \
      limit_price, stop_price, tif, reference_price, status, venue, venue_order_id, filled_quantity, \
-     average_price, error, created_at, updated_at, product, sizing, waits_for_fill";
+     average_price, error, created_at, updated_at, product, sizing, waits_for_fill, take_profit, stop_loss, parent";
 
 /// Raw columns of an order row, converted after the statement is done.
 struct OrderRow {
@@ -24,6 +25,9 @@ struct OrderRow {
     product: Option<String>,
     sizing: Option<String>,
     waits_for_fill: bool,
+    take_profit: Option<String>,
+    stop_loss: Option<String>,
+    parent: Option<String>,
     leg: i64,
     created_at: i64,
     updated_at: i64,
@@ -55,6 +59,9 @@ fn read_order_row(row: &Row<'_>) -> rusqlite::Result<OrderRow> {
         leg: row.get(2)?,
         sizing: row.get(21)?,
         waits_for_fill: row.get(22)?,
+        take_profit: t(23)?,
+        stop_loss: t(24)?,
+        parent: t(25)?,
         created_at: row.get(18)?,
         updated_at: row.get(19)?,
     })
@@ -93,6 +100,11 @@ impl OrderRow {
             error,
             sizing: self.sizing,
             waits_for_fill: self.waits_for_fill,
+            exits: Exits {
+                take_profit: opt_dec(self.take_profit)?,
+                stop_loss: opt_dec(self.stop_loss)?,
+            },
+            parent: self.parent,
             created_at_ms: self.created_at,
             updated_at_ms: self.updated_at,
         })
@@ -119,7 +131,7 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
     let mut stmt = conn
         .prepare_cached(&format!(
             "INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
         ))
         .map_err(storage)?;
     for o in orders {
@@ -147,6 +159,9 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
             o.product.map(|p| p.as_str()),
             o.sizing,
             o.waits_for_fill,
+            o.exits.take_profit.map(|d| d.to_string()),
+            o.exits.stop_loss.map(|d| d.to_string()),
+            o.parent,
         ])
         .map_err(storage)?;
     }

@@ -86,7 +86,8 @@ CREATE TABLE venue_positions (
 );
 "#,
     // Order controls (receiver/README.md, "Order controls"): strategy switches, the fills
-    // daily-loss accounting reads per account, and the working orders cancels look up.
+    // daily-loss accounting reads per account, the working orders cancels look up,
+    // protective exits (attached to the entry, or orders of their own with a parent).
     r#"
 CREATE TABLE strategies (
     name       TEXT PRIMARY KEY,
@@ -94,6 +95,9 @@ CREATE TABLE strategies (
     changed_at INTEGER NOT NULL
 );
 CREATE INDEX orders_filled ON orders (account, updated_at) WHERE filled_quantity <> '0';
+ALTER TABLE orders ADD COLUMN take_profit TEXT;
+ALTER TABLE orders ADD COLUMN stop_loss TEXT;
+ALTER TABLE orders ADD COLUMN parent TEXT;
 CREATE INDEX orders_working ON orders (account, symbol, seq)
     WHERE status IN ('placed', 'partially_filled');
 "#,
