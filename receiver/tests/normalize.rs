@@ -984,6 +984,8 @@ fn every_template_in_normalize_md_normalizes_once_tradingview_fills_it_in() {
         ("{{ticker}}", "BTCUSDT"),
         ("{{close}}", "42000.5"),
         ("{{low}}", "41950.25"),
+        ("{{plot_0}}", "44000"),
+        ("{{plot_1}}", "41000"),
     ];
     let mut templates = 0;
     for block in doc.split("```json").skip(1) {

@@ -207,6 +207,23 @@ pub trait Broker: Send + Sync + Debug {
         })
     }
 
+    /// Moves the working order `order` (alertgate's record, holding the new limit/stop prices)
+    /// at the venue; answers its placement (a new venue order id when the venue replaced it).
+    /// The default cannot: a rejection naming the venue.
+    fn modify<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        let _ = (order, venue_order_id);
+        let name = self.name();
+        Box::pin(async move {
+            Err(BrokerError::Rejected {
+                message: format!("the {name} venue adapter cannot modify orders yet"),
+            })
+        })
+    }
+
     /// How this venue attaches `take_profit`/`stop_loss` to an entry; unsupported by default.
     fn exits(&self) -> crate::order::ExitSupport {
         crate::order::ExitSupport::Unsupported

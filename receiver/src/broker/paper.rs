@@ -114,6 +114,33 @@ impl Broker for PaperBroker {
         crate::order::ExitSupport::Orders
     }
 
+    fn modify<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+        _venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        // In place: the book keeps no prices (the journal's order row does); only a working
+        // order can move.
+        Box::pin(async move {
+            match self
+                .book
+                .lookup(&order.client_order_id)
+                .await
+                .map_err(transient)?
+            {
+                Some(p)
+                    if matches!(p.status, OrderStatus::Placed | OrderStatus::PartiallyFilled) =>
+                {
+                    Ok(p)
+                }
+                Some(p) => Ok(p),
+                None => Err(BrokerError::Rejected {
+                    message: format!("paper: no order {}", order.client_order_id),
+                }),
+            }
+        })
+    }
+
     fn fill_resting<'a>(
         &'a self,
         client_order_id: &'a str,

@@ -295,14 +295,20 @@ impl Inner {
     async fn run(&self, job: Job, turn: Turn<Key>) -> Result<Execution, JournalError> {
         let (orders, planned) = match job.work {
             Work::Resume(orders) => (orders, None),
-            Work::Legs(legs) if legs.iter().any(|l| l.action == Action::Cancel) => {
+            Work::Legs(legs)
+                if legs
+                    .iter()
+                    .any(|l| matches!(l.action, Action::Cancel | Action::Modify)) =>
+            {
                 let finished = if legs.iter().all(|l| l.action == Action::Cancel) {
                     self.cancel(&job.message_id, &job.account, &legs).await?
+                } else if legs.iter().all(|l| l.action == Action::Modify) {
+                    self.modify(&job.message_id, &job.account, &legs).await?
                 } else {
                     Finished::without_orders(
                         Outcome::Invalid,
                         Some(
-                            "action: a cancel cannot share an alert with orders; send it on its own"
+                            "action: a cancel or modify cannot share an alert with orders; send it on its own"
                                 .into(),
                         ),
                     )

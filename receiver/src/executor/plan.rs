@@ -234,9 +234,10 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
             .unwrap_or(Decimal::ZERO);
         let wanted = leg.quantity.map(Positive::get);
         let parts = match leg.action {
-            Action::Cancel => {
+            Action::Cancel | Action::Modify => {
                 return Plan::Invalid(format!(
-                    "legs[{i}].action: a cancel cannot share an alert with orders"
+                    "legs[{i}].action: a {} cannot share an alert with orders",
+                    leg.action.as_str()
                 ))
             }
             Action::Buy | Action::Sell => {

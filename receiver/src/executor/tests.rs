@@ -284,7 +284,7 @@ proptest::proptest! {
                     Action::CloseShort if model < Decimal::ZERO => Decimal::ZERO,
                     Action::CloseLong | Action::CloseShort => model,
                     Action::Target => q.unwrap_or(Decimal::ZERO),
-                    Action::Cancel => unreachable!("the strategy generates no cancels"),
+                    Action::Cancel | Action::Modify => unreachable!("the strategy generates no cancels or modifies"),
                 };
                 if action.is_close() {
                     assert!(model.is_zero() || sign(model) == sign(before), "a close never flips the position");

@@ -22,6 +22,29 @@ use crate::order::{OrderStatus, OrderType, Placement, Side};
 
 /// Recorded as `reason` when a cancel found nothing working (outcome `cancelled`).
 pub const NOTHING_TO_CANCEL: &str = "nothing_to_cancel";
+/// Recorded as `reason` when a modify found nothing working to move (outcome `invalid`).
+pub const NOTHING_TO_MODIFY: &str = "nothing_to_modify";
+
+/// The prices a modify `leg` gives working `order`: entries take `limit_price`/`stop_price`,
+/// protective exits `take_profit` (the limit exit) and `stop_loss` (the stop exit).
+pub fn new_prices(order: &OrderRecord, leg: &Leg) -> (Option<Decimal>, Option<Decimal>) {
+    let (limit, stop) = match order.parent {
+        Some(_) => (leg.exits.take_profit, leg.exits.stop_loss),
+        None => (
+            leg.limit_price.map(|p| p.get()),
+            leg.stop_price.map(|p| p.get()),
+        ),
+    };
+    let limit = match order.order_type {
+        OrderType::Limit | OrderType::StopLimit => limit.or(order.limit_price),
+        _ => order.limit_price,
+    };
+    let stop = match order.order_type {
+        OrderType::Stop | OrderType::StopLimit => stop.or(order.stop_price),
+        _ => order.stop_price,
+    };
+    (limit, stop)
+}
 
 /// The price a resting `order` fills at when the market trades at `price`, if it does.
 pub fn crossing_price(order: &OrderRecord, price: Decimal) -> Option<Decimal> {
@@ -101,6 +124,100 @@ impl Inner {
             outcome,
             reason,
             orders: working,
+            settlements: Vec::new(),
+        })
+    }
+
+    /// Moves the working orders of each modify leg's (account, symbol) to the leg's prices.
+    pub(super) async fn modify(
+        &self,
+        message_id: &str,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<Finished, JournalError> {
+        let mut changed = Vec::new();
+        let mut failures = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut unchanged = 0usize;
+        for leg in legs {
+            for order in self.journal.working_orders(account, &leg.symbol).await? {
+                if !seen.insert(order.client_order_id.clone()) {
+                    continue;
+                }
+                let (limit, stop) = new_prices(&order, leg);
+                if (limit, stop) == (order.limit_price, order.stop_price) {
+                    // Already there (a trailing stop resent at the same level), or not an
+                    // order this leg's prices apply to.
+                    let applies = match order.parent {
+                        Some(_) => !leg.exits.is_empty(),
+                        None => leg.limit_price.is_some() || leg.stop_price.is_some(),
+                    };
+                    unchanged += usize::from(applies);
+                    continue;
+                }
+                let mut moved = order.clone();
+                moved.limit_price = limit;
+                moved.stop_price = stop;
+                let answer = match super::place::to_request(&moved) {
+                    Ok(request) => {
+                        self.broker
+                            .modify(&request, order.venue_order_id.as_deref())
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match answer {
+                    Ok(p)
+                        if matches!(
+                            p.status,
+                            OrderStatus::Placed | OrderStatus::PartiallyFilled
+                        ) =>
+                    {
+                        let now = self.clock.now_unix_ms();
+                        self.journal
+                            .reprice(crate::journal::Reprice {
+                                client_order_id: moved.client_order_id.clone(),
+                                limit_price: limit,
+                                stop_price: stop,
+                                venue_order_id: p.venue_order_id.clone(),
+                                now_ms: now,
+                            })
+                            .await?;
+                        moved.venue_order_id = p.venue_order_id.or(moved.venue_order_id);
+                        moved.updated_at_ms = now;
+                        tracing::info!(
+                            message_id,
+                            client_order_id = moved.client_order_id,
+                            "working order modified"
+                        );
+                        changed.push(moved);
+                    }
+                    Ok(p) => failures.push(format!(
+                        "{} is no longer working ({})",
+                        order.client_order_id,
+                        p.status.as_str()
+                    )),
+                    Err(e) => failures.push(format!("{}: {e}", order.client_order_id)),
+                }
+            }
+        }
+        let ids: Vec<&str> = changed.iter().map(|o| o.client_order_id.as_str()).collect();
+        let (outcome, reason) = match (changed.is_empty(), failures.is_empty()) {
+            (true, true) if unchanged > 0 => (Outcome::Placed, Some("unchanged".to_owned())),
+            (true, true) => (Outcome::Invalid, Some(NOTHING_TO_MODIFY.to_owned())),
+            (_, true) => (
+                Outcome::Placed,
+                Some(format!("modified {}", ids.join(", "))),
+            ),
+            (_, false) => (
+                Outcome::Failed,
+                Some(format!("cannot modify {}", failures.join("; "))),
+            ),
+        };
+        Ok(Finished {
+            outcome,
+            reason,
+            orders: changed,
             settlements: Vec::new(),
         })
     }

@@ -399,6 +399,10 @@ pub trait Journal: Send + Sync + Debug {
     /// oldest first: what a cancel cancels and paper crossing fills.
     fn working_orders(&self, account: &str, symbol: &str) -> JournalFuture<Vec<OrderRecord>>;
 
+    /// Records new prices of a working order (a modify the venue accepted), with the venue's
+    /// order id when the venue replaced the order under a new one.
+    fn reprice(&self, change: Reprice) -> JournalFuture<()>;
+
     /// Every fill of `account`'s orders, oldest first (daily-loss accounting).
     fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>>;
 
@@ -407,6 +411,21 @@ pub trait Journal: Send + Sync + Debug {
 
     /// Every strategy switch recorded, by name.
     fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>>;
+}
+
+/// A working order's new prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reprice {
+    /// The order.
+    pub client_order_id: String,
+    /// New limit price (unchanged when the same).
+    pub limit_price: Option<Decimal>,
+    /// New stop price.
+    pub stop_price: Option<Decimal>,
+    /// The venue's id after the change.
+    pub venue_order_id: Option<String>,
+    /// Now (unix ms).
+    pub now_ms: i64,
 }
 
 /// What one order filled, as daily-loss accounting reads it.

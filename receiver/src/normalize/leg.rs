@@ -79,6 +79,11 @@ pub(super) fn parse(
             exits: Exits::default(),
         });
     }
+    if dialect == Dialect::Native
+        && obj.value(names::ACTION, action_value).ok().flatten() == Some(Action::Modify)
+    {
+        return modify_leg(obj, tv_symbol, venue_symbol);
+    }
     let (action_names, type_names, stop_names) = match dialect {
         Dialect::Native => (names::ACTION, names::ORDER_TYPE, names::STOP_PRICE),
         Dialect::OrderLegs => (
@@ -182,6 +187,39 @@ pub(super) fn parse(
         reference_price,
         product,
         exits,
+    })
+}
+
+/// A modify: the new prices, at least one of them.
+fn modify_leg(obj: &Obj<'_>, tv_symbol: String, symbol: String) -> Result<Leg, Invalid> {
+    let limit_price = obj.value(names::LIMIT_PRICE, fields::positive)?;
+    let stop_price = obj.value(names::STOP_PRICE, fields::positive)?;
+    let take_profit = obj.value(names::TAKE_PROFIT, fields::positive)?;
+    let stop_loss = obj.value(names::STOP_LOSS, fields::positive)?;
+    if limit_price.is_none() && stop_price.is_none() && take_profit.is_none() && stop_loss.is_none()
+    {
+        return Err(obj.invalid(
+            names::LIMIT_PRICE[0],
+            "a modify needs the new limit_price, stop_price, take_profit or stop_loss",
+        ));
+    }
+    Ok(Leg {
+        tv_symbol,
+        symbol,
+        action: Action::Modify,
+        quantity: None,
+        sizing: Sizing::Quantity,
+        target_position: None,
+        order_type: OrderType::Market,
+        limit_price,
+        stop_price,
+        tif: TimeInForce::default(),
+        reference_price: obj.value(names::PRICE, fields::positive)?,
+        product: None,
+        exits: Exits {
+            take_profit: take_profit.map(Positive::get),
+            stop_loss: stop_loss.map(Positive::get),
+        },
     })
 }
 
@@ -441,6 +479,7 @@ pub(super) fn action_value(v: &Value) -> Result<Action, String> {
         "close_long" => Action::CloseLong,
         "close_short" => Action::CloseShort,
         "cancel" | "cancel_order" | "cancel_all" => Action::Cancel,
+        "modify" | "replace" | "amend" => Action::Modify,
         "long" | "short" => {
             return Err(format!(
                 "`{s}` describes a position, not an order; use {{{{strategy.order.action}}}} \
@@ -449,10 +488,10 @@ pub(super) fn action_value(v: &Value) -> Result<Action, String> {
         }
         _ => {
             return Err(format!(
-                "`{}` is not an action; use buy, sell, close, close_long, close_short, cancel \
+            "`{}` is not an action; use buy, sell, close, close_long, close_short, cancel, modify \
                  (or an alias: B/S, BACK/LAY, open_long/open_short, exit/flat/flatten)",
-                shorten(&s)
-            ))
+            shorten(&s)
+        ))
         }
     })
 }

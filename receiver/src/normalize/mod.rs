@@ -74,6 +74,9 @@ pub enum Action {
     /// Cancel every open order alertgate placed for (account, symbol): `action: "cancel"`, or
     /// the `order_legs` format's `alertType: "cancel_order"`.
     Cancel,
+    /// Move what rests for (account, symbol): a new `limit_price`/`stop_price` for resting
+    /// entries, new `take_profit`/`stop_loss` for protective exits.
+    Modify,
 }
 
 impl Action {
@@ -87,6 +90,7 @@ impl Action {
             Self::CloseShort => "close_short",
             Self::Target => "target",
             Self::Cancel => "cancel",
+            Self::Modify => "modify",
         }
     }
 
@@ -96,7 +100,12 @@ impl Action {
         match self {
             Self::Buy => Some(Side::Buy),
             Self::Sell => Some(Side::Sell),
-            Self::Close | Self::CloseLong | Self::CloseShort | Self::Target | Self::Cancel => None,
+            Self::Close
+            | Self::CloseLong
+            | Self::CloseShort
+            | Self::Target
+            | Self::Cancel
+            | Self::Modify => None,
         }
     }
 

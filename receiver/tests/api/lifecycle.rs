@@ -292,3 +292,67 @@ async fn exits_on_the_wrong_side_without_a_price_or_on_a_close_are_invalid_namin
     }
     assert!(app.all_orders().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_modify_trails_the_stop_from_90_to_95_leaving_exactly_one_live_stop() {
+    let app = spawn_app_with(Options::default()).await;
+    let (entry, _) = app.send(&bracket("buy", "100", "110", "90")).await;
+    let trail = json!({"symbol": "BINANCE:BTCUSDT", "action": "modify", "stop_loss": "95"});
+    let (_, a) = app.send(&trail).await;
+    assert_eq!(a.outcome(), "placed", "{:?}", a.body);
+    assert_eq!(a.orders().len(), 1);
+    assert_eq!(a.orders()[0]["client_order_id"], format!("{entry}-0o2"));
+    assert_eq!(a.orders()[0]["stop_price"], "95");
+    // Sent again (TradingView trails at the same level): nothing moves, nothing doubles.
+    let (_, a) = app.send(&trail).await;
+    assert_eq!(
+        (a.outcome(), a.body["reason"].as_str()),
+        ("placed", Some("unchanged"))
+    );
+
+    let m = app.message(&entry).await;
+    let stops: Vec<&Value> = m.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["order_type"] == "stop" && o["status"] == "placed")
+        .collect();
+    assert_eq!(stops.len(), 1, "{:?}", m.body);
+    assert_eq!(stops[0]["stop_price"], "95");
+
+    // 96 is above the old stop and the new one; 94.5 is below the new stop only.
+    app.send(&market("buy", "1", "96")).await;
+    assert_eq!(app.message(&entry).await.body["outcome"], "placed");
+    app.send(&market("buy", "1", "94.5")).await;
+    let m = app.message(&entry).await;
+    assert_eq!(m.body["outcome"], "filled");
+    assert_eq!(m.body["orders"][2]["average_price"], "94.5");
+    assert_eq!(m.body["orders"][1]["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_modify_moves_a_resting_limit_and_with_nothing_working_is_invalid() {
+    let app = spawn_app_with(Options::default()).await;
+    let modify = json!({"symbol": "BINANCE:BTCUSDT", "action": "modify", "limit_price": "95"});
+    let (_, a) = app.send(&modify).await;
+    assert_eq!(
+        (a.outcome(), a.body["reason"].as_str()),
+        ("invalid", Some("nothing_to_modify"))
+    );
+    let (rest, _) = app.send(&limit("buy", "1", "90", "100")).await;
+    let (_, a) = app.send(&modify).await;
+    assert_eq!(a.outcome(), "placed");
+    assert_eq!(a.orders()[0]["limit_price"], "95");
+    app.send(&market("sell", "1", "94")).await; // crosses 95, not 90
+    let m = app.message(&rest).await;
+    assert_eq!(m.body["outcome"], "filled");
+    assert_eq!(m.body["orders"][0]["average_price"], "95");
+    let (_, a) = app
+        .send(&json!({"symbol": "BINANCE:BTCUSDT", "action": "modify"}))
+        .await;
+    assert_eq!(a.outcome(), "invalid");
+    assert!(a.body["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("limit_price:"));
+}

@@ -1,11 +1,11 @@
-//! Order controls' tables: strategy switches (`strategies`) and the fills daily-loss accounting
-//! reads from `orders`.
+//! Order controls' tables: strategy switches (`strategies`), the fills daily-loss accounting
+//! reads from `orders`, and the new prices of a modified working order.
 
 use rusqlite::{params, Connection};
 
 use super::storage;
 use super::values::{dec, opt_dec, parse_side};
-use crate::journal::{Fill, JournalError, StrategySwitch};
+use crate::journal::{Fill, JournalError, Reprice, StrategySwitch};
 
 /// Every fill of `account`, oldest first.
 pub(super) fn fills(conn: &Connection, account: &str) -> Result<Vec<Fill>, JournalError> {
@@ -77,4 +77,22 @@ pub(super) fn strategies(conn: &Connection) -> Result<Vec<StrategySwitch>, Journ
         .collect::<Result<Vec<_>, _>>()
         .map_err(storage)?;
     Ok(rows)
+}
+
+/// Records a modify's new prices.
+pub(super) fn reprice(conn: &Connection, r: &Reprice) -> Result<(), JournalError> {
+    conn.prepare_cached(
+        "UPDATE orders SET limit_price = ?2, stop_price = ?3, \
+         venue_order_id = COALESCE(?4, venue_order_id), updated_at = ?5 WHERE client_order_id = ?1",
+    )
+    .map_err(storage)?
+    .execute(params![
+        r.client_order_id,
+        r.limit_price.map(|d| d.to_string()),
+        r.stop_price.map(|d| d.to_string()),
+        r.venue_order_id,
+        r.now_ms
+    ])
+    .map_err(storage)?;
+    Ok(())
 }

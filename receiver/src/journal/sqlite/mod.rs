@@ -20,7 +20,8 @@ use tokio::sync::oneshot;
 
 use super::{
     Admission, Fill, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
-    OrderState, Outcome, PlacementStore, PositionRecord, Settlement, StrategySwitch, VenuePosition,
+    OrderState, Outcome, PlacementStore, PositionRecord, Reprice, Settlement, StrategySwitch,
+    VenuePosition,
 };
 use crate::order::Placement;
 
@@ -207,6 +208,10 @@ impl Journal for SqliteJournal {
     fn working_orders(&self, account: &str, symbol: &str) -> JournalFuture<Vec<OrderRecord>> {
         let (account, symbol) = (account.to_owned(), symbol.to_owned());
         self.call(move |c| orders::working(c, &account, &symbol))
+    }
+
+    fn reprice(&self, change: Reprice) -> JournalFuture<()> {
+        self.call(move |c| controls::reprice(c, &change))
     }
 
     fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>> {
