@@ -141,6 +141,7 @@ impl Receiver {
             config: settings.reconcile.clone(),
             metrics: metrics.clone(),
         };
+        let ui_clock = clock.clone();
         let ingest = Ingest {
             keys: keys.clone(),
             interpreter: Arc::new(interpreter),
@@ -196,6 +197,7 @@ impl Receiver {
             ops_token,
             max_body_bytes: settings.server.max_body_bytes,
             venue: broker.name(),
+            ui: crate::ui::Ui::new(ui_clock, tls.is_some()),
         });
         Ok(Self {
             listener,

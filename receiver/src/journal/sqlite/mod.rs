@@ -174,6 +174,10 @@ impl Journal for SqliteJournal {
         self.call(move |c| orders::recent(c, limit))
     }
 
+    fn recent_messages(&self, limit: u32) -> JournalFuture<Vec<MessageRecord>> {
+        self.call(move |c| messages::recent(c, limit))
+    }
+
     fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
         let (account, symbol) = (account.to_owned(), symbol.to_owned());
         self.call(move |c| orders::position(c, &account, &symbol))
