@@ -344,7 +344,7 @@ fn unauthorized() -> Response {
     response
 }
 
-fn journal_unavailable(e: &crate::journal::JournalError) -> Response {
+pub(crate) fn journal_unavailable(e: &crate::journal::JournalError) -> Response {
     tracing::error!(error = %e, "journal unavailable");
     error(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", None)
 }

@@ -26,10 +26,11 @@ use serde_json::{json, Value};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply as _};
 
-use self::session::{Sessions, SESSION_TTL_MS};
+use self::session::{Session, Sessions, SESSION_TTL_MS};
 use self::views::Filters;
 use crate::routes::{
-    error, json_reply, percent_decode, position_json, strategy_json, switch_strategy, AppState,
+    error, journal_unavailable, json_reply, percent_decode, position_json, strategy_json,
+    switch_strategy, AppState,
 };
 
 /// The session cookie.
@@ -274,14 +275,11 @@ fn sign_out(
     form: HashMap<String, String>,
     state: Arc<AppState>,
 ) -> Response {
-    let Some((id, session)) = cookie
-        .as_deref()
-        .and_then(|c| state.ui.sessions.get(c).map(|s| (c.to_owned(), s)))
-    else {
+    let Some((id, session)) = live_session(&state, cookie.as_deref()) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            Some("sign in first"),
+            Some("sign in at /ui"),
         );
     };
     if !csrf::session_token_ok(&session, form.get("csrf").map(String::as_str)) {
@@ -294,6 +292,12 @@ fn sign_out(
     r.headers_mut()
         .append(header::SET_COOKIE, state.ui.cookie(SESSION_COOKIE, "", 0));
     r
+}
+
+/// The cookie's value and its session, while it lives.
+fn live_session(state: &AppState, cookie: Option<&str>) -> Option<(String, Session)> {
+    let c = cookie?;
+    state.ui.sessions.get(c).map(|s| (c.to_owned(), s))
 }
 
 fn csrf_refused() -> Response {
@@ -316,10 +320,7 @@ async fn api(
 ) -> Response {
     let is_post = body.is_some();
     let body = body.unwrap_or_default();
-    let Some((id, session)) = cookie
-        .as_deref()
-        .and_then(|c| state.ui.sessions.get(c).map(|s| (c.to_owned(), s)))
-    else {
+    let Some((id, session)) = live_session(&state, cookie.as_deref()) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -363,11 +364,6 @@ fn data_reply(status: StatusCode, body: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-fn journal_unavailable(e: &crate::journal::JournalError) -> Response {
-    tracing::error!(error = %e, "dashboard: journal unavailable");
-    error(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", None)
 }
 
 async fn timeline(state: &AppState, query: &HashMap<String, String>) -> Response {
@@ -458,4 +454,30 @@ fn set_kill_switch(state: &AppState, body: &[u8]) -> Response {
     }
     tracing::warn!(on, "kill switch changed from the dashboard");
     json_reply(StatusCode::OK, &kill_switch_json(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alertgate_shared::ManualClock;
+
+    #[test]
+    fn cookies_are_httponly_strict_scoped_to_ui_and_secure_only_under_tls() {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::at_unix(1));
+        let tls = Ui::new(clock.clone(), true).cookie(SESSION_COOKIE, "abc", 60);
+        assert_eq!(
+            tls,
+            "alertgate_session=abc; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        let plain = Ui::new(clock, false).cookie(SESSION_COOKIE, "abc", 60);
+        assert!(!plain.to_str().unwrap_or_default().contains("Secure"));
+    }
+
+    #[test]
+    fn escape_html_leaves_no_markup() {
+        assert_eq!(
+            escape_html("<img src=x onerror='a(\"1\")'>&"),
+            "&lt;img src=x onerror=&#39;a(&quot;1&quot;)&#39;&gt;&amp;"
+        );
+    }
 }

@@ -155,11 +155,7 @@ pub(super) fn unfinished(conn: &Connection) -> Result<Vec<MessageRecord>, Journa
         .map_err(storage)?
         .collect::<Result<_, _>>()
         .map_err(storage)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.extend(load(conn, &id)?);
-    }
-    Ok(out)
+    load_all(conn, ids)
 }
 
 /// The `limit` messages inserted last, newest first (by rowid: insertion order, no scan).
@@ -171,6 +167,11 @@ pub(super) fn recent(conn: &Connection, limit: u32) -> Result<Vec<MessageRecord>
         .map_err(storage)?
         .collect::<Result<_, _>>()
         .map_err(storage)?;
+    load_all(conn, ids)
+}
+
+/// The messages of `ids`, in that order.
+fn load_all(conn: &Connection, ids: Vec<String>) -> Result<Vec<MessageRecord>, JournalError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.extend(load(conn, &id)?);
