@@ -301,6 +301,12 @@ impl Receiver {
             max_concurrent_streams: 256,
             ..Default::default()
         };
+        // Open dashboard streams end when shutdown starts, so they do not hold it up.
+        let ui_state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            ui_state.ui.stop();
+        };
         alertgate_shared::server::serve(
             self.listener,
             self.tls,

@@ -62,6 +62,8 @@ pub struct Ui {
     pub sessions: Sessions,
     /// `true` when the listener serves TLS: cookies get `Secure`.
     pub secure_cookies: bool,
+    /// Set at shutdown: live-timeline streams end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Ui {
@@ -70,6 +72,20 @@ impl Ui {
         Self {
             sessions: Sessions::new(clock, SESSION_TTL_MS),
             secure_cookies,
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Ends every live-timeline stream (shutdown has started).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once [`Ui::stop`] was called.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
     }
 

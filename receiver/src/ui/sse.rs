@@ -1,7 +1,8 @@
 //! Live timeline over server-sent events. Each stream polls the journal's newest messages once a
 //! second (one indexed query: by rowid) and sends a `message` event for every row that is new or
 //! changed since its last look; its first look sends every row, so a page needs no separate
-//! load. The stream ends with a `signed_out` event once its session expires or is signed out.
+//! load. The stream ends with a `signed_out` event once its session expires or is signed out,
+//! and without one when the receiver shuts down.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -44,10 +45,13 @@ async fn poll(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Row JSON last sent, per message id.
     let mut sent: HashMap<String, String> = HashMap::new();
+    let stopped = state.ui.stopped();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = tx.closed() => return,
+            () = &mut stopped => return,
         }
         if state.ui.sessions.get(&session).is_none() {
             let _ = tx

@@ -467,3 +467,25 @@ async fn the_event_stream_sends_a_message_journaled_after_it_opened() {
     }
     assert!(seen.contains("event:message"), "{seen}");
 }
+
+#[tokio::test]
+async fn an_open_event_stream_ends_cleanly_when_the_receiver_shuts_down() {
+    let app = app().await;
+    let (session, _) = sign_in(&app).await;
+    let mut stream = client()
+        .get(app.url("/ui/api/events"))
+        .header("cookie", format!("alertgate_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    app.stop().await;
+    // A stream cut off when the shutdown grace ran out would end in an error instead.
+    loop {
+        match stream.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(e) => panic!("the stream was cut, not ended: {e}"),
+        }
+    }
+}
