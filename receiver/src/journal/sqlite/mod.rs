@@ -332,4 +332,20 @@ mod tests {
             Admission::Seen(_)
         ));
     }
+
+    #[tokio::test]
+    async fn recent_messages_are_the_last_journaled_newest_first() {
+        let (_d, j) = journal();
+        for (i, id) in ["msg_1", "msg_2", "msg_3"].iter().enumerate() {
+            j.admit(message(id, None, 1_000 + i as i64)).await.unwrap();
+        }
+        let ids: Vec<String> = j
+            .recent_messages(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["msg_3", "msg_2"]);
+    }
 }
