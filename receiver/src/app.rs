@@ -142,6 +142,7 @@ impl Receiver {
             config: settings.reconcile.clone(),
             metrics: metrics.clone(),
         };
+        let ui_clock = clock.clone();
         let ingest = Ingest {
             keys: keys.clone(),
             interpreter: Arc::new(interpreter),
@@ -197,6 +198,7 @@ impl Receiver {
             ops_token,
             max_body_bytes: settings.server.max_body_bytes,
             venue: broker.name(),
+            ui: crate::ui::Ui::new(ui_clock, tls.is_some()),
         });
         Ok(Self {
             listener,
@@ -299,6 +301,12 @@ impl Receiver {
             header_read_timeout: self.header_read_timeout,
             max_concurrent_streams: 256,
             ..Default::default()
+        };
+        // Open dashboard streams end when shutdown starts, so they do not hold it up.
+        let ui_state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            ui_state.ui.stop();
         };
         alertgate_shared::server::serve(
             self.listener,

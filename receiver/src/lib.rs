@@ -30,6 +30,7 @@
 //! - [`metrics`]: Prometheus counters and histograms.
 //! - [`tls`]: the optional (m)TLS server configuration (served by `alertgate_shared::server`).
 //! - [`certs`]: the private CA, receiver and relay-client certificates (`certs` command).
+//! - [`ui`]: the dashboard at `/ui` (sessions, CSRF, live timeline, embedded assets).
 //! - [`app`]: [`Receiver::build`] / [`Receiver::run_until_stopped`].
 //!
 //! Dependencies point one way: `order` and `normalize` are leaves; `journal` knows only the order
@@ -51,6 +52,7 @@ pub mod reconcile;
 pub mod risk;
 pub mod routes;
 pub mod tls;
+pub mod ui;
 pub mod verify;
 
 pub use app::{BuildError, Receiver};

@@ -7,6 +7,7 @@
 //!   (Bearer `ops.token`).
 //! - `GET /v1/strategies`, `POST /v1/strategies/{name}/disable|enable`: strategy switches
 //!   (Bearer `ops.token`).
+//! - `GET /ui` and `/ui/...`: the dashboard ([`crate::ui`]).
 //! - `GET /healthz` (process up), `GET /readyz` (the journal takes writes).
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub max_body_bytes: u64,
     /// The broker's name, the `venue` of the positions view.
     pub venue: &'static str,
+    /// The dashboard's sessions (`/ui`).
+    pub ui: crate::ui::Ui,
 }
 
 fn with_state(
@@ -67,6 +70,8 @@ pub fn routes(
         .or(strategy_switch(state.clone()))
         .unify()
         .or(healthz())
+        .unify()
+        .or(crate::ui::routes(state.clone()))
         .unify()
         .or(readyz(state))
         .unify()
@@ -189,49 +194,55 @@ fn strategy_switch(
                 if !authorized(&state, auth.as_deref()) {
                     return unauthorized();
                 }
-                let enabled = match verb.as_str() {
-                    "enable" => true,
-                    "disable" => false,
-                    _ => {
-                        return error(
-                            StatusCode::NOT_FOUND,
-                            "not_found",
-                            Some("expected /v1/strategies/{name}/enable or /disable"),
-                        )
-                    }
-                };
-                let name = percent_decode(&name);
-                if name.trim().is_empty() || name.chars().count() > crate::normalize::MAX_ID_LEN {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_strategy",
-                        Some("name: expected 1 to 128 characters, as the alert's strategy field"),
-                    );
-                }
-                let ingest = &state.ingest;
-                match ingest
-                    .executor
-                    .risk()
-                    .strategies()
-                    .set(
-                        ingest.journal.as_ref(),
-                        &ingest.metrics,
-                        &name,
-                        enabled,
-                        ingest.clock.now_unix_ms(),
-                    )
-                    .await
-                {
-                    Ok(switch) => json_reply(StatusCode::OK, &strategy_json(&switch)),
-                    Err(e) => journal_unavailable(&e),
-                }
+                switch_strategy(&state, &name, &verb).await
             },
         )
 }
 
+/// `POST .../strategies/{name}/enable|disable` once the caller is authorized (the ops API and
+/// the dashboard).
+pub(crate) async fn switch_strategy(state: &AppState, name: &str, verb: &str) -> Response {
+    let enabled = match verb {
+        "enable" => true,
+        "disable" => false,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                Some("expected /v1/strategies/{name}/enable or /disable"),
+            )
+        }
+    };
+    let name = percent_decode(name);
+    if name.trim().is_empty() || name.chars().count() > crate::normalize::MAX_ID_LEN {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_strategy",
+            Some("name: expected 1 to 128 characters, as the alert's strategy field"),
+        );
+    }
+    let ingest = &state.ingest;
+    match ingest
+        .executor
+        .risk()
+        .strategies()
+        .set(
+            ingest.journal.as_ref(),
+            &ingest.metrics,
+            &name,
+            enabled,
+            ingest.clock.now_unix_ms(),
+        )
+        .await
+    {
+        Ok(switch) => json_reply(StatusCode::OK, &strategy_json(&switch)),
+        Err(e) => journal_unavailable(&e),
+    }
+}
+
 /// `%XX` escapes of a path segment decoded (strategy names may hold spaces); invalid UTF-8 is
 /// replaced.
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -312,11 +323,11 @@ fn authorized(state: &AppState, header: Option<&str>) -> bool {
     !presented.is_empty() && token.matches(presented.trim().as_bytes())
 }
 
-fn json_reply(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_reply(status: StatusCode, body: &Value) -> Response {
     warp::reply::with_status(warp::reply::json(body), status).into_response()
 }
 
-fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: Option<&str>) -> Response {
     let body = match message {
         Some(m) => json!({ "error": code, "message": m }),
         None => json!({ "error": code }),
@@ -333,7 +344,7 @@ fn unauthorized() -> Response {
     response
 }
 
-fn journal_unavailable(e: &crate::journal::JournalError) -> Response {
+pub(crate) fn journal_unavailable(e: &crate::journal::JournalError) -> Response {
     tracing::error!(error = %e, "journal unavailable");
     error(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", None)
 }

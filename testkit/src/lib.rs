@@ -7,6 +7,7 @@
 //!   the venues do, with fault injection and request recording.
 //! - [`process`]: a built binary as a child process: start with a config, wait until ready,
 //!   signals, a log file to read back, restarts on the same data.
+//! - [`browser`]: a headless Chromium through chromedriver's W3C WebDriver API.
 //! - [`config`]: relay and receiver configs as their own typed settings with test defaults,
 //!   written as TOML.
 //! - [`tradingview`]: a client that posts alerts as TradingView does.
@@ -14,6 +15,7 @@
 //! - [`wait`]: [`eventually`], polling with a deadline.
 //! - [`net`], [`files`]: free loopback ports, temporary folders, secret files.
 
+pub mod browser;
 pub mod config;
 pub mod emulators;
 pub mod files;

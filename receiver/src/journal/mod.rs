@@ -411,6 +411,10 @@ pub trait Journal: Send + Sync + Debug {
 
     /// Every strategy switch recorded, by name.
     fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>>;
+
+    /// The `limit` messages journaled last, newest first, with their orders (the dashboard's
+    /// timeline).
+    fn recent_messages(&self, limit: u32) -> JournalFuture<Vec<MessageRecord>>;
 }
 
 /// A working order's new prices.

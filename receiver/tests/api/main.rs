@@ -4,6 +4,8 @@
 
 mod config;
 mod controls;
+mod dashboard;
+mod dashboard_browser;
 mod delivery;
 mod helpers;
 mod lifecycle;

@@ -155,6 +155,23 @@ pub(super) fn unfinished(conn: &Connection) -> Result<Vec<MessageRecord>, Journa
         .map_err(storage)?
         .collect::<Result<_, _>>()
         .map_err(storage)?;
+    load_all(conn, ids)
+}
+
+/// The `limit` messages inserted last, newest first (by rowid: insertion order, no scan).
+pub(super) fn recent(conn: &Connection, limit: u32) -> Result<Vec<MessageRecord>, JournalError> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT id FROM messages ORDER BY rowid DESC LIMIT ?1")
+        .map_err(storage)?
+        .query_map([limit], |r| r.get(0))
+        .map_err(storage)?
+        .collect::<Result<_, _>>()
+        .map_err(storage)?;
+    load_all(conn, ids)
+}
+
+/// The messages of `ids`, in that order.
+fn load_all(conn: &Connection, ids: Vec<String>) -> Result<Vec<MessageRecord>, JournalError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.extend(load(conn, &id)?);

@@ -175,6 +175,10 @@ impl Journal for SqliteJournal {
         self.call(move |c| orders::recent(c, limit))
     }
 
+    fn recent_messages(&self, limit: u32) -> JournalFuture<Vec<MessageRecord>> {
+        self.call(move |c| messages::recent(c, limit))
+    }
+
     fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
         let (account, symbol) = (account.to_owned(), symbol.to_owned());
         self.call(move |c| orders::position(c, &account, &symbol))
@@ -332,5 +336,21 @@ mod tests {
             j.admit(message("msg_1", None, 2)).await.unwrap(),
             Admission::Seen(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn recent_messages_are_the_last_journaled_newest_first() {
+        let (_d, j) = journal();
+        for (i, id) in ["msg_1", "msg_2", "msg_3"].iter().enumerate() {
+            j.admit(message(id, None, 1_000 + i as i64)).await.unwrap();
+        }
+        let ids: Vec<String> = j
+            .recent_messages(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["msg_3", "msg_2"]);
     }
 }
