@@ -75,13 +75,7 @@ impl Interpreter {
         };
         let received_at_ms =
             i64::try_from(envelope.received_at.unix_timestamp_nanos() / 1_000_000).ok();
-        let ctx = NormalizeContext {
-            symbols: &self.symbols,
-            refuse_perpetuals: self.refuse_perpetuals,
-            exchange_in_symbol: self.exchange_in_symbol,
-            allow_short: self.allow_short,
-            exits: self.exits,
-        };
+        let ctx = self.context();
         let normalized = normalize(&envelope.alert, &ctx);
         let idempotency_key = normalized
             .as_ref()
@@ -121,6 +115,17 @@ impl Interpreter {
 }
 
 impl Interpreter {
+    /// What normalization needs from this configuration (also the dashboard's view of legs).
+    pub fn context(&self) -> NormalizeContext<'_> {
+        NormalizeContext {
+            symbols: &self.symbols,
+            refuse_perpetuals: self.refuse_perpetuals,
+            exchange_in_symbol: self.exchange_in_symbol,
+            allow_short: self.allow_short,
+            exits: self.exits,
+        }
+    }
+
     /// Why a signal sent at `sent_at_ms` is too old at `now_ms`, if it is.
     fn signal_too_old(&self, sent_at_ms: Option<i64>, now_ms: i64) -> Option<String> {
         let (max, sent) = (self.max_signal_age_ms?, sent_at_ms?);

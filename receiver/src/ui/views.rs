@@ -94,12 +94,7 @@ fn text(alert: &Map<String, Value>, names: &[&str]) -> Value {
 }
 
 fn context(i: &Interpreter) -> NormalizeContext<'_> {
-    NormalizeContext {
-        symbols: &i.symbols,
-        refuse_perpetuals: i.refuse_perpetuals,
-        exchange_in_symbol: i.exchange_in_symbol,
-        allow_short: i.allow_short,
-    }
+    i.context()
 }
 
 /// One timeline row: the alert at a glance, its outcome, its orders.
