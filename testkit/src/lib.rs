@@ -13,12 +13,14 @@
 //! - [`logs`]: what the "no secret in any log line" tests share.
 //! - [`wait`]: [`eventually`], polling with a deadline.
 //! - [`net`], [`files`]: free loopback ports, temporary folders, secret files.
+//! - [`postgres`]: a PostgreSQL schema of its own per test.
 
 pub mod config;
 pub mod emulators;
 pub mod files;
 pub mod logs;
 pub mod net;
+pub mod postgres;
 pub mod process;
 pub mod tradingview;
 pub mod wait;

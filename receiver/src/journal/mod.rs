@@ -22,9 +22,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::order::{OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
 
+pub mod postgres;
 pub mod sqlite;
+pub mod store;
 
+pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
+pub use store::Store;
 
 /// The future a journal call returns; it completes once the change is durable (committed with
 /// `synchronous=FULL`).
@@ -391,6 +395,15 @@ pub trait Journal: Send + Sync + Debug {
 
     /// Every strategy switch recorded, by name.
     fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>>;
+
+    /// Takes (or renews) the lease on executing message `id` for `holder` until `until_ms`,
+    /// unless another holder's lease is still running at `now_ms`; `true` when `holder` holds
+    /// it. A store shared by several receivers keeps leases (a final outcome releases it); the
+    /// embedded store serves one receiver and always grants.
+    fn lease(&self, id: &str, holder: &str, now_ms: i64, until_ms: i64) -> JournalFuture<bool> {
+        let _ = (id, holder, now_ms, until_ms);
+        Box::pin(async { Ok(true) })
+    }
 }
 
 /// What one order filled, as daily-loss accounting reads it.
