@@ -22,10 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::order::{OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
 
+pub mod hold;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
+pub use hold::KeyHold;
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 pub use store::Store;
@@ -403,6 +405,14 @@ pub trait Journal: Send + Sync + Debug {
     fn lease(&self, id: &str, holder: &str, now_ms: i64, until_ms: i64) -> JournalFuture<bool> {
         let _ = (id, holder, now_ms, until_ms);
         Box::pin(async { Ok(true) })
+    }
+
+    /// Waits until no other receiver executes a job for any of these (account, symbol) keys,
+    /// and holds them until the returned hold is dropped. The embedded store serves one receiver:
+    /// [`KeyHold::local`] at once.
+    fn hold_keys(&self, keys: Vec<(String, String)>) -> JournalFuture<KeyHold> {
+        let _ = keys;
+        Box::pin(async { Ok(KeyHold::local()) })
     }
 }
 

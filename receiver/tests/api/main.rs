@@ -10,6 +10,7 @@ mod ops;
 mod positions;
 mod process;
 mod risk_gates;
+mod several;
 mod signatures;
 mod targets;
 mod tls;

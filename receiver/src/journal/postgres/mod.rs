@@ -20,12 +20,14 @@ use rust_decimal::Decimal;
 use tokio_postgres::{NoTls, Transaction};
 
 use super::{
-    Admission, Fill, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
-    OrderState, Outcome, PlacementStore, PositionRecord, Settlement, StrategySwitch, VenuePosition,
+    Admission, Fill, Journal, JournalError, JournalFuture, KeyHold, MessageRecord, NewMessage,
+    OrderRecord, OrderState, Outcome, PlacementStore, PositionRecord, Settlement, StrategySwitch,
+    VenuePosition,
 };
 use crate::order::Placement;
 
 mod controls;
+mod keys;
 mod leases;
 mod messages;
 mod orders;
@@ -40,6 +42,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct PostgresJournal {
     /// Connections to the database (`store.pool_size`).
     pool: Pool,
+    /// Connections holding (account, symbol) locks while jobs execute (`store.pool_size`).
+    locks: Pool,
 }
 
 impl std::fmt::Debug for PostgresJournal {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for PostgresJournal {
         // The URL may carry a password: never printed.
         f.debug_struct("PostgresJournal")
             .field("pool", &self.pool.status())
+            .field("locks", &self.locks.status())
             .finish()
     }
 }
@@ -92,14 +97,26 @@ impl PostgresJournal {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| JournalError::Storage(format!("postgres pool: {e}")))?;
-        let journal = Self { pool };
+        let build = |manager: Manager, wait: Option<Duration>| {
+            Pool::builder(manager)
+                .max_size(pool_size.max(1))
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(wait)
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .build()
+                .map_err(|e| JournalError::Storage(format!("postgres pool: {e}")))
+        };
+        let pool = build(manager, Some(CONNECT_TIMEOUT))?;
+        let lock_manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        // Jobs wait for a lock connection as long as it takes: they are queued work, in order.
+        let locks = build(lock_manager, None)?;
+        let journal = Self { pool, locks };
         {
             let mut client = journal.pool.get().await.map_err(pool_error)?;
             schema::migrate(&mut client).await?;
@@ -218,6 +235,11 @@ impl Journal for PostgresJournal {
         self.tx(move |t| {
             Box::pin(async move { leases::take(t, &id, &holder, now_ms, until_ms).await })
         })
+    }
+
+    fn hold_keys(&self, keys: Vec<(String, String)>) -> JournalFuture<KeyHold> {
+        let locks = self.locks.clone();
+        Box::pin(async move { keys::hold(&locks, keys).await })
     }
 }
 
