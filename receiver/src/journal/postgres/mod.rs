@@ -124,20 +124,23 @@ impl PostgresJournal {
         Ok(journal)
     }
 
-    /// Runs `f` in one transaction on a pooled connection; resolves after the commit.
+    /// Runs `f` in one transaction on a pooled connection; resolves after the commit. The work
+    /// starts at once, as SQLite's queued writes do, whether or not the future is polled yet
+    /// (the executor starts a plan and awaits it later).
     fn tx<T, F>(&self, f: F) -> JournalFuture<T>
     where
         T: Send + 'static,
         F: for<'t> FnOnce(&'t Transaction<'t>) -> TxFuture<'t, T> + Send + 'static,
     {
         let pool = self.pool.clone();
-        Box::pin(async move {
+        let work = tokio::spawn(async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             let tx = client.transaction().await.map_err(pg)?;
             let out = f(&tx).await?;
             tx.commit().await.map_err(pg)?;
             Ok(out)
-        })
+        });
+        Box::pin(async move { work.await.map_err(|_| JournalError::Closed)? })
     }
 }
 
