@@ -13,7 +13,8 @@
 //! - [`logs`]: what the "no secret in any log line" tests share.
 //! - [`wait`]: [`eventually`], polling with a deadline.
 //! - [`net`], [`files`]: free loopback ports, temporary folders, secret files.
-//! - [`postgres`]: a PostgreSQL schema of its own per test.
+//! - [`postgres`]: a PostgreSQL schema of its own per test; [`proxy`]: a TCP proxy a test takes
+//!   down and brings back (a database outage).
 
 pub mod config;
 pub mod emulators;
@@ -22,6 +23,7 @@ pub mod logs;
 pub mod net;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod tradingview;
 pub mod wait;
 

@@ -44,6 +44,17 @@ impl TestSchema {
         Ok(Self { name, url })
     }
 
+    /// This schema's URL with its host and port replaced by `addr` (a [`crate::proxy::Proxy`]).
+    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        let rest = self
+            .url
+            .split_once('@')
+            .map_or(self.url.as_str(), |(_, r)| r);
+        let path = rest.find('/').map_or("", |i| &rest[i..]);
+        let user = self.url.split_once('@').map_or("postgres://", |(u, _)| u);
+        format!("{user}@{addr}{path}")
+    }
+
     /// Ends every connection opened with this schema's URL, and only those (other tests keep
     /// theirs): the receivers' pools see the database go away and reconnect.
     pub async fn terminate_connections(&self) -> anyhow::Result<u64> {

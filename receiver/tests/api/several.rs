@@ -171,3 +171,48 @@ async fn a_receiver_killed_while_holding_a_lease_is_finished_by_another_after_th
     );
     survivor.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn while_the_database_is_down_the_receiver_answers_503_and_places_the_alert_once_it_is_back()
+{
+    let schema = TestSchema::create().await.unwrap();
+    let proxy = alertgate_testkit::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let work = Workdir::new(&Options::default());
+    let options = on_postgres(&work, &schema, &Options::default());
+    // The receiver reaches the database only through the proxy.
+    std::fs::write(work.path().join("database-url"), schema.url_via(proxy.addr)).unwrap();
+    let (mut receiver, addr) = start(&work, &options, "receiver").await;
+    let client = ProcessClient::new(&work, addr);
+    let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+    let before = client.deliver("msg_before", &body).await;
+    assert_eq!((before.status, before.outcome()), (200, "filled"));
+
+    proxy.down();
+    let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+    let refused = client.deliver("msg_outage", &body).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+
+    proxy.up();
+    // The relay keeps the alert and sends it again: the same id, the same body.
+    let placed = client.deliver("msg_outage", &body).await;
+    assert_eq!(
+        (placed.status, placed.outcome()),
+        (200, "filled"),
+        "{:?}\n{}",
+        placed.body,
+        receiver.log_tail()
+    );
+    assert_eq!(
+        count(
+            &schema,
+            "SELECT COUNT(*) FROM orders WHERE message_id = 'msg_outage'"
+        )
+        .await,
+        1,
+        "placed once"
+    );
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM paper_orders").await, 2);
+    receiver.stop().await.unwrap();
+}

@@ -94,9 +94,11 @@ impl PostgresJournal {
             config.clone(),
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: RecyclingMethod::Verified,
             },
         );
+        // Verified: an idle connection is checked (one round trip) before it is handed out, so
+        // after the database went away and came back the first call does not fail on a dead one.
         let build = |manager: Manager, wait: Option<Duration>| {
             Pool::builder(manager)
                 .max_size(pool_size.max(1))
@@ -111,7 +113,7 @@ impl PostgresJournal {
             config,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         // Jobs wait for a lock connection as long as it takes: they are queued work, in order.
