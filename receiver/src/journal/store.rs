@@ -82,3 +82,54 @@ impl StoreConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Settings, StoreKind};
+
+    fn parse(store: &str) -> Result<Settings, String> {
+        std::env::set_var(
+            "AG_STORE_TEST_WHSEC",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        );
+        std::env::set_var(
+            "AG_STORE_TEST_URL",
+            "postgres://alertgate:s3cret-pw@db.internal/alertgate",
+        );
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[verify]\nhmac_secrets = [\"env:AG_STORE_TEST_WHSEC\"]\n\
+             [store]\n{store}"
+        );
+        Settings::parse(&text, Path::new("receiver.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn postgres_needs_a_url_given_as_a_secret_reference_and_sqlite_a_path() {
+        let s = parse("kind = \"postgres\"\nurl = \"env:AG_STORE_TEST_URL\"\n").unwrap();
+        assert_eq!(s.store.kind, StoreKind::Postgres);
+        assert_eq!(s.store.pool_size, 8);
+        assert!(
+            !s.to_toml().contains("s3cret-pw"),
+            "the effective config shows the reference, not the URL"
+        );
+        let err = parse("kind = \"postgres\"\n").unwrap_err();
+        assert!(err.contains("store.url"), "{err}");
+        let err = parse("kind = \"postgres\"\nurl = \"postgres://u:pw@h/db\"\n").unwrap_err();
+        assert!(
+            !err.contains("pw@h"),
+            "a literal URL is refused without echoing it: {err}"
+        );
+        let err = parse("kind = \"postgres\"\nurl = \"env:AG_STORE_TEST_NOT_SET\"\n").unwrap_err();
+        assert!(err.contains("AG_STORE_TEST_NOT_SET"), "{err}");
+        let err = parse("kind = \"sqlite\"\n").unwrap_err();
+        assert!(err.contains("store.path"), "{err}");
+        let err = parse("path = \"x.db\"\nurl = \"env:AG_STORE_TEST_URL\"\n").unwrap_err();
+        assert!(err.contains("store.url"), "{err}");
+        assert_eq!(
+            parse("path = \"x.db\"\n").unwrap().store.kind,
+            StoreKind::Sqlite
+        );
+    }
+}
