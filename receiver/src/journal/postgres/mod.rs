@@ -90,16 +90,16 @@ impl PostgresJournal {
         if config.get_application_name().is_none() {
             config.application_name("alertgate-receiver");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
         // Verified: an idle connection is checked (one round trip) before it is handed out, so
         // after the database went away and came back the first call does not fail on a dead one.
-        let build = |manager: Manager, wait: Option<Duration>| {
+        let build = |wait: Option<Duration>| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Verified,
+                },
+            );
             Pool::builder(manager)
                 .max_size(pool_size.max(1))
                 .runtime(Runtime::Tokio1)
@@ -108,16 +108,9 @@ impl PostgresJournal {
                 .build()
                 .map_err(|e| JournalError::Storage(format!("postgres pool: {e}")))
         };
-        let pool = build(manager, Some(CONNECT_TIMEOUT))?;
-        let lock_manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let pool = build(Some(CONNECT_TIMEOUT))?;
         // Jobs wait for a lock connection as long as it takes: they are queued work, in order.
-        let locks = build(lock_manager, None)?;
+        let locks = build(None)?;
         let journal = Self { pool, locks };
         {
             let mut client = journal.pool.get().await.map_err(pool_error)?;
