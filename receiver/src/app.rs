@@ -24,7 +24,7 @@ use crate::broker::{self, Broker, BrokerBuildError};
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
-use crate::journal::{Journal, JournalError, SqliteJournal};
+use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
 use crate::reconcile::Reconciler;
 use crate::risk::RiskGates;
@@ -41,7 +41,7 @@ pub enum BuildError {
     #[error("{0}")]
     Config(#[from] Invalid),
     /// The journal could not be opened.
-    #[error("store.path: {0}")]
+    #[error("store: {0}")]
     Journal(#[from] JournalError),
     /// The broker could not be built.
     #[error("{0}")]
@@ -102,17 +102,14 @@ impl Receiver {
     ) -> Result<Self, BuildError> {
         settings.validate()?;
         let keys = TrustedKeys::from_settings(&settings)?;
-        let journal = Arc::new(SqliteJournal::open(
-            &settings.store.path,
-            Duration::from_millis(settings.store.busy_timeout_ms),
-        )?);
-        let broker = broker::build(&settings.broker, journal.clone(), clock.clone())?;
+        let store = settings.store.open().await?;
+        let broker = broker::build(&settings.broker, store.book, clock.clone())?;
         let refuse_perpetuals = broker.spot_only();
         let exchange_in_symbol = broker.exchange_in_symbol();
         let allow_short = broker.allows_short();
         let metrics = Metrics::new();
         let risk = RiskGates::with_metrics(settings.risk.clone(), clock.clone(), metrics.clone());
-        let dyn_journal: Arc<dyn Journal> = journal;
+        let dyn_journal: Arc<dyn Journal> = store.journal;
         risk.strategies()
             .load(dyn_journal.as_ref(), &metrics)
             .await?;

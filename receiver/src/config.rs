@@ -110,8 +110,19 @@ fn default_tolerance_seconds() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// The SQLite journal file (created with its directory).
+    /// `sqlite` (default: one receiver, an embedded file) or `postgres` (several receivers on
+    /// one database).
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// The SQLite journal file (created with its directory); `kind = "sqlite"` only.
+    #[serde(default)]
     pub path: PathBuf,
+    /// The PostgreSQL URL (`env:` or `file:`: URLs carry passwords); `kind = "postgres"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretRef>,
+    /// PostgreSQL connections per receiver.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
     /// How long a write waits for a lock held by another process before the request gets 503.
     #[serde(default = "default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
@@ -119,6 +130,21 @@ pub struct StoreConfig {
 
 fn default_busy_timeout_ms() -> u64 {
     2_000
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+
+/// `[store] kind`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The embedded journal file (`store.path`).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by several receivers (`store.url`).
+    Postgres,
 }
 
 /// `[dedupe]`.
@@ -298,6 +324,10 @@ pub struct ExecutorConfig {
     /// A `pending` message no job is executing is resumed once it is this old.
     #[serde(default = "default_resume_after_seconds")]
     pub resume_after_seconds: u64,
+    /// A receiver executing a message holds its lease this long (renewed while it runs); when a
+    /// receiver dies, another one sharing the database resumes the message after it expires.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
 }
 
 fn default_inline_deadline_ms() -> u64 {
@@ -318,6 +348,9 @@ fn default_resume_interval_ms() -> u64 {
 fn default_resume_after_seconds() -> u64 {
     60
 }
+fn default_lease_seconds() -> u64 {
+    30
+}
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
@@ -328,6 +361,7 @@ impl Default for ExecutorConfig {
             retry_max_ms: default_retry_max_ms(),
             resume_interval_ms: default_resume_interval_ms(),
             resume_after_seconds: default_resume_after_seconds(),
+            lease_seconds: default_lease_seconds(),
         }
     }
 }
@@ -381,6 +415,10 @@ impl Settings {
                 "executor.resume_interval_ms",
                 "must be at least 1",
             ));
+        }
+        self.store.check()?;
+        if self.executor.lease_seconds == 0 {
+            return Err(Invalid::new("executor.lease_seconds", "must be at least 1"));
         }
         if self.executor.max_attempts == 0 {
             return Err(Invalid::new("executor.max_attempts", "must be at least 1"));

@@ -1,9 +1,7 @@
 //! `alertgate-receiver` command line: `run`, `check-config`, `certs`, `orders`, `positions`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use alertgate_receiver::journal::{Journal, SqliteJournal};
 use alertgate_receiver::{certs, Receiver, Settings};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -158,11 +156,9 @@ fn run(config: &Path) -> anyhow::Result<()> {
 
 fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let path = &settings.store.path;
-    anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
+    ensure_journal(&settings)?;
     let rows = runtime()?.block_on(async {
-        let journal =
-            SqliteJournal::open(path, Duration::from_millis(settings.store.busy_timeout_ms))?;
+        let journal = settings.store.open().await?.journal;
         journal.recent_orders(limit.clamp(1, 1000)).await
     })?;
     let header = [
@@ -208,6 +204,15 @@ fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A SQLite journal must exist already (the commands never create one); PostgreSQL is asked.
+fn ensure_journal(settings: &Settings) -> anyhow::Result<()> {
+    let path = &settings.store.path;
+    if settings.store.kind == alertgate_receiver::config::StoreKind::Sqlite {
+        anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
+    }
+    Ok(())
+}
+
 fn print_table(table: &[Vec<String>]) {
     let columns = table.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
@@ -225,13 +230,11 @@ fn print_table(table: &[Vec<String>]) {
 
 fn positions(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let path = &settings.store.path;
-    anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
+    ensure_journal(&settings)?;
     let venue = settings.broker.kind.as_str();
     let rows = runtime()?.block_on(async {
-        let journal =
-            SqliteJournal::open(path, Duration::from_millis(settings.store.busy_timeout_ms))?;
-        alertgate_receiver::reconcile::position_rows(&journal, venue).await
+        let journal = settings.store.open().await?.journal;
+        alertgate_receiver::reconcile::position_rows(journal.as_ref(), venue).await
     })?;
     let header = [
         "ACCOUNT",

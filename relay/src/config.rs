@@ -196,12 +196,27 @@ pub struct SigningSettings {
     pub hmac_secrets: Vec<SecretRef>,
 }
 
+impl ForwardSettings {
+    /// Where alerts go, in the order they are tried: `url`, then `urls`.
+    pub fn targets(&self) -> Vec<&str> {
+        std::iter::once(self.url.as_str())
+            .filter(|u| !u.is_empty())
+            .chain(self.urls.iter().map(String::as_str))
+            .collect()
+    }
+}
+
 /// `[forward]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardSettings {
-    /// The receiver's `POST /v1/alerts` URL.
+    /// The receiver's `POST /v1/alerts` URL (or leave it out and list `urls`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// More receivers, tried in order after `url` when one fails with a connection error, a
+    /// timeout or a 5xx (several receivers on one database).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
     /// Per-attempt timeout.
     #[serde(default = "defaults::forward_timeout_ms")]
     pub timeout_ms: u64,
@@ -397,13 +412,23 @@ impl Settings {
             ));
         }
         let f = &self.forward;
-        match reqwest::Url::parse(&f.url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => {
-                return Err(Invalid::new(
-                    "forward.url",
-                    format!("{:?} is not an http(s) URL", f.url),
-                ))
+        if f.targets().is_empty() {
+            return Err(Invalid::new(
+                "forward.url",
+                "set url (or urls = [...]): the receiver's POST /v1/alerts URL",
+            ));
+        }
+        for url in f.targets() {
+            match reqwest::Url::parse(url) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => {
+                    let key = if url == f.url {
+                        "forward.url"
+                    } else {
+                        "forward.urls"
+                    };
+                    return Err(Invalid::new(key, format!("{url:?} is not an http(s) URL")));
+                }
             }
         }
         if f.timeout_ms == 0 || f.max_age_seconds == 0 || f.concurrency == 0 {

@@ -251,14 +251,31 @@ impl Forwarder {
                 };
                 let timeout = Duration::from_millis(inner.settings.timeout_ms).min(remaining);
                 let started = Instant::now();
-                let result = inner
-                    .client
-                    .post(&inner.settings.url)
-                    .headers(headers)
-                    .timeout(timeout)
-                    .body(alert.body.clone())
-                    .send()
-                    .await;
+                // Failover: the next receiver when one is unreachable, slow or failing (5xx);
+                // a receiver's refusal (4xx) or success ends the attempt.
+                let mut result = None;
+                for url in inner.settings.targets() {
+                    let sent = inner
+                        .client
+                        .post(url)
+                        .headers(headers.clone())
+                        .timeout(timeout)
+                        .body(alert.body.clone())
+                        .send()
+                        .await;
+                    let failed_over =
+                        matches!(classify(&sent, inner.clock.now_unix()), Attempt::Retry(_));
+                    if failed_over {
+                        tracing::debug!(id = %alert.id, url, "receiver failed; trying the next");
+                    }
+                    result = Some(sent);
+                    if !failed_over {
+                        break;
+                    }
+                }
+                let Some(result) = result else {
+                    return;
+                };
                 inner
                     .metrics
                     .forward_duration

@@ -277,7 +277,7 @@ impl Relay {
         tracing::info!(
             listen = %local_addr,
             tls = tls.is_some(),
-            forward = %settings.forward.url,
+            forward = %settings.forward.targets().join(", "),
             "relay serving"
         );
         let options = server::ServeOptions {

@@ -14,6 +14,8 @@
 //! - [`logs`]: what the "no secret in any log line" tests share.
 //! - [`wait`]: [`eventually`], polling with a deadline.
 //! - [`net`], [`files`]: free loopback ports, temporary folders, secret files.
+//! - [`postgres`]: a PostgreSQL schema of its own per test; [`proxy`]: a TCP proxy a test takes
+//!   down and brings back (a database outage).
 
 pub mod browser;
 pub mod config;
@@ -21,7 +23,9 @@ pub mod emulators;
 pub mod files;
 pub mod logs;
 pub mod net;
+pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod tradingview;
 pub mod wait;
 

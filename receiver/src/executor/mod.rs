@@ -43,6 +43,7 @@ use crate::metrics::Metrics;
 use crate::normalize::{Action, Leg, Sizing};
 use crate::risk::{Candidate, RiskGates, Standing};
 
+mod claim;
 pub mod place;
 pub mod plan;
 pub mod positions;
@@ -64,6 +65,10 @@ use self::record::{Finished, Recorder};
 pub const NOTHING_TO_CLOSE: &str = "nothing_to_close";
 /// Recorded as `reason` when a target position is already held (outcome `filled`, no orders).
 pub const ALREADY_AT_TARGET: &str = "already_at_target";
+
+/// Recorded as `reason` of a still-`pending` answer when another receiver holds the message's
+/// lease (it is executing it).
+pub const EXECUTING_ELSEWHERE: &str = "executing_on_another_receiver";
 
 /// What orders are queued by: (account, venue symbol).
 pub type Key = (String, String);
@@ -150,6 +155,8 @@ struct Inner {
     metrics: Metrics,
     /// One job at a time per (account, symbol).
     queue: KeyedQueue<Key>,
+    /// This receiver's name in execution leases (random per process).
+    holder: String,
     /// Positions in front of the journal.
     positions: PositionCache,
     /// Jobs submitted and not finished.
@@ -204,6 +211,7 @@ impl Executor {
                 config,
                 metrics,
                 queue: KeyedQueue::new(),
+                holder: claim::holder_id(),
                 positions: PositionCache::default(),
                 running: AtomicUsize::new(0),
                 active: Mutex::new(HashSet::new()),
@@ -234,8 +242,24 @@ impl Executor {
         tokio::spawn(async move {
             let turn = ticket.turn().await;
             let message_id = job.message_id.clone();
-            // `run` releases the turn when it records the outcome, or on its way out.
-            let result = inner.run(job, turn).await;
+            // Across receivers sharing the store: the same key's jobs one at a time, and this
+            // message executed by the one receiver holding its lease.
+            let mut job = job;
+            let result = match inner.claim(&mut job).await {
+                // `run` releases the turn when it records the outcome, or on its way out.
+                Ok(claim::Claimed::Run(claim)) => {
+                    let result = inner.run(job, turn).await;
+                    drop(claim);
+                    result
+                }
+                Ok(claim::Claimed::Elsewhere) => Ok(Execution {
+                    outcome: Outcome::Pending,
+                    reason: Some(EXECUTING_ELSEWHERE.to_owned()),
+                    orders: Vec::new(),
+                }),
+                Ok(claim::Claimed::Done(execution)) => Ok(execution),
+                Err(e) => Err(e),
+            };
             if let Err(e) = &result {
                 tracing::error!(message_id, error = %e, "execution interrupted; it resumes at the next start");
             }

@@ -22,9 +22,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::order::{Exits, OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
 
+pub mod hold;
+pub mod postgres;
 pub mod sqlite;
+pub mod store;
 
+pub use hold::KeyHold;
+pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
+pub use store::Store;
 
 /// The future a journal call returns; it completes once the change is durable (committed with
 /// `synchronous=FULL`).
@@ -415,6 +421,23 @@ pub trait Journal: Send + Sync + Debug {
     /// The `limit` messages journaled last, newest first, with their orders (the dashboard's
     /// timeline).
     fn recent_messages(&self, limit: u32) -> JournalFuture<Vec<MessageRecord>>;
+
+    /// Takes (or renews) the lease on executing message `id` for `holder` until `until_ms`,
+    /// unless another holder's lease is still running at `now_ms`; `true` when `holder` holds
+    /// it. A store shared by several receivers keeps leases (a final outcome releases it); the
+    /// embedded store serves one receiver and always grants.
+    fn lease(&self, id: &str, holder: &str, now_ms: i64, until_ms: i64) -> JournalFuture<bool> {
+        let _ = (id, holder, now_ms, until_ms);
+        Box::pin(async { Ok(true) })
+    }
+
+    /// Waits until no other receiver executes a job for any of these (account, symbol) keys,
+    /// and holds them until the returned hold is dropped. The embedded store serves one receiver:
+    /// [`KeyHold::local`] at once.
+    fn hold_keys(&self, keys: Vec<(String, String)>) -> JournalFuture<KeyHold> {
+        let _ = keys;
+        Box::pin(async { Ok(KeyHold::local()) })
+    }
 }
 
 /// A working order's new prices.

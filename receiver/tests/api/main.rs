@@ -13,6 +13,7 @@ mod ops;
 mod positions;
 mod process;
 mod risk_gates;
+mod several;
 mod signatures;
 mod targets;
 mod tls;

@@ -46,6 +46,11 @@ fn every_commented_default_in_the_example_is_the_real_default() {
     ] {
         assert!(f.take().is_some());
     }
+    assert!(
+        !all.forward.urls.is_empty(),
+        "the example shows forward.urls"
+    );
+    all.forward.urls.clear();
     assert_eq!(all, shipped);
 }
 

@@ -10,6 +10,7 @@ mod backlog;
 mod body;
 mod config;
 mod dedupe;
+mod failover;
 mod forwarding;
 mod full_disk;
 mod health;

@@ -30,7 +30,7 @@ mod messages;
 mod orders;
 mod placements;
 pub mod schema;
-mod values;
+pub(crate) mod values;
 mod writer;
 
 pub use schema::open_connection;
@@ -258,99 +258,5 @@ impl PlacementStore for SqliteJournal {
     fn update(&self, client_order_id: &str, placement: Placement) -> JournalFuture<()> {
         let cid = client_order_id.to_owned();
         self.call(move |c| placements::update(c, &cid, &placement))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn journal() -> (tempfile::TempDir, SqliteJournal) {
-        let dir = tempfile::tempdir().unwrap();
-        let j = SqliteJournal::open(&dir.path().join("j.db"), Duration::from_millis(200)).unwrap();
-        (dir, j)
-    }
-
-    fn message(id: &str, key: Option<&str>, now_ms: i64) -> NewMessage {
-        NewMessage {
-            id: id.into(),
-            account: Some("main".into()),
-            idempotency_key: key.map(Into::into),
-            received_at_ms: Some(now_ms),
-            envelope: bytes::Bytes::from_static(b"{}"),
-            outcome: Outcome::Pending,
-            reason: None,
-            now_ms,
-            dedupe_since_ms: now_ms - 300_000,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_message_id_is_admitted_once_even_when_admitted_concurrently() {
-        let (_d, j) = journal();
-        let (a, b) = tokio::join!(
-            j.admit(message("msg_a", None, 1)),
-            j.admit(message("msg_a", None, 1))
-        );
-        let news = [a.unwrap(), b.unwrap()]
-            .iter()
-            .filter(|x| matches!(x, Admission::New(_)))
-            .count();
-        assert_eq!(news, 1);
-    }
-
-    #[tokio::test]
-    async fn an_idempotency_key_inside_the_window_is_a_duplicate_and_outside_is_not() {
-        let (_d, j) = journal();
-        j.admit(message("msg_1", Some("k"), 1_000_000))
-            .await
-            .unwrap();
-        let Admission::New(dup) = j
-            .admit(message("msg_2", Some("k"), 1_100_000))
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(dup.outcome, Outcome::Duplicate);
-        let Admission::New(fresh) = j
-            .admit(message("msg_3", Some("k"), 1_400_001))
-            .await
-            .unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(fresh.outcome, Outcome::Pending);
-    }
-
-    #[tokio::test]
-    async fn the_schema_survives_reopening_and_is_not_migrated_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.db");
-        {
-            let j = SqliteJournal::open(&path, Duration::from_millis(200)).unwrap();
-            j.admit(message("msg_1", None, 1)).await.unwrap();
-        }
-        let j = SqliteJournal::open(&path, Duration::from_millis(200)).unwrap();
-        assert!(matches!(
-            j.admit(message("msg_1", None, 2)).await.unwrap(),
-            Admission::Seen(_)
-        ));
-    }
-
-    #[tokio::test]
-    async fn recent_messages_are_the_last_journaled_newest_first() {
-        let (_d, j) = journal();
-        for (i, id) in ["msg_1", "msg_2", "msg_3"].iter().enumerate() {
-            j.admit(message(id, None, 1_000 + i as i64)).await.unwrap();
-        }
-        let ids: Vec<String> = j
-            .recent_messages(2)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(ids, ["msg_3", "msg_2"]);
     }
 }

@@ -7,12 +7,12 @@ use crate::journal::JournalError;
 use crate::order::{OrderStatus, OrderType, Product, Side, TimeInForce};
 
 /// A decimal stored as TEXT.
-pub(super) fn dec(s: &str) -> Result<Decimal, JournalError> {
+pub(crate) fn dec(s: &str) -> Result<Decimal, JournalError> {
     Decimal::from_str_exact(s).map_err(|_| JournalError::Corrupt(format!("bad decimal {s:?}")))
 }
 
 /// An optional decimal stored as TEXT or NULL.
-pub(super) fn opt_dec(s: Option<String>) -> Result<Option<Decimal>, JournalError> {
+pub(crate) fn opt_dec(s: Option<String>) -> Result<Option<Decimal>, JournalError> {
     s.as_deref().map(dec).transpose()
 }
 
@@ -30,28 +30,28 @@ fn parse_stored<T: Copy>(
 }
 
 /// `buy` / `sell`.
-pub(super) fn parse_side(s: &str) -> Result<Side, JournalError> {
+pub(crate) fn parse_side(s: &str) -> Result<Side, JournalError> {
     parse_stored(&Side::ALL, Side::as_str, s, "side")
 }
 
 /// `market`, `limit`, ...
-pub(super) fn parse_order_type(s: &str) -> Result<OrderType, JournalError> {
+pub(crate) fn parse_order_type(s: &str) -> Result<OrderType, JournalError> {
     parse_stored(&OrderType::ALL, OrderType::as_str, s, "order type")
 }
 
 /// `gtc`, `day`, ...
-pub(super) fn parse_tif(s: &str) -> Result<TimeInForce, JournalError> {
+pub(crate) fn parse_tif(s: &str) -> Result<TimeInForce, JournalError> {
     parse_stored(&TimeInForce::ALL, TimeInForce::as_str, s, "time in force")
 }
 
 /// `cnc`, `mis`, `nrml`, or NULL.
-pub(super) fn parse_product(s: Option<String>) -> Result<Option<Product>, JournalError> {
+pub(crate) fn parse_product(s: Option<String>) -> Result<Option<Product>, JournalError> {
     s.as_deref()
         .map(|s| parse_stored(&Product::ALL, Product::as_str, s, "product"))
         .transpose()
 }
 
 /// A venue status of the paper book.
-pub(super) fn parse_status(s: &str) -> Result<OrderStatus, JournalError> {
+pub(crate) fn parse_status(s: &str) -> Result<OrderStatus, JournalError> {
     parse_stored(&OrderStatus::ALL, OrderStatus::as_str, s, "venue status")
 }

@@ -1,0 +1,218 @@
+//! Several receiver processes on one PostgreSQL database (a schema of its own per test):
+//! one execution per webhook-id across receivers, and a dead receiver's leased execution
+//! finished by another with the same client order id.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use alertgate_receiver::broker::config::PaperConfig;
+use alertgate_receiver::config::StoreKind;
+use alertgate_shared::SecretRef;
+use alertgate_testkit::postgres::TestSchema;
+use alertgate_testkit::{free_addr, until, Ready, Service};
+
+use crate::helpers::{buy, envelope_at, Options, ProcessClient, Workdir, BIN};
+
+/// `options` plus the store: PostgreSQL at the schema's URL (read from a secret file).
+fn on_postgres(work: &Workdir, schema: &TestSchema, options: &Options) -> Options {
+    let url_file = work.path().join("database-url");
+    std::fs::write(&url_file, &schema.url).unwrap();
+    let inner = options.configure.clone();
+    Options::configured(move |s| {
+        s.store.kind = StoreKind::Postgres;
+        s.store.url = Some(SecretRef::File(url_file.clone()));
+        s.store.path = PathBuf::new();
+        s.store.pool_size = 4;
+        if let Some(configure) = &inner {
+            configure(s);
+        }
+    })
+}
+
+/// Starts receiver `name` with its own config file.
+async fn start(work: &Workdir, options: &Options, name: &str) -> (Service, SocketAddr) {
+    let addr = free_addr().unwrap();
+    let path = work.path().join(format!("{name}.toml"));
+    alertgate_testkit::config::write(&path, &work.settings_on(options, addr)).unwrap();
+    let mut service = Service::new(name, BIN, path, Ready::Http(addr));
+    service.start().await.unwrap();
+    (service, addr)
+}
+
+async fn count(schema: &TestSchema, sql: &str) -> i64 {
+    schema.query_text(sql).await.unwrap()[0].parse().unwrap()
+}
+
+#[tokio::test]
+async fn two_receivers_given_the_same_webhook_id_at_the_same_instant_execute_it_once() {
+    let schema = TestSchema::create().await.unwrap();
+    let work = Workdir::new(&Options::default());
+    let options = on_postgres(&work, &schema, &Options::default());
+    let (mut a, a_addr) = start(&work, &options, "receiver-a").await;
+    let (mut b, b_addr) = start(&work, &options, "receiver-b").await;
+    let (ca, cb) = (
+        ProcessClient::new(&work, a_addr),
+        ProcessClient::new(&work, b_addr),
+    );
+    for i in 0..100 {
+        let id = format!("msg_same_{i}");
+        let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+        let (x, y) = tokio::join!(ca.deliver(&id, &body), cb.deliver(&id, &body));
+        let firsts = [&x, &y]
+            .iter()
+            .filter(|r| r.body["duplicate"] != true)
+            .count();
+        assert_eq!(firsts, 1, "{id}: {:?} / {:?}", x.body, y.body);
+        for r in [&x, &y] {
+            assert!(
+                matches!((r.status, r.outcome()), (200, "filled") | (202, "pending")),
+                "{id}: {} {:?}",
+                r.status,
+                r.body
+            );
+            for o in r.orders() {
+                assert_eq!(o["client_order_id"], format!("{id}-0"), "{id}");
+            }
+        }
+    }
+    until("every execution to finish", || async {
+        count(
+            &schema,
+            "SELECT COUNT(*) FROM messages WHERE outcome = 'pending'",
+        )
+        .await
+            == 0
+    })
+    .await;
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM messages").await, 100);
+    assert_eq!(
+        count(&schema, "SELECT COUNT(*) FROM orders").await,
+        100,
+        "one order per id"
+    );
+    assert_eq!(
+        count(&schema, "SELECT COUNT(*) FROM paper_orders").await,
+        100,
+        "the venue saw one order per id"
+    );
+    assert_eq!(
+        count(&schema, "SELECT quantity FROM positions").await,
+        100,
+        "each fill moved the position once"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_receiver_killed_while_holding_a_lease_is_finished_by_another_after_the_lease() {
+    let schema = TestSchema::create().await.unwrap();
+    let work = Workdir::new(&Options::default());
+    let lease = |s: &mut alertgate_receiver::Settings| {
+        s.executor.lease_seconds = 2;
+        s.executor.resume_interval_ms = 200;
+        s.executor.resume_after_seconds = 1;
+    };
+    let slow = on_postgres(
+        &work,
+        &schema,
+        &Options::configured(move |s| {
+            lease(s);
+            s.broker.paper = Some(PaperConfig {
+                fill_delay_ms: 60_000,
+                ..PaperConfig::default()
+            });
+            s.executor.inline_deadline_ms = 50;
+        }),
+    );
+    let fast = on_postgres(&work, &schema, &Options::configured(lease));
+    let (mut dying, dying_addr) = start(&work, &slow, "receiver-dying").await;
+    let (mut survivor, survivor_addr) = start(&work, &fast, "receiver-survivor").await;
+
+    let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+    let a = ProcessClient::new(&work, dying_addr)
+        .deliver("msg_leased", &body)
+        .await;
+    assert_eq!((a.status, a.outcome()), (202, "pending"), "{:?}", a.body);
+    assert_eq!(
+        schema
+            .query_text("SELECT status FROM orders WHERE client_order_id = 'msg_leased-0'")
+            .await
+            .unwrap(),
+        ["new"],
+        "journaled before the venue was called"
+    );
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM leases").await, 1);
+    dying.kill9().unwrap();
+
+    until("the survivor to finish the execution", || async {
+        schema
+            .query_text("SELECT outcome FROM messages WHERE id = 'msg_leased'")
+            .await
+            .unwrap()
+            == ["filled"]
+    })
+    .await;
+    let client = ProcessClient::new(&work, survivor_addr);
+    let again = client.deliver("msg_leased", &body).await;
+    assert_eq!((again.status, again.outcome()), (200, "filled"));
+    assert_eq!(again.orders().len(), 1);
+    assert_eq!(again.orders()[0]["client_order_id"], "msg_leased-0");
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(
+        count(&schema, "SELECT COUNT(*) FROM paper_orders").await,
+        1,
+        "the venue saw one order"
+    );
+    assert!(
+        survivor.log_text().contains("resum"),
+        "the survivor resumed it: {}",
+        survivor.log_tail()
+    );
+    survivor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_the_receiver_answers_503_and_places_the_alert_once_it_is_back()
+{
+    let schema = TestSchema::create().await.unwrap();
+    let proxy = alertgate_testkit::proxy::Proxy::start("127.0.0.1:5432".parse().unwrap())
+        .await
+        .unwrap();
+    let work = Workdir::new(&Options::default());
+    let options = on_postgres(&work, &schema, &Options::default());
+    // The receiver reaches the database only through the proxy.
+    std::fs::write(work.path().join("database-url"), schema.url_via(proxy.addr)).unwrap();
+    let (mut receiver, addr) = start(&work, &options, "receiver").await;
+    let client = ProcessClient::new(&work, addr);
+    let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+    let before = client.deliver("msg_before", &body).await;
+    assert_eq!((before.status, before.outcome()), (200, "filled"));
+
+    proxy.down();
+    let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+    let refused = client.deliver("msg_outage", &body).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+
+    proxy.up();
+    // The relay keeps the alert and sends it again: the same id, the same body.
+    let placed = client.deliver("msg_outage", &body).await;
+    assert_eq!(
+        (placed.status, placed.outcome()),
+        (200, "filled"),
+        "{:?}\n{}",
+        placed.body,
+        receiver.log_tail()
+    );
+    assert_eq!(
+        count(
+            &schema,
+            "SELECT COUNT(*) FROM orders WHERE message_id = 'msg_outage'"
+        )
+        .await,
+        1,
+        "placed once"
+    );
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM paper_orders").await, 2);
+    receiver.stop().await.unwrap();
+}
