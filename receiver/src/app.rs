@@ -26,6 +26,7 @@ use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
 use crate::journal::{Journal, JournalError, SqliteJournal};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
 use crate::risk::RiskGates;
 use crate::routes::{routes, AppState};
@@ -77,6 +78,8 @@ pub struct Receiver {
     reconciler: Reconciler,
     resume_interval: Duration,
     resume_after: Duration,
+    /// `[[notify]]` delivery, with each destination's cursor as read at build.
+    notifier: (Notifier, Vec<i64>),
 }
 
 impl Receiver {
@@ -135,12 +138,20 @@ impl Receiver {
             interpreter: Arc::new(interpreter),
             journal: dyn_journal.clone(),
             executor: executor.clone(),
-            clock,
+            clock: clock.clone(),
             metrics: metrics.clone(),
             dedupe_window_ms: i64::try_from(settings.dedupe.window_seconds.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
             inline_deadline: Duration::from_millis(settings.executor.inline_deadline_ms),
         };
+        // Cursors before anything is journaled: a new destination misses nothing from now on.
+        let notifier = Notifier::build(
+            &settings.notify,
+            dyn_journal.clone(),
+            metrics.clone(),
+            clock.clone(),
+        )?;
+        let cursors = notifier.open_cursors().await?;
         let resumed = ingest.resume_unfinished().await?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming interrupted executions");
@@ -201,6 +212,7 @@ impl Receiver {
             reconciler,
             resume_interval: Duration::from_millis(settings.executor.resume_interval_ms),
             resume_after: Duration::from_secs(settings.executor.resume_after_seconds),
+            notifier: (notifier, cursors),
         })
     }
 
@@ -263,6 +275,8 @@ impl Receiver {
             })
         };
         let reconciling = tokio::spawn(self.reconciler.clone().run(stop_rx.clone()));
+        let (notifier, cursors) = self.notifier;
+        let notifying = tokio::spawn(notifier.run(cursors, stop_rx.clone()));
         let metrics_task = self.metrics_listener.map(|listener| {
             let metrics = self.metrics.clone();
             let route = warp::path!("metrics").and(warp::get()).map(move || {
@@ -299,6 +313,7 @@ impl Receiver {
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = reconciling.await;
+        let _ = notifying.await;
         if !self.executor.drain(EXECUTION_DRAIN).await {
             tracing::warn!("executions still running at shutdown resume at the next start");
         }

@@ -48,6 +48,9 @@ pub struct Settings {
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[[notify]]`: where events go (receiver/README.md, "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<alertgate_shared::notify::NotifyConfig>,
 }
 
 /// `[server]`.
@@ -355,6 +358,10 @@ impl Settings {
                 .resolve()
                 .map_err(|e| Invalid::new("ops.token", e.to_string()))?;
         }
+        alertgate_shared::notify::NotifyConfig::validate_all(
+            &self.notify,
+            &crate::journal::EventKind::NAMES,
+        )?;
         check_limits("risk", &self.risk.global_limits())?;
         for (account, limits) in &self.risk.accounts {
             check_limits(&format!("risk.accounts.{account}"), limits)?;

@@ -18,6 +18,8 @@
 //! - [`risk`]: the gates every order passes (kill switch, symbols, sizes, rate).
 //! - [`reconcile`]: at start and every interval, `unknown` orders looked up and settled, venue
 //!   positions read and drift reported; the positions view.
+//! - [`notify`]: the notification outbox's delivery to `[[notify]]` destinations (after the
+//!   outcome is committed, never on an order's path).
 //! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
 //!   real venues (`binance/`, `alpaca`, `zerodha/`, `betfair/`, `http`).
 //!
@@ -42,6 +44,7 @@ pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod normalize;
+pub mod notify;
 pub mod order;
 pub mod reconcile;
 pub mod risk;

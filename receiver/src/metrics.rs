@@ -1,7 +1,8 @@
 //! Prometheus metrics (receiver/README.md, "Metrics"), served as text on `metrics.listen`:
 //! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
 //! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`,
-//! `alertgate_receiver_position_drift{account,venue,symbol}` (a gauge).
+//! `alertgate_receiver_position_drift{account,venue,symbol}` (a gauge),
+//! `alertgate_receiver_notifications_total{destination,outcome}`.
 //!
 //! Label values come from the enums' `as_str` names ([`Outcome`], [`OrderState`],
 //! [`VerifyError::reason`]), the same names as in JSON and the journal.
@@ -40,6 +41,7 @@ struct Inner {
     verify_failures: Family<Labels, Counter>,
     place_duration: Histogram,
     position_drift: Family<Labels, Gauge<f64, AtomicU64>>,
+    notifications: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -82,8 +84,15 @@ impl Metrics {
             "Venue position minus the journal's, per account/venue/symbol, when over [reconcile] tolerance (else 0)",
             position_drift.clone(),
         );
+        let notifications = Family::<Labels, Counter>::default();
+        registry.register(
+            "alertgate_receiver_notifications",
+            "Notifications by [[notify]] destination and outcome (sent, failed)",
+            notifications.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
+                notifications,
                 position_drift,
                 registry,
                 messages,
@@ -137,6 +146,17 @@ impl Metrics {
                 ("symbol", symbol.to_owned()),
             ])
             .set(drift.to_f64().unwrap_or(f64::NAN));
+    }
+
+    /// A notification to `destination` ended `outcome` (`sent`, `failed`).
+    pub fn notification(&self, destination: &str, outcome: &str) {
+        self.inner
+            .notifications
+            .get_or_create(&vec![
+                ("destination", destination.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -102,6 +102,7 @@ pub fn receiver(public_keys: Vec<SecretRef>, store_path: &Path) -> ReceiverSetti
         ops: None,
         metrics: None,
         log: LogConfig::default(),
+        notify: Vec::new(),
     }
 }
 

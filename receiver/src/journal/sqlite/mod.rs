@@ -7,7 +7,7 @@
 //!
 //! - [`schema`]: migrations and connection pragmas.
 //! - `writer`: the writer thread and its group commit.
-//! - `messages`, `orders`, `placements`: the SQL of each table; `values`: how values are stored.
+//! - `messages`, `orders`, `placements`, `outbox` (notifications): the SQL of each table; `values`: how values are stored.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -18,13 +18,15 @@ use rust_decimal::Decimal;
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
-    OrderState, Outcome, PlacementStore, PositionRecord, Settlement, VenuePosition,
+    Admission, DeliveryRecord, Journal, JournalError, JournalFuture, MessageRecord, NewMessage,
+    NotifyEvent, OrderRecord, OrderState, OutboxEntry, Outcome, PlacementStore, PositionRecord,
+    Settlement, VenuePosition,
 };
 use crate::order::Placement;
 
 mod messages;
 mod orders;
+mod outbox;
 mod placements;
 pub mod schema;
 mod values;
@@ -91,6 +93,13 @@ impl SqliteJournal {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// (destination, outcome, attempts) of every delivery of the event `event_id`: tests and
+    /// troubleshooting.
+    pub fn deliveries(&self, event_id: &str) -> JournalFuture<Vec<(String, String, u32)>> {
+        let id = event_id.to_owned();
+        self.call(move |c| outbox::deliveries(c, &id))
     }
 
     /// Runs `f` on the writer thread inside the next transaction; resolves after the commit.
@@ -200,6 +209,30 @@ impl Journal for SqliteJournal {
 
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {
         self.call(orders::venue_readings)
+    }
+
+    fn enqueue_event(&self, event: NotifyEvent) -> JournalFuture<()> {
+        self.call(move |c| outbox::insert(c, &event))
+    }
+
+    fn outbox_cursor(&self, destination: &str, now_ms: i64) -> JournalFuture<i64> {
+        let destination = destination.to_owned();
+        self.call(move |c| outbox::cursor(c, &destination, now_ms))
+    }
+
+    fn outbox_after(&self, after_seq: i64, limit: u32) -> JournalFuture<Vec<OutboxEntry>> {
+        self.call(move |c| outbox::after(c, after_seq, limit))
+    }
+
+    fn outbox_advance(
+        &self,
+        destination: &str,
+        seq: i64,
+        delivery: Option<DeliveryRecord>,
+        now_ms: i64,
+    ) -> JournalFuture<()> {
+        let destination = destination.to_owned();
+        self.call(move |c| outbox::advance(c, &destination, seq, delivery, now_ms))
     }
 
     fn ping(&self) -> JournalFuture<()> {
