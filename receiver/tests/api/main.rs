@@ -5,6 +5,7 @@
 mod config;
 mod delivery;
 mod helpers;
+mod notify;
 mod ops;
 mod positions;
 mod process;
