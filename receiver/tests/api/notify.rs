@@ -165,7 +165,7 @@ async fn by_default_a_destination_gets_refusals_but_not_fills() {
     assert_eq!(
         texts,
         vec![format!(
-            "BUY 2 BTCUSDT rejected: kill_switch · main · sma-cross · {id}"
+            "BUY 2 BINANCE:BTCUSDT rejected: kill_switch · main · sma-cross · {id}"
         )],
         "the fill before it was not sent"
     );
