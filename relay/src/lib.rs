@@ -22,6 +22,7 @@
 //!   and TradingView's client certificate.
 //! - [`config`]: typed settings; [`live`]: the reloadable, resolved part of them.
 //! - [`metrics`]: Prometheus metrics and their label values.
+//! - [`notify`]: `[[notify]]` notices of dead letters and a full spool (shared channels).
 //!
 //! [`Relay`] ties them together: `Relay::build(settings, listener)`, then
 //! `run_until_stopped(shutdown)`.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod forward;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
@@ -192,6 +194,7 @@ impl Relay {
             tracing::info!(pending = replay.pending, "resuming spooled alerts");
         }
         let live = LiveHandle::new(live);
+        let notices = notify::Notices::start(&settings.notify, Arc::clone(&clock))?;
         let forwarder = Forwarder::new(
             client,
             settings.forward.clone(),
@@ -199,7 +202,8 @@ impl Relay {
             spool.clone(),
             Arc::clone(&clock),
             Arc::clone(&metrics),
-        );
+        )
+        .with_notices(notices.clone());
         let client_cert = settings
             .server
             .tls
@@ -214,6 +218,7 @@ impl Relay {
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
             client_cert,
+            notices,
         });
         Ok(Self {
             listener,

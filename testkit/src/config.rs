@@ -79,6 +79,7 @@ pub fn relay(
             listen: crate::net::loopback(0),
         },
         log: LogConfig::default(),
+        notify: Vec::new(),
     }
 }
 

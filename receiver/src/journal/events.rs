@@ -165,17 +165,7 @@ pub struct NotifyEvent {
     pub subject: Option<String>,
 }
 
-/// `evt_` + a ULID.
-pub fn new_event_id(at_ms: i64) -> String {
-    let at =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
-    format!(
-        "evt_{}",
-        ulid::Ulid::from_datetime(at)
-            .to_string()
-            .to_ascii_lowercase()
-    )
-}
+pub use alertgate_shared::notify::event_id as new_event_id;
 
 impl NotifyEvent {
     /// An event not about a message (`drift`, `kill_switch`, `daily_loss_lock`, ...).

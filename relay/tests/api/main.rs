@@ -13,6 +13,7 @@ mod dedupe;
 mod forwarding;
 mod full_disk;
 mod health;
+mod notify;
 mod process;
 mod reload;
 mod tls;

@@ -14,3 +14,15 @@ pub mod config;
 
 pub use channel::{Channel, Delivery, Notice};
 pub use config::{ChannelKind, NotifyConfig};
+
+/// A fresh event id: `evt_` + a ULID of `at_ms` (lowercase; a valid `webhook-id`).
+pub fn event_id(at_ms: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+    format!(
+        "evt_{}",
+        ulid::Ulid::from_datetime(at)
+            .to_string()
+            .to_ascii_lowercase()
+    )
+}
