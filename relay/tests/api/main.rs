@@ -9,6 +9,7 @@ mod auth;
 mod backlog;
 mod body;
 mod config;
+mod dead_letters;
 mod dedupe;
 mod forwarding;
 mod full_disk;
