@@ -9,6 +9,7 @@ mod notify;
 mod ops;
 mod positions;
 mod process;
+mod replay;
 mod risk_gates;
 mod signatures;
 mod targets;

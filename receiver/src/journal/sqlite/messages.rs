@@ -188,3 +188,21 @@ pub(super) fn unfinished(conn: &Connection) -> Result<Vec<MessageRecord>, Journa
     }
     Ok(out)
 }
+
+/// Messages journaled at or after `since_ms`, oldest first (`replay`).
+pub(super) fn since(conn: &Connection, since_ms: i64) -> Result<Vec<MessageRecord>, JournalError> {
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE recorded_at >= ?1 ORDER BY recorded_at, rowid",
+        )
+        .map_err(storage)?
+        .query_map([since_ms], |r| r.get(0))
+        .map_err(storage)?
+        .collect::<Result<_, _>>()
+        .map_err(storage)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(load(conn, &id)?);
+    }
+    Ok(out)
+}

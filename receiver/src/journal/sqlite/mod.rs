@@ -95,6 +95,11 @@ impl SqliteJournal {
         &self.path
     }
 
+    /// Messages journaled at or after `since_ms`, oldest first, with their orders (`replay`).
+    pub fn messages_since(&self, since_ms: i64) -> JournalFuture<Vec<MessageRecord>> {
+        self.call(move |c| messages::since(c, since_ms))
+    }
+
     /// (destination, outcome, attempts) of every delivery of the event `event_id`: tests and
     /// troubleshooting.
     pub fn deliveries(&self, event_id: &str) -> JournalFuture<Vec<(String, String, u32)>> {
