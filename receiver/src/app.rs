@@ -147,6 +147,7 @@ impl Receiver {
         // Cursors before anything is journaled: a new destination misses nothing from now on.
         let notifier = Notifier::build(
             &settings.notify,
+            settings.risk.kill_switch_file.clone(),
             dyn_journal.clone(),
             metrics.clone(),
             clock.clone(),

@@ -22,6 +22,9 @@ use tokio::sync::watch;
 use crate::journal::{DeliveryRecord, EventKind, Journal, JournalError, NotifyEvent};
 use crate::metrics::Metrics;
 
+/// How often the kill-switch file is looked at for the `kill_switch` event.
+const KILL_SWITCH_POLL: Duration = Duration::from_secs(1);
+
 /// How often a destination looks for new events when its queue is empty.
 const POLL: Duration = Duration::from_millis(200);
 /// Events read per look.
@@ -38,12 +41,16 @@ pub struct Notifier {
     metrics: Metrics,
     /// "Now" for delivery records.
     clock: Arc<dyn Clock>,
+    /// `risk.kill_switch_file` and whether it existed at build: its appearing and disappearing
+    /// afterwards are `kill_switch` events.
+    kill_switch: Option<(std::path::PathBuf, bool)>,
 }
 
 impl Notifier {
     /// Resolves every `[[notify]]` table (secrets included).
     pub fn build(
         configs: &[NotifyConfig],
+        kill_switch: Option<std::path::PathBuf>,
         journal: Arc<dyn Journal>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
@@ -58,6 +65,10 @@ impl Notifier {
             channels,
             metrics,
             clock,
+            kill_switch: kill_switch.map(|p| {
+                let on = p.exists();
+                (p, on)
+            }),
         })
     }
 
@@ -77,6 +88,11 @@ impl Notifier {
 
     /// Runs every destination's delivery until `stop` turns true.
     pub async fn run(self, cursors: Vec<i64>, stop: watch::Receiver<bool>) {
+        let watcher = self.kill_switch.clone().map(|(path, on)| {
+            let this = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { this.watch_kill_switch(path, on, stop).await })
+        });
         let tasks: Vec<_> = self
             .channels
             .iter()
@@ -88,8 +104,39 @@ impl Notifier {
                 tokio::spawn(async move { this.deliver_from(channel, cursor, stop).await })
             })
             .collect();
-        for t in tasks {
+        for t in tasks.into_iter().chain(watcher) {
             let _ = t.await;
+        }
+    }
+
+    /// Queues a `kill_switch` event each time the file appears (`on`) or goes (`off`); the
+    /// state at start (`on`) is not news.
+    async fn watch_kill_switch(
+        &self,
+        path: std::path::PathBuf,
+        mut on: bool,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(KILL_SWITCH_POLL) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let now_on = path.exists();
+            if now_on == on {
+                continue;
+            }
+            on = now_on;
+            let state = if on {
+                "on: every order is rejected"
+            } else {
+                "off: orders are placed again"
+            };
+            let event =
+                NotifyEvent::standalone(EventKind::KillSwitch, self.clock.now_unix_ms(), state);
+            if let Err(e) = self.journal.enqueue_event(event).await {
+                tracing::warn!(error = %e, "cannot queue the kill-switch notification");
+            }
         }
     }
 

@@ -368,3 +368,32 @@ async fn an_event_committed_but_not_sent_when_the_receiver_is_killed_is_sent_onc
         "the killed event was sent exactly once"
     );
 }
+
+#[tokio::test]
+async fn the_kill_switch_going_on_and_off_is_notified() {
+    let hook = SlackEmulator::webhook("KILL").await.unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let url = secret_file(&secrets, "slack", &hook.webhook_url());
+    let kill = secrets.path().join("KILL");
+    let table =
+        notify(json!({"kind": "slack", "webhook_url": url.to_string(), "min_interval_ms": 0}));
+    let switch = kill.clone();
+    let app = spawn_app_with(Options::configured(move |s: &mut Settings| {
+        s.notify = vec![table.clone()];
+        s.risk.kill_switch_file = Some(switch.clone());
+    }))
+    .await;
+    std::fs::write(&kill, "").unwrap();
+    until("the switch on", || async { hook.messages().len() == 1 }).await;
+    std::fs::remove_file(&kill).unwrap();
+    until("the switch off", || async { hook.messages().len() == 2 }).await;
+    let texts: Vec<String> = hook.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "kill switch on: every order is rejected".to_owned(),
+            "kill switch off: orders are placed again".to_owned()
+        ]
+    );
+    app.stop().await;
+}

@@ -365,3 +365,56 @@ async fn an_unknown_order_the_venue_never_got_fails_as_not_found_after_the_grace
     );
     assert!(a.venue.orders().is_empty());
 }
+
+#[tokio::test]
+async fn a_drift_is_notified_once_when_it_is_first_seen_not_at_every_pass() {
+    use alertgate_testkit::emulators::slack::SlackEmulator;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
+        .await
+        .unwrap();
+    let hook = SlackEmulator::webhook("DRIFT").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerConfig {
+        kind: BrokerKind::Binance,
+        binance: Some(BinanceConfig {
+            base_url: venue.base_url(),
+            api_key: secret_file(dir.path(), "key", KEY),
+            api_secret: Some(secret_file(dir.path(), "secret", SECRET)),
+            private_key: None,
+            recv_window_ms: 60_000,
+            timeout_ms: 1000,
+        }),
+        ..BrokerConfig::default()
+    };
+    let table: alertgate_shared::notify::NotifyConfig = serde_json::from_value(json!({
+        "kind": "slack",
+        "webhook_url": secret_file(dir.path(), "slack", &hook.webhook_url()).to_string(),
+        "events": ["drift"],
+        "min_interval_ms": 0,
+    }))
+    .unwrap();
+    let app = spawn_app_with(Options::configured(move |s| {
+        s.broker = broker.clone();
+        s.notify = vec![table.clone()];
+    }))
+    .await;
+    app.send(&btc(json!({"target_position": "0.01"}))).await;
+    app.reconciler.run_once().await.unwrap();
+    venue.set_balance("BTC", dec("0.004"));
+    app.reconciler.run_once().await.unwrap();
+    app.reconciler.run_once().await.unwrap();
+    alertgate_testkit::until("the drift notice", || async { !hook.messages().is_empty() }).await;
+    // A further pass with the same reading adds nothing; a marker event proves the queue moved on.
+    venue.set_balance("BTC", dec("0.003"));
+    app.reconciler.run_once().await.unwrap();
+    alertgate_testkit::until("the changed drift", || async { hook.messages().len() == 2 }).await;
+    let texts: Vec<String> = hook.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "drift BTCUSDT: journal 0.01, venue 0.004 · binance · main".to_owned(),
+            "drift BTCUSDT: journal 0.01, venue 0.003 · binance · main".to_owned(),
+        ]
+    );
+}
