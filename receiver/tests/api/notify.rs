@@ -28,9 +28,7 @@ fn alert(quantity: &str) -> Value {
 
 /// A secret file in a directory the test keeps.
 fn secret_file(dir: &tempfile::TempDir, name: &str, value: &str) -> SecretRef {
-    let path = dir.path().join(name);
-    std::fs::write(&path, value).unwrap();
-    SecretRef::File(path)
+    alertgate_testkit::secret_file(dir.path(), name, value)
 }
 
 fn notify(table: Value) -> NotifyConfig {

@@ -39,13 +39,9 @@ struct Binance {
     _dir: TempDir,
 }
 
-async fn binance() -> Binance {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerConfig {
+/// `[broker]` for the Binance emulator, its credentials in `dir`.
+fn binance_broker(venue: &BinanceEmulator, dir: &TempDir) -> BrokerConfig {
+    BrokerConfig {
         kind: BrokerKind::Binance,
         binance: Some(BinanceConfig {
             base_url: venue.base_url(),
@@ -56,7 +52,16 @@ async fn binance() -> Binance {
             timeout_ms: 1000,
         }),
         ..BrokerConfig::default()
-    };
+    }
+}
+
+async fn binance() -> Binance {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = binance_broker(&venue, &dir);
     Binance {
         venue,
         app: app(broker).await,
@@ -375,18 +380,7 @@ async fn a_drift_is_notified_once_when_it_is_first_seen_not_at_every_pass() {
         .unwrap();
     let hook = SlackEmulator::webhook("DRIFT").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerConfig {
-        kind: BrokerKind::Binance,
-        binance: Some(BinanceConfig {
-            base_url: venue.base_url(),
-            api_key: secret_file(dir.path(), "key", KEY),
-            api_secret: Some(secret_file(dir.path(), "secret", SECRET)),
-            private_key: None,
-            recv_window_ms: 60_000,
-            timeout_ms: 1000,
-        }),
-        ..BrokerConfig::default()
-    };
+    let broker = binance_broker(&venue, &dir);
     let table: alertgate_shared::notify::NotifyConfig = serde_json::from_value(json!({
         "kind": "slack",
         "webhook_url": secret_file(dir.path(), "slack", &hook.webhook_url()).to_string(),
