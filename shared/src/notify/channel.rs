@@ -445,6 +445,86 @@ fn describe(e: reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    fn telegram_to(api_base: &str, token_file: &std::path::Path) -> Channel {
+        let config: NotifyConfig = serde_json::from_value(json!({
+            "kind": "telegram",
+            "bot_token": format!("file:{}", token_file.display()),
+            "chat_id": "42",
+            "api_base": api_base,
+            "timeout_ms": 2000,
+        }))
+        .unwrap();
+        Channel::build(&config, 0, &["filled"], Arc::new(crate::SystemClock)).unwrap()
+    }
+
+    fn notice() -> Notice {
+        Notice {
+            id: "evt_1".into(),
+            event: "filled".into(),
+            text: "BUY 1 BTCUSDT filled at 1".into(),
+            json: b"{}".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_telegram_is_retried_and_its_error_never_holds_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "123456:SECRET-TOKEN-abc").unwrap();
+        // A port nothing listens on: bind, read the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let channel = telegram_to(&format!("http://127.0.0.1:{port}"), &token);
+        match channel.attempt(&notice()).await {
+            Attempt::Retry { error, .. } => {
+                assert!(!error.contains("SECRET-TOKEN"), "{error}");
+                assert!(!error.contains("127.0.0.1"), "no URL at all: {error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{channel:?}").contains("SECRET-TOKEN"));
+    }
+
+    #[test]
+    fn a_discord_rate_limit_waits_the_longer_of_its_body_and_header_and_a_404_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "https://discord.test/api/webhooks/1/t").unwrap();
+        let config: NotifyConfig = serde_json::from_value(json!({
+            "kind": "discord", "webhook_url": format!("file:{}", url.display()),
+        }))
+        .unwrap();
+        let channel =
+            Channel::build(&config, 0, &["filled"], Arc::new(crate::SystemClock)).unwrap();
+        let body = br#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#;
+        assert_eq!(
+            channel.classify(
+                reqwest::StatusCode::TOO_MANY_REQUESTS,
+                Some(Duration::from_secs(1)),
+                body
+            ),
+            Attempt::Retry {
+                wait: Some(Duration::from_millis(1500)),
+                error: "discord answered 429: You are being rate limited.".into()
+            }
+        );
+        assert!(matches!(
+            channel.classify(
+                reqwest::StatusCode::NOT_FOUND,
+                None,
+                br#"{"message":"Unknown Webhook","code":10015}"#
+            ),
+            Attempt::GiveUp { .. }
+        ));
+        assert_eq!(
+            channel.classify(reqwest::StatusCode::NO_CONTENT, None, b""),
+            Attempt::Sent
+        );
+    }
+
     #[test]
     fn long_texts_are_cut_to_what_the_api_takes() {
         let t = truncate(&"x".repeat(5000), 4096);
