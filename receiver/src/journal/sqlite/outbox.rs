@@ -7,6 +7,27 @@ use super::storage;
 use crate::journal::events::NotifyEvent;
 use crate::journal::{DeliveryRecord, JournalError, OutboxEntry};
 
+/// How long events and their delivery records are kept: an event not delivered in a week is no
+/// longer news.
+const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Pruning runs when a destination passes every this many events.
+const PRUNE_EVERY: i64 = 1000;
+
+/// Deletes events (and their delivery records) created before `before_ms`.
+fn prune(conn: &Connection, before_ms: i64) -> Result<(), JournalError> {
+    conn.prepare_cached(
+        "DELETE FROM notify_deliveries WHERE event_seq IN (SELECT seq FROM notify_outbox WHERE created_at < ?1)",
+    )
+    .map_err(storage)?
+    .execute([before_ms])
+    .map_err(storage)?;
+    conn.prepare_cached("DELETE FROM notify_outbox WHERE created_at < ?1")
+        .map_err(storage)?
+        .execute([before_ms])
+        .map_err(storage)?;
+    Ok(())
+}
+
 /// Appends `event` (inside the caller's transaction).
 pub(super) fn insert(conn: &Connection, event: &NotifyEvent) -> Result<(), JournalError> {
     let json = serde_json::to_string(event)
@@ -95,6 +116,9 @@ pub(super) fn advance(
         .execute(params![seq, destination, d.outcome, d.attempts, d.error, now_ms])
         .map_err(storage)?;
     }
+    if seq % PRUNE_EVERY == 0 {
+        prune(conn, now_ms - RETENTION_MS)?;
+    }
     conn.prepare_cached(
         "INSERT INTO notify_cursors (destination, last_seq, updated_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (destination) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq), updated_at = excluded.updated_at",
@@ -120,4 +144,49 @@ pub(super) fn deliveries(
     .map_err(storage)?
     .collect::<Result<_, _>>()
     .map_err(storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::events::{EventKind, NotifyEvent};
+    use crate::journal::sqlite::schema::open_connection;
+
+    #[test]
+    fn a_destination_resumes_after_its_cursor_records_once_and_old_events_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(
+            &dir.path().join("j.db"),
+            std::time::Duration::from_millis(200),
+        )
+        .unwrap();
+        insert(&conn, &NotifyEvent::standalone(EventKind::Drift, 1, "old")).unwrap();
+        assert_eq!(
+            cursor(&conn, "tg", 10).unwrap(),
+            1,
+            "a new destination starts at the end"
+        );
+        let fresh = NotifyEvent::standalone(EventKind::Drift, RETENTION_MS + 10, "new");
+        insert(&conn, &fresh).unwrap();
+        let pending = after(&conn, 1, 10).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].event, fresh);
+        let d = DeliveryRecord {
+            outcome: "sent".into(),
+            attempts: 1,
+            error: None,
+        };
+        advance(&conn, "tg", 2, Some(d.clone()), RETENTION_MS + 20).unwrap();
+        advance(&conn, "tg", 2, Some(d), RETENTION_MS + 21).unwrap();
+        assert_eq!(cursor(&conn, "tg", 0).unwrap(), 2);
+        assert_eq!(
+            deliveries(&conn, &fresh.id).unwrap(),
+            vec![("tg".to_owned(), "sent".to_owned(), 1)]
+        );
+        prune(&conn, RETENTION_MS).unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM notify_outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1, "only the old event is pruned");
+    }
 }
