@@ -197,7 +197,8 @@ impl Relay {
             tracing::info!(pending = replay.pending, "resuming spooled alerts");
         }
         let live = LiveHandle::new(live);
-        let notices = notify::Notices::start(&settings.notify, Arc::clone(&clock))?;
+        let notices =
+            notify::Notices::start(&settings.notify, Arc::clone(&clock), Arc::clone(&metrics))?;
         let forwarder = Forwarder::new(
             client,
             settings.forward.clone(),

@@ -17,6 +17,7 @@ use alertgate_shared::Clock;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::spool::DeadLetter;
 
 /// The relay's events (contract: DESIGN.md section 16).
@@ -36,23 +37,31 @@ pub struct Notices {
     last_spool_full: Arc<AtomicI64>,
     /// "Now".
     clock: Arc<dyn Clock>,
+    /// `alertgate_relay_notifications_total`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Notices {
     /// Resolves every destination and starts its task (inside a Tokio runtime).
-    pub fn start(configs: &[NotifyConfig], clock: Arc<dyn Clock>) -> Result<Self, Invalid> {
+    pub fn start(
+        configs: &[NotifyConfig],
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Invalid> {
         NotifyConfig::validate_all(configs, &EVENTS)?;
         let mut queues = Vec::with_capacity(configs.len());
         for (i, config) in configs.iter().enumerate() {
             let channel = Channel::build(config, i, &EVENTS, clock.clone())?;
             let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
             queues.push((channel.name().to_owned(), tx));
+            let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
                 while let Some(notice) = rx.recv().await {
                     if !channel.wants(&notice.event) {
                         continue;
                     }
                     let d = channel.deliver(&notice).await;
+                    metrics.notification(channel.name(), d.outcome());
                     match &d.error {
                         None => {
                             tracing::debug!(destination = channel.name(), event = %notice.id, "notification delivered")
@@ -68,6 +77,7 @@ impl Notices {
             queues: Arc::new(queues),
             last_spool_full: Arc::new(AtomicI64::new(i64::MIN)),
             clock,
+            metrics: Some(metrics),
         })
     }
 
@@ -77,12 +87,16 @@ impl Notices {
             queues: Arc::new(Vec::new()),
             last_spool_full: Arc::new(AtomicI64::new(i64::MIN)),
             clock,
+            metrics: None,
         }
     }
 
     fn send(&self, notice: Notice) {
         for (name, queue) in self.queues.iter() {
             if queue.try_send(notice.clone()).is_err() {
+                if let Some(m) = &self.metrics {
+                    m.notification(name, "dropped");
+                }
                 tracing::warn!(destination = %name, event = %notice.id, "notification queue full; notice dropped");
             }
         }

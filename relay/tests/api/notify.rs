@@ -34,4 +34,10 @@ async fn a_dead_letter_is_told_to_slack_with_its_id_and_reason() {
         "{text}"
     );
     assert_eq!(hook.messages().len(), 1);
+    until("the metric", || async {
+        relay.metrics().await.contains(
+            r#"alertgate_relay_notifications_total{destination="slack",outcome="sent"} 1"#,
+        )
+    })
+    .await;
 }
