@@ -26,6 +26,7 @@ use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
 use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
 use crate::risk::RiskGates;
 use crate::routes::{routes, AppState};
@@ -77,13 +78,8 @@ pub struct Receiver {
     reconciler: Reconciler,
     resume_interval: Duration,
     resume_after: Duration,
-}
-
-fn risk_signal_age(settings: &Settings) -> Option<i64> {
-    settings
-        .risk
-        .max_signal_age_seconds
-        .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
+    /// `[[notify]]` delivery, with each destination's cursor as read at build.
+    notifier: (Notifier, Vec<i64>),
 }
 
 impl Receiver {
@@ -104,9 +100,6 @@ impl Receiver {
         let keys = TrustedKeys::from_settings(&settings)?;
         let store = settings.store.open().await?;
         let broker = broker::build(&settings.broker, store.book, clock.clone())?;
-        let refuse_perpetuals = broker.spot_only();
-        let exchange_in_symbol = broker.exchange_in_symbol();
-        let allow_short = broker.allows_short();
         let metrics = Metrics::new();
         let risk = RiskGates::with_metrics(settings.risk.clone(), clock.clone(), metrics.clone());
         let dyn_journal: Arc<dyn Journal> = store.journal;
@@ -121,16 +114,7 @@ impl Receiver {
             settings.executor.clone(),
             metrics.clone(),
         );
-        let interpreter = Interpreter {
-            symbols: settings.symbols.clone(),
-            refuse_perpetuals,
-            exchange_in_symbol,
-            allow_short,
-            exits: broker.exits(),
-            max_age_ms: i64::try_from(settings.risk.max_alert_age_seconds.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
-            max_signal_age_ms: risk_signal_age(&settings),
-        };
+        let interpreter = Interpreter::new(&settings, broker.as_ref());
         let reconciler = Reconciler {
             journal: dyn_journal.clone(),
             broker: broker.clone(),
@@ -145,12 +129,21 @@ impl Receiver {
             interpreter: Arc::new(interpreter),
             journal: dyn_journal.clone(),
             executor: executor.clone(),
-            clock,
+            clock: clock.clone(),
             metrics: metrics.clone(),
             dedupe_window_ms: i64::try_from(settings.dedupe.window_seconds.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
             inline_deadline: Duration::from_millis(settings.executor.inline_deadline_ms),
         };
+        // Cursors before anything is journaled: a new destination misses nothing from now on.
+        let notifier = Notifier::build(
+            &settings.notify,
+            settings.risk.kill_switch_file.clone(),
+            dyn_journal.clone(),
+            metrics.clone(),
+            clock.clone(),
+        )?;
+        let cursors = notifier.open_cursors().await?;
         let resumed = ingest.resume_unfinished().await?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming interrupted executions");
@@ -212,6 +205,7 @@ impl Receiver {
             reconciler,
             resume_interval: Duration::from_millis(settings.executor.resume_interval_ms),
             resume_after: Duration::from_secs(settings.executor.resume_after_seconds),
+            notifier: (notifier, cursors),
         })
     }
 
@@ -274,6 +268,8 @@ impl Receiver {
             })
         };
         let reconciling = tokio::spawn(self.reconciler.clone().run(stop_rx.clone()));
+        let (notifier, cursors) = self.notifier;
+        let notifying = tokio::spawn(notifier.run(cursors, stop_rx.clone()));
         let metrics_task = self.metrics_listener.map(|listener| {
             let metrics = self.metrics.clone();
             let route = warp::path!("metrics").and(warp::get()).map(move || {
@@ -316,6 +312,7 @@ impl Receiver {
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         let _ = reconciling.await;
+        let _ = notifying.await;
         if !self.executor.drain(EXECUTION_DRAIN).await {
             tracing::warn!("executions still running at shutdown resume at the next start");
         }

@@ -49,6 +49,9 @@ pub struct Settings {
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[[notify]]`: where events go (receiver/README.md, "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<alertgate_shared::notify::NotifyConfig>,
 }
 
 /// `[server]`.
@@ -434,6 +437,10 @@ impl Settings {
                 "must be at least 1 (leave it out to turn the check off)",
             ));
         }
+        alertgate_shared::notify::NotifyConfig::validate_all(
+            &self.notify,
+            &crate::journal::EventKind::NAMES,
+        )?;
         check_limits("risk", &self.risk.global_limits())?;
         for (account, limits) in &self.risk.accounts {
             check_limits(&format!("risk.accounts.{account}"), limits)?;

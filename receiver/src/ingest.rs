@@ -115,6 +115,20 @@ impl Interpreter {
 }
 
 impl Interpreter {
+    /// How `settings` and the venue `broker` read alerts.
+    pub fn new(settings: &crate::Settings, broker: &dyn crate::broker::Broker) -> Self {
+        let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Self {
+            symbols: settings.symbols.clone(),
+            refuse_perpetuals: broker.spot_only(),
+            exchange_in_symbol: broker.exchange_in_symbol(),
+            allow_short: broker.allows_short(),
+            exits: broker.exits(),
+            max_age_ms: ms(settings.risk.max_alert_age_seconds),
+            max_signal_age_ms: settings.risk.max_signal_age_seconds.map(ms),
+        }
+    }
+
     /// What normalization needs from this configuration (also the dashboard's view of legs).
     pub fn context(&self) -> NormalizeContext<'_> {
         NormalizeContext {

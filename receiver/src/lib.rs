@@ -21,6 +21,9 @@
 //!   (average-cost realized PnL per UTC day), strategy switches (persisted in the journal).
 //! - [`reconcile`]: at start and every interval, `unknown` orders looked up and settled, venue
 //!   positions read and drift reported; the positions view.
+//! - [`notify`]: the notification outbox's delivery to `[[notify]]` destinations (after the
+//!   outcome is committed, never on an order's path).
+//! - [`replay`]: `replay --since`: journaled alerts judged again under a config, placing nothing.
 //! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
 //!   real venues (`binance/`, `alpaca`, `zerodha/`, `betfair/`, `http`).
 //!
@@ -47,8 +50,10 @@ pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod normalize;
+pub mod notify;
 pub mod order;
 pub mod reconcile;
+pub mod replay;
 pub mod risk;
 pub mod routes;
 pub mod tls;

@@ -52,6 +52,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Judge the alerts journaled since a time again under this config's normalization and risk
+    /// gates; place nothing; print what would have been decided differently.
+    Replay {
+        /// The TOML config file (the rules to try, and `store.path`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Alerts journaled at or after this time (RFC 3339).
+        #[arg(long)]
+        since: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Orders { config, limit } => orders(&config, limit),
         Command::Positions { config } => positions(&config),
+        Command::Replay { config, since } => replay(&config, &since),
     }
 }
 
@@ -152,6 +163,48 @@ fn run(config: &Path) -> anyhow::Result<()> {
             .await?;
         Ok(())
     })
+}
+
+fn replay(config: &Path, since: &str) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let since_ms = alertgate_shared::envelope::parse_rfc3339(since)
+        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MIN))
+        .map_err(|e| anyhow::anyhow!("--since {since:?} is not an RFC 3339 time: {e}"))?;
+    anyhow::ensure!(
+        settings.store.kind == alertgate_receiver::config::StoreKind::Sqlite,
+        "replay reads the embedded SQLite journal; [store] kind = \"postgres\" is not supported by replay yet"
+    );
+    let path = &settings.store.path;
+    anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
+    let broker = alertgate_receiver::broker::build(
+        &settings.broker,
+        std::sync::Arc::new(alertgate_receiver::journal::MemoryPlacements::default()),
+        std::sync::Arc::new(alertgate_shared::SystemClock),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: [broker]: {e}", config.display()))?;
+    let interpreter = alertgate_receiver::ingest::Interpreter {
+        // Replay judges rules, not lateness: no age limit.
+        max_age_ms: i64::MAX,
+        max_signal_age_ms: None,
+        ..alertgate_receiver::ingest::Interpreter::new(&settings, broker.as_ref())
+    };
+    let messages = runtime()?.block_on(async {
+        let journal = alertgate_receiver::journal::SqliteJournal::open(
+            path,
+            std::time::Duration::from_millis(settings.store.busy_timeout_ms),
+        )?;
+        journal.messages_since(since_ms).await
+    })?;
+    let report = alertgate_receiver::replay::replay(&settings, &interpreter, &messages);
+    for d in &report.differences {
+        println!("{}  was {}  would be {}", d.id, d.was, d.would);
+    }
+    println!(
+        "{} of {} alerts since {since} would be decided differently (nothing was placed)",
+        report.differences.len(),
+        report.examined
+    );
+    Ok(())
 }
 
 fn orders(config: &Path, limit: u32) -> anyhow::Result<()> {

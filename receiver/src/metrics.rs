@@ -2,7 +2,8 @@
 //! `alertgate_receiver_messages_total{outcome}`, `alertgate_receiver_orders_total{venue,status}`,
 //! `alertgate_receiver_verify_failures_total{reason}`, `alertgate_receiver_place_duration_seconds`,
 //! `alertgate_receiver_position_drift{account,venue,symbol}` (a gauge),
-//! `alertgate_receiver_strategy_enabled{strategy}`, `alertgate_receiver_daily_loss_locked{account}`.
+//! `alertgate_receiver_strategy_enabled{strategy}`, `alertgate_receiver_daily_loss_locked{account}`,
+//! `alertgate_receiver_notifications_total{destination,outcome}`.
 //!
 //! Label values come from the enums' `as_str` names ([`Outcome`], [`OrderState`],
 //! [`VerifyError::reason`]), the same names as in JSON and the journal.
@@ -43,6 +44,7 @@ struct Inner {
     position_drift: Family<Labels, Gauge<f64, AtomicU64>>,
     strategy_enabled: Family<Labels, Gauge>,
     daily_loss_locked: Family<Labels, Gauge>,
+    notifications: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -97,10 +99,17 @@ impl Metrics {
             "1 while an account's opening orders are locked by [risk] max_daily_loss (until 00:00 UTC)",
             daily_loss_locked.clone(),
         );
+        let notifications = Family::<Labels, Counter>::default();
+        registry.register(
+            "alertgate_receiver_notifications",
+            "Notifications by [[notify]] destination and outcome (sent, failed)",
+            notifications.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 strategy_enabled,
                 daily_loss_locked,
+                notifications,
                 position_drift,
                 registry,
                 messages,
@@ -170,6 +179,17 @@ impl Metrics {
             .daily_loss_locked
             .get_or_create(&vec![("account", account.to_owned())])
             .set(i64::from(locked));
+    }
+
+    /// A notification to `destination` ended `outcome` (`sent`, `failed`).
+    pub fn notification(&self, destination: &str, outcome: &str) {
+        self.inner
+            .notifications
+            .get_or_create(&vec![
+                ("destination", destination.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
     }
 
     /// The Prometheus text exposition.

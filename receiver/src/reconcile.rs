@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
 use crate::executor::{Executor, Found};
-use crate::journal::{Journal, JournalError, OrderState, VenuePosition};
+use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderState, VenuePosition};
 use crate::metrics::Metrics;
 
 /// The reason an `unknown` order the venue never heard of ends with (outcome `failed`).
@@ -211,6 +211,9 @@ impl Reconciler {
     async fn read_positions(&self, pass: &mut Pass) -> Result<(), JournalError> {
         let venue = self.broker.name();
         let now = self.clock.now_unix_ms();
+        // A drift is notified when first seen, not at every pass: when the venue's reading
+        // changed since the last pass.
+        let previous: Vec<VenuePosition> = self.journal.venue_positions().await?;
         let mut by_account: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let journal: BTreeMap<(String, String), Decimal> = self
             .journal
@@ -268,6 +271,28 @@ impl Reconciler {
                             drift = %drift.normalize(),
                             "position drift: the venue holds a different position than the journal's fills"
                         );
+                        let seen = previous.iter().any(|p| {
+                            p.account == account
+                                && p.venue == venue
+                                && p.symbol == symbol
+                                && p.position == Some(theirs)
+                        });
+                        if !seen {
+                            let mut event = NotifyEvent::standalone(
+                                EventKind::Drift,
+                                now,
+                                format!(
+                                    "{symbol}: journal {}, venue {}",
+                                    ours.normalize(),
+                                    theirs.normalize()
+                                ),
+                            );
+                            event.account = Some(account.clone());
+                            event.venue = Some(venue.to_owned());
+                            if let Err(e) = self.journal.enqueue_event(event).await {
+                                tracing::warn!(error = %e, "cannot queue the drift notification");
+                            }
+                        }
                         pass.drifts
                             .push((account.clone(), symbol.clone(), ours, theirs));
                     }

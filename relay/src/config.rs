@@ -49,6 +49,9 @@ pub struct Settings {
     /// Log format and level.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[[notify]]`: where `dead_letter` and `spool_full` go (README, "Notifications").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<alertgate_shared::notify::NotifyConfig>,
 }
 
 /// `[server]`.
@@ -335,6 +338,7 @@ impl Settings {
 
     /// Checks that need no file or environment access.
     pub fn validate(&self) -> Result<(), Invalid> {
+        alertgate_shared::notify::NotifyConfig::validate_all(&self.notify, &crate::notify::EVENTS)?;
         let s = &self.server;
         if s.max_body_bytes == 0 {
             return Err(Invalid::new("server.max_body_bytes", "must be at least 1"));

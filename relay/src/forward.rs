@@ -127,6 +127,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Delay between attempts of one alert.
     backoff: Backoff,
+    /// `[[notify]]`: `dead_letter`.
+    notices: Option<crate::notify::Notices>,
 }
 
 impl Forwarder {
@@ -156,6 +158,7 @@ impl Forwarder {
                 metrics,
                 slots,
                 backoff,
+                notices: None,
             }),
         }
     }
@@ -322,6 +325,14 @@ impl Forwarder {
         }
     }
 
+    /// Tells `[[notify]]` destinations about dead letters (before the forwarder is shared).
+    pub fn with_notices(mut self, notices: crate::notify::Notices) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.notices = Some(notices);
+        }
+        self
+    }
+
     async fn dead_letter(&self, alert: &SpooledAlert, reason: &str, metric: DeadLetterReason) {
         let inner = &self.inner;
         let letter = DeadLetter {
@@ -346,6 +357,9 @@ impl Forwarder {
             tracing::error!(id = %alert.id, error = %e, "cannot write the dead letter; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(DEAD_LETTER_RETRY_MAX);
+        }
+        if let Some(notices) = &inner.notices {
+            notices.dead_letter(&letter);
         }
         self.report_pending();
     }

@@ -22,6 +22,9 @@
 //!   and TradingView's client certificate.
 //! - [`config`]: typed settings; [`live`]: the reloadable, resolved part of them.
 //! - [`metrics`]: Prometheus metrics and their label values.
+//! - [`dead_letters`]: `dead-letters list|replay`: reading letters, queuing replays the running
+//!   relay appends to its spool.
+//! - [`notify`]: `[[notify]]` notices of dead letters and a full spool (shared channels).
 //!
 //! [`Relay`] ties them together: `Relay::build(settings, listener)`, then
 //! `run_until_stopped(shutdown)`.
@@ -30,11 +33,13 @@ pub mod allowlist;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod dead_letters;
 pub mod dedupe;
 pub mod error;
 pub mod forward;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
@@ -192,6 +197,8 @@ impl Relay {
             tracing::info!(pending = replay.pending, "resuming spooled alerts");
         }
         let live = LiveHandle::new(live);
+        let notices =
+            notify::Notices::start(&settings.notify, Arc::clone(&clock), Arc::clone(&metrics))?;
         let forwarder = Forwarder::new(
             client,
             settings.forward.clone(),
@@ -199,7 +206,8 @@ impl Relay {
             spool.clone(),
             Arc::clone(&clock),
             Arc::clone(&metrics),
-        );
+        )
+        .with_notices(notices.clone());
         let client_cert = settings
             .server
             .tls
@@ -214,6 +222,7 @@ impl Relay {
             max_body_bytes: settings.server.max_body_bytes,
             body_timeout: Duration::from_millis(settings.server.body_timeout_ms),
             client_cert,
+            notices,
         });
         Ok(Self {
             listener,
@@ -321,6 +330,22 @@ async fn maintain(state: Arc<AppState>) {
         let now_ms = state.clock.now_unix_ms();
         state.dedupe.purge(now_ms);
         state.spool.probe().await;
+        match dead_letters::take_replays(&state.spool, state.spool.dir()).await {
+            Ok(0) => {}
+            Ok(replayed) => {
+                tracing::info!(
+                    replayed,
+                    "dead letters queued for replay are back in the spool"
+                );
+                state.spool.report_pending(|p| {
+                    state
+                        .metrics
+                        .spool_pending
+                        .set(i64::try_from(p).unwrap_or(i64::MAX));
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot take the dead letters queued for replay"),
+        }
         if n % 10 == 0 {
             state.live.load().limits.forget_idle();
             state

@@ -1,4 +1,4 @@
-//! `alertgate-relay` command line: `run`, `check-config`, `keygen`.
+//! `alertgate-relay` command line: `run`, `check-config`, `keygen`, `dead-letters list|replay`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +37,40 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Alerts the relay gave up on: list them, or replay them (also while the relay runs).
+    DeadLetters {
+        #[command(subcommand)]
+        /// What to do with them.
+        command: DeadLetterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLetterCommand {
+    /// Print every dead letter (id, account, reason, received, given up).
+    List {
+        /// The relay's TOML configuration file (its `spool.dir`).
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put letters back into the spool with their original webhook-id and received_at.
+    Replay {
+        /// The relay's TOML configuration file (its `spool.dir`).
+        #[arg(long)]
+        config: PathBuf,
+        /// This letter (repeatable).
+        #[arg(long, conflicts_with_all = ["since", "all"], required_unless_present_any = ["since", "all"])]
+        id: Vec<String>,
+        /// Letters given up at or after this time (RFC 3339).
+        #[arg(long, conflicts_with = "all")]
+        since: Option<String>,
+        /// Every letter.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +79,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Keygen { out } => keygen(&out),
+        Command::DeadLetters { command } => dead_letters(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,6 +114,80 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     );
     println!("# {}: OK", path.display());
     Ok(())
+}
+
+fn dead_letters(command: DeadLetterCommand) -> anyhow::Result<()> {
+    use alertgate_relay::dead_letters::{self, Selection};
+    use alertgate_shared::envelope::{format_millis, parse_rfc3339};
+    let when = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map(format_millis)
+            .unwrap_or_default()
+    };
+    match command {
+        DeadLetterCommand::List { config, json } => {
+            let settings = Settings::load(&config)?;
+            let letters = dead_letters::read_all(&settings.spool.dir)?;
+            if json {
+                for l in &letters {
+                    println!("{}", serde_json::to_string(l)?);
+                }
+                return Ok(());
+            }
+            println!(
+                "{:<30}  {:<16}  {:<14}  {:<24}  DEAD",
+                "ID", "ACCOUNT", "REASON", "RECEIVED"
+            );
+            for l in &letters {
+                println!(
+                    "{:<30}  {:<16}  {:<14}  {:<24}  {}",
+                    l.id,
+                    l.account,
+                    l.reason,
+                    when(l.received_ms),
+                    when(l.dead_ms)
+                );
+            }
+            Ok(())
+        }
+        DeadLetterCommand::Replay {
+            config,
+            id,
+            since,
+            all,
+        } => {
+            let settings = Settings::load(&config)?;
+            let selection = if all {
+                Selection::All
+            } else if let Some(since) = since {
+                let t = parse_rfc3339(&since)
+                    .with_context(|| format!("--since {since:?} is not an RFC 3339 time"))?;
+                Selection::Since(
+                    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MIN),
+                )
+            } else {
+                Selection::Ids(id)
+            };
+            let letters = dead_letters::read_all(&settings.spool.dir)?;
+            let chosen = dead_letters::select(&letters, &selection).map_err(|missing| {
+                anyhow::anyhow!("no dead letter with id {}", missing.join(", "))
+            })?;
+            if chosen.is_empty() {
+                println!("nothing to replay");
+                return Ok(());
+            }
+            let file = dead_letters::queue_replay(&settings.spool.dir, &chosen)?;
+            for l in &chosen {
+                println!("{}  {}  {}", l.id, l.account, l.reason);
+            }
+            println!(
+                "{} letter(s) queued in {}: the running relay puts them back into its spool within a second (a stopped relay at its next start)",
+                chosen.len(),
+                file.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 fn keygen(out: &Path) -> anyhow::Result<()> {

@@ -7,6 +7,8 @@
 //! - `alertgate_relay_spool_pending`: alerts accepted and not yet delivered or dead-lettered.
 //! - `alertgate_relay_request_duration_seconds`, `alertgate_relay_forward_duration_seconds`.
 //! - `alertgate_relay_config_reloads_total{outcome}`: SIGHUP reloads (`ok`, `error`).
+//! - `alertgate_relay_notifications_total{destination,outcome}`: `[[notify]]` notices (`sent`,
+//!   `failed`, `dropped` when a destination's queue is full).
 //!
 //! Label values are the `as_str()` of [`RequestOutcome`], [`ForwardOutcome`],
 //! [`DeadLetterReason`] and [`ReloadOutcome`], so each is spelled once.
@@ -154,6 +156,9 @@ pub struct Metrics {
     dead_letters: Family<Labels, Counter>,
     /// `alertgate_relay_config_reloads_total{outcome}`.
     reloads: Family<Labels, Counter>,
+    /// `alertgate_relay_notifications_total{destination,outcome}` (destinations are named in
+    /// config, hence owned labels).
+    notifications: Family<Vec<(&'static str, String)>, Counter>,
     /// Pending spool entries.
     pub spool_pending: Gauge,
     /// Time to answer a webhook request.
@@ -176,6 +181,12 @@ impl Metrics {
         let forwards = Family::<Labels, Counter>::default();
         let dead_letters = Family::<Labels, Counter>::default();
         let reloads = Family::<Labels, Counter>::default();
+        let notifications = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "alertgate_relay_notifications",
+            "[[notify]] notices by destination and outcome (sent, failed, dropped)",
+            notifications.clone(),
+        );
         let spool_pending = Gauge::default();
         let request_duration = Histogram::new(exponential_buckets(0.000_25, 2.0, 16));
         let forward_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
@@ -220,6 +231,7 @@ impl Metrics {
             forwards,
             dead_letters,
             reloads,
+            notifications,
             spool_pending,
             request_duration,
             forward_duration,
@@ -246,6 +258,16 @@ impl Metrics {
     pub fn dead_letter(&self, reason: impl Into<&'static str>) {
         self.dead_letters
             .get_or_create(&vec![("reason", reason.into())])
+            .inc();
+    }
+
+    /// Counts a notice to `destination` that ended `outcome`.
+    pub fn notification(&self, destination: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&vec![
+                ("destination", destination.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
             .inc();
     }
 

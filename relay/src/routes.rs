@@ -45,6 +45,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// `server.tls.tradingview_client_cert` (off without TLS).
     pub client_cert: ClientCertMode,
+    /// `[[notify]]`: `spool_full`.
+    pub notices: crate::notify::Notices,
 }
 
 /// Every route, with rejections turned into JSON.
@@ -326,7 +328,8 @@ where
     match state.spool.append(&entry).await {
         Ok(()) => {}
         Err(SpoolError::Full) => {
-            return Err(ApiError::Unavailable("the spool is full; retry later"))
+            state.notices.spool_full();
+            return Err(ApiError::Unavailable("the spool is full; retry later"));
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot spool an accepted alert");

@@ -13,6 +13,8 @@
 //! - [`server`]: the hyper-util accept loop both services serve their warp filters with (TLS,
 //!   header limits and deadlines, peer address and certificates, graceful drain).
 //! - [`tls`]: the rustls server configuration of `[server.tls]` (certificates, ALPN, client auth).
+//! - [`notify`]: `[[notify]]` destinations (Telegram, Discord, Slack, signed webhook): requests,
+//!   answers, retries and pacing, shared by the receiver's outbox and the relay's notices.
 //! - [`reload`]: a value swapped whole on `SIGHUP` (secrets, keys, allowlist).
 //! - [`shutdown`]: the SIGTERM/SIGINT future and the SIGHUP stream.
 
@@ -21,6 +23,7 @@ pub mod config;
 pub mod envelope;
 pub mod idempotency;
 pub mod keys;
+pub mod notify;
 pub mod reload;
 pub mod retry;
 pub mod secret;

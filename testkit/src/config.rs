@@ -79,6 +79,7 @@ pub fn relay(
             listen: crate::net::loopback(0),
         },
         log: LogConfig::default(),
+        notify: Vec::new(),
     }
 }
 
@@ -102,6 +103,7 @@ pub fn receiver(public_keys: Vec<SecretRef>, store_path: &Path) -> ReceiverSetti
         ops: None,
         metrics: None,
         log: LogConfig::default(),
+        notify: Vec::new(),
     }
 }
 

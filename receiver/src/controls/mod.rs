@@ -10,11 +10,26 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::journal::{Journal, JournalError, StrategySwitch};
+use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, StrategySwitch};
 use crate::metrics::Metrics;
 
 pub mod daily_loss;
 pub mod session;
+
+/// The UTC days on which each account's daily-loss lock was already announced.
+#[derive(Debug, Default)]
+pub struct LockNotices {
+    /// Account → start of the UTC day last announced.
+    announced: Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl LockNotices {
+    /// `true` the first time `account` is found locked on the day starting at `day_start_ms`.
+    pub fn first_today(&self, account: &str, day_start_ms: i64) -> bool {
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.insert(account.to_owned(), day_start_ms) != Some(day_start_ms)
+    }
+}
 
 /// Strategy switches: the journal's record, cached; strategies seen in alerts count as enabled.
 #[derive(Debug, Default)]
@@ -72,6 +87,12 @@ impl Strategies {
             changed_at_ms: now_ms,
         };
         journal.set_strategy(switch.clone()).await?;
+        if !enabled {
+            let event = NotifyEvent::standalone(EventKind::StrategyDisabled, now_ms, name);
+            if let Err(e) = journal.enqueue_event(event).await {
+                tracing::warn!(error = %e, "cannot queue the strategy_disabled notification");
+            }
+        }
         self.lock().insert(name.to_owned(), switch.clone());
         metrics.strategy_enabled(name, enabled);
         tracing::warn!(

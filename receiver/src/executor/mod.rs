@@ -38,7 +38,7 @@ use rust_decimal::Decimal;
 use crate::broker::{Broker, LotRule};
 use crate::config::ExecutorConfig;
 use crate::controls::daily_loss;
-use crate::journal::{Journal, JournalError, OrderRecord, Outcome};
+use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderRecord, Outcome};
 use crate::metrics::Metrics;
 use crate::normalize::{Action, Leg, Sizing};
 use crate::risk::{Candidate, RiskGates, Standing};
@@ -165,6 +165,8 @@ struct Inner {
     active: Mutex<HashSet<String>>,
     /// Woken when `running` drops to zero.
     idle: Notify,
+    /// Accounts whose daily-loss lock was announced today.
+    lock_notices: crate::controls::LockNotices,
 }
 
 /// The client order id of leg `leg` of message `message_id`: `{message id}-{leg}`, or, for ids
@@ -216,6 +218,7 @@ impl Executor {
                 running: AtomicUsize::new(0),
                 active: Mutex::new(HashSet::new()),
                 idle: Notify::new(),
+                lock_notices: crate::controls::LockNotices::default(),
             }),
         }
     }
@@ -466,6 +469,18 @@ impl Inner {
             realized_today,
         };
         if let Err(rejection) = self.risk.admit(account, &candidates, &standing) {
+            if rejection.gate == crate::risk::Gate::MaxDailyLoss
+                && self
+                    .lock_notices
+                    .first_today(account, daily_loss::utc_day_start(now))
+            {
+                let mut event = NotifyEvent::standalone(EventKind::DailyLossLock, now, account);
+                event.account = Some(account.to_owned());
+                event.reason = Some(rejection.detail.clone());
+                if let Err(e) = self.journal.enqueue_event(event).await {
+                    tracing::warn!(error = %e, "cannot queue the daily_loss_lock notification");
+                }
+            }
             tracing::info!(message_id, account, gate = %rejection.gate, detail = rejection.detail, "rejected by risk gate");
             let reason = Some(rejection.gate.as_str().to_owned());
             return Ok(Prepared::Finished(Finished::without_orders(

@@ -22,11 +22,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::order::{Exits, OrderStatus, OrderType, Placement, Product, Side, TimeInForce};
 
+pub mod events;
 pub mod hold;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
+pub use events::{EventKind, NotifyEvent};
 pub use hold::KeyHold;
 pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
@@ -438,6 +440,29 @@ pub trait Journal: Send + Sync + Debug {
         let _ = keys;
         Box::pin(async { Ok(KeyHold::local()) })
     }
+
+    /// Appends an event to the notification outbox (events not caused by a message outcome:
+    /// `drift`, `kill_switch`, `daily_loss_lock`, `strategy_disabled`, `cancelled`). Outcome
+    /// events are written by [`Journal::admit`] and [`Journal::complete`] themselves, in the
+    /// transaction of the outcome ([`NotifyEvent::for_outcome`]).
+    fn enqueue_event(&self, event: NotifyEvent) -> JournalFuture<()>;
+
+    /// The outbox position `destination` has handled up to; a destination seen for the first
+    /// time starts after the newest event.
+    fn outbox_cursor(&self, destination: &str, now_ms: i64) -> JournalFuture<i64>;
+
+    /// Outbox events after `after_seq`, oldest first.
+    fn outbox_after(&self, after_seq: i64, limit: u32) -> JournalFuture<Vec<OutboxEntry>>;
+
+    /// Moves `destination` past event `seq`, recording `delivery` when the event was meant for
+    /// it (an event its filter skips has none), in one write.
+    fn outbox_advance(
+        &self,
+        destination: &str,
+        seq: i64,
+        delivery: Option<DeliveryRecord>,
+        now_ms: i64,
+    ) -> JournalFuture<()>;
 }
 
 /// A working order's new prices.
@@ -479,6 +504,26 @@ pub struct StrategySwitch {
     pub enabled: bool,
     /// When it last changed (unix ms).
     pub changed_at_ms: i64,
+}
+
+/// One event in the notification outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Its position (increasing).
+    pub seq: i64,
+    /// The event.
+    pub event: NotifyEvent,
+}
+
+/// What became of one event at one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// `sent` or `failed` (given up after its attempts, or refused for good).
+    pub outcome: String,
+    /// Requests made.
+    pub attempts: u32,
+    /// The last error (never a URL or token).
+    pub error: Option<String>,
 }
 
 /// One position as the journal's fills make it.

@@ -9,6 +9,17 @@ use serde_json::{json, Value};
 
 use crate::helpers::{dec, spawn_app_with, spawn_in, Options, TestApp, OPS_TOKEN};
 
+/// Notification events of `kind` in the app's outbox.
+fn events(app: &TestApp, kind: &str) -> i64 {
+    let db = rusqlite::Connection::open(app.work.db_path()).unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM notify_outbox WHERE kind = ?1",
+        [kind],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 fn unix(rfc3339: &str) -> i64 {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .unwrap()
@@ -111,6 +122,7 @@ async fn a_disabled_strategy_opens_nothing_but_still_closes_and_the_switch_survi
         .metrics()
         .await
         .contains("alertgate_receiver_strategy_enabled{strategy=\"sma-cross\"} 0"));
+    assert_eq!(events(&app, "strategy_disabled"), 1);
 
     let work = app.stop().await;
     let app = spawn_in(work.clone(), &options).await;
@@ -231,6 +243,11 @@ async fn a_daily_loss_of_501_against_500_locks_opening_orders_until_midnight_utc
     assert_eq!(
         outcome(&app, &alert("buy", "1", "2000")).await,
         is("rejected", Some("max_daily_loss"))
+    );
+    assert_eq!(
+        events(&app, "daily_loss_lock"),
+        1,
+        "two refusals, one announcement a day"
     );
     set_clock(&app, "2026-03-10T00:00:00Z");
     assert_eq!(

@@ -619,3 +619,57 @@ async fn the_paper_book_takes_a_resting_orders_later_answer() {
         );
     }
 }
+
+#[tokio::test]
+async fn outcome_events_are_written_with_the_outcome_and_each_destination_reads_past_them_once() {
+    use alertgate_receiver::journal::{DeliveryRecord, EventKind, NotifyEvent};
+    for s in stores().await {
+        // A destination seen first starts after the newest event: it gets no history.
+        s.journal
+            .enqueue_event(NotifyEvent::standalone(EventKind::KillSwitch, 1, "on"))
+            .await
+            .unwrap();
+        let start = s.journal.outbox_cursor("chat", 1).await.unwrap();
+        assert!(
+            s.journal.outbox_after(start, 10).await.unwrap().is_empty(),
+            "{}",
+            s.name
+        );
+
+        s.journal.admit(message("m1", None, 1_000)).await.unwrap();
+        s.journal
+            .finish("m1", Outcome::Rejected, Some("kill_switch".into()), 2_000)
+            .await
+            .unwrap();
+        // Recording the same outcome again is not news.
+        s.journal
+            .finish("m1", Outcome::Rejected, Some("kill_switch".into()), 2_001)
+            .await
+            .unwrap();
+        let pending = s.journal.outbox_after(start, 10).await.unwrap();
+        assert_eq!(pending.len(), 1, "{}", s.name);
+        assert_eq!(pending[0].event.kind, EventKind::Rejected, "{}", s.name);
+        assert_eq!(
+            pending[0].event.message_id.as_deref(),
+            Some("m1"),
+            "{}",
+            s.name
+        );
+        let delivered = DeliveryRecord {
+            outcome: "sent".into(),
+            attempts: 1,
+            error: None,
+        };
+        s.journal
+            .outbox_advance("chat", pending[0].seq, Some(delivered), 3_000)
+            .await
+            .unwrap();
+        let cursor = s.journal.outbox_cursor("chat", 3_000).await.unwrap();
+        assert_eq!(cursor, pending[0].seq, "{}", s.name);
+        assert!(
+            s.journal.outbox_after(cursor, 10).await.unwrap().is_empty(),
+            "{}",
+            s.name
+        );
+    }
+}

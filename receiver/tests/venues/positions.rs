@@ -39,13 +39,9 @@ struct Binance {
     _dir: TempDir,
 }
 
-async fn binance() -> Binance {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerConfig {
+/// `[broker]` for the Binance emulator, its credentials in `dir`.
+fn binance_broker(venue: &BinanceEmulator, dir: &TempDir) -> BrokerConfig {
+    BrokerConfig {
         kind: BrokerKind::Binance,
         binance: Some(BinanceConfig {
             base_url: venue.base_url(),
@@ -56,7 +52,16 @@ async fn binance() -> Binance {
             timeout_ms: 1000,
         }),
         ..BrokerConfig::default()
-    };
+    }
+}
+
+async fn binance() -> Binance {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = binance_broker(&venue, &dir);
     Binance {
         venue,
         app: app(broker).await,
@@ -364,4 +369,46 @@ async fn an_unknown_order_the_venue_never_got_fails_as_not_found_after_the_grace
         (Some("failed"), Some("not_found_at_venue"), Some("failed"))
     );
     assert!(a.venue.orders().is_empty());
+}
+
+#[tokio::test]
+async fn a_drift_is_notified_once_when_it_is_first_seen_not_at_every_pass() {
+    use alertgate_testkit::emulators::slack::SlackEmulator;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
+        .await
+        .unwrap();
+    let hook = SlackEmulator::webhook("DRIFT").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = binance_broker(&venue, &dir);
+    let table: alertgate_shared::notify::NotifyConfig = serde_json::from_value(json!({
+        "kind": "slack",
+        "webhook_url": secret_file(dir.path(), "slack", &hook.webhook_url()).to_string(),
+        "events": ["drift"],
+        "min_interval_ms": 0,
+    }))
+    .unwrap();
+    let app = spawn_app_with(Options::configured(move |s| {
+        s.broker = broker.clone();
+        s.notify = vec![table.clone()];
+    }))
+    .await;
+    app.send(&btc(json!({"target_position": "0.01"}))).await;
+    app.reconciler.run_once().await.unwrap();
+    venue.set_balance("BTC", dec("0.004"));
+    app.reconciler.run_once().await.unwrap();
+    app.reconciler.run_once().await.unwrap();
+    alertgate_testkit::until("the drift notice", || async { !hook.messages().is_empty() }).await;
+    // A further pass with the same reading adds nothing; a marker event proves the queue moved on.
+    venue.set_balance("BTC", dec("0.003"));
+    app.reconciler.run_once().await.unwrap();
+    alertgate_testkit::until("the changed drift", || async { hook.messages().len() == 2 }).await;
+    let texts: Vec<String> = hook.messages().into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "drift BTCUSDT: journal 0.01, venue 0.004 · binance · main".to_owned(),
+            "drift BTCUSDT: journal 0.01, venue 0.003 · binance · main".to_owned(),
+        ]
+    );
 }

@@ -27,7 +27,7 @@ pub struct DeadLetter {
 }
 
 /// Where the dead letters of the spool in `dir` go.
-pub(super) fn dead_letter_path(dir: &Path) -> PathBuf {
+pub(crate) fn dead_letter_path(dir: &Path) -> PathBuf {
     dir.join("dead").join("dead-letters.jsonl")
 }
 

@@ -58,7 +58,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use self::dead_letter::dead_letter_path;
+pub(crate) use self::dead_letter::dead_letter_path;
 pub use self::dead_letter::DeadLetter;
 use self::format::{encode_line, Record};
 use self::ledger::Ledger;
@@ -382,6 +382,16 @@ impl Spool {
     /// Where dead letters are written.
     pub fn dead_letter_file(&self) -> PathBuf {
         dead_letter_path(&self.shared.settings.dir)
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.shared.settings.dir
+    }
+
+    /// Whether `id` is accepted and not yet delivered or dead-lettered.
+    pub fn is_pending(&self, id: &str) -> bool {
+        self.ledger().is_pending(id)
     }
 
     /// Number of segment files currently kept (for tests).

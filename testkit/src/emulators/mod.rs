@@ -18,6 +18,10 @@
 //! - [`betfair::BetfairEmulator`]: Betfair Exchange API-NG (logins, keep-alive, `placeOrders`,
 //!   `listCurrentOrders`, `listMarketCatalogue`) on one base URL.
 //! - [`oms::OmsEmulator`]: a user's OMS receiving Standard Webhooks-signed orders.
+//! - Notification destinations (`[[notify]]`), their "order" being a message:
+//!   [`telegram::TelegramEmulator`] (Bot API `sendMessage`), [`discord::DiscordEmulator`] and
+//!   [`slack::SlackEmulator`] (incoming webhooks), [`signed_webhook::SignedWebhookEmulator`]
+//!   (Standard Webhooks); what they share is in [`chat`].
 //!
 //! Balances and positions follow the emulated fills, and tests can change them by hand
 //! ([`binance::BinanceEmulator::set_balance`], [`alpaca::AlpacaEmulator::set_position`]): a
@@ -33,9 +37,14 @@
 pub mod alpaca;
 pub mod betfair;
 pub mod binance;
+pub mod chat;
+pub mod discord;
 mod fault;
 pub mod oms;
 mod request;
+pub mod signed_webhook;
+pub mod slack;
+pub mod telegram;
 pub mod zerodha;
 
 use std::convert::Infallible;

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use tokio_postgres::Transaction;
 
 use super::orders::{query_orders, ORDER_COLUMNS};
+use super::outbox;
 use super::pg;
+use crate::journal::events::NotifyEvent;
 use crate::journal::{Admission, JournalError, MessageRecord, NewMessage, Outcome};
 
 const MESSAGE_COLUMNS: &str =
@@ -109,7 +111,7 @@ pub(super) async fn admit(tx: &Transaction<'_>, m: NewMessage) -> Result<Admissi
             .ok_or_else(|| JournalError::Corrupt(format!("message {} vanished", m.id)))?;
         return Ok(Admission::Seen(existing));
     }
-    Ok(Admission::New(MessageRecord {
+    let record = MessageRecord {
         id: m.id,
         account: m.account,
         idempotency_key: m.idempotency_key,
@@ -120,7 +122,12 @@ pub(super) async fn admit(tx: &Transaction<'_>, m: NewMessage) -> Result<Admissi
         reason,
         envelope: m.envelope.to_vec(),
         orders: Vec::new(),
-    }))
+    };
+    // As SQLite's: an alert refused at admission is final already; its event goes with it.
+    if let Some(event) = NotifyEvent::for_outcome(&record, m.now_ms) {
+        outbox::insert(tx, &event).await?;
+    }
+    Ok(Admission::New(record))
 }
 
 /// Sets a message's outcome; orders still `new` become `skipped` unless it is `pending`.
@@ -131,6 +138,13 @@ pub(super) async fn finish(
     reason: Option<String>,
     now_ms: i64,
 ) -> Result<(), JournalError> {
+    let before: Option<String> = tx
+        .query_opt("SELECT outcome FROM messages WHERE id = $1", &[&id])
+        .await
+        .map_err(pg)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(pg)?;
     tx.execute(
         "UPDATE messages SET outcome = $2, reason = $3, updated_at = $4 WHERE id = $1",
         &[&id, &outcome.as_str(), &reason, &now_ms],
@@ -147,6 +161,14 @@ pub(super) async fn finish(
         tx.execute("DELETE FROM leases WHERE message_id = $1", &[&id])
             .await
             .map_err(pg)?;
+    }
+    // The outcome's notification event, in the outcome's transaction (as SQLite's).
+    if before.as_deref() != Some(outcome.as_str()) {
+        if let Some(message) = load(tx, id).await? {
+            if let Some(event) = NotifyEvent::for_outcome(&message, now_ms) {
+                outbox::insert(tx, &event).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -20,9 +20,9 @@ use rust_decimal::Decimal;
 use tokio_postgres::{NoTls, Transaction};
 
 use super::{
-    Admission, Fill, Journal, JournalError, JournalFuture, KeyHold, MessageRecord, NewMessage,
-    OrderRecord, OrderState, Outcome, PlacementStore, PositionRecord, Reprice, Settlement,
-    StrategySwitch, VenuePosition,
+    Admission, DeliveryRecord, Fill, Journal, JournalError, JournalFuture, KeyHold, MessageRecord,
+    NewMessage, NotifyEvent, OrderRecord, OrderState, OutboxEntry, Outcome, PlacementStore,
+    PositionRecord, Reprice, Settlement, StrategySwitch, VenuePosition,
 };
 use crate::order::Placement;
 
@@ -31,6 +31,7 @@ mod keys;
 mod leases;
 mod messages;
 mod orders;
+mod outbox;
 mod placements;
 pub mod schema;
 
@@ -239,6 +240,32 @@ impl Journal for PostgresJournal {
 
     fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>> {
         self.tx(|t| Box::pin(controls::strategies(t)))
+    }
+
+    fn enqueue_event(&self, event: NotifyEvent) -> JournalFuture<()> {
+        self.tx(move |t| Box::pin(async move { outbox::insert(t, &event).await }))
+    }
+
+    fn outbox_cursor(&self, destination: &str, now_ms: i64) -> JournalFuture<i64> {
+        let destination = destination.to_owned();
+        self.tx(move |t| Box::pin(async move { outbox::cursor(t, &destination, now_ms).await }))
+    }
+
+    fn outbox_after(&self, after_seq: i64, limit: u32) -> JournalFuture<Vec<OutboxEntry>> {
+        self.tx(move |t| Box::pin(outbox::after(t, after_seq, limit)))
+    }
+
+    fn outbox_advance(
+        &self,
+        destination: &str,
+        seq: i64,
+        delivery: Option<DeliveryRecord>,
+        now_ms: i64,
+    ) -> JournalFuture<()> {
+        let destination = destination.to_owned();
+        self.tx(move |t| {
+            Box::pin(async move { outbox::advance(t, &destination, seq, delivery, now_ms).await })
+        })
     }
 
     fn lease(&self, id: &str, holder: &str, now_ms: i64, until_ms: i64) -> JournalFuture<bool> {

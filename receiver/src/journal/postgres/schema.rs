@@ -106,6 +106,31 @@ ALTER TABLE orders ADD COLUMN parent TEXT;
 CREATE INDEX orders_working ON orders (account, symbol, seq)
     WHERE status IN ('placed', 'partially_filled');
 "#,
+    // 5: the notification outbox (as SQLite's 5).
+    r#"
+CREATE TABLE notify_outbox (
+    seq        BIGSERIAL PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    message_id TEXT,
+    event      TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE notify_cursors (
+    destination TEXT PRIMARY KEY,
+    last_seq    BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE TABLE notify_deliveries (
+    event_seq    BIGINT NOT NULL REFERENCES notify_outbox (seq),
+    destination  TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    attempts     BIGINT NOT NULL,
+    error        TEXT,
+    delivered_at BIGINT NOT NULL,
+    PRIMARY KEY (event_seq, destination)
+);
+"#,
 ];
 
 /// Objects only PostgreSQL needs (several receivers), created with `IF NOT EXISTS` after the

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::orders::{query_orders, ORDER_COLUMNS};
+use super::outbox;
 use super::storage;
+use crate::journal::events::NotifyEvent;
 use crate::journal::{Admission, JournalError, MessageRecord, NewMessage, Outcome};
 
 /// One message with its orders.
@@ -105,7 +107,7 @@ pub(super) fn admit(conn: &Connection, m: NewMessage) -> Result<Admission, Journ
         reason
     ])
     .map_err(storage)?;
-    Ok(Admission::New(MessageRecord {
+    let record = MessageRecord {
         id: m.id,
         account: m.account,
         idempotency_key: m.idempotency_key,
@@ -116,7 +118,12 @@ pub(super) fn admit(conn: &Connection, m: NewMessage) -> Result<Admission, Journ
         reason,
         envelope: m.envelope.to_vec(),
         orders: Vec::new(),
-    }))
+    };
+    // An alert refused at admission (`invalid`) is final already: its event goes with it.
+    if let Some(event) = NotifyEvent::for_outcome(&record, m.now_ms) {
+        outbox::insert(conn, &event)?;
+    }
+    Ok(Admission::New(record))
 }
 
 /// Sets a message's outcome; orders still `new` become `skipped` unless it is `pending`.
@@ -127,6 +134,12 @@ pub(super) fn finish(
     reason: Option<String>,
     now_ms: i64,
 ) -> Result<(), JournalError> {
+    let before: Option<String> = conn
+        .prepare_cached("SELECT outcome FROM messages WHERE id = ?1")
+        .map_err(storage)?
+        .query_row([id], |r| r.get(0))
+        .optional()
+        .map_err(storage)?;
     conn.prepare_cached(
         "UPDATE messages SET outcome = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
     )
@@ -140,6 +153,20 @@ pub(super) fn finish(
         .map_err(storage)?
         .execute(params![id, now_ms])
         .map_err(storage)?;
+    }
+    if before.as_deref() != Some(outcome.as_str()) {
+        enqueue_outcome_event(conn, id, now_ms)?;
+    }
+    Ok(())
+}
+
+/// Writes the notification event of the message's new outcome, if it makes one, in the same
+/// transaction as the outcome.
+fn enqueue_outcome_event(conn: &Connection, id: &str, now_ms: i64) -> Result<(), JournalError> {
+    if let Some(message) = load(conn, id)? {
+        if let Some(event) = NotifyEvent::for_outcome(&message, now_ms) {
+            outbox::insert(conn, &event)?;
+        }
     }
     Ok(())
 }
@@ -172,6 +199,24 @@ pub(super) fn recent(conn: &Connection, limit: u32) -> Result<Vec<MessageRecord>
 
 /// The messages of `ids`, in that order.
 fn load_all(conn: &Connection, ids: Vec<String>) -> Result<Vec<MessageRecord>, JournalError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(load(conn, &id)?);
+    }
+    Ok(out)
+}
+
+/// Messages journaled at or after `since_ms`, oldest first (`replay`).
+pub(super) fn since(conn: &Connection, since_ms: i64) -> Result<Vec<MessageRecord>, JournalError> {
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE recorded_at >= ?1 ORDER BY recorded_at, rowid",
+        )
+        .map_err(storage)?
+        .query_map([since_ms], |r| r.get(0))
+        .map_err(storage)?
+        .collect::<Result<_, _>>()
+        .map_err(storage)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.extend(load(conn, &id)?);

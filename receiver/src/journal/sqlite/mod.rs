@@ -8,7 +8,7 @@
 //! - [`schema`]: migrations and connection pragmas.
 //! - `writer`: the writer thread and its group commit.
 //! - `messages`, `orders`, `placements`, `controls` (strategy switches, fills for daily-loss
-//!   accounting): the SQL of each table; `values`: how values are stored.
+//!   accounting), `outbox` (notifications): the SQL of each table; `values`: how values are stored.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -19,15 +19,16 @@ use rust_decimal::Decimal;
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, Fill, Journal, JournalError, JournalFuture, MessageRecord, NewMessage, OrderRecord,
-    OrderState, Outcome, PlacementStore, PositionRecord, Reprice, Settlement, StrategySwitch,
-    VenuePosition,
+    Admission, DeliveryRecord, Fill, Journal, JournalError, JournalFuture, MessageRecord,
+    NewMessage, NotifyEvent, OrderRecord, OrderState, OutboxEntry, Outcome, PlacementStore,
+    PositionRecord, Reprice, Settlement, StrategySwitch, VenuePosition,
 };
 use crate::order::Placement;
 
 mod controls;
 mod messages;
 mod orders;
+mod outbox;
 mod placements;
 pub mod schema;
 pub(crate) mod values;
@@ -94,6 +95,18 @@ impl SqliteJournal {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Messages journaled at or after `since_ms`, oldest first, with their orders (`replay`).
+    pub fn messages_since(&self, since_ms: i64) -> JournalFuture<Vec<MessageRecord>> {
+        self.call(move |c| messages::since(c, since_ms))
+    }
+
+    /// (destination, outcome, attempts) of every delivery of the event `event_id`: tests and
+    /// troubleshooting.
+    pub fn deliveries(&self, event_id: &str) -> JournalFuture<Vec<(String, String, u32)>> {
+        let id = event_id.to_owned();
+        self.call(move |c| outbox::deliveries(c, &id))
     }
 
     /// Runs `f` on the writer thread inside the next transaction; resolves after the commit.
@@ -229,6 +242,30 @@ impl Journal for SqliteJournal {
 
     fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>> {
         self.call(controls::strategies)
+    }
+
+    fn enqueue_event(&self, event: NotifyEvent) -> JournalFuture<()> {
+        self.call(move |c| outbox::insert(c, &event))
+    }
+
+    fn outbox_cursor(&self, destination: &str, now_ms: i64) -> JournalFuture<i64> {
+        let destination = destination.to_owned();
+        self.call(move |c| outbox::cursor(c, &destination, now_ms))
+    }
+
+    fn outbox_after(&self, after_seq: i64, limit: u32) -> JournalFuture<Vec<OutboxEntry>> {
+        self.call(move |c| outbox::after(c, after_seq, limit))
+    }
+
+    fn outbox_advance(
+        &self,
+        destination: &str,
+        seq: i64,
+        delivery: Option<DeliveryRecord>,
+        now_ms: i64,
+    ) -> JournalFuture<()> {
+        let destination = destination.to_owned();
+        self.call(move |c| outbox::advance(c, &destination, seq, delivery, now_ms))
     }
 
     fn ping(&self) -> JournalFuture<()> {

@@ -101,6 +101,33 @@ ALTER TABLE orders ADD COLUMN parent TEXT;
 CREATE INDEX orders_working ON orders (account, symbol, seq)
     WHERE status IN ('placed', 'partially_filled');
 "#,
+    // 5: the notification outbox (receiver/README.md, "Notifications"): events written with the
+    // outcome that causes them, each destination's cursor, and one delivery row per event and
+    // destination.
+    r#"
+CREATE TABLE notify_outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    message_id TEXT,
+    event      TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE notify_cursors (
+    destination TEXT PRIMARY KEY,
+    last_seq    INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE notify_deliveries (
+    event_seq    INTEGER NOT NULL REFERENCES notify_outbox (seq),
+    destination  TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    error        TEXT,
+    delivered_at INTEGER NOT NULL,
+    PRIMARY KEY (event_seq, destination)
+);
+"#,
 ];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
