@@ -211,11 +211,19 @@ impl Placer<'_> {
         false
     }
 
-    /// Places one order, retrying transient errors with the same client order id.
-    pub async fn place_with_retries(
+    /// Runs `call` until it answers something other than a transient error, at most
+    /// `executor.max_attempts` times, waiting the backoff (or the venue's `Retry-After`) between
+    /// attempts. The last transient error comes back with the attempts made.
+    pub async fn with_retries<T, F, Fut>(
         &self,
-        request: &OrderRequest,
-    ) -> Result<Placement, BrokerError> {
+        client_order_id: &str,
+        what: &str,
+        mut call: F,
+    ) -> Result<T, (BrokerError, u32)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BrokerError>>,
+    {
         let backoff = Backoff::new(
             Duration::from_millis(self.config.retry_base_ms),
             Duration::from_millis(self.config.retry_max_ms),
@@ -223,36 +231,52 @@ impl Placer<'_> {
         );
         let mut attempt = 1;
         loop {
-            match self.broker.place(request).await {
-                Ok(p) => return Ok(p),
+            match call().await {
                 Err(BrokerError::Transient {
                     message,
                     retry_after,
-                }) => {
-                    if attempt >= self.config.max_attempts {
-                        // Never confirmed and cannot be asked: `unknown`, for reconciliation to
-                        // settle by client order id (never `failed`: the venue may have it).
-                        return Err(BrokerError::Transient {
-                            message: format!(
-                                "venue unavailable after {attempt} attempts: {message}; the order \
-                                 is unknown until reconciliation finds it at the venue"
-                            ),
-                            retry_after: None,
-                        });
-                    }
+                }) if attempt < self.config.max_attempts => {
                     let wait = backoff.delay_now(attempt, retry_after);
                     tracing::warn!(
-                        client_order_id = request.client_order_id,
+                        client_order_id,
                         attempt,
                         ?wait,
                         message,
-                        "transient broker error; retrying with the same id"
+                        "transient broker error {what}; retrying with the same id"
                     );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Ok(v) => return Ok(v),
+                Err(e) => return Err((e, attempt)),
             }
+        }
+    }
+
+    /// Places one order, retrying transient errors with the same client order id.
+    pub async fn place_with_retries(
+        &self,
+        request: &OrderRequest,
+    ) -> Result<Placement, BrokerError> {
+        let placed = self
+            .with_retries(&request.client_order_id, "placing", || {
+                self.broker.place(request)
+            })
+            .await;
+        match placed {
+            Ok(p) => Ok(p),
+            // Never confirmed and cannot be asked: `unknown`, for reconciliation to settle by
+            // client order id (never `failed`: the venue may have it).
+            Err((BrokerError::Transient { message, .. }, attempts)) => {
+                Err(BrokerError::Transient {
+                    message: format!(
+                        "venue unavailable after {attempts} attempts: {message}; the order \
+                     is unknown until reconciliation finds it at the venue"
+                    ),
+                    retry_after: None,
+                })
+            }
+            Err((e, _)) => Err(e),
         }
     }
 }

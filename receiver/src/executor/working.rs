@@ -474,50 +474,25 @@ impl Placer<'_> {
         &self,
         order: &OrderRecord,
     ) -> Result<Placement, crate::broker::BrokerError> {
-        use crate::broker::BrokerError;
-        let backoff = alertgate_shared::retry::Backoff::new(
-            std::time::Duration::from_millis(self.config.retry_base_ms),
-            std::time::Duration::from_millis(self.config.retry_max_ms),
-            std::time::Duration::from_secs(60),
-        );
-        let mut attempt = 1;
-        loop {
-            match self
-                .broker
-                .cancel(
+        let answer = self
+            .with_retries(&order.client_order_id, "cancelling", || {
+                self.broker.cancel(
                     &order.symbol,
                     &order.client_order_id,
                     order.venue_order_id.as_deref(),
                 )
-                .await
-            {
-                Err(BrokerError::Transient {
-                    message,
-                    retry_after,
-                }) if attempt < self.config.max_attempts => {
-                    let wait = backoff.delay_now(attempt, retry_after);
-                    tracing::warn!(
-                        client_order_id = order.client_order_id,
-                        attempt,
-                        ?wait,
-                        message,
-                        "transient error cancelling; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Ok(p)
-                    if p.status == OrderStatus::Placed
-                        || p.status == OrderStatus::PartiallyFilled =>
-                {
-                    return Err(BrokerError::Rejected {
-                        message: "the venue still reports the order working after the cancel"
-                            .into(),
-                    })
-                }
-                other => return other,
-            }
+            })
+            .await
+            .map_err(|(e, _)| e)?;
+        if matches!(
+            answer.status,
+            OrderStatus::Placed | OrderStatus::PartiallyFilled
+        ) {
+            return Err(crate::broker::BrokerError::Rejected {
+                message: "the venue still reports the order working after the cancel".into(),
+            });
         }
+        Ok(answer)
     }
 }
 
