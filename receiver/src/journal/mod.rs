@@ -222,6 +222,25 @@ pub struct NewMessage {
     pub dedupe_since_ms: i64,
 }
 
+impl NewMessage {
+    /// The record a store journals for this message, with the outcome the dedupe check left
+    /// (the same in every store).
+    pub fn into_record(self, outcome: Outcome, reason: Option<String>) -> MessageRecord {
+        MessageRecord {
+            id: self.id,
+            account: self.account,
+            idempotency_key: self.idempotency_key,
+            received_at_ms: self.received_at_ms,
+            recorded_at_ms: self.now_ms,
+            updated_at_ms: self.now_ms,
+            outcome,
+            reason,
+            envelope: self.envelope.to_vec(),
+            orders: Vec::new(),
+        }
+    }
+}
+
 /// What [`Journal::admit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {

@@ -14,6 +14,16 @@ fn market(side: &str, quantity: &str, price: &str) -> Value {
     json!({"symbol": "BINANCE:BTCUSDT", "action": side, "quantity": quantity, "price": price})
 }
 
+/// The statuses of a message's orders, by leg.
+fn statuses(body: &Value) -> Vec<String> {
+    body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn position(app: &TestApp) -> String {
     app.positions()
         .await
@@ -206,13 +216,7 @@ async fn a_filled_entry_gets_two_resting_exits_and_when_the_take_profit_fills_th
     app.send(&market("buy", "1", "111")).await;
     let m = app.message(&entry).await;
     assert_eq!(m.body["outcome"], "filled", "{:?}", m.body);
-    let statuses: Vec<&str> = m.body["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["filled", "filled", "cancelled"]);
+    assert_eq!(statuses(&m.body), ["filled", "filled", "cancelled"]);
     assert_eq!(m.body["orders"][1]["average_price"], "110");
     assert_eq!(position(&app).await, "2", "1 - 1 (take-profit) + 1 + 1");
 
@@ -230,36 +234,24 @@ async fn a_resting_limit_entry_places_its_exits_when_it_fills_and_the_stop_loss_
     entry_alert["tif"] = json!("gtc");
     let (entry, a) = app.send(&entry_alert).await;
     assert_eq!(a.outcome(), "placed");
-    let statuses: Vec<&str> = a
-        .orders()
-        .iter()
-        .map(|o| o["status"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        statuses,
+        statuses(&a.body),
         ["placed", "skipped", "skipped"],
         "no exits before the entry fills"
     );
 
     app.send(&market("sell", "1", "99")).await; // fills the entry at 100, places the exits
     let m = app.message(&entry).await;
-    let statuses: Vec<&str> = m.body["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["filled", "placed", "placed"], "{:?}", m.body);
+    assert_eq!(
+        statuses(&m.body),
+        ["filled", "placed", "placed"],
+        "{:?}",
+        m.body
+    );
 
     app.send(&market("buy", "1", "94")).await; // the stop at 95 fills at 94; the take-profit goes
     let m = app.message(&entry).await;
-    let statuses: Vec<&str> = m.body["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["filled", "cancelled", "filled"]);
+    assert_eq!(statuses(&m.body), ["filled", "cancelled", "filled"]);
     assert_eq!(m.body["outcome"], "filled");
     assert_eq!(
         position(&app).await,

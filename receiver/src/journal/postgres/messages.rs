@@ -60,12 +60,15 @@ pub(super) async fn load(
 /// lock per (account, key), so two deliveries of one key to two receivers cannot both be first;
 /// the same id delivered twice at once is settled by the primary key (the second insert waits
 /// for the first to commit, inserts nothing and reads the stored record).
-pub(super) async fn admit(tx: &Transaction<'_>, m: NewMessage) -> Result<Admission, JournalError> {
+pub(super) async fn admit(
+    tx: &Transaction<'_>,
+    mut m: NewMessage,
+) -> Result<Admission, JournalError> {
     if let Some(existing) = load(tx, &m.id).await? {
         return Ok(Admission::Seen(existing));
     }
     let mut outcome = m.outcome;
-    let mut reason = m.reason;
+    let mut reason = m.reason.take();
     if let (Some(account), Some(key)) = (&m.account, &m.idempotency_key) {
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('alertgate-key:' || $1::text || chr(31) || $2::text, 0))",
@@ -111,20 +114,10 @@ pub(super) async fn admit(tx: &Transaction<'_>, m: NewMessage) -> Result<Admissi
             .ok_or_else(|| JournalError::Corrupt(format!("message {} vanished", m.id)))?;
         return Ok(Admission::Seen(existing));
     }
-    let record = MessageRecord {
-        id: m.id,
-        account: m.account,
-        idempotency_key: m.idempotency_key,
-        received_at_ms: m.received_at_ms,
-        recorded_at_ms: m.now_ms,
-        updated_at_ms: m.now_ms,
-        outcome,
-        reason,
-        envelope: m.envelope.to_vec(),
-        orders: Vec::new(),
-    };
+    let now_ms = m.now_ms;
+    let record = m.into_record(outcome, reason);
     // As SQLite's: an alert refused at admission is final already; its event goes with it.
-    if let Some(event) = NotifyEvent::for_outcome(&record, m.now_ms) {
+    if let Some(event) = NotifyEvent::for_outcome(&record, now_ms) {
         outbox::insert(tx, &event).await?;
     }
     Ok(Admission::New(record))

@@ -70,12 +70,12 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<MessageRecord>,
 
 /// Journals `m` unless its id is known, marking it `duplicate` when its idempotency key was used
 /// within the window.
-pub(super) fn admit(conn: &Connection, m: NewMessage) -> Result<Admission, JournalError> {
+pub(super) fn admit(conn: &Connection, mut m: NewMessage) -> Result<Admission, JournalError> {
     if let Some(existing) = load(conn, &m.id)? {
         return Ok(Admission::Seen(existing));
     }
     let mut outcome = m.outcome;
-    let mut reason = m.reason;
+    let mut reason = m.reason.take();
     if let (Some(account), Some(key)) = (&m.account, &m.idempotency_key) {
         let earlier: Option<String> = conn
             .prepare_cached(
@@ -107,20 +107,10 @@ pub(super) fn admit(conn: &Connection, m: NewMessage) -> Result<Admission, Journ
         reason
     ])
     .map_err(storage)?;
-    let record = MessageRecord {
-        id: m.id,
-        account: m.account,
-        idempotency_key: m.idempotency_key,
-        received_at_ms: m.received_at_ms,
-        recorded_at_ms: m.now_ms,
-        updated_at_ms: m.now_ms,
-        outcome,
-        reason,
-        envelope: m.envelope.to_vec(),
-        orders: Vec::new(),
-    };
+    let now_ms = m.now_ms;
+    let record = m.into_record(outcome, reason);
     // An alert refused at admission (`invalid`) is final already: its event goes with it.
-    if let Some(event) = NotifyEvent::for_outcome(&record, m.now_ms) {
+    if let Some(event) = NotifyEvent::for_outcome(&record, now_ms) {
         outbox::insert(conn, &event)?;
     }
     Ok(Admission::New(record))
