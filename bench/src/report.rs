@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use crate::load::{histogram, micros, Percentiles, Summary};
 use crate::procs::Memory;
-use crate::scenarios::{AcceptResult, EndToEndResult, FloodResult, Plan, RejectResult};
+use crate::scenarios::{
+    AcceptResult, EndToEndResult, FloodResult, Plan, ReceiverResult, RejectResult,
+};
 
 /// What the numbers were measured on.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +92,8 @@ pub struct Results {
     pub end_to_end: Option<EndToEndResult>,
     /// Scenario 4.
     pub flood: Option<FloodResult>,
+    /// Scenario 6.
+    pub receiver: Option<ReceiverResult>,
 }
 
 /// Decimal megabytes, the unit of the targets.
@@ -377,6 +381,28 @@ impl Results {
                     "5. peak RSS under accept load relay / receiver (VmHWM)",
                     &format!("{} / {}", mb(relay.hwm_kib), mb(receiver.hwm_kib)),
                     "",
+                ],
+            );
+        }
+        if let Some(r) = &self.receiver {
+            let (filled, listed) = r.filled_of_listed;
+            row(
+                &mut out,
+                [
+                    &format!(
+                        "6. receiver alone, signed deliveries, {} conns",
+                        r.connections
+                    ),
+                    &format!(
+                        "{:.0} executed/s ({}); {}; receiver CPU {:.0} µs/alert, generator {:.0} µs/alert; machine busy {:.0}%; {filled} of the {listed} orders listed filled",
+                        r.receiver.ok_per_second,
+                        statuses(&r.receiver),
+                        lat(&r.receiver.latency),
+                        r.cpu.micros_per(0, r.receiver.ok),
+                        r.cpu.generator_seconds * 1e6 / r.receiver.ok.max(1) as f64,
+                        r.cpu.machine_busy(self.machine.cpus) * 100.0,
+                    ),
+                    &target(r.receiver.ok_per_second >= 5000.0, "≥ 5,000/s"),
                 ],
             );
         }

@@ -47,6 +47,10 @@ pub struct Plan {
     pub settle_seconds: f64,
     /// Seconds of unrecorded traffic before measuring (connection pools, caches, page faults).
     pub warmup_seconds: f64,
+    /// Connections of the receiver-alone scenario (the relay's forwarder plays no part).
+    pub receiver_connections: usize,
+    /// Seconds of the receiver-alone scenario.
+    pub receiver_seconds: f64,
 }
 
 impl Plan {
@@ -67,6 +71,8 @@ impl Plan {
             legit_rate: 10.0,
             settle_seconds: 2.0,
             warmup_seconds: 1.0,
+            receiver_connections: 64,
+            receiver_seconds: 8.0,
         }
     }
 
@@ -87,6 +93,8 @@ impl Plan {
             legit_rate: 10.0,
             settle_seconds: 0.2,
             warmup_seconds: 0.1,
+            receiver_connections: 4,
+            receiver_seconds: 0.5,
         }
     }
 }
@@ -599,5 +607,76 @@ pub async fn flood(bins: &Binaries, plan: &Plan) -> anyhow::Result<FloodResult> 
         receiver_memory,
         relay_log_bytes,
         relay_cpu,
+    })
+}
+
+/// Scenario 6: the receiver alone, as the relay's forwarder drives it: signed deliveries
+/// (prepared before the clock starts, so signing is not the generator's bottleneck) on keep-alive
+/// connections, each answered once its paper order is filled and journaled.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiverResult {
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// The receiver's answers (200 = executed: verified, journaled, filled, outcome durable).
+    pub receiver: Summary,
+    /// CPU of the receiver (process 0) and the generator over the run.
+    pub cpu: CpuUse,
+    /// Orders the receiver lists as filled afterwards, of the first 1,000 it lists.
+    pub filled_of_listed: (usize, usize),
+}
+
+/// Most deliveries prepared before the run (about 80 MB of requests); past them, signed on
+/// the fly.
+const PREPARED_DELIVERIES: u64 = 120_000;
+
+/// Runs scenario 6.
+pub async fn receiver(bins: &Binaries, plan: &Plan) -> anyhow::Result<ReceiverResult> {
+    let stack = Stack::start(bins, "receiver").await?;
+    let delivery = stack.delivery_signer()?;
+    let symbols = plan.accept_symbols;
+    // Warm-up: the same path, not recorded.
+    let warm = delivery.clone();
+    closed_loop(
+        stack.receiver_addr,
+        LEGIT_SOURCE,
+        4,
+        secs(plan.warmup_seconds),
+        Arc::new(move |n| warm.request("rwarm", n, symbols).unwrap_or_default()),
+        200,
+    )
+    .await?;
+    let prepared = if plan.mode == "quick" {
+        2_000
+    } else {
+        PREPARED_DELIVERIES
+    };
+    let requests = Arc::new(
+        (0..prepared)
+            .map(|n| delivery.request("recv", n, symbols))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
+    let make: MakeRequest = Arc::new(move |n| match requests.get(n as usize) {
+        Some(r) => r.clone(),
+        None => delivery.request("recv", n, symbols).unwrap_or_default(),
+    });
+    let meter = CpuMeter::start(&[stack.receiver.id()?])?;
+    let tally = closed_loop(
+        stack.receiver_addr,
+        LEGIT_SOURCE,
+        plan.receiver_connections,
+        secs(plan.receiver_seconds),
+        make,
+        200,
+    )
+    .await?;
+    let cpu = meter.stop()?;
+    let orders = stack.orders().await?;
+    let filled = orders.iter().filter(|o| o["status"] == "filled").count();
+    stack.stop().await?;
+    Ok(ReceiverResult {
+        connections: plan.receiver_connections,
+        receiver: tally.summary(),
+        cpu,
+        filled_of_listed: (filled, orders.len()),
     })
 }

@@ -131,6 +131,18 @@ impl Stack {
         Ok((self.relay.memory()?, self.receiver.memory()?))
     }
 
+    /// Signs like the relay: a Standard Webhooks delivery of `alert` (an alert object without its
+    /// secret) for account `main`, as the relay's forwarder would send it to the receiver.
+    pub fn delivery_signer(&self) -> anyhow::Result<Delivery> {
+        let key = alertgate_shared::keys::SigningKey::load(&SecretRef::File(
+            self._dir.path().join("relay-signing.key"),
+        ))?;
+        Ok(Delivery {
+            signer: alertgate_shared::webhooks::Signer::new(vec![key], Vec::new())?,
+            target: self.receiver_addr,
+        })
+    }
+
     /// The relay's Prometheus text.
     async fn relay_metrics_text(&self) -> anyhow::Result<String> {
         let mut conn = Connection::new(self.relay_metrics, None);
@@ -223,6 +235,47 @@ impl Stack {
         self.relay.stop().await?;
         self.receiver.stop().await?;
         Ok(())
+    }
+}
+
+/// Builds signed relay → receiver deliveries (the bench plays the relay's forwarder).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The relay's signing key.
+    signer: alertgate_shared::webhooks::Signer,
+    /// The receiver.
+    target: SocketAddr,
+}
+
+impl Delivery {
+    /// The complete `POST /v1/alerts` request carrying alert `n` of `run` (see [`alert`]),
+    /// wrapped in the relay's envelope and signed now.
+    pub fn request(&self, run: &str, n: u64, symbols: u64) -> anyhow::Result<Vec<u8>> {
+        let raw = alert(run, n, symbols);
+        let object: serde_json::Map<String, Value> = serde_json::from_slice(&raw)?;
+        let now = time::OffsetDateTime::now_utc();
+        let envelope = alertgate_shared::envelope::Envelope::new("main", now, LEGIT_SOURCE, object);
+        let body = envelope.to_bytes();
+        let id = alertgate_shared::MessageId::generate();
+        let headers = self
+            .signer
+            .request_headers(id.as_str(), now.unix_timestamp(), &body)
+            .map_err(|_| anyhow::anyhow!("a generated message id was refused"))?;
+        let mut req = format!(
+            "POST /v1/alerts HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n",
+            self.target,
+            body.len()
+        );
+        for (name, value) in &headers {
+            req.push_str(name.as_str());
+            req.push_str(": ");
+            req.push_str(value.to_str()?);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        let mut req = req.into_bytes();
+        req.extend_from_slice(&body);
+        Ok(req)
     }
 }
 

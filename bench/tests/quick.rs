@@ -79,6 +79,21 @@ fn quick_mode_runs_every_scenario_against_the_real_binaries_and_writes_json() {
     assert!(number(&results, "flood.legit_accepted") > 0.0);
     assert!(number(&results, "flood.legit_placed") > 0.0);
 
+    // 6. The receiver alone: signed deliveries were executed, every answer a 200, and the
+    //    orders it lists are filled.
+    assert!(number(&results, "receiver.receiver.ok") > 0.0);
+    assert_eq!(
+        number(&results, "receiver.receiver.ok"),
+        number(&results, "receiver.receiver.latency.count"),
+        "every delivery answered 200: {}",
+        results["receiver"]
+    );
+    assert!(number(&results, "receiver.filled_of_listed.1") > 0.0);
+    assert_eq!(
+        number(&results, "receiver.filled_of_listed.0"),
+        number(&results, "receiver.filled_of_listed.1")
+    );
+
     // 5. Memory was read from /proc for both services.
     assert!(number(&results, "accept.idle.0.rss_kib") > 0.0);
     assert!(number(&results, "accept.idle.1.rss_kib") > 0.0);

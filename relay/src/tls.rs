@@ -41,19 +41,40 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>
 
 /// Whether a (chain-verified) end-entity certificate is TradingView's webhook certificate.
 pub fn is_tradingview(cert: &CertificateDer<'_>) -> bool {
-    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+    use x509_cert::der::Decode as _;
+    let Ok(parsed) = x509_cert::Certificate::from_der(cert.as_ref()) else {
         return false;
     };
-    let subject = parsed.subject();
-    let cn = subject
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok());
-    let o = subject
-        .iter_organization()
-        .next()
-        .and_then(|a| a.as_str().ok());
-    cn == Some(TRADINGVIEW_CN) && o == Some(TRADINGVIEW_O)
+    let subject = &parsed.tbs_certificate.subject;
+    first_attribute(subject, OID_COMMON_NAME) == Some(TRADINGVIEW_CN)
+        && first_attribute(subject, OID_ORGANIZATION) == Some(TRADINGVIEW_O)
+}
+
+/// X.520 `commonName` (2.5.4.3).
+const OID_COMMON_NAME: x509_cert::der::oid::ObjectIdentifier =
+    x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.4.3");
+/// X.520 `organizationName` (2.5.4.10).
+const OID_ORGANIZATION: x509_cert::der::oid::ObjectIdentifier =
+    x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.4.10");
+
+/// The first value of attribute `oid` in `name`, if it is one of the string types a subject uses
+/// (UTF8String, PrintableString, IA5String) and valid UTF-8.
+fn first_attribute(
+    name: &x509_cert::name::Name,
+    oid: x509_cert::der::oid::ObjectIdentifier,
+) -> Option<&str> {
+    use x509_cert::der::{Tag, Tagged as _};
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == oid)
+        .filter(|atv| {
+            matches!(
+                atv.value.tag(),
+                Tag::Utf8String | Tag::PrintableString | Tag::Ia5String
+            )
+        })
+        .and_then(|atv| std::str::from_utf8(atv.value.value()).ok())
 }
 
 /// Whether the request's client certificate satisfies `mode`.
@@ -85,6 +106,25 @@ mod tests {
         assert!(is_tradingview(&cert(TRADINGVIEW_CN, TRADINGVIEW_O)));
         assert!(!is_tradingview(&cert(TRADINGVIEW_CN, "Evil, Inc.")));
         assert!(!is_tradingview(&cert("someone", TRADINGVIEW_O)));
+    }
+
+    #[test]
+    fn the_subject_is_read_whichever_string_type_the_certificate_uses() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            rcgen::DnValue::PrintableString(TRADINGVIEW_CN.try_into().unwrap()),
+        );
+        params.distinguished_name.push(
+            rcgen::DnType::OrganizationName,
+            rcgen::DnValue::PrintableString(TRADINGVIEW_O.try_into().unwrap()),
+        );
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().clone();
+        assert!(is_tradingview(&der));
+        assert!(!is_tradingview(&CertificateDer::from(vec![
+            0x30, 0x03, 0x02, 0x01, 0x00
+        ])));
     }
 
     #[test]

@@ -20,6 +20,8 @@ enum Scenario {
     EndToEnd,
     /// 4: flood from an unlisted address with legitimate alerts flowing.
     Flood,
+    /// 6: the receiver alone, driven with signed deliveries as the relay's forwarder sends them.
+    Receiver,
 }
 
 #[derive(Debug, Parser)]
@@ -105,6 +107,7 @@ async fn run(bins: &Binaries, plan: Plan, args: &Args) -> anyhow::Result<Results
         accept: None,
         end_to_end: None,
         flood: None,
+        receiver: None,
         plan: plan.clone(),
     };
     if wanted(Scenario::Reject) {
@@ -140,6 +143,17 @@ async fn run(bins: &Binaries, plan: Plan, args: &Args) -> anyhow::Result<Results
             scenarios::flood(bins, &plan)
                 .await
                 .context("flood scenario")?,
+        );
+    }
+    if wanted(Scenario::Receiver) {
+        eprintln!(
+            "6 the receiver alone at {} connections for {} s ...",
+            plan.receiver_connections, plan.receiver_seconds
+        );
+        results.receiver = Some(
+            scenarios::receiver(bins, &plan)
+                .await
+                .context("receiver scenario")?,
         );
     }
     Ok(results)
