@@ -267,3 +267,64 @@ impl CpuMeter {
         })
     }
 }
+
+/// The tutorial-style Flask receiver (`bench/flask/tutorial_receiver.py`) under gunicorn's sync
+/// workers, one per CPU: the baseline the accept path is compared with.
+#[derive(Debug)]
+pub struct Flask {
+    /// The gunicorn master (its workers exit with it).
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Flask {
+    /// `gunicorn` on `PATH`, if installed (Debian: `apt-get install gunicorn python3-flask`).
+    pub fn available() -> bool {
+        std::process::Command::new("gunicorn")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts it with `workers` workers and waits until it accepts connections.
+    pub async fn start(workers: usize, secret: &str) -> anyhow::Result<Self> {
+        let addr = alertgate_testkit::free_addr()?;
+        let app_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("flask");
+        let child = Command::new("gunicorn")
+            .arg("--workers")
+            .arg(workers.to_string())
+            .arg("--bind")
+            .arg(addr.to_string())
+            .arg("--chdir")
+            .arg(&app_dir)
+            .args(["--log-level", "warning", "tutorial_receiver:app"])
+            .env("BENCH_SECRET_MAIN", secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting gunicorn")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("gunicorn did not listen on {addr} within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, addr })
+    }
+}
+
+impl Drop for Flask {
+    fn drop(&mut self) {
+        // SIGTERM lets the master stop its workers; kill_on_drop then ends the master.
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}

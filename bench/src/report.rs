@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::load::{histogram, micros, Percentiles, Summary};
 use crate::procs::Memory;
 use crate::scenarios::{
-    AcceptResult, EndToEndResult, FloodResult, Plan, ReceiverResult, RejectResult,
+    AcceptResult, CompareResult, EndToEndResult, FloodResult, Plan, ReceiverResult, RejectResult,
 };
 
 /// What the numbers were measured on.
@@ -94,6 +94,8 @@ pub struct Results {
     pub flood: Option<FloodResult>,
     /// Scenario 6.
     pub receiver: Option<ReceiverResult>,
+    /// Scenario 7 (`None`: not run, or gunicorn missing).
+    pub compare: Option<CompareResult>,
 }
 
 /// Decimal megabytes, the unit of the targets.
@@ -405,6 +407,46 @@ impl Results {
                     &target(r.receiver.ok_per_second >= 5000.0, "≥ 5,000/s"),
                 ],
             );
+        }
+        if let Some(c) = &self.compare {
+            for (i, r) in c.rounds.iter().enumerate() {
+                let met = r.ratio >= 2.5 && r.relay.latency.p99_us < r.flask.latency.p99_us;
+                row(
+                    &mut out,
+                    [
+                        &format!("7. round {}: relay vs Flask tutorial receiver, {} conns", i + 1, c.connections),
+                        &format!(
+                            "relay {:.0}/s, p99 {}; Flask {:.0}/s, p99 {}; {:.2}×; relay CPU {:.0} µs/alert, receiver {:.0} µs/alert",
+                            r.relay.ok_per_second,
+                            ms(r.relay.latency.p99_us),
+                            r.flask.ok_per_second,
+                            ms(r.flask.latency.p99_us),
+                            r.ratio,
+                            r.cpu.micros_per(0, r.relay.ok),
+                            r.cpu.micros_per(1, r.relay.ok),
+                        ),
+                        &target(met, "≥ 2.5× and a lower p99"),
+                    ],
+                );
+                let accept_seconds = r.relay.seconds;
+                row(
+                    &mut out,
+                    [
+                        &format!("7. round {}: everything forwarded and placed", i + 1),
+                        &format!(
+                            "{:.1} s from the first accept ({:.1} s accepting + {:.1} s drain): {:.2}× the accept time",
+                            accept_seconds + r.drain_seconds,
+                            accept_seconds,
+                            r.drain_seconds,
+                            (accept_seconds + r.drain_seconds) / accept_seconds.max(1e-9)
+                        ),
+                        &target(
+                            accept_seconds + r.drain_seconds <= 1.2 * accept_seconds,
+                            "≤ 1.2 × the accept time",
+                        ),
+                    ],
+                );
+            }
         }
         out
     }

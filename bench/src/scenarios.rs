@@ -13,7 +13,7 @@ use crate::http::{self, Connection};
 use crate::load::{
     self, closed_loop, histogram, micros, paced, MakeRequest, Pace, Percentiles, Summary,
 };
-use crate::procs::{memory, Bare, Binaries, CpuMeter, CpuUse, Memory, Profiler};
+use crate::procs::{memory, Bare, Binaries, CpuMeter, CpuUse, Flask, Memory, Profiler};
 use crate::stack::{alert, Stack, LEGIT_SOURCE, OPS_TOKEN, UNLISTED_SOURCE};
 
 /// How long and how hard each scenario runs.
@@ -51,6 +51,12 @@ pub struct Plan {
     pub receiver_connections: usize,
     /// Seconds of the receiver-alone scenario.
     pub receiver_seconds: f64,
+    /// Connections of the Flask comparison (the wrk runs used 32).
+    pub compare_connections: usize,
+    /// Seconds of each half of a comparison round (Flask, then the relay).
+    pub compare_seconds: f64,
+    /// Comparison rounds; the target must hold in every one.
+    pub compare_rounds: usize,
 }
 
 impl Plan {
@@ -73,6 +79,9 @@ impl Plan {
             warmup_seconds: 1.0,
             receiver_connections: 64,
             receiver_seconds: 8.0,
+            compare_connections: 32,
+            compare_seconds: 10.0,
+            compare_rounds: 2,
         }
     }
 
@@ -95,6 +104,9 @@ impl Plan {
             warmup_seconds: 0.1,
             receiver_connections: 4,
             receiver_seconds: 0.5,
+            compare_connections: 4,
+            compare_seconds: 0.5,
+            compare_rounds: 1,
         }
     }
 }
@@ -679,4 +691,94 @@ pub async fn receiver(bins: &Binaries, plan: &Plan) -> anyhow::Result<ReceiverRe
         cpu,
         filled_of_listed: (filled, orders.len()),
     })
+}
+
+/// One round of scenario 7.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareRound {
+    /// The Flask receiver's answers (200 = "order placed", nothing durable).
+    pub flask: Summary,
+    /// The relay's answers (200 = spooled with fsync), the receiver running behind it.
+    pub relay: Summary,
+    /// relay accepted/s ÷ Flask 200/s (target ≥ 2.5).
+    pub ratio: f64,
+    /// Seconds the relay then needed to forward its backlog to the receiver.
+    pub drain_seconds: f64,
+    /// CPU of relay (0) and receiver (1) during the relay half and its drain.
+    pub cpu: CpuUse,
+}
+
+/// Scenario 7: the accept path against the tutorial Flask receiver, alternating, same generator.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareResult {
+    /// Connections used against each.
+    pub connections: usize,
+    /// Each round, Flask first.
+    pub rounds: Vec<CompareRound>,
+}
+
+/// Runs scenario 7, or `None` when gunicorn is not installed.
+pub async fn compare(bins: &Binaries, plan: &Plan) -> anyhow::Result<Option<CompareResult>> {
+    if !Flask::available() {
+        eprintln!("   gunicorn not found (apt-get install gunicorn python3-flask): skipped");
+        return Ok(None);
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    let flask = Flask::start(cpus, crate::stack::SECRET).await?;
+    let stack = Stack::start(bins, "compare").await?;
+    warm_up(&stack, plan).await?;
+    let n = plan.compare_connections;
+    let half = secs(plan.compare_seconds);
+    closed_loop(
+        flask.addr,
+        LEGIT_SOURCE,
+        n,
+        secs(plan.warmup_seconds),
+        alerts(flask.addr, "fwarm"),
+        200,
+    )
+    .await?;
+    let mut rounds = Vec::new();
+    for round in 0..plan.compare_rounds {
+        let run: &'static str = ["cmp-a", "cmp-b", "cmp-c", "cmp-d"][round.min(3)];
+        let flask_tally = closed_loop(
+            flask.addr,
+            LEGIT_SOURCE,
+            n,
+            half,
+            alerts_over(flask.addr, run, plan.accept_symbols),
+            200,
+        )
+        .await?;
+        let meter = CpuMeter::start(&[stack.relay.id()?, stack.receiver.id()?])?;
+        let relay_tally = closed_loop(
+            stack.relay_addr,
+            LEGIT_SOURCE,
+            n,
+            half,
+            alerts_over(stack.relay_addr, run, plan.accept_symbols),
+            200,
+        )
+        .await?;
+        let drain = stack.drain(Duration::from_secs(300)).await?;
+        let cpu = meter.stop()?;
+        let flask_rps = flask_tally.ok_per_second();
+        rounds.push(CompareRound {
+            ratio: if flask_rps > 0.0 {
+                relay_tally.ok_per_second() / flask_rps
+            } else {
+                0.0
+            },
+            flask: flask_tally.summary(),
+            relay: relay_tally.summary(),
+            drain_seconds: drain.as_secs_f64(),
+            cpu,
+        });
+    }
+    stack.stop().await?;
+    drop(flask);
+    Ok(Some(CompareResult {
+        connections: n,
+        rounds,
+    }))
 }

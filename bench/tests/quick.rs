@@ -94,6 +94,14 @@ fn quick_mode_runs_every_scenario_against_the_real_binaries_and_writes_json() {
         number(&results, "receiver.filled_of_listed.1")
     );
 
+    // 7. Against Flask, when gunicorn is installed (it is skipped, and null, otherwise).
+    if results["compare"].is_object() {
+        let round = &results["compare"]["rounds"][0];
+        assert!(number(round, "flask.ok") > 0.0, "{round}");
+        assert!(number(round, "relay.ok") > 0.0, "{round}");
+        assert!(number(round, "ratio") > 0.0);
+    }
+
     // 5. Memory was read from /proc for both services.
     assert!(number(&results, "accept.idle.0.rss_kib") > 0.0);
     assert!(number(&results, "accept.idle.1.rss_kib") > 0.0);

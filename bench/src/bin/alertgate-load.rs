@@ -22,6 +22,8 @@ enum Scenario {
     Flood,
     /// 6: the receiver alone, driven with signed deliveries as the relay's forwarder sends them.
     Receiver,
+    /// 7: the accept path against a tutorial Flask receiver under gunicorn (skipped without it).
+    Compare,
 }
 
 #[derive(Debug, Parser)]
@@ -108,6 +110,7 @@ async fn run(bins: &Binaries, plan: Plan, args: &Args) -> anyhow::Result<Results
         end_to_end: None,
         flood: None,
         receiver: None,
+        compare: None,
         plan: plan.clone(),
     };
     if wanted(Scenario::Reject) {
@@ -155,6 +158,15 @@ async fn run(bins: &Binaries, plan: Plan, args: &Args) -> anyhow::Result<Results
                 .await
                 .context("receiver scenario")?,
         );
+    }
+    if wanted(Scenario::Compare) {
+        eprintln!(
+            "7 the accept path against the Flask tutorial receiver, {} rounds ...",
+            plan.compare_rounds
+        );
+        results.compare = scenarios::compare(bins, &plan)
+            .await
+            .context("compare scenario")?;
     }
     Ok(results)
 }
