@@ -129,12 +129,21 @@ impl SqliteJournal {
         })
     }
 
-    /// Like [`Self::call`], but answers as soon as `f` has run, before the commit. Only for the
-    /// paper broker's book: whatever depends on the answer (the executor's completion write) is
-    /// queued behind it and awaited before anything claims the order. Should this batch's commit
-    /// fail, the paper book forgets the order; if the order's plan was in the same batch the
-    /// completion then fails too (the message stays `pending` and is placed again at the next
-    /// start), otherwise the orders table still records the fill, which is the record that counts.
+    /// Like [`Self::call`], but answers as soon as `f` has run, before the commit. For two
+    /// kinds of callers only:
+    /// - the paper broker's book: whatever depends on the answer (the executor's completion
+    ///   write) is queued behind it and awaited before anything claims the order. Should this
+    ///   batch's commit fail, the paper book forgets the order; if the order's plan was in the
+    ///   same batch the completion then fails too (the message stays `pending` and is placed
+    ///   again at the next start), otherwise the orders table still records the fill, which is
+    ///   the record that counts.
+    /// - the executor's reads inside an (account, symbol) turn (positions, working orders, fills,
+    ///   the order count): they run on the writer's connection after every write queued before
+    ///   them, so they see the previous job's orders even before that job's commit, and need not
+    ///   wait for an fsync they add nothing to. Waiting for it made every turn as long as a
+    ///   commit, which bounded each symbol to a few hundred alerts a second. A read changes
+    ///   nothing, so it is only as good as what it saw: if that batch's commit fails, its
+    ///   writers are told so and their messages stay `pending`, to be resumed at the next start.
     fn call_uncommitted<T, F>(&self, f: F) -> JournalFuture<T>
     where
         T: Send + 'static,
@@ -194,7 +203,7 @@ impl Journal for SqliteJournal {
 
     fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
         let (account, symbol) = (account.to_owned(), symbol.to_owned());
-        self.call(move |c| orders::position(c, &account, &symbol))
+        self.call_uncommitted(move |c| orders::position(c, &account, &symbol))
     }
 
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {
@@ -203,7 +212,7 @@ impl Journal for SqliteJournal {
 
     fn orders_since(&self, account: &str, since_ms: i64) -> JournalFuture<u32> {
         let account = account.to_owned();
-        self.call(move |c| orders::count_since(c, &account, since_ms))
+        self.call_uncommitted(move |c| orders::count_since(c, &account, since_ms))
     }
 
     fn positions(&self) -> JournalFuture<Vec<PositionRecord>> {
@@ -224,7 +233,7 @@ impl Journal for SqliteJournal {
 
     fn working_orders(&self, account: &str, symbol: &str) -> JournalFuture<Vec<OrderRecord>> {
         let (account, symbol) = (account.to_owned(), symbol.to_owned());
-        self.call(move |c| orders::working(c, &account, &symbol))
+        self.call_uncommitted(move |c| orders::working(c, &account, &symbol))
     }
 
     fn reprice(&self, change: Reprice) -> JournalFuture<()> {
@@ -233,7 +242,7 @@ impl Journal for SqliteJournal {
 
     fn fills(&self, account: &str) -> JournalFuture<Vec<Fill>> {
         let account = account.to_owned();
-        self.call(move |c| controls::fills(c, &account))
+        self.call_uncommitted(move |c| controls::fills(c, &account))
     }
 
     fn set_strategy(&self, switch: StrategySwitch) -> JournalFuture<()> {
