@@ -34,8 +34,8 @@ pub use postgres::PostgresJournal;
 pub use sqlite::SqliteJournal;
 pub use store::Store;
 
-/// The future a journal call returns; it completes once the change is durable (committed with
-/// `synchronous=FULL`).
+/// The future a journal call returns; it completes once the change is durable (committed, and
+/// on SQLite the WAL synced after the commit).
 pub type JournalFuture<T> = Pin<Box<dyn Future<Output = Result<T, JournalError>> + Send + 'static>>;
 
 /// The journal could not be read or written. Requests answer 503 so the relay retries.

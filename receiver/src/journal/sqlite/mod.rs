@@ -1,12 +1,12 @@
-//! The embedded journal: one SQLite file (WAL, `synchronous=FULL`), written by a single thread
-//! that commits whatever is queued in one transaction (group commit), so concurrent requests share
-//! one fsync. Each queued operation runs inside its own savepoint, so one failing operation does
+//! The embedded journal: one SQLite file (WAL), written by a single thread that commits whatever
+//! is queued in one transaction (group commit), so concurrent requests share one fsync, which a
+//! second thread performs while the writer goes on with the next batch (see `writer`). Each queued operation runs inside its own savepoint, so one failing operation does
 //! not undo its neighbours; callers are answered only after the commit.
 //!
 //! Decimals are stored as TEXT (exact), times as unix milliseconds.
 //!
 //! - [`schema`]: migrations and connection pragmas.
-//! - `writer`: the writer thread and its group commit.
+//! - `writer`: the writer thread, its group commit, and the syncer that makes batches durable.
 //! - `messages`, `orders`, `placements`, `controls` (strategy switches, fills for daily-loss
 //!   accounting), `outbox` (notifications): the SQL of each table; `values`: how values are stored.
 
@@ -81,10 +81,15 @@ impl SqliteJournal {
                 })?;
         }
         let conn = open_connection(path, busy_timeout)?;
+        // The writer's syncer supplies the per-commit sync (see `writer`): SQLite itself then
+        // syncs only around checkpoints.
+        conn.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(storage)?;
         let (ops, queue) = mpsc::channel::<Op>();
+        let db = path.to_owned();
         std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer_loop(conn, queue))
+            .spawn(move || writer_loop(conn, db, queue))
             .map_err(|e| JournalError::Storage(format!("cannot start the journal thread: {e}")))?;
         Ok(Self {
             ops,

@@ -1,5 +1,6 @@
 //! The journal's schema and connection settings: migrations applied in order (`PRAGMA
-//! user_version` counts them), WAL and `synchronous=FULL`.
+//! user_version` counts them, applied with `synchronous=FULL`), WAL. The journal's writer
+//! then switches its connection to `NORMAL` and syncs each commit itself (see `writer`).
 
 use std::path::Path;
 use std::time::Duration;
