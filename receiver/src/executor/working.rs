@@ -16,6 +16,7 @@ use super::plan::signed;
 use super::positions::PositionCache;
 use super::record::Finished;
 use super::{Inner, Key};
+use crate::broker::Broker;
 use crate::journal::{JournalError, OrderRecord, OrderState, Outcome, Settlement};
 use crate::normalize::Leg;
 use crate::order::{OrderStatus, OrderType, Placement, Side};
@@ -90,11 +91,14 @@ impl Inner {
                 Some(NOTHING_TO_CANCEL.to_owned()),
             ));
         }
-        let placer = self.placer();
         let mut settlements = Vec::new();
         let mut failures = Vec::new();
         for order in &mut working {
-            match placer.cancel_with_retries(order).await {
+            let cancelled = match self.placer_at(&order.venue) {
+                Ok(placer) => placer.cancel_with_retries(order).await,
+                Err(e) => Err(e),
+            };
+            match cancelled {
                 Ok(placement) => {
                     let s = resettle(order, &placement, self.clock.now_unix_ms());
                     apply(order, &s);
@@ -159,11 +163,14 @@ impl Inner {
                 moved.limit_price = limit;
                 moved.stop_price = stop;
                 let answer = match super::place::to_request(&moved) {
-                    Ok(request) => {
-                        self.broker
-                            .modify(&request, order.venue_order_id.as_deref())
-                            .await
-                    }
+                    Ok(request) => match self.broker(&order.venue) {
+                        Ok(broker) => {
+                            broker
+                                .modify(&request, order.venue_order_id.as_deref())
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 match answer {
@@ -224,8 +231,14 @@ impl Inner {
 
     /// The paper venue's resting orders of (account, symbol) that the legs' reference prices
     /// cross, filled oldest first, before the legs' own orders.
-    pub(super) async fn cross(&self, account: &str, legs: &[Leg]) -> Result<(), JournalError> {
-        if !self.broker.simulates_resting() {
+    pub(super) async fn cross(
+        &self,
+        venue: &str,
+        broker: &dyn Broker,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<(), JournalError> {
+        if !broker.simulates_resting() {
             return Ok(());
         }
         let mut prices: BTreeMap<&str, Decimal> = BTreeMap::new();
@@ -246,8 +259,11 @@ impl Inner {
                 let Some(fill_price) = crossing_price(&order, price) else {
                     continue;
                 };
-                let filled = self
-                    .broker
+                if order.venue != venue {
+                    // Another venue's order on the same symbol: not this paper venue's to fill.
+                    continue;
+                }
+                let filled = broker
                     .fill_resting(&order.client_order_id, order.quantity, fill_price)
                     .await;
                 let Ok(Some(placement)) = filled else {
@@ -300,7 +316,11 @@ impl Inner {
     async fn cancel_siblings(&self, siblings: Vec<OrderRecord>) -> Vec<(OrderRecord, Settlement)> {
         let mut out = Vec::new();
         for mut sibling in siblings {
-            match self.placer().cancel_with_retries(&sibling).await {
+            let cancelled = match self.placer_at(&sibling.venue) {
+                Ok(placer) => placer.cancel_with_retries(&sibling).await,
+                Err(e) => Err(e),
+            };
+            match cancelled {
                 Ok(placement) => {
                     let s = resettle(&sibling, &placement, self.clock.now_unix_ms());
                     apply(&mut sibling, &s);
@@ -334,7 +354,10 @@ impl Inner {
         }) {
             exit.quantity = entry.filled_quantity;
             let placed = match super::place::to_request(&exit) {
-                Ok(request) => self.placer().place_with_retries(&request).await,
+                Ok(request) => match self.placer_at(&exit.venue) {
+                    Ok(placer) => placer.place_with_retries(&request).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             let now = self.clock.now_unix_ms();

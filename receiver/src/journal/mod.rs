@@ -415,6 +415,10 @@ pub trait Journal: Send + Sync + Debug {
     /// Orders in `status`, oldest first (reconciliation: the `unknown` ones).
     fn orders_with_status(&self, status: OrderState) -> JournalFuture<Vec<OrderRecord>>;
 
+    /// The venues each (account, symbol) has orders at, as `(account, symbol, venue)`, sorted:
+    /// what the positions view and reconciliation attribute a journal position to.
+    fn traded_venues(&self) -> JournalFuture<Vec<(String, String, String)>>;
+
     /// Records what reconciliation read from the venue (replacing the earlier reading of each
     /// (account, venue, symbol)).
     fn record_venue_positions(&self, readings: Vec<VenuePosition>) -> JournalFuture<()>;

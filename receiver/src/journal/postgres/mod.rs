@@ -212,6 +212,10 @@ impl Journal for PostgresJournal {
         self.tx(move |t| Box::pin(orders::record_venue(t, readings)))
     }
 
+    fn traded_venues(&self) -> JournalFuture<Vec<(String, String, String)>> {
+        self.tx(|t| Box::pin(orders::traded_venues(t)))
+    }
+
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {
         self.tx(|t| Box::pin(orders::venue_readings(t)))
     }

@@ -336,6 +336,28 @@ pub(super) async fn record_venue(
 }
 
 /// Every venue reading.
+/// Distinct (account, symbol, venue) of every order.
+pub(super) async fn traded_venues(
+    tx: &Transaction<'_>,
+) -> Result<Vec<(String, String, String)>, JournalError> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT account, symbol, venue FROM orders ORDER BY account, symbol, venue",
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0).map_err(pg)?,
+                r.try_get(1).map_err(pg)?,
+                r.try_get(2).map_err(pg)?,
+            ))
+        })
+        .collect()
+}
+
 pub(super) async fn venue_readings(
     tx: &Transaction<'_>,
 ) -> Result<Vec<VenuePosition>, JournalError> {

@@ -218,6 +218,10 @@ impl Journal for SqliteJournal {
         self.call(move |c| orders::record_venue(c, readings))
     }
 
+    fn traded_venues(&self) -> JournalFuture<Vec<(String, String, String)>> {
+        self.call(orders::traded_venues)
+    }
+
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {
         self.call(orders::venue_readings)
     }

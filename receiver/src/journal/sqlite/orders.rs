@@ -283,6 +283,23 @@ pub(super) fn count_since(
 }
 
 /// Every position row.
+/// Distinct (account, symbol, venue) of every order.
+pub(super) fn traded_venues(
+    conn: &Connection,
+) -> Result<Vec<(String, String, String)>, JournalError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT DISTINCT account, symbol, venue FROM orders ORDER BY account, symbol, venue",
+        )
+        .map_err(storage)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(storage)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage)?;
+    Ok(rows)
+}
+
 pub(super) fn all_positions(conn: &Connection) -> Result<Vec<PositionRecord>, JournalError> {
     let mut stmt = conn
         .prepare_cached("SELECT account, symbol, quantity FROM positions ORDER BY account, symbol")
