@@ -71,9 +71,10 @@ pub enum Verdict {
 }
 
 /// The message id of the copy of message `parent` for `account`: derived, so a redelivery or
-/// a restart finds the same copy (and its client order ids) again.
+/// a restart finds the same copy (and its client order ids, [`crate::executor::client_order_id`])
+/// again.
 pub fn copy_message_id(parent: &str, account: &str) -> String {
-    format!("{parent}.copy.{account}")
+    format!("{parent}-copy-{account}")
 }
 
 /// Normalization that does not depend on the venue: enough to read the symbols an alert

@@ -174,11 +174,21 @@ struct Inner {
     lock_notices: crate::controls::LockNotices,
 }
 
+/// `true` when `{message_id}-...` fits every venue's client id rules: at most 32 characters
+/// of `[A-Za-z0-9_-]` (Binance allows 36 of those).
+fn plain_id(message_id: &str) -> bool {
+    message_id.len() <= 32
+        && message_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The client order id of leg `leg` of message `message_id`: `{message id}-{leg}`, or, for ids
-/// longer than 32 characters (not made by alertgate's relay), `ag-` + a hash, so every venue's
-/// length limit is met (Binance: 36).
+/// longer than 32 characters or with other characters (not made by alertgate's relay; copies
+/// to other accounts), `ag-` + a hash, so every venue's length limit and charset is met
+/// (Binance: 36 of `[A-Za-z0-9_-]`).
 pub fn client_order_id(message_id: &str, leg: u32) -> String {
-    if message_id.len() <= 32 {
+    if plain_id(message_id) {
         format!("{message_id}-{leg}")
     } else {
         let digest = Sha256::digest(message_id.as_bytes());
@@ -191,7 +201,7 @@ pub fn client_order_id(message_id: &str, leg: u32) -> String {
 /// characters.
 pub fn client_order_id_part(message_id: &str, leg: u32, part: usize) -> String {
     let plain = format!("{message_id}-{leg}o{part}");
-    if message_id.len() <= 32 && plain.len() <= 36 {
+    if plain_id(message_id) && plain.len() <= 36 {
         plain
     } else {
         let digest = Sha256::digest(message_id.as_bytes());
