@@ -564,8 +564,7 @@ impl Settings {
         for (i, v) in venues.iter().enumerate() {
             let valid_name = !v.name.is_empty()
                 && v.name.len() <= MAX_VENUE_NAME
-                && v
-                    .name
+                && v.name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             if !valid_name {

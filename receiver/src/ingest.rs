@@ -11,11 +11,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 use rust_decimal::Decimal;
 
+use crate::config::CopyConfig;
 use crate::executor::{Execution, Executor, Job, Work};
 use crate::journal::{
     Admission, Journal, JournalError, MessageRecord, NewMessage, OrderRecord, Outcome,
 };
-use crate::config::CopyConfig;
 use crate::metrics::Metrics;
 use crate::normalize::{normalize, Leg, NormalizeContext};
 use crate::routing::{self, Route, Venues};
@@ -204,8 +204,10 @@ impl Interpreter {
             Some(serde_json::Value::String(name)) => Some(name.as_str()),
             Some(_) => return Err("venue: must be a venue name (a string)".into()),
         };
-        let exchanges: Vec<Option<&str>> =
-            legs.iter().map(|l| routing::exchange_of(&l.tv_symbol)).collect();
+        let exchanges: Vec<Option<&str>> = legs
+            .iter()
+            .map(|l| routing::exchange_of(&l.tv_symbol))
+            .collect();
         routing::pick(&self.routes, account, &exchanges, requested)
     }
 
@@ -539,7 +541,12 @@ impl Ingest {
                     if job.is_none() {
                         self.metrics.message(record.outcome);
                     }
-                    tracing::info!(copy = copy_id, account = copy.account, outcome = record.outcome.as_str(), "copy recorded");
+                    tracing::info!(
+                        copy = copy_id,
+                        account = copy.account,
+                        outcome = record.outcome.as_str(),
+                        "copy recorded"
+                    );
                     out.push((CopyReply::from_record(record), job));
                 }
                 (Admission::Seen(record), _) => out.push((CopyReply::from_record(record), None)),
@@ -607,12 +614,17 @@ impl Ingest {
                 }
             } else {
                 let reading = self.interpreter.reread(&record, now_ms);
-                let is_parent = Envelope::from_slice(&record.envelope)
-                    .is_ok_and(|e| e.account == account);
+                let is_parent =
+                    Envelope::from_slice(&record.envelope).is_ok_and(|e| e.account == account);
                 if is_parent {
                     // Copies a crash left unjournaled; those journaled resume on their own.
                     for (_, job) in self
-                        .admit_copies(&record.id, &account, &Bytes::from(record.envelope.clone()), now_ms)
+                        .admit_copies(
+                            &record.id,
+                            &account,
+                            &Bytes::from(record.envelope.clone()),
+                            now_ms,
+                        )
                         .await?
                     {
                         if let Some(job) = job {

@@ -200,7 +200,11 @@ impl Reconciler {
             .unwrap_or(i64::MAX);
         for order in self.journal.orders_with_status(OrderState::Unknown).await? {
             let Some(venue) = self.venues.get(&order.venue) else {
-                tracing::warn!(client_order_id = order.client_order_id, venue = order.venue, "an unknown order's venue is not configured; it stays unknown");
+                tracing::warn!(
+                    client_order_id = order.client_order_id,
+                    venue = order.venue,
+                    "an unknown order's venue is not configured; it stays unknown"
+                );
                 pass.still_unknown += 1;
                 continue;
             };
@@ -257,8 +261,16 @@ impl Reconciler {
             let Some(by_account) = by_venue.remove(&venue.route.name) else {
                 continue;
             };
-            self.read_venue(venue, by_account, &journal, &previous, now, pass, &mut readings)
-                .await;
+            self.read_venue(
+                venue,
+                by_account,
+                &journal,
+                &previous,
+                now,
+                pass,
+                &mut readings,
+            )
+            .await;
         }
         self.journal.record_venue_positions(readings).await
     }

@@ -100,8 +100,7 @@ pub fn replay(
             )
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
         );
-        let reading =
-            interpreter.reread(m, m.received_at_ms.unwrap_or(m.recorded_at_ms));
+        let reading = interpreter.reread(m, m.received_at_ms.unwrap_or(m.recorded_at_ms));
         let would = match reading.verdict {
             Verdict::Final(Outcome::Invalid, reason) => Decision::Invalid(reason),
             Verdict::Final(..) => Decision::Accepted,

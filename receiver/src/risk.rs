@@ -369,17 +369,21 @@ mod tests {
             max_orders_per_minute: Some(2),
             ..RiskConfig::default()
         });
-        g.admit("a", "paper", &[candidate(1, None)], &none()).unwrap();
-        g.admit("a", "paper", &[candidate(1, None)], &none()).unwrap();
+        g.admit("a", "paper", &[candidate(1, None)], &none())
+            .unwrap();
+        g.admit("a", "paper", &[candidate(1, None)], &none())
+            .unwrap();
         assert_eq!(
             g.admit("a", "paper", &[candidate(1, None)], &none())
                 .unwrap_err()
                 .gate,
             Gate::MaxOrdersPerMinute
         );
-        g.admit("b", "paper", &[candidate(1, None)], &none()).unwrap();
+        g.admit("b", "paper", &[candidate(1, None)], &none())
+            .unwrap();
         clock.advance(time::Duration::seconds(60));
-        g.admit("a", "paper", &[candidate(1, None)], &none()).unwrap();
+        g.admit("a", "paper", &[candidate(1, None)], &none())
+            .unwrap();
     }
 
     #[test]
@@ -424,6 +428,7 @@ mod tests {
                 .gate,
             Gate::MaxNotional
         );
-        g.admit("a", "paper", &[candidate(2, Some(50))], &none()).unwrap();
+        g.admit("a", "paper", &[candidate(2, Some(50))], &none())
+            .unwrap();
     }
 }

@@ -46,7 +46,11 @@ pub struct Route {
 
 impl Route {
     /// The route of the venue `config` built as `broker`, with the global `[symbols]`.
-    pub fn new(config: &VenueConfig, broker: &dyn Broker, global: &BTreeMap<String, String>) -> Self {
+    pub fn new(
+        config: &VenueConfig,
+        broker: &dyn Broker,
+        global: &BTreeMap<String, String>,
+    ) -> Self {
         let mut symbols = global.clone();
         symbols.extend(config.symbols.clone());
         Self {
@@ -185,15 +189,16 @@ impl Venues {
         let from_table = !settings.venues.is_empty();
         let mut list = Vec::with_capacity(configs.len());
         for config in &configs {
-            let broker = broker::build_venue(&config.broker, book.clone(), clock.clone())
-                .map_err(|source| VenueBuildError {
+            let broker = broker::build_venue(&config.broker, book.clone(), clock.clone()).map_err(
+                |source| VenueBuildError {
                     context: if from_table {
                         format!("venues {:?}: ", config.name)
                     } else {
                         String::new()
                     },
                     source,
-                })?;
+                },
+            )?;
             list.push(Venue {
                 route: Route::new(config, broker.as_ref(), &settings.symbols),
                 broker,
@@ -287,7 +292,11 @@ mod tests {
         };
         assert_eq!(pick("main", Some("binance")).unwrap(), "crypto");
         assert_eq!(pick("main", Some("NASDAQ")).unwrap(), "stocks");
-        assert_eq!(pick("other", Some("NASDAQ")).unwrap(), "rest", "stocks serves main only");
+        assert_eq!(
+            pick("other", Some("NASDAQ")).unwrap(),
+            "rest",
+            "stocks serves main only"
+        );
         assert_eq!(pick("main", None).unwrap(), "rest");
     }
 
@@ -295,7 +304,10 @@ mod tests {
     fn no_venue_or_an_unknown_name_is_an_error_naming_venue() {
         let routes = [route("crypto", &["BINANCE"], &[]), route("b", &[], &["b"])];
         let err = pick(&routes, "main", &[Some("NYSE")], None).unwrap_err();
-        assert!(err.starts_with("venue: no venue serves account \"main\""), "{err}");
+        assert!(
+            err.starts_with("venue: no venue serves account \"main\""),
+            "{err}"
+        );
         let err = pick(&routes, "main", &[Some("BINANCE")], Some("nope")).unwrap_err();
         assert!(err.starts_with("venue: no venue named \"nope\""), "{err}");
         let err = pick(&routes, "main", &[Some("BINANCE")], Some("b")).unwrap_err();

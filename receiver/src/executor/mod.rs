@@ -389,10 +389,7 @@ impl Inner {
                     .record(&job.message_id, finished, turn)
                     .await;
             }
-            Work::Legs(legs) => match self
-                .prepare(&job, broker, legs)
-                .await?
-            {
+            Work::Legs(legs) => match self.prepare(&job, broker, legs).await? {
                 Prepared::Orders(orders) => {
                     let planned = self.journal.plan(orders.clone());
                     if broker.shares_journal() {
@@ -435,8 +432,11 @@ impl Inner {
         broker: &dyn Broker,
         legs: &[Leg],
     ) -> Result<Prepared, JournalError> {
-        let (message_id, account, strategy) =
-            (job.message_id.as_str(), job.account.as_str(), job.strategy.as_deref());
+        let (message_id, account, strategy) = (
+            job.message_id.as_str(),
+            job.account.as_str(),
+            job.strategy.as_deref(),
+        );
         let venue = job.venue.as_str();
         // Resting paper orders this alert's price crosses fill first, oldest first.
         self.cross(venue, broker, account, legs).await?;
@@ -610,8 +610,7 @@ impl Inner {
         let mut lots = HashMap::new();
         for leg in legs {
             // A copy's scaled quantities are computed too: they round down to the lot step.
-            let computed =
-                scaled || leg.action == Action::Target || leg.sizing != Sizing::Quantity;
+            let computed = scaled || leg.action == Action::Target || leg.sizing != Sizing::Quantity;
             if computed && !lots.contains_key(&leg.symbol) {
                 match broker.lot_rule(&leg.symbol).await {
                     Ok(Some(rule)) => {

@@ -237,8 +237,7 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
             .unwrap_or(Decimal::ZERO);
         let mut wanted = leg.quantity.map(Positive::get);
         let mut copy_record = None;
-        if let (Some(scale), Some(q), false) =
-            (request.scale, wanted, leg.action == Action::Target)
+        if let (Some(scale), Some(q), false) = (request.scale, wanted, leg.action == Action::Target)
         {
             let lot = request.lots.get(&leg.symbol);
             match sizing::scaled_quantity(q, scale, i, &leg.symbol, lot) {

@@ -55,8 +55,8 @@ fn btc(quantity: &str) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn one_alert_places_in_both_accounts_scaled_and_a_redelivery_after_a_restart_doubles_neither(
-) {
+async fn one_alert_places_in_both_accounts_scaled_and_a_redelivery_after_a_restart_doubles_neither()
+{
     let options = Options::configured(copied);
     let app = spawn_app_with(options.clone()).await;
     let id = MessageId::generate().to_string();
@@ -73,10 +73,16 @@ async fn one_alert_places_in_both_accounts_scaled_and_a_redelivery_after_a_resta
     assert_eq!(copy["account"], "b");
     assert_eq!(copy["outcome"], "filled", "{copy:?}");
     let copy_order = &copy["orders"][0];
-    assert_eq!(copy_order["quantity"], "0.006", "0.00615 rounded down to 0.001");
+    assert_eq!(
+        copy_order["quantity"], "0.006",
+        "0.00615 rounded down to 0.001"
+    );
     assert_eq!(copy_order["venue"], "paper-b");
     assert_eq!(copy_order["account"], "b");
-    assert_ne!(copy_order["client_order_id"], first.orders()[0]["client_order_id"]);
+    assert_ne!(
+        copy_order["client_order_id"],
+        first.orders()[0]["client_order_id"]
+    );
     let copy_record = app.message(&format!("{id}-copy-b")).await;
     assert_eq!(copy_record.status, 200, "{:?}", copy_record.body);
     assert_eq!(copy_record.body["account"], "b");
@@ -102,7 +108,10 @@ async fn one_alert_places_in_both_accounts_scaled_and_a_redelivery_after_a_resta
     by_account.sort();
     assert_eq!(
         by_account,
-        [("b".into(), "0.006".into()), ("main".into(), "0.0123".into())]
+        [
+            ("b".into(), "0.006".into()),
+            ("main".into(), "0.0123".into())
+        ]
     );
     let positions = app.positions().await;
     let b = positions.iter().find(|p| p["account"] == "b").unwrap();

@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alertgate_receiver::broker::config::{
-    AlpacaConfig, BinanceConfig, PaperConfig, VenueBroker,
-};
+use alertgate_receiver::broker::config::{AlpacaConfig, BinanceConfig, PaperConfig, VenueBroker};
 use alertgate_receiver::config::{RiskLimits, VenueConfig};
 use alertgate_shared::{Clock, SystemClock};
 use alertgate_testkit::emulators::alpaca::{AlpacaEmulator, AlpacaEmulatorConfig};
@@ -100,7 +98,8 @@ async fn three_venues() -> ThreeVenues {
 }
 
 fn alert(symbol: &str, quantity: &str, price: &str, extra: Value) -> Value {
-    let mut alert = json!({"symbol": symbol, "action": "buy", "quantity": quantity, "price": price});
+    let mut alert =
+        json!({"symbol": symbol, "action": "buy", "quantity": quantity, "price": price});
     for (k, v) in extra.as_object().unwrap() {
         alert[k] = v.clone();
     }
@@ -132,7 +131,11 @@ async fn each_alert_goes_to_the_venue_of_its_exchange_or_the_one_it_names() {
     assert_eq!(btc.outcome(), "filled", "{:?}", btc.body);
     assert_eq!(btc.orders()[0]["venue"], "crypto");
     let at_binance = t.binance.orders();
-    assert_eq!(at_binance.len(), 1, "only the BINANCE alert reached Binance");
+    assert_eq!(
+        at_binance.len(),
+        1,
+        "only the BINANCE alert reached Binance"
+    );
     assert_eq!(at_binance[0].symbol, "BTCUSDT");
     assert_eq!(
         btc.orders()[0]["venue_order_id"],
@@ -247,8 +250,15 @@ async fn risk_limits_are_per_venue_and_reconciliation_asks_each_venue_about_its_
     assert_eq!(btc["venue_position"], "0.004", "{btc:?}");
     let eth = row("sim", "ETHUSD");
     assert_eq!(eth["position"], "1", "{eth:?}");
-    assert!(eth["venue_position"].is_null(), "paper reports none: {eth:?}");
-    assert_eq!(rows.len(), 2, "each position at the venue its orders went to: {rows:?}");
+    assert!(
+        eth["venue_position"].is_null(),
+        "paper reports none: {eth:?}"
+    );
+    assert_eq!(
+        rows.len(),
+        2,
+        "each position at the venue its orders went to: {rows:?}"
+    );
     let metrics = t.app.metrics().await;
     let gauge = r#"alertgate_receiver_position_drift{account="main",venue="crypto",symbol="BTCUSDT"} -0.006"#;
     assert!(metrics.contains(gauge), "{gauge} in\n{metrics}");
