@@ -144,3 +144,72 @@ async fn a_copy_that_rounds_to_nothing_or_breaks_its_own_gates_fails_alone() {
     assert!(orders.iter().all(|o| o["account"] == "main"), "{orders:?}");
     assert_eq!(orders.len(), 2);
 }
+
+#[tokio::test]
+async fn copies_a_crash_left_unjournaled_or_unexecuted_run_once_at_the_next_start() {
+    use alertgate_receiver::journal::{Journal, NewMessage, Outcome, SqliteJournal};
+
+    let options = Options::configured(copied);
+    let work = Arc::new(crate::helpers::Workdir::new(&options));
+    let clock_now = time::OffsetDateTime::now_utc();
+    let envelope = crate::helpers::envelope_at(&btc("0.01"), clock_now);
+    let now_ms = i64::try_from(clock_now.unix_timestamp_nanos() / 1_000_000).unwrap();
+    // Two crashes, as the journal keeps them: message `one` journaled but none of its copies;
+    // message `two` and its copy journaled, nothing executed.
+    {
+        std::fs::create_dir_all(work.db_path().parent().unwrap()).unwrap();
+        let journal =
+            SqliteJournal::open(&work.db_path(), std::time::Duration::from_secs(1)).unwrap();
+        for (id, account) in [("one", "main"), ("two", "main"), ("two-copy-b", "b")] {
+            journal
+                .admit(NewMessage {
+                    id: id.into(),
+                    account: Some(account.into()),
+                    idempotency_key: None,
+                    received_at_ms: Some(now_ms),
+                    envelope: envelope.clone().into(),
+                    outcome: Outcome::Pending,
+                    reason: None,
+                    now_ms,
+                    dedupe_since_ms: 0,
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    let app = spawn_in(Arc::clone(&work), &options).await;
+    alertgate_testkit::until("every resumed message finished", || async {
+        let mut done = true;
+        for id in ["one", "one-copy-b", "two", "two-copy-b"] {
+            done &= app.message(id).await.body["outcome"] == "filled";
+        }
+        done
+    })
+    .await;
+    let again = app.deliver("one", &envelope).await;
+
+    assert_eq!(again.body["duplicate"], true, "{:?}", again.body);
+    let orders = app.all_orders().await;
+    let mut seen: Vec<(String, String, String)> = orders
+        .iter()
+        .map(|o| {
+            (
+                o["message_id"].as_str().unwrap().to_owned(),
+                o["account"].as_str().unwrap().to_owned(),
+                o["quantity"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let row = |m: &str, a: &str, q: &str| (m.to_owned(), a.to_owned(), q.to_owned());
+    assert_eq!(
+        seen,
+        [
+            row("one", "main", "0.01"),
+            row("one-copy-b", "b", "0.005"),
+            row("two", "main", "0.01"),
+            row("two-copy-b", "b", "0.005"),
+        ]
+    );
+}
