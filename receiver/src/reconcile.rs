@@ -81,40 +81,29 @@ pub struct PositionRow {
     pub reconciled_at_ms: Option<i64>,
 }
 
-/// The journal's positions beside the venues' last readings, by (account, venue, symbol): a
-/// journal position is shown at each of `venues` its orders went to (the first of `venues`
-/// when none did), and only readings of `venues` are shown.
+/// The journal's positions beside the venues' last readings, by (account, venue, symbol); only
+/// positions and readings of `venues` (the configured ones) are shown.
 pub async fn position_rows(
     journal: &dyn Journal,
     venues: &[String],
 ) -> Result<Vec<PositionRow>, JournalError> {
-    let mut traded: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for (account, symbol, venue) in journal.traded_venues().await? {
-        if venues.contains(&venue) {
-            traded.entry((account, symbol)).or_default().push(venue);
-        }
-    }
-    let fallback = venues.first().cloned().unwrap_or_default();
     let mut rows: BTreeMap<(String, String, String), PositionRow> = BTreeMap::new();
     for p in journal.positions().await? {
-        let at = traded
-            .get(&(p.account.clone(), p.symbol.clone()))
-            .cloned()
-            .unwrap_or_else(|| vec![fallback.clone()]);
-        for venue in at {
-            rows.insert(
-                (p.account.clone(), p.symbol.clone(), venue.clone()),
-                PositionRow {
-                    account: p.account.clone(),
-                    venue,
-                    symbol: p.symbol.clone(),
-                    position: p.position.normalize(),
-                    venue_position: None,
-                    drift: None,
-                    reconciled_at_ms: None,
-                },
-            );
+        if !venues.contains(&p.venue) {
+            continue;
         }
+        rows.insert(
+            (p.account.clone(), p.symbol.clone(), p.venue.clone()),
+            PositionRow {
+                account: p.account,
+                venue: p.venue,
+                symbol: p.symbol,
+                position: p.position.normalize(),
+                venue_position: None,
+                drift: None,
+                reconciled_at_ms: None,
+            },
+        );
     }
     for r in journal.venue_positions().await? {
         if !venues.contains(&r.venue) {
@@ -237,24 +226,17 @@ impl Reconciler {
         // A drift is notified when first seen, not at every pass: when the venue's reading
         // changed since the last pass.
         let previous: Vec<VenuePosition> = self.journal.venue_positions().await?;
-        let journal: BTreeMap<(String, String), Decimal> = self
-            .journal
-            .positions()
-            .await?
-            .into_iter()
-            .map(|p| ((p.account, p.symbol), p.position))
-            .collect();
-        // Each venue is asked about the (account, symbol)s its orders went to.
+        // Each venue is asked about the (account, symbol)s its own fills made.
+        let mut journal: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
         let mut by_venue: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
-        for (account, symbol, venue) in self.journal.traded_venues().await? {
-            if journal.contains_key(&(account.clone(), symbol.clone())) {
-                by_venue
-                    .entry(venue)
-                    .or_default()
-                    .entry(account)
-                    .or_default()
-                    .insert(symbol);
-            }
+        for p in self.journal.positions().await? {
+            by_venue
+                .entry(p.venue.clone())
+                .or_default()
+                .entry(p.account.clone())
+                .or_default()
+                .insert(p.symbol.clone());
+            journal.insert((p.account, p.venue, p.symbol), p.position);
         }
         let mut readings = Vec::new();
         for venue in self.venues.iter() {
@@ -281,7 +263,7 @@ impl Reconciler {
         &self,
         at: &crate::routing::Venue,
         by_account: BTreeMap<String, BTreeSet<String>>,
-        journal: &BTreeMap<(String, String), Decimal>,
+        journal: &BTreeMap<(String, String, String), Decimal>,
         previous: &[VenuePosition],
         now: i64,
         pass: &mut Pass,
@@ -304,7 +286,7 @@ impl Reconciler {
             };
             for symbol in symbols {
                 let ours = journal
-                    .get(&(account.clone(), symbol.clone()))
+                    .get(&(account.clone(), venue.to_owned(), symbol.clone()))
                     .copied()
                     .unwrap_or(Decimal::ZERO);
                 let theirs = held.as_ref().map(|h| {

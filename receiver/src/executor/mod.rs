@@ -454,7 +454,7 @@ impl Inner {
             self.risk.seed(account, count);
         }
         let state = match self
-            .venue_state(broker, account, legs, job.scale.is_some())
+            .venue_state(venue, broker, account, legs, job.scale.is_some())
             .await?
         {
             Ok(state) => state,
@@ -565,6 +565,7 @@ impl Inner {
     /// `Err` is a venue error (outcome `failed`).
     async fn venue_state(
         &self,
+        venue: &str,
         broker: &dyn Broker,
         account: &str,
         legs: &[Leg],
@@ -587,7 +588,7 @@ impl Inner {
             if !positions.contains_key(symbol) {
                 let p = self
                     .positions
-                    .get(self.journal.as_ref(), account, symbol)
+                    .get(self.journal.as_ref(), account, venue, symbol)
                     .await?;
                 positions.insert(symbol.clone(), p);
             }

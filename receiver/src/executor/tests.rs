@@ -157,7 +157,7 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
     let seen = broker.seen.lock().unwrap().clone();
     assert_eq!(seen, vec!["msg_0-0", "msg_1-0", "msg_2-0", "msg_3-0"]);
     assert_eq!(
-        journal.position("main", "AAA").await.unwrap(),
+        journal.position("main", "recorder", "AAA").await.unwrap(),
         Decimal::from(4)
     );
 }
@@ -295,7 +295,7 @@ proptest::proptest! {
                 if action.is_close() {
                     assert!(model.is_zero() || sign(model) == sign(before), "a close never flips the position");
                 }
-                assert_eq!(journal.position("main", "AAA").await.unwrap(), model, "after step {i}: {action:?} {quantity:?}");
+                assert_eq!(journal.position("main", "paper", "AAA").await.unwrap(), model, "after step {i}: {action:?} {quantity:?}");
             }
         });
     }

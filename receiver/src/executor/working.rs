@@ -13,9 +13,9 @@ use rust_decimal::Decimal;
 
 use super::place::{settlement, Placer};
 use super::plan::signed;
-use super::positions::PositionCache;
+use super::positions::{PositionCache, PositionKey};
 use super::record::Finished;
-use super::{Inner, Key};
+use super::Inner;
 use crate::broker::Broker;
 use crate::journal::{JournalError, OrderRecord, OrderState, Outcome, Settlement};
 use crate::normalize::Leg;
@@ -407,14 +407,14 @@ impl Inner {
                 }
             }
             let outcome = owner_outcome(&current).unwrap_or(message.outcome);
-            let deltas: Vec<(Key, Decimal)> = mine
+            let deltas: Vec<(PositionKey, Decimal)> = mine
                 .iter()
                 .filter(|s| !s.position_delta.is_zero())
                 .filter_map(|s| {
                     let o = current
                         .iter()
                         .find(|o| o.client_order_id == s.client_order_id)?;
-                    Some(((o.account.clone(), o.symbol.clone()), s.position_delta))
+                    Some((super::positions::key_of(o), s.position_delta))
                 })
                 .collect();
             let written = self.journal.complete(
@@ -433,7 +433,7 @@ impl Inner {
 /// Moves the cache by `deltas` once `written` is durable (forgets the keys if it fails).
 async fn apply_positions(
     positions: &PositionCache,
-    deltas: &[(Key, Decimal)],
+    deltas: &[(PositionKey, Decimal)],
     written: crate::journal::JournalFuture<()>,
 ) -> Result<(), JournalError> {
     match written.await {

@@ -396,8 +396,8 @@ pub trait Journal: Send + Sync + Debug {
     /// The newest orders first.
     fn recent_orders(&self, limit: u32) -> JournalFuture<Vec<OrderRecord>>;
 
-    /// The position per (account, symbol): signed, zero when flat or unknown.
-    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal>;
+    /// The position per (account, venue, symbol): signed, zero when flat or unknown.
+    fn position(&self, account: &str, venue: &str, symbol: &str) -> JournalFuture<Decimal>;
 
     /// Messages still `pending` (execution interrupted by a restart), oldest first.
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>>;
@@ -409,15 +409,11 @@ pub trait Journal: Send + Sync + Debug {
     /// Checks that the journal can take a write (for `/readyz`).
     fn ping(&self) -> JournalFuture<()>;
 
-    /// Every (account, symbol) position the journal's fills made, flat ones included.
+    /// Every (account, venue, symbol) position the journal's fills made, flat ones included.
     fn positions(&self) -> JournalFuture<Vec<PositionRecord>>;
 
     /// Orders in `status`, oldest first (reconciliation: the `unknown` ones).
     fn orders_with_status(&self, status: OrderState) -> JournalFuture<Vec<OrderRecord>>;
-
-    /// The venues each (account, symbol) has orders at, as `(account, symbol, venue)`, sorted:
-    /// what the positions view and reconciliation attribute a journal position to.
-    fn traded_venues(&self) -> JournalFuture<Vec<(String, String, String)>>;
 
     /// Records what reconciliation read from the venue (replacing the earlier reading of each
     /// (account, venue, symbol)).
@@ -554,6 +550,8 @@ pub struct DeliveryRecord {
 pub struct PositionRecord {
     /// Account.
     pub account: String,
+    /// The venue (its name) whose fills made it.
+    pub venue: String,
     /// Venue symbol.
     pub symbol: String,
     /// Signed quantity.

@@ -177,9 +177,11 @@ impl Journal for PostgresJournal {
         self.tx(move |t| Box::pin(orders::recent(t, limit)))
     }
 
-    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
-        let (account, symbol) = (account.to_owned(), symbol.to_owned());
-        self.tx(move |t| Box::pin(async move { orders::position(t, &account, &symbol).await }))
+    fn position(&self, account: &str, venue: &str, symbol: &str) -> JournalFuture<Decimal> {
+        let (account, venue, symbol) = (account.to_owned(), venue.to_owned(), symbol.to_owned());
+        self.tx(move |t| {
+            Box::pin(async move { orders::position(t, &account, &venue, &symbol).await })
+        })
     }
 
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {
@@ -210,10 +212,6 @@ impl Journal for PostgresJournal {
 
     fn record_venue_positions(&self, readings: Vec<VenuePosition>) -> JournalFuture<()> {
         self.tx(move |t| Box::pin(orders::record_venue(t, readings)))
-    }
-
-    fn traded_venues(&self) -> JournalFuture<Vec<(String, String, String)>> {
-        self.tx(|t| Box::pin(orders::traded_venues(t)))
     }
 
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {

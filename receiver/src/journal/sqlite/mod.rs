@@ -192,9 +192,9 @@ impl Journal for SqliteJournal {
         self.call(move |c| messages::recent(c, limit))
     }
 
-    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
-        let (account, symbol) = (account.to_owned(), symbol.to_owned());
-        self.call(move |c| orders::position(c, &account, &symbol))
+    fn position(&self, account: &str, venue: &str, symbol: &str) -> JournalFuture<Decimal> {
+        let (account, venue, symbol) = (account.to_owned(), venue.to_owned(), symbol.to_owned());
+        self.call(move |c| orders::position(c, &account, &venue, &symbol))
     }
 
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {
@@ -216,10 +216,6 @@ impl Journal for SqliteJournal {
 
     fn record_venue_positions(&self, readings: Vec<VenuePosition>) -> JournalFuture<()> {
         self.call(move |c| orders::record_venue(c, readings))
-    }
-
-    fn traded_venues(&self) -> JournalFuture<Vec<(String, String, String)>> {
-        self.call(orders::traded_venues)
     }
 
     fn venue_positions(&self) -> JournalFuture<Vec<VenuePosition>> {
