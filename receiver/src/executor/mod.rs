@@ -372,9 +372,11 @@ impl Inner {
                     .any(|l| matches!(l.action, Action::Cancel | Action::Modify)) =>
             {
                 let finished = if legs.iter().all(|l| l.action == Action::Cancel) {
-                    self.cancel(&job.message_id, &job.account, legs).await?
+                    self.cancel(&job.message_id, &job.account, &job.venue, legs)
+                        .await?
                 } else if legs.iter().all(|l| l.action == Action::Modify) {
-                    self.modify(&job.message_id, &job.account, legs).await?
+                    self.modify(&job.message_id, &job.account, &job.venue, legs)
+                        .await?
                 } else {
                     Finished::without_orders(
                         Outcome::Invalid,

@@ -73,17 +73,25 @@ fn resettle(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
 }
 
 impl Inner {
-    /// Cancels every working order of (account, symbol) for each cancel leg's symbol.
+    /// Cancels every working order of (account, symbol) at `venue` (where the cancel was
+    /// routed) for each cancel leg's symbol.
     pub(super) async fn cancel(
         &self,
         message_id: &str,
         account: &str,
+        venue: &str,
         legs: &[Leg],
     ) -> Result<Finished, JournalError> {
         let symbols: BTreeSet<&str> = legs.iter().map(|l| l.symbol.as_str()).collect();
         let mut working = Vec::new();
         for symbol in symbols {
-            working.extend(self.journal.working_orders(account, symbol).await?);
+            working.extend(
+                self.journal
+                    .working_orders(account, symbol)
+                    .await?
+                    .into_iter()
+                    .filter(|o| o.venue == venue),
+            );
         }
         if working.is_empty() {
             return Ok(Finished::without_orders(
@@ -132,11 +140,13 @@ impl Inner {
         })
     }
 
-    /// Moves the working orders of each modify leg's (account, symbol) to the leg's prices.
+    /// Moves the working orders of each modify leg's (account, symbol) at `venue` to the leg's
+    /// prices.
     pub(super) async fn modify(
         &self,
         message_id: &str,
         account: &str,
+        venue: &str,
         legs: &[Leg],
     ) -> Result<Finished, JournalError> {
         let mut changed = Vec::new();
@@ -145,7 +155,7 @@ impl Inner {
         let mut unchanged = 0usize;
         for leg in legs {
             for order in self.journal.working_orders(account, &leg.symbol).await? {
-                if !seen.insert(order.client_order_id.clone()) {
+                if order.venue != venue || !seen.insert(order.client_order_id.clone()) {
                     continue;
                 }
                 let (limit, stop) = new_prices(&order, leg);

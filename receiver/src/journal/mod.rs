@@ -1,5 +1,5 @@
 //! The journal: the durable record of every authenticated message, the orders it produced, and
-//! positions per (account, symbol). Nothing is executed before its message is journaled, and a
+//! positions per (account, venue, symbol). Nothing is executed before its message is journaled, and a
 //! message id is journaled once, so nothing is executed twice, across restarts too.
 //!
 //! The [`Journal`] trait is deliberately narrow (a PostgreSQL journal for several receivers comes

@@ -263,3 +263,38 @@ async fn risk_limits_are_per_venue_and_reconciliation_asks_each_venue_about_its_
     let gauge = r#"alertgate_receiver_position_drift{account="main",venue="crypto",symbol="BTCUSDT"} -0.006"#;
     assert!(metrics.contains(gauge), "{gauge} in\n{metrics}");
 }
+
+#[tokio::test]
+async fn a_cancel_acts_at_the_venue_it_routes_to() {
+    let t = three_venues().await;
+    let (_, resting) = t
+        .app
+        .send(&alert(
+            "BINANCE:BTCUSDT",
+            "0.01",
+            "42000",
+            json!({"order_type": "limit", "limit_price": "41000"}),
+        ))
+        .await;
+    assert_eq!(resting.outcome(), "placed", "{:?}", resting.body);
+
+    let cancel = |venue: Option<&str>| {
+        let mut a = json!({"symbol": "BINANCE:BTCUSDT", "action": "cancel"});
+        if let Some(v) = venue {
+            a["venue"] = json!(v);
+        }
+        a
+    };
+    let (_, elsewhere) = t.app.send(&cancel(Some("sim"))).await;
+    let (_, here) = t.app.send(&cancel(None)).await;
+
+    assert_eq!(elsewhere.outcome(), "cancelled", "{:?}", elsewhere.body);
+    assert_eq!(elsewhere.body["reason"], "nothing_to_cancel");
+    assert_eq!(here.outcome(), "cancelled", "{:?}", here.body);
+    assert_eq!(
+        here.orders()[0]["client_order_id"],
+        resting.orders()[0]["client_order_id"]
+    );
+    assert_eq!(here.orders()[0]["status"], "cancelled");
+    assert_eq!(t.binance.orders()[0].status, "CANCELED");
+}
