@@ -204,11 +204,8 @@ impl Interpreter {
             Some(serde_json::Value::String(name)) => Some(name.as_str()),
             Some(_) => return Err("venue: must be a venue name (a string)".into()),
         };
-        let exchanges: Vec<Option<&str>> = legs
-            .iter()
-            .map(|l| routing::exchange_of(&l.tv_symbol))
-            .collect();
-        routing::pick(&self.routes, account, &exchanges, requested)
+        let symbols: Vec<&str> = legs.iter().map(|l| l.tv_symbol.as_str()).collect();
+        routing::pick(&self.routes, account, &symbols, requested)
     }
 
     /// The copies of `account`'s alerts.

@@ -20,7 +20,7 @@ use alertgate_shared::Clock;
 use crate::broker::{self, Broker, BrokerBuildError};
 use crate::config::{RiskLimits, Settings, VenueConfig};
 use crate::journal::PlacementStore;
-use crate::normalize::NormalizeContext;
+use crate::normalize::{symbol, NormalizeContext};
 use crate::order::ExitSupport;
 
 /// One venue as routing and normalization see it.
@@ -84,23 +84,34 @@ impl Route {
         self.exchanges.is_empty()
             || exchange.is_some_and(|x| self.exchanges.iter().any(|e| e.eq_ignore_ascii_case(x)))
     }
+
+    /// `true` when this venue takes `tv_symbol`: its exchange, and, for a perpetual contract
+    /// (`BTCUSDT.P`), not a spot-only venue unless its symbols table maps it.
+    fn serves_symbol(&self, tv_symbol: &str) -> bool {
+        let ticker = tv_symbol.split_once(':').map_or(tv_symbol, |(_, t)| t);
+        self.serves_exchange(exchange_of(tv_symbol))
+            && !(self.refuse_perpetuals
+                && symbol::is_perpetual(ticker)
+                && !self.symbols.contains_key(tv_symbol))
+    }
 }
 
-/// The TradingView exchange prefix of `tv_symbol` (`BINANCE` of `BINANCE:BTCUSDT`), if any.
+/// The TradingView exchange prefix of `tv_symbol` (`BINANCE` of `BINANCE:BTCUSDT` and of
+/// `BINANCE_DLY:BTCUSDT`), if any.
 pub fn exchange_of(tv_symbol: &str) -> Option<&str> {
     tv_symbol
         .split_once(':')
-        .map(|(exchange, _)| exchange.trim())
+        .map(|(exchange, _)| symbol::strip_delayed(exchange.trim()))
         .filter(|e| !e.is_empty())
 }
 
-/// The route for an alert of `account` whose legs trade on `exchanges` (one per leg), or
-/// `requested` by its `venue` field. The error is the reason of an `invalid` outcome and
-/// names `venue`.
+/// The route for an alert of `account` whose legs trade `tv_symbols` (one per leg, as the
+/// alert wrote them), or `requested` by its `venue` field. The error is the reason of an
+/// `invalid` outcome and names `venue`.
 pub fn pick<'a>(
     routes: &'a [Route],
     account: &str,
-    exchanges: &[Option<&str>],
+    tv_symbols: &[&str],
     requested: Option<&str>,
 ) -> Result<&'a Route, String> {
     let names = || {
@@ -124,15 +135,24 @@ pub fn pick<'a>(
         return Ok(route);
     }
     let mut chosen: Option<&Route> = None;
-    for exchange in exchanges {
+    for tv_symbol in tv_symbols {
+        // A perpetual only a spot venue serves goes there anyway: normalization then says
+        // why it is refused.
         let route = routes
             .iter()
-            .find(|r| r.serves_account(account) && r.serves_exchange(*exchange))
+            .find(|r| r.serves_account(account) && r.serves_symbol(tv_symbol))
+            .or_else(|| {
+                routes.iter().find(|r| {
+                    r.serves_account(account) && r.serves_exchange(exchange_of(tv_symbol))
+                })
+            })
             .ok_or_else(|| {
                 format!(
-                    "venue: no venue serves account {account:?} on exchange {} (venues: {}); \
-                     set their exchanges and accounts, or name one in the alert's venue field",
-                    exchange.map_or_else(|| "(none given)".to_owned(), |e| format!("{e:?}")),
+                    "venue: no venue serves account {account:?} on exchange {} for {tv_symbol:?} \
+                     (venues: {}); set their exchanges and accounts, or name one in the alert's \
+                     venue field",
+                    exchange_of(tv_symbol)
+                        .map_or_else(|| "(none given)".to_owned(), |e| format!("{e:?}")),
                     names()
                 )
             })?;
@@ -287,39 +307,54 @@ mod tests {
             route("stocks", &["NASDAQ", "NYSE"], &["main"]),
             route("rest", &[], &[]),
         ];
-        let pick = |account, exchange: Option<&str>| {
-            pick(&routes, account, &[exchange], None).map(|r| r.name.clone())
-        };
-        assert_eq!(pick("main", Some("binance")).unwrap(), "crypto");
-        assert_eq!(pick("main", Some("NASDAQ")).unwrap(), "stocks");
+        let pick =
+            |account, symbol: &str| pick(&routes, account, &[symbol], None).map(|r| r.name.clone());
+        assert_eq!(pick("main", "binance:BTCUSDT").unwrap(), "crypto");
+        assert_eq!(pick("main", "BINANCE_DLY:BTCUSDT").unwrap(), "crypto");
+        assert_eq!(pick("main", "NASDAQ:AAPL").unwrap(), "stocks");
         assert_eq!(
-            pick("other", Some("NASDAQ")).unwrap(),
+            pick("other", "NASDAQ:AAPL").unwrap(),
             "rest",
             "stocks serves main only"
         );
-        assert_eq!(pick("main", None).unwrap(), "rest");
+        assert_eq!(pick("main", "AAPL").unwrap(), "rest");
     }
 
     #[test]
     fn no_venue_or_an_unknown_name_is_an_error_naming_venue() {
         let routes = [route("crypto", &["BINANCE"], &[]), route("b", &[], &["b"])];
-        let err = pick(&routes, "main", &[Some("NYSE")], None).unwrap_err();
+        let err = pick(&routes, "main", &["NYSE:IBM"], None).unwrap_err();
         assert!(
             err.starts_with("venue: no venue serves account \"main\""),
             "{err}"
         );
-        let err = pick(&routes, "main", &[Some("BINANCE")], Some("nope")).unwrap_err();
+        let err = pick(&routes, "main", &["BINANCE:BTCUSDT"], Some("nope")).unwrap_err();
         assert!(err.starts_with("venue: no venue named \"nope\""), "{err}");
-        let err = pick(&routes, "main", &[Some("BINANCE")], Some("b")).unwrap_err();
+        let err = pick(&routes, "main", &["BINANCE:BTCUSDT"], Some("b")).unwrap_err();
         assert!(err.contains("does not serve account \"main\""), "{err}");
-        let by_name = pick(&routes, "b", &[Some("BINANCE")], Some("b")).unwrap();
+        let by_name = pick(&routes, "b", &["BINANCE:BTCUSDT"], Some("b")).unwrap();
         assert_eq!(by_name.name, "b", "the venue field overrides the exchange");
     }
 
     #[test]
     fn legs_on_two_venues_are_refused() {
         let routes = [route("crypto", &["BINANCE"], &[]), route("rest", &[], &[])];
-        let err = pick(&routes, "main", &[Some("BINANCE"), Some("NYSE")], None).unwrap_err();
+        let err = pick(&routes, "main", &["BINANCE:BTCUSDT", "NYSE:IBM"], None).unwrap_err();
         assert!(err.contains("different venues"), "{err}");
+    }
+
+    #[test]
+    fn perpetuals_skip_spot_only_venues_serving_the_same_exchange() {
+        let mut spot = route("spot", &["BINANCE"], &[]);
+        spot.refuse_perpetuals = true;
+        let routes = [spot, route("futures", &["BINANCE"], &[])];
+        let picked = |s: &str| pick(&routes, "main", &[s], None).unwrap().name.clone();
+        assert_eq!(picked("BINANCE:BTCUSDT"), "spot");
+        assert_eq!(picked("BINANCE:BTCUSDT.P"), "futures");
+        let only_spot = pick(&routes[..1], "main", &["BINANCE:BTCUSDT.P"], None).unwrap();
+        assert_eq!(
+            only_spot.name, "spot",
+            "normalization says why spot refuses it"
+        );
     }
 }
