@@ -20,7 +20,7 @@ use alertgate_shared::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-use crate::broker::{self, Broker, BrokerBuildError};
+use crate::broker::BrokerBuildError;
 use crate::config::Settings;
 use crate::executor::Executor;
 use crate::ingest::{Ingest, Interpreter};
@@ -30,6 +30,7 @@ use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
 use crate::risk::RiskGates;
 use crate::routes::{routes, AppState};
+use crate::routing::Venues;
 use crate::verify::TrustedKeys;
 
 /// How long shutdown waits for running executions (they resume at the next start otherwise).
@@ -47,6 +48,9 @@ pub enum BuildError {
     /// The broker could not be built.
     #[error("{0}")]
     Broker(#[from] BrokerBuildError),
+    /// A venue could not be built.
+    #[error("{0}")]
+    Venue(#[from] crate::routing::VenueBuildError),
     /// The TLS files could not be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -72,8 +76,8 @@ pub struct Receiver {
     executor: Executor,
     metrics: Metrics,
     keys: TrustedKeys,
-    /// The venue, for rereading its credentials on `SIGHUP` ([`Receiver::broker`]).
-    broker: Arc<dyn Broker>,
+    /// The venues, for rereading their credentials on `SIGHUP` ([`Receiver::venues`]).
+    venues: Venues,
     header_read_timeout: Duration,
     reconciler: Reconciler,
     resume_interval: Duration,
@@ -99,25 +103,26 @@ impl Receiver {
         settings.validate()?;
         let keys = TrustedKeys::from_settings(&settings)?;
         let store = settings.store.open().await?;
-        let broker = broker::build(&settings.broker, store.book, clock.clone())?;
+        let venues = Venues::build(&settings, store.book, clock.clone())?;
         let metrics = Metrics::new();
-        let risk = RiskGates::with_metrics(settings.risk.clone(), clock.clone(), metrics.clone());
+        let risk = RiskGates::with_metrics(settings.risk.clone(), clock.clone(), metrics.clone())
+            .with_venue_limits(venues.risk_limits());
         let dyn_journal: Arc<dyn Journal> = store.journal;
         risk.strategies()
             .load(dyn_journal.as_ref(), &metrics)
             .await?;
         let executor = Executor::new(
             dyn_journal.clone(),
-            broker.clone(),
+            venues.clone(),
             risk,
             clock.clone(),
             settings.executor.clone(),
             metrics.clone(),
         );
-        let interpreter = Interpreter::new(&settings, broker.as_ref());
+        let interpreter = Interpreter::new(&settings, &venues);
         let reconciler = Reconciler {
             journal: dyn_journal.clone(),
-            broker: broker.clone(),
+            venues: venues.clone(),
             executor: executor.clone(),
             clock: clock.clone(),
             config: settings.reconcile.clone(),
@@ -187,7 +192,7 @@ impl Receiver {
             journal: dyn_journal,
             ops_token,
             max_body_bytes: settings.server.max_body_bytes,
-            venue: broker.name(),
+            venues: venues.names().into_iter().map(str::to_owned).collect(),
             ui: crate::ui::Ui::new(ui_clock, tls.is_some()),
         });
         Ok(Self {
@@ -200,7 +205,7 @@ impl Receiver {
             executor,
             metrics,
             keys,
-            broker,
+            venues,
             header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
             reconciler,
             resume_interval: Duration::from_millis(settings.executor.resume_interval_ms),
@@ -229,10 +234,10 @@ impl Receiver {
         self.keys.clone()
     }
 
-    /// The venue orders go to: `SIGHUP` calls its [`Broker::reload_credentials`] (the daily
-    /// Zerodha access token).
-    pub fn broker(&self) -> Arc<dyn Broker> {
-        self.broker.clone()
+    /// The venues orders go to: `SIGHUP` calls each one's
+    /// [`crate::broker::Broker::reload_credentials`] (the daily Zerodha access token).
+    pub fn venues(&self) -> Venues {
+        self.venues.clone()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, finishes in-flight requests and
@@ -289,7 +294,7 @@ impl Receiver {
                     .run(),
             )
         });
-        tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), venue = self.executor.venue(), keys = ?self.keys.fingerprints(), "receiver listening");
+        tracing::info!(addr = %self.local_addr, tls = self.tls.is_some(), venues = ?self.venues.names(), keys = ?self.keys.fingerprints(), "receiver listening");
         let options = alertgate_shared::server::ServeOptions {
             header_read_timeout: self.header_read_timeout,
             max_concurrent_streams: 256,

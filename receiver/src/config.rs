@@ -11,7 +11,7 @@ use alertgate_shared::{HmacSecret, SecretRef, VerifyingKey};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::config::{BrokerConfig, BrokerKind};
+use crate::broker::config::{BrokerConfig, VenueBroker};
 use crate::controls::session::{Schedule, Session, Zone};
 
 /// Everything `alertgate-receiver run` needs.
@@ -27,9 +27,16 @@ pub struct Settings {
     /// `[dedupe]`: the second line of defence behind the relay's window.
     #[serde(default)]
     pub dedupe: DedupeConfig,
-    /// `[broker]`: where orders go.
+    /// `[broker]`: where orders go, when one venue serves everything (it is then the venue
+    /// named after its kind). Either this or `[[venues]]`.
     #[serde(default)]
     pub broker: BrokerConfig,
+    /// `[[venues]]`: several venues, each alert routed to one of them ([`crate::routing`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub venues: Vec<VenueConfig>,
+    /// `[accounts.NAME]`: per-account settings (copies to other accounts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accounts: BTreeMap<String, AccountConfig>,
     /// `[risk]`: gates every order passes before it is placed.
     #[serde(default)]
     pub risk: RiskConfig,
@@ -53,6 +60,54 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<alertgate_shared::notify::NotifyConfig>,
 }
+
+/// One `[[venues]]` table: a venue with its name, what it serves, its own symbols and risk
+/// overrides, and its kind's keys (those of `[broker.KIND]`) beside them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueConfig {
+    /// The venue's name: recorded on every order, the `venue` label of metrics, and what an
+    /// alert's `venue` field picks.
+    pub name: String,
+    /// TradingView exchange prefixes it serves (`BINANCE` of `BINANCE:BTCUSDT`); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exchanges: Vec<String>,
+    /// Accounts it serves; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+    /// TradingView symbol → this venue's symbol, looked up before the global `[symbols]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub symbols: BTreeMap<String, String>,
+    /// Risk limits for orders at this venue, over the global `[risk]` ones (and under
+    /// `[risk.accounts.NAME]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskLimits>,
+    /// `kind` and that kind's keys. (Unknown keys are refused by the kind's own section.)
+    #[serde(flatten)]
+    pub broker: VenueBroker,
+}
+
+/// `[accounts.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Other accounts each of this account's alerts also runs for, quantities scaled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyConfig>,
+}
+
+/// One entry of `copies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyConfig {
+    /// The account the copy runs for (it needs its own `[accounts.NAME]` table).
+    pub account: String,
+    /// Quantities, notionals and target positions are multiplied by this (then rounded down
+    /// to the venue's lot step).
+    pub scale: Decimal,
+}
+
+/// The longest venue name.
+pub const MAX_VENUE_NAME: usize = 32;
 
 /// `[server]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,10 +351,20 @@ impl RiskConfig {
 
     /// The limits that apply to `account`.
     pub fn limits_for(&self, account: &str) -> RiskLimits {
-        let global = self.global_limits();
+        self.limits_at(account, None)
+    }
+
+    /// The limits that apply to `account` at a venue with the overrides `venue`: the global
+    /// ones, replaced by what the venue's `risk` sets, replaced by what `[risk.accounts.NAME]`
+    /// sets (the most specific wins).
+    pub fn limits_at(&self, account: &str, venue: Option<&RiskLimits>) -> RiskLimits {
+        let mut limits = self.global_limits();
+        if let Some(over) = venue {
+            limits = limits.overridden_by(over);
+        }
         match self.accounts.get(account) {
-            Some(over) => global.overridden_by(over),
-            None => global,
+            Some(over) => limits.overridden_by(over),
+            None => limits,
         }
     }
 }
@@ -445,20 +510,8 @@ impl Settings {
         for (account, limits) in &self.risk.accounts {
             check_limits(&format!("risk.accounts.{account}"), limits)?;
         }
-        let kind_section = match self.broker.kind {
-            BrokerKind::Paper => None,
-            BrokerKind::Binance => self.broker.binance.is_none().then_some("binance"),
-            BrokerKind::Alpaca => self.broker.alpaca.is_none().then_some("alpaca"),
-            BrokerKind::Http => self.broker.http.is_none().then_some("http"),
-            BrokerKind::Zerodha => self.broker.zerodha.is_none().then_some("zerodha"),
-            BrokerKind::Betfair => self.broker.betfair.is_none().then_some("betfair"),
-        };
-        if let Some(name) = kind_section {
-            return Err(Invalid::new(
-                "broker",
-                format!("kind = \"{name}\" needs a [broker.{name}] section"),
-            ));
-        }
+        self.check_venues()?;
+        self.check_copies()?;
         if let Some(tls) = &self.server.tls {
             for (key, path) in [
                 ("server.tls.cert_file", Some(&tls.cert_file)),
@@ -476,6 +529,114 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The venues orders go to, in routing order: the `[[venues]]` tables, or the one venue
+    /// `[broker]` describes (named after its kind, serving every account and exchange).
+    pub fn venue_configs(&self) -> Result<Vec<VenueConfig>, Invalid> {
+        if !self.venues.is_empty() {
+            return Ok(self.venues.clone());
+        }
+        let broker = self
+            .broker
+            .venue_broker()
+            .map_err(|e| Invalid::new("broker", e.to_string()))?;
+        Ok(vec![VenueConfig {
+            name: self.broker.kind.as_str().to_owned(),
+            exchanges: Vec::new(),
+            accounts: Vec::new(),
+            symbols: BTreeMap::new(),
+            risk: None,
+            broker,
+        }])
+    }
+
+    fn check_venues(&self) -> Result<(), Invalid> {
+        if !self.venues.is_empty() && self.broker != BrokerConfig::default() {
+            return Err(Invalid::new(
+                "broker",
+                "both [broker] and [[venues]] are set: with [[venues]], move the [broker] \
+                 settings into a [[venues]] table of their own",
+            ));
+        }
+        let venues = self.venue_configs()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, v) in venues.iter().enumerate() {
+            let valid_name = !v.name.is_empty()
+                && v.name.len() <= MAX_VENUE_NAME
+                && v.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid_name {
+                return Err(Invalid::new(
+                    format!("venues[{i}].name"),
+                    format!(
+                        "{:?}: 1 to {MAX_VENUE_NAME} letters, digits, '_', '-' or '.'",
+                        v.name
+                    ),
+                ));
+            }
+            if !seen.insert(v.name.as_str()) {
+                return Err(Invalid::new(
+                    format!("venues[{i}].name"),
+                    format!("{:?} names two venues; venue names must be unique", v.name),
+                ));
+            }
+            if let Some(e) = v.exchanges.iter().find(|e| e.is_empty() || e.contains(':')) {
+                return Err(Invalid::new(
+                    format!("venues[{i}].exchanges"),
+                    format!("{e:?}: an exchange is the prefix before ':' (\"BINANCE\")"),
+                ));
+            }
+            if let Some(limits) = &v.risk {
+                check_limits(&format!("venues[{i}].risk"), limits)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_copies(&self) -> Result<(), Invalid> {
+        for (name, account) in &self.accounts {
+            let mut targets = std::collections::BTreeSet::new();
+            for (i, copy) in account.copies.iter().enumerate() {
+                let key = format!("accounts.{name}.copies[{i}]");
+                if copy.scale <= Decimal::ZERO {
+                    return Err(Invalid::new(
+                        format!("{key}.scale"),
+                        "must be a positive decimal",
+                    ));
+                }
+                if copy.account == *name {
+                    return Err(Invalid::new(
+                        format!("{key}.account"),
+                        "an account cannot copy to itself",
+                    ));
+                }
+                if !self.accounts.contains_key(&copy.account) {
+                    return Err(Invalid::new(
+                        format!("{key}.account"),
+                        format!(
+                            "unknown account {:?}: declare it with an [accounts.{}] table",
+                            copy.account, copy.account
+                        ),
+                    ));
+                }
+                if !targets.insert(copy.account.as_str()) {
+                    return Err(Invalid::new(
+                        format!("{key}.account"),
+                        format!("{:?} is copied to twice", copy.account),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The copies of `account`'s alerts (empty when it has none).
+    pub fn copies_of(&self, account: &str) -> &[CopyConfig] {
+        self.accounts
+            .get(account)
+            .map_or(&[], |a| a.copies.as_slice())
     }
 
     /// Loads the trusted keys named by `[verify]`.
@@ -580,5 +741,106 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[broker.alpaca]"), "{err}");
+    }
+
+    const VENUES: &str = "[[venues]]\nname = \"crypto\"\nkind = \"binance\"\nexchanges = [\"BINANCE\"]\n\
+        api_key = \"env:AG_TEST_WHSEC\"\napi_secret = \"env:AG_TEST_WHSEC\"\nrecv_window_ms = 10000\n\
+        [venues.symbols]\n\"BINANCE:BTCUSDT\" = \"BTCUSDT\"\n[venues.risk]\nmax_quantity = \"2\"\n\
+        [[venues]]\nname = \"demo\"\nkind = \"paper\"\nequity = \"5000\"\naccounts = [\"b\"]\n";
+
+    #[test]
+    fn venue_tables_carry_their_kinds_keys_beside_name_and_routing() {
+        let s = parse(&minimal(VENUES)).unwrap();
+        let venues = s.venue_configs().unwrap();
+        assert_eq!(venues.len(), 2);
+        let VenueBroker::Binance(b) = &venues[0].broker else {
+            panic!("{:?}", venues[0].broker)
+        };
+        assert_eq!(b.recv_window_ms, 10_000);
+        assert_eq!(venues[0].exchanges, ["BINANCE"]);
+        assert_eq!(venues[0].symbols["BINANCE:BTCUSDT"], "BTCUSDT");
+        assert_eq!(
+            venues[0].risk.as_ref().unwrap().max_quantity,
+            Some(Decimal::TWO)
+        );
+        let VenueBroker::Paper(p) = &venues[1].broker else {
+            panic!("{:?}", venues[1].broker)
+        };
+        assert_eq!(p.equity, Decimal::from(5000));
+        // What check-config prints parses back to the same settings.
+        let again = parse(&s.to_toml()).unwrap();
+        assert_eq!(again, s);
+    }
+
+    #[test]
+    fn the_broker_table_alone_is_one_venue_named_after_its_kind() {
+        let s = parse(&minimal("[broker]\nkind = \"paper\"\n")).unwrap();
+        let venues = s.venue_configs().unwrap();
+        assert_eq!(venues.len(), 1);
+        assert_eq!(venues[0].name, "paper");
+        assert!(venues[0].exchanges.is_empty() && venues[0].accounts.is_empty());
+    }
+
+    #[test]
+    fn venue_mistakes_are_refused_naming_the_key() {
+        let cases = [
+            (
+                format!("{VENUES}[[venues]]\nname = \"crypto\"\nkind = \"paper\"\n"),
+                "venues[2].name",
+            ),
+            (
+                "[[venues]]\nname = \"x\"\nkind = \"paper\"\nequty = \"1\"\n".to_owned(),
+                "equty",
+            ),
+            (
+                "[[venues]]\nname = \"x\"\nkind = \"alpaca\"\n".to_owned(),
+                "key_id",
+            ),
+            (
+                "[[venues]]\nname = \"x\"\nkind = \"nope\"\n".to_owned(),
+                "nope",
+            ),
+            (
+                "[[venues]]\nname = \"a b\"\nkind = \"paper\"\n".to_owned(),
+                "venues[0].name",
+            ),
+            (
+                format!("[broker]\nkind = \"alpaca\"\n[broker.alpaca]\nkey_id = \"env:AG_TEST_WHSEC\"\nsecret_key = \"env:AG_TEST_WHSEC\"\n{VENUES}"),
+                "both [broker] and [[venues]]",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let err = parse(&minimal(&text)).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{wanted}: {err}");
+        }
+    }
+
+    #[test]
+    fn copies_need_a_declared_account_and_a_positive_scale() {
+        let ok = "[accounts.a]\ncopies = [{ account = \"b\", scale = \"0.5\" }]\n[accounts.b]\n";
+        let s = parse(&minimal(ok)).unwrap();
+        assert_eq!(s.copies_of("a")[0].scale, Decimal::new(5, 1));
+        assert!(s.copies_of("b").is_empty());
+        for (text, wanted) in [
+            (
+                "[accounts.a]\ncopies = [{ account = \"c\", scale = \"0.5\" }]\n",
+                "accounts.a.copies[0].account: unknown account \"c\"",
+            ),
+            (
+                "[accounts.a]\ncopies = [{ account = \"b\", scale = \"0\" }]\n[accounts.b]\n",
+                "accounts.a.copies[0].scale",
+            ),
+            (
+                "[accounts.a]\ncopies = [{ account = \"b\", scale = \"-1\" }]\n[accounts.b]\n",
+                "accounts.a.copies[0].scale",
+            ),
+            (
+                "[accounts.a]\ncopies = [{ account = \"a\", scale = \"1\" }]\n",
+                "copy to itself",
+            ),
+        ] {
+            let err = parse(&minimal(text)).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{wanted}: {err}");
+        }
     }
 }

@@ -9,28 +9,26 @@ use alertgate_shared::envelope::ALERT_TYPE;
 use alertgate_shared::{Clock, Envelope, VerifyError};
 use bytes::Bytes;
 use http::HeaderMap;
+use rust_decimal::Decimal;
 
+use crate::config::CopyConfig;
 use crate::executor::{Execution, Executor, Job, Work};
 use crate::journal::{
     Admission, Journal, JournalError, MessageRecord, NewMessage, OrderRecord, Outcome,
 };
 use crate::metrics::Metrics;
 use crate::normalize::{normalize, Leg, NormalizeContext};
+use crate::routing::{self, Route, Venues};
 use crate::verify::TrustedKeys;
 
-/// How the receiver reads alerts (from `[symbols]`, `[broker]`, `[risk]`, `[dedupe]`).
+/// How the receiver reads alerts (from `[[venues]]`/`[broker]`, `[symbols]`, `[accounts]`,
+/// `[risk]`).
 #[derive(Debug, Clone)]
 pub struct Interpreter {
-    /// `[symbols]`.
-    pub symbols: BTreeMap<String, String>,
-    /// `true` for spot-only venues: perpetual tickers are invalid.
-    pub refuse_perpetuals: bool,
-    /// `true` when the venue's symbols carry their exchange ([`crate::broker::Broker::exchange_in_symbol`]).
-    pub exchange_in_symbol: bool,
-    /// `false` when the venue cannot hold a short position: negative targets are invalid.
-    pub allow_short: bool,
-    /// How the venue attaches protective exits ([`crate::broker::Broker::exits`]).
-    pub exits: crate::order::ExitSupport,
+    /// The venues, in routing order ([`crate::routing::pick`]).
+    pub routes: Vec<Route>,
+    /// `[accounts.NAME] copies`, by account.
+    pub copies: BTreeMap<String, Vec<CopyConfig>>,
     /// `risk.max_alert_age_seconds` in ms.
     pub max_age_ms: i64,
     /// `risk.max_signal_age_seconds` in ms (against the alert's `sent_at`); `None`: off.
@@ -40,7 +38,7 @@ pub struct Interpreter {
 /// What an envelope asks for, before the journal has its say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interpretation {
-    /// The envelope's account.
+    /// The account it runs for: the envelope's, or the copy's.
     pub account: Option<String>,
     /// The alert's idempotency key.
     pub idempotency_key: Option<String>,
@@ -50,18 +48,61 @@ pub struct Interpretation {
     pub verdict: Verdict,
 }
 
+/// Normalized legs routed to a venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// The legs, normalized for the venue.
+    pub legs: Vec<Leg>,
+    /// The alert's strategy.
+    pub strategy: Option<String>,
+    /// The venue's name.
+    pub venue: String,
+    /// For a copy: the factor its quantities are scaled by.
+    pub scale: Option<Decimal>,
+}
+
 /// Execute, or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Normalized legs, to be gated and placed, and the alert's strategy.
-    Execute(Vec<Leg>, Option<String>),
+    /// Normalized legs, to be gated and placed at their venue.
+    Execute(Routed),
     /// `invalid` or `expired`, with the reason.
     Final(Outcome, String),
 }
 
+/// The message id of the copy of message `parent` for `account`: derived, so a redelivery or
+/// a restart finds the same copy (and its client order ids, [`crate::executor::client_order_id`])
+/// again.
+pub fn copy_message_id(parent: &str, account: &str) -> String {
+    format!("{parent}-copy-{account}")
+}
+
+/// Normalization that does not depend on the venue: enough to read the symbols an alert
+/// trades (their exchanges route it) and its idempotency key.
+fn routing_context(empty: &BTreeMap<String, String>) -> NormalizeContext<'_> {
+    NormalizeContext {
+        symbols: empty,
+        refuse_perpetuals: false,
+        exchange_in_symbol: false,
+        allow_short: true,
+        exits: crate::order::ExitSupport::Orders,
+    }
+}
+
 impl Interpreter {
-    /// Reads a verified body at `now_ms`.
+    /// Reads a verified body at `now_ms`, for the envelope's account.
     pub fn interpret(&self, body: &[u8], now_ms: i64) -> Interpretation {
+        self.interpret_as(body, now_ms, None)
+    }
+
+    /// Reads a verified body at `now_ms`, for the envelope's account or, with `copy`, for the
+    /// copy's account (routed for that account, quantities to be scaled).
+    pub fn interpret_as(
+        &self,
+        body: &[u8],
+        now_ms: i64,
+        copy: Option<&CopyConfig>,
+    ) -> Interpretation {
         let envelope = match Envelope::from_slice(body) {
             Ok(e) => e,
             Err(e) => {
@@ -73,11 +114,12 @@ impl Interpreter {
                 }
             }
         };
+        let account = copy.map_or_else(|| envelope.account.clone(), |c| c.account.clone());
         let received_at_ms =
             i64::try_from(envelope.received_at.unix_timestamp_nanos() / 1_000_000).ok();
-        let ctx = self.context();
-        let normalized = normalize(&envelope.alert, &ctx);
-        let idempotency_key = normalized
+        let empty = BTreeMap::new();
+        let general = normalize(&envelope.alert, &routing_context(&empty));
+        let idempotency_key = general
             .as_ref()
             .ok()
             .and_then(|n| n.idempotency_key.clone());
@@ -97,46 +139,114 @@ impl Interpreter {
                 ),
             )
         } else {
-            match normalized {
-                Ok(n) => match self.signal_too_old(n.sent_at_ms, now_ms) {
+            match general.map_err(|e| e.to_string()).and_then(|general| {
+                let route = self.route(&envelope.alert, &account, &general.legs)?;
+                normalize(&envelope.alert, &route.context())
+                    .map(|n| (n, route.name.clone()))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok((n, venue)) => match self.signal_too_old(n.sent_at_ms, now_ms) {
                     Some(reason) => Verdict::Final(Outcome::Expired, reason),
-                    None => Verdict::Execute(n.legs, n.strategy),
+                    None => Verdict::Execute(Routed {
+                        legs: n.legs,
+                        strategy: n.strategy,
+                        venue,
+                        scale: copy.map(|c| c.scale),
+                    }),
                 },
-                Err(invalid) => Verdict::Final(Outcome::Invalid, invalid.to_string()),
+                Err(invalid) => Verdict::Final(Outcome::Invalid, invalid),
             }
         };
         Interpretation {
-            account: Some(envelope.account),
+            account: Some(account),
             idempotency_key,
             received_at_ms,
             verdict,
         }
     }
+
+    /// Reads a journaled message again (a resume): a copy (its account is not the
+    /// envelope's) is read as that copy, while it is still configured.
+    pub fn reread(&self, record: &MessageRecord, now_ms: i64) -> Interpretation {
+        let envelope_account = Envelope::from_slice(&record.envelope)
+            .ok()
+            .map(|e| e.account);
+        match (&record.account, envelope_account) {
+            (Some(account), Some(parent)) if *account != parent => {
+                match self.copies_of(&parent).iter().find(|c| c.account == *account) {
+                    Some(copy) => self.interpret_as(&record.envelope, now_ms, Some(copy)),
+                    None => Interpretation {
+                        account: Some(account.clone()),
+                        idempotency_key: None,
+                        received_at_ms: record.received_at_ms,
+                        verdict: Verdict::Final(
+                            Outcome::Invalid,
+                            format!(
+                                "accounts.{parent}.copies: the copy to {account:?} is no longer configured"
+                            ),
+                        ),
+                    },
+                }
+            }
+            _ => self.interpret(&record.envelope, now_ms),
+        }
+    }
+
+    /// The venue for the alert `alert` of `account` whose legs are `legs`.
+    fn route(
+        &self,
+        alert: &serde_json::Map<String, serde_json::Value>,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<&Route, String> {
+        let requested = match alert.get("venue") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(name)) => Some(name.as_str()),
+            Some(_) => return Err("venue: must be a venue name (a string)".into()),
+        };
+        let symbols: Vec<&str> = legs.iter().map(|l| l.tv_symbol.as_str()).collect();
+        routing::pick(&self.routes, account, &symbols, requested)
+    }
+
+    /// The copies of `account`'s alerts.
+    pub fn copies_of(&self, account: &str) -> &[CopyConfig] {
+        self.copies.get(account).map_or(&[], Vec::as_slice)
+    }
 }
 
 impl Interpreter {
-    /// How `settings` and the venue `broker` read alerts.
-    pub fn new(settings: &crate::Settings, broker: &dyn crate::broker::Broker) -> Self {
+    /// How `settings` and its built `venues` read alerts.
+    pub fn new(settings: &crate::Settings, venues: &Venues) -> Self {
         let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Self {
-            symbols: settings.symbols.clone(),
-            refuse_perpetuals: broker.spot_only(),
-            exchange_in_symbol: broker.exchange_in_symbol(),
-            allow_short: broker.allows_short(),
-            exits: broker.exits(),
+            routes: venues.routes(),
+            copies: settings
+                .accounts
+                .iter()
+                .filter(|(_, a)| !a.copies.is_empty())
+                .map(|(name, a)| (name.clone(), a.copies.clone()))
+                .collect(),
             max_age_ms: ms(settings.risk.max_alert_age_seconds),
             max_signal_age_ms: settings.risk.max_signal_age_seconds.map(ms),
         }
     }
 
-    /// What normalization needs from this configuration (also the dashboard's view of legs).
+    /// An interpreter with one venue `route`, no copies and no signal-age limit (tests).
+    pub fn single(route: Route, max_age_ms: i64) -> Self {
+        Self {
+            routes: vec![route],
+            copies: BTreeMap::new(),
+            max_age_ms,
+            max_signal_age_ms: None,
+        }
+    }
+
+    /// The first venue's normalization (the dashboard's view of legs, which needs no routing).
     pub fn context(&self) -> NormalizeContext<'_> {
-        NormalizeContext {
-            symbols: &self.symbols,
-            refuse_perpetuals: self.refuse_perpetuals,
-            exchange_in_symbol: self.exchange_in_symbol,
-            allow_short: self.allow_short,
-            exits: self.exits,
+        static EMPTY: std::sync::OnceLock<BTreeMap<String, String>> = std::sync::OnceLock::new();
+        match self.routes.first() {
+            Some(route) => route.context(),
+            None => routing_context(EMPTY.get_or_init(BTreeMap::new)),
         }
     }
 
@@ -171,19 +281,49 @@ pub enum Reply {
         orders: Vec<OrderRecord>,
         /// `true` when this id was journaled by an earlier delivery.
         duplicate: bool,
+        /// The copies to other accounts (`[accounts.NAME] copies`), each its own message.
+        copies: Vec<CopyReply>,
     },
     /// 503: the journal could not be written; the relay retries.
     Unavailable(JournalError),
 }
 
+/// Where one copy of a message stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReply {
+    /// The copy's message id ([`copy_message_id`]).
+    pub id: String,
+    /// The copy's account.
+    pub account: String,
+    /// Its outcome so far.
+    pub outcome: Outcome,
+    /// Why.
+    pub reason: Option<String>,
+    /// Its orders so far.
+    pub orders: Vec<OrderRecord>,
+}
+
+impl CopyReply {
+    fn from_record(record: MessageRecord) -> Self {
+        Self {
+            id: record.id,
+            account: record.account.unwrap_or_default(),
+            outcome: record.outcome,
+            reason: record.reason,
+            orders: record.orders,
+        }
+    }
+}
+
 impl Reply {
-    fn from_record(record: MessageRecord, duplicate: bool) -> Self {
+    fn from_record(record: MessageRecord, duplicate: bool, copies: Vec<CopyReply>) -> Self {
         Reply::Recorded {
             id: record.id,
             outcome: record.outcome,
             reason: record.reason,
             orders: record.orders,
             duplicate,
+            copies,
         }
     }
 }
@@ -225,57 +365,103 @@ impl Ingest {
         tracing::Span::current().record("id", id.as_str());
         let now_ms = self.clock.now_unix_ms();
         let reading = self.interpreter.interpret(&body, now_ms);
-        let (outcome, reason, legs) = match reading.verdict {
-            Verdict::Execute(legs, strategy) => (Outcome::Pending, None, Some((legs, strategy))),
-            Verdict::Final(outcome, reason) => (outcome, Some(reason), None),
-        };
-        let admission = self
-            .journal
-            .admit(NewMessage {
-                id: id.clone(),
-                account: reading.account.clone(),
-                idempotency_key: reading.idempotency_key,
-                received_at_ms: reading.received_at_ms,
-                envelope: body,
-                outcome,
-                reason,
-                now_ms,
-                dedupe_since_ms: now_ms - self.dedupe_window_ms,
-            })
-            .await;
-        let record = match admission {
-            Ok(Admission::Seen(record)) => {
+        let parent_account = reading.account.clone();
+        let (record, job) = match self.admit(&id, reading, body.clone(), now_ms, true).await {
+            Ok((Admission::Seen(record), _)) => {
                 tracing::info!(
                     outcome = record.outcome.as_str(),
                     "redelivery of a journaled message"
                 );
-                return Reply::from_record(record, true);
+                let copies = match self.copy_records(&record).await {
+                    Ok(copies) => copies,
+                    Err(e) => return Reply::Unavailable(e),
+                };
+                return Reply::from_record(record, true, copies);
             }
-            Ok(Admission::New(record)) => record,
+            Ok((Admission::New(record), job)) => (record, job),
             Err(e) => {
                 tracing::error!(error = %e, "cannot journal the message; answering 503");
                 return Reply::Unavailable(e);
             }
         };
-        let (Outcome::Pending, Some((legs, strategy)), Some(account)) =
-            (record.outcome, legs, reading.account)
-        else {
-            tracing::info!(
-                outcome = record.outcome.as_str(),
-                reason = record.reason,
-                "message recorded"
-            );
-            self.metrics.message(record.outcome);
-            return Reply::from_record(record, false);
+        // Copies: each its own message, admitted before anything executes, so a restart finds
+        // them (a redelivery of this id is `Seen` and makes none).
+        let mut copies = Vec::new();
+        if record.outcome != Outcome::Duplicate {
+            if let Some(parent) = &parent_account {
+                match self.admit_copies(&id, parent, &body, now_ms).await {
+                    Ok(c) => copies = c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot journal the copies; answering 503");
+                        return Reply::Unavailable(e);
+                    }
+                }
+            }
+        }
+        let completion = match job {
+            Some(job) => Some(self.executor.submit(job)),
+            None => {
+                tracing::info!(
+                    outcome = record.outcome.as_str(),
+                    reason = record.reason,
+                    "message recorded"
+                );
+                self.metrics.message(record.outcome);
+                None
+            }
         };
-        let completion = self.executor.submit(Job {
-            message_id: id.clone(),
-            account,
-            strategy,
-            work: Work::Legs(legs),
-        });
-        match tokio::time::timeout(self.inline_deadline, completion).await {
-            Ok(Ok(Ok(Execution {
+        let copy_completions: Vec<_> = copies
+            .into_iter()
+            .map(|(reply, job)| (reply, job.map(|j| self.executor.submit(j))))
+            .collect();
+        let waited = tokio::time::timeout(self.inline_deadline, async {
+            let own = match completion {
+                Some(c) => Some(c.await),
+                None => None,
+            };
+            let mut copies = Vec::with_capacity(copy_completions.len());
+            for (reply, completion) in copy_completions {
+                copies.push(match completion {
+                    Some(c) => (reply, Some(c.await)),
+                    None => (reply, None),
+                });
+            }
+            (own, copies)
+        })
+        .await;
+        let Ok((own, copy_results)) = waited else {
+            tracing::info!("execution still running at the inline deadline; answering 202");
+            let copies = match self.copy_records(&record).await {
+                Ok(copies) => copies,
+                Err(e) => return Reply::Unavailable(e),
+            };
+            let pending = record.outcome == Outcome::Pending;
+            return Reply::Recorded {
+                id,
+                outcome: record.outcome,
+                reason: if pending { None } else { record.reason },
+                orders: Vec::new(),
+                duplicate: false,
+                copies,
+            };
+        };
+        let mut copies = Vec::with_capacity(copy_results.len());
+        for (mut reply, result) in copy_results {
+            match result {
+                None => {}
+                Some(Ok(Ok(execution))) => {
+                    reply.outcome = execution.outcome;
+                    reply.reason = execution.reason;
+                    reply.orders = execution.orders;
+                }
+                Some(Ok(Err(e))) => return Reply::Unavailable(e),
+                Some(Err(_)) => return Reply::Unavailable(JournalError::Closed),
+            }
+            copies.push(reply);
+        }
+        match own {
+            None => Reply::from_record(record, false, copies),
+            Some(Ok(Ok(Execution {
                 outcome,
                 reason,
                 orders,
@@ -285,20 +471,103 @@ impl Ingest {
                 reason,
                 orders,
                 duplicate: false,
+                copies,
             },
-            Ok(Ok(Err(e))) => Reply::Unavailable(e),
-            Ok(Err(_)) => Reply::Unavailable(JournalError::Closed),
-            Err(_) => {
-                tracing::info!("execution still running at the inline deadline; answering 202");
-                Reply::Recorded {
-                    id,
-                    outcome: Outcome::Pending,
-                    reason: None,
-                    orders: Vec::new(),
-                    duplicate: false,
+            Some(Ok(Err(e))) => Reply::Unavailable(e),
+            Some(Err(_)) => Reply::Unavailable(JournalError::Closed),
+        }
+    }
+
+    /// Journals message `id` as `reading` says (`dedupe`: with its idempotency key) and, when
+    /// it is new and to be executed, the job that executes it.
+    async fn admit(
+        &self,
+        id: &str,
+        reading: Interpretation,
+        body: Bytes,
+        now_ms: i64,
+        dedupe: bool,
+    ) -> Result<(Admission, Option<Job>), JournalError> {
+        let (outcome, reason, routed) = match reading.verdict {
+            Verdict::Execute(routed) => (Outcome::Pending, None, Some(routed)),
+            Verdict::Final(outcome, reason) => (outcome, Some(reason), None),
+        };
+        let admission = self
+            .journal
+            .admit(NewMessage {
+                id: id.to_owned(),
+                account: reading.account.clone(),
+                idempotency_key: reading.idempotency_key.filter(|_| dedupe),
+                received_at_ms: reading.received_at_ms,
+                envelope: body,
+                outcome,
+                reason,
+                now_ms,
+                dedupe_since_ms: now_ms - self.dedupe_window_ms,
+            })
+            .await?;
+        let job = match (&admission, routed, reading.account) {
+            (Admission::New(record), Some(routed), Some(account))
+                if record.outcome == Outcome::Pending =>
+            {
+                Some(job_for(id.to_owned(), account, routed))
+            }
+            _ => None,
+        };
+        Ok((admission, job))
+    }
+
+    /// Journals the copies of message `id` (an alert of `parent`): each new one with the job
+    /// that executes it. A copy journaled before (a resume) is left to its own resume.
+    async fn admit_copies(
+        &self,
+        id: &str,
+        parent: &str,
+        body: &Bytes,
+        now_ms: i64,
+    ) -> Result<Vec<(CopyReply, Option<Job>)>, JournalError> {
+        let mut out = Vec::new();
+        for copy in self.interpreter.copies_of(parent) {
+            let copy_id = copy_message_id(id, &copy.account);
+            let reading = self.interpreter.interpret_as(body, now_ms, Some(copy));
+            match self
+                .admit(&copy_id, reading, body.clone(), now_ms, false)
+                .await?
+            {
+                (Admission::New(record), job) => {
+                    if job.is_none() {
+                        self.metrics.message(record.outcome);
+                    }
+                    tracing::info!(
+                        copy = copy_id,
+                        account = copy.account,
+                        outcome = record.outcome.as_str(),
+                        "copy recorded"
+                    );
+                    out.push((CopyReply::from_record(record), job));
                 }
+                (Admission::Seen(record), _) => out.push((CopyReply::from_record(record), None)),
             }
         }
+        Ok(out)
+    }
+
+    /// The journaled copies of `record`'s message, as configured now.
+    async fn copy_records(&self, record: &MessageRecord) -> Result<Vec<CopyReply>, JournalError> {
+        let Some(account) = &record.account else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for copy in self.interpreter.copies_of(account) {
+            if let Some(r) = self
+                .journal
+                .message(&copy_message_id(&record.id, &copy.account))
+                .await?
+            {
+                out.push(CopyReply::from_record(r));
+            }
+        }
+        Ok(out)
     }
 
     /// Resumes every message left `pending` by an earlier run (in journal order, before any new
@@ -330,18 +599,41 @@ impl Ingest {
             let Some(account) = record.account.clone() else {
                 continue;
             };
-            let (work, strategy) = if !record.orders.is_empty() {
-                (Work::Resume(record.orders), None)
+            let now_ms = self.clock.now_unix_ms();
+            let job = if let Some(first) = record.orders.first() {
+                Job {
+                    message_id: record.id.clone(),
+                    account,
+                    strategy: None,
+                    venue: first.venue.clone(),
+                    scale: None,
+                    work: Work::Resume(record.orders.clone()),
+                }
             } else {
-                match self
-                    .interpreter
-                    .interpret(&record.envelope, self.clock.now_unix_ms())
-                    .verdict
-                {
-                    Verdict::Execute(legs, strategy) => (Work::Legs(legs), strategy),
+                let reading = self.interpreter.reread(&record, now_ms);
+                let is_parent =
+                    Envelope::from_slice(&record.envelope).is_ok_and(|e| e.account == account);
+                if is_parent {
+                    // Copies a crash left unjournaled; those journaled resume on their own.
+                    for (_, job) in self
+                        .admit_copies(
+                            &record.id,
+                            &account,
+                            &Bytes::from(record.envelope.clone()),
+                            now_ms,
+                        )
+                        .await?
+                    {
+                        if let Some(job) = job {
+                            drop(self.executor.submit(job));
+                        }
+                    }
+                }
+                match reading.verdict {
+                    Verdict::Execute(routed) => job_for(record.id.clone(), account, routed),
                     Verdict::Final(outcome, reason) => {
                         self.journal
-                            .finish(&record.id, outcome, Some(reason), self.clock.now_unix_ms())
+                            .finish(&record.id, outcome, Some(reason), now_ms)
                             .await?;
                         self.metrics.message(outcome);
                         continue;
@@ -350,13 +642,20 @@ impl Ingest {
             };
             tracing::info!(id = record.id, "resuming an interrupted execution");
             // Runs in the background, in order per (account, symbol), ahead of new deliveries.
-            drop(self.executor.submit(Job {
-                message_id: record.id,
-                account,
-                strategy,
-                work,
-            }));
+            drop(self.executor.submit(job));
         }
         Ok(count)
+    }
+}
+
+/// The job executing message `message_id` of `account` as `routed`.
+fn job_for(message_id: String, account: String, routed: Routed) -> Job {
+    Job {
+        message_id,
+        account,
+        strategy: routed.strategy,
+        venue: routed.venue,
+        scale: routed.scale,
+        work: Work::Legs(routed.legs),
     }
 }

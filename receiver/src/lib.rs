@@ -24,6 +24,7 @@
 //! - [`notify`]: the notification outbox's delivery to `[[notify]]` destinations (after the
 //!   outcome is committed, never on an order's path).
 //! - [`replay`]: `replay --since`: journaled alerts judged again under a config, placing nothing.
+//! - [`routing`]: `[[venues]]`: which venue an alert goes to, and the registry of built venues.
 //! - [`broker`]: the `Broker` trait, the one factory `broker::build`, the paper broker and the
 //!   real venues (`binance/`, `alpaca`, `zerodha/`, `betfair/`, `http`).
 //!
@@ -56,6 +57,7 @@ pub mod reconcile;
 pub mod replay;
 pub mod risk;
 pub mod routes;
+pub mod routing;
 pub mod tls;
 pub mod ui;
 pub mod verify;

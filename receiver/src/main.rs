@@ -48,7 +48,7 @@ enum Command {
     },
     /// Print the positions: the journal's beside the venue's as reconciliation last read them.
     Positions {
-        /// The TOML config file (for `store.path` and `[broker] kind`).
+        /// The TOML config file (for `store.path` and the venues).
         #[arg(long)]
         config: PathBuf,
     },
@@ -70,15 +70,10 @@ fn main() -> anyhow::Result<()> {
         Command::Run { config } => run(&config),
         Command::CheckConfig { config } => {
             let settings = Settings::load(&config)?;
-            // Building the venue resolves its credentials and makes no network call: a missing
-            // `env:`/`file:` secret is caught here, not at the first order. Nothing is placed,
-            // so the paper broker gets a book in memory rather than the journal.
-            alertgate_receiver::broker::build(
-                &settings.broker,
-                std::sync::Arc::new(alertgate_receiver::journal::MemoryPlacements::default()),
-                std::sync::Arc::new(alertgate_shared::SystemClock),
-            )
-            .map_err(|e| anyhow::anyhow!("{}: [broker]: {e}", config.display()))?;
+            // Building the venues resolves every venue's credentials and makes no network
+            // call: a missing `env:`/`file:` secret is caught here, not at the first order.
+            // Nothing is placed, so paper venues get a book in memory rather than the journal.
+            build_venues(&settings, &config)?;
             print!("{}", settings.to_toml());
             for warning in permission_warnings(&settings) {
                 eprintln!("warning: {warning}");
@@ -137,7 +132,7 @@ fn run(config: &Path) -> anyhow::Result<()> {
         }
         let receiver = Receiver::build(settings, listener).await?;
         let keys = receiver.trusted_keys();
-        let broker = receiver.broker();
+        let venues = receiver.venues();
         let config = config.to_owned();
         let mut hangups = alertgate_shared::shutdown::hangups().context("cannot watch SIGHUP")?;
         tokio::spawn(async move {
@@ -148,10 +143,13 @@ fn run(config: &Path) -> anyhow::Result<()> {
                 }
                 // The venue's own rotating credentials (Zerodha's daily access token), from the
                 // references it was started with.
-                match broker.reload_credentials() {
-                    Ok(true) => tracing::info!(venue = broker.name(), "SIGHUP: venue credentials reloaded"),
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(venue = broker.name(), error = %e, "SIGHUP: venue credentials not reloaded; keeping the ones in use"),
+                for venue in venues.iter() {
+                    let name = venue.route.name.as_str();
+                    match venue.broker.reload_credentials() {
+                        Ok(true) => tracing::info!(venue = name, "SIGHUP: venue credentials reloaded"),
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(venue = name, error = %e, "SIGHUP: venue credentials not reloaded; keeping the ones in use"),
+                    }
                 }
             }
         });
@@ -176,17 +174,12 @@ fn replay(config: &Path, since: &str) -> anyhow::Result<()> {
     );
     let path = &settings.store.path;
     anyhow::ensure!(path.exists(), "no journal at {} yet", path.display());
-    let broker = alertgate_receiver::broker::build(
-        &settings.broker,
-        std::sync::Arc::new(alertgate_receiver::journal::MemoryPlacements::default()),
-        std::sync::Arc::new(alertgate_shared::SystemClock),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: [broker]: {e}", config.display()))?;
+    let venues = build_venues(&settings, config)?;
     let interpreter = alertgate_receiver::ingest::Interpreter {
         // Replay judges rules, not lateness: no age limit.
         max_age_ms: i64::MAX,
         max_signal_age_ms: None,
-        ..alertgate_receiver::ingest::Interpreter::new(&settings, broker.as_ref())
+        ..alertgate_receiver::ingest::Interpreter::new(&settings, &venues)
     };
     let messages = runtime()?.block_on(async {
         let journal = alertgate_receiver::journal::SqliteJournal::open(
@@ -281,13 +274,37 @@ fn print_table(table: &[Vec<String>]) {
     }
 }
 
+/// Every venue of `settings`, built without a journal (a paper book in memory).
+fn build_venues(
+    settings: &Settings,
+    config: &Path,
+) -> anyhow::Result<alertgate_receiver::routing::Venues> {
+    alertgate_receiver::routing::Venues::build(
+        settings,
+        std::sync::Arc::new(alertgate_receiver::journal::MemoryPlacements::default()),
+        std::sync::Arc::new(alertgate_shared::SystemClock),
+    )
+    .map_err(|e| {
+        let table = if settings.venues.is_empty() {
+            "[broker]: "
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{}: {table}{e}", config.display())
+    })
+}
+
 fn positions(config: &Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     ensure_journal(&settings)?;
-    let venue = settings.broker.kind.as_str();
+    let venues: Vec<String> = settings
+        .venue_configs()?
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     let rows = runtime()?.block_on(async {
         let journal = settings.store.open().await?.journal;
-        alertgate_receiver::reconcile::position_rows(journal.as_ref(), venue).await
+        alertgate_receiver::reconcile::position_rows(journal.as_ref(), &venues).await
     })?;
     let header = [
         "ACCOUNT",

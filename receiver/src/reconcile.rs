@@ -21,10 +21,10 @@ use alertgate_shared::Clock;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::Broker;
 use crate::executor::{Executor, Found};
 use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderState, VenuePosition};
 use crate::metrics::Metrics;
+use crate::routing::Venues;
 
 /// The reason an `unknown` order the venue never heard of ends with (outcome `failed`).
 pub const NOT_FOUND_AT_VENUE: &str = "not_found_at_venue";
@@ -81,18 +81,22 @@ pub struct PositionRow {
     pub reconciled_at_ms: Option<i64>,
 }
 
-/// The journal's positions beside the venue's last readings, by (account, symbol).
+/// The journal's positions beside the venues' last readings, by (account, venue, symbol); only
+/// positions and readings of `venues` (the configured ones) are shown.
 pub async fn position_rows(
     journal: &dyn Journal,
-    venue: &str,
+    venues: &[String],
 ) -> Result<Vec<PositionRow>, JournalError> {
-    let mut rows: BTreeMap<(String, String), PositionRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String, String), PositionRow> = BTreeMap::new();
     for p in journal.positions().await? {
+        if !venues.contains(&p.venue) {
+            continue;
+        }
         rows.insert(
-            (p.account.clone(), p.symbol.clone()),
+            (p.account.clone(), p.symbol.clone(), p.venue.clone()),
             PositionRow {
                 account: p.account,
-                venue: venue.to_owned(),
+                venue: p.venue,
                 symbol: p.symbol,
                 position: p.position.normalize(),
                 venue_position: None,
@@ -102,11 +106,11 @@ pub async fn position_rows(
         );
     }
     for r in journal.venue_positions().await? {
-        if r.venue != venue {
+        if !venues.contains(&r.venue) {
             continue;
         }
         let row = rows
-            .entry((r.account.clone(), r.symbol.clone()))
+            .entry((r.account.clone(), r.symbol.clone(), r.venue.clone()))
             .or_insert_with(|| PositionRow {
                 account: r.account.clone(),
                 venue: r.venue.clone(),
@@ -139,8 +143,8 @@ pub struct Pass {
 pub struct Reconciler {
     /// Unknown orders, positions, readings.
     pub journal: Arc<dyn Journal>,
-    /// The venue asked.
-    pub broker: Arc<dyn Broker>,
+    /// The venues asked, each about its own orders.
+    pub venues: Venues,
     /// Settles unknown orders in the (account, symbol) queue.
     pub executor: Executor,
     /// Grace and reading times.
@@ -184,7 +188,16 @@ impl Reconciler {
         let grace_ms = i64::try_from(self.config.unknown_grace_seconds.saturating_mul(1000))
             .unwrap_or(i64::MAX);
         for order in self.journal.orders_with_status(OrderState::Unknown).await? {
-            let found = match self
+            let Some(venue) = self.venues.get(&order.venue) else {
+                tracing::warn!(
+                    client_order_id = order.client_order_id,
+                    venue = order.venue,
+                    "an unknown order's venue is not configured; it stays unknown"
+                );
+                pass.still_unknown += 1;
+                continue;
+            };
+            let found = match venue
                 .broker
                 .lookup(&order.symbol, &order.client_order_id)
                 .await
@@ -209,30 +222,59 @@ impl Reconciler {
     }
 
     async fn read_positions(&self, pass: &mut Pass) -> Result<(), JournalError> {
-        let venue = self.broker.name();
         let now = self.clock.now_unix_ms();
         // A drift is notified when first seen, not at every pass: when the venue's reading
         // changed since the last pass.
         let previous: Vec<VenuePosition> = self.journal.venue_positions().await?;
-        let mut by_account: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let journal: BTreeMap<(String, String), Decimal> = self
-            .journal
-            .positions()
-            .await?
-            .into_iter()
-            .map(|p| {
-                by_account
-                    .entry(p.account.clone())
-                    .or_default()
-                    .insert(p.symbol.clone());
-                ((p.account, p.symbol), p.position)
-            })
-            .collect();
+        // Each venue is asked about the (account, symbol)s its own fills made.
+        let mut journal: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
+        let mut by_venue: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+        for p in self.journal.positions().await? {
+            by_venue
+                .entry(p.venue.clone())
+                .or_default()
+                .entry(p.account.clone())
+                .or_default()
+                .insert(p.symbol.clone());
+            journal.insert((p.account, p.venue, p.symbol), p.position);
+        }
         let mut readings = Vec::new();
+        for venue in self.venues.iter() {
+            let Some(by_account) = by_venue.remove(&venue.route.name) else {
+                continue;
+            };
+            self.read_venue(
+                venue,
+                by_account,
+                &journal,
+                &previous,
+                now,
+                pass,
+                &mut readings,
+            )
+            .await;
+        }
+        self.journal.record_venue_positions(readings).await
+    }
+
+    /// Reads one venue's positions for `by_account` and compares them with the journal's.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_venue(
+        &self,
+        at: &crate::routing::Venue,
+        by_account: BTreeMap<String, BTreeSet<String>>,
+        journal: &BTreeMap<(String, String, String), Decimal>,
+        previous: &[VenuePosition],
+        now: i64,
+        pass: &mut Pass,
+        readings: &mut Vec<VenuePosition>,
+    ) {
+        let venue = at.route.name.as_str();
+        let broker = at.broker.as_ref();
         for (account, symbols) in by_account {
             let symbols: Vec<String> = symbols.into_iter().collect();
-            let held = if self.broker.reports_positions() {
-                match self.broker.positions(&account, &symbols).await {
+            let held = if broker.reports_positions() {
+                match broker.positions(&account, &symbols).await {
                     Ok(held) => held,
                     Err(e) => {
                         tracing::warn!(account = %account, venue, error = %e, "cannot read the venue's positions");
@@ -244,7 +286,7 @@ impl Reconciler {
             };
             for symbol in symbols {
                 let ours = journal
-                    .get(&(account.clone(), symbol.clone()))
+                    .get(&(account.clone(), venue.to_owned(), symbol.clone()))
                     .copied()
                     .unwrap_or(Decimal::ZERO);
                 let theirs = held.as_ref().map(|h| {
@@ -306,6 +348,5 @@ impl Reconciler {
                 });
             }
         }
-        self.journal.record_venue_positions(readings).await
     }
 }

@@ -83,7 +83,13 @@ pub fn replay(
     let mut risk = settings.risk.clone();
     risk.kill_switch_file = None;
     let clock = ManualClock::at_unix(0);
-    let gates = RiskGates::new(risk, Arc::new(clock.clone()));
+    let venue_limits = settings
+        .venue_configs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| Some((v.name, v.risk?)))
+        .collect();
+    let gates = RiskGates::new(risk, Arc::new(clock.clone())).with_venue_limits(venue_limits);
     let mut report = Report::default();
     for m in messages {
         let Some(was) = as_journaled(m) else { continue };
@@ -94,12 +100,12 @@ pub fn replay(
             )
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
         );
-        let reading =
-            interpreter.interpret(&m.envelope, m.received_at_ms.unwrap_or(m.recorded_at_ms));
+        let reading = interpreter.reread(m, m.received_at_ms.unwrap_or(m.recorded_at_ms));
         let would = match reading.verdict {
             Verdict::Final(Outcome::Invalid, reason) => Decision::Invalid(reason),
             Verdict::Final(..) => Decision::Accepted,
-            Verdict::Execute(legs, strategy) => {
+            Verdict::Execute(routed) => {
+                let (legs, strategy, venue) = (routed.legs, routed.strategy, routed.venue);
                 let account = reading.account.clone().unwrap_or_default();
                 let candidates: Vec<Candidate<'_>> = legs
                     .iter()
@@ -134,7 +140,7 @@ pub fn replay(
                     strategy: strategy.as_deref(),
                     realized_today: None,
                 };
-                match gates.admit(&account, &candidates, &standing) {
+                match gates.admit(&account, &venue, &candidates, &standing) {
                     Ok(()) => Decision::Accepted,
                     Err(r) => Decision::Rejected(r.gate.as_str().to_owned()),
                 }

@@ -119,6 +119,8 @@ pub struct RiskGates {
     strategies: Arc<Strategies>,
     /// Metrics for strategies seen and daily-loss locks.
     metrics: Metrics,
+    /// Each venue's `risk` overrides, by venue name.
+    venues: HashMap<String, RiskLimits>,
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -137,7 +139,14 @@ impl RiskGates {
             recent: Mutex::new(HashMap::new()),
             strategies: Arc::new(Strategies::default()),
             metrics,
+            venues: HashMap::new(),
         }
+    }
+
+    /// These gates with each venue's `risk` overrides (by venue name).
+    pub fn with_venue_limits(mut self, venues: HashMap<String, RiskLimits>) -> Self {
+        self.venues = venues;
+        self
     }
 
     /// The strategy switches.
@@ -158,9 +167,9 @@ impl RiskGates {
             .is_some_and(|p| p.exists())
     }
 
-    /// The limits for `account`.
-    pub fn limits(&self, account: &str) -> RiskLimits {
-        self.config.limits_for(account)
+    /// The limits for `account` at `venue` ([`RiskConfig::limits_at`]).
+    pub fn limits(&self, account: &str, venue: &str) -> RiskLimits {
+        self.config.limits_at(account, self.venues.get(venue))
     }
 
     /// `true` once the account's per-minute window has been loaded (see [`Self::seed`]).
@@ -185,6 +194,7 @@ impl RiskGates {
     pub fn admit(
         &self,
         account: &str,
+        venue: &str,
         orders: &[Candidate<'_>],
         standing: &Standing<'_>,
     ) -> Result<(), Rejection> {
@@ -194,7 +204,7 @@ impl RiskGates {
                 "the kill-switch file exists".into(),
             ));
         }
-        let limits = self.limits(account);
+        let limits = self.limits(account, venue);
         if orders.iter().any(|c| c.opening) {
             self.check_controls(account, &limits, standing)?;
         }
@@ -269,8 +279,8 @@ impl RiskGates {
     }
 
     /// `true` when `account`'s opening orders need today's realized PnL.
-    pub fn needs_daily_pnl(&self, account: &str) -> bool {
-        self.limits(account).max_daily_loss.is_some()
+    pub fn needs_daily_pnl(&self, account: &str, venue: &str) -> bool {
+        self.limits(account, venue).max_daily_loss.is_some()
     }
 }
 
@@ -359,17 +369,21 @@ mod tests {
             max_orders_per_minute: Some(2),
             ..RiskConfig::default()
         });
-        g.admit("a", &[candidate(1, None)], &none()).unwrap();
-        g.admit("a", &[candidate(1, None)], &none()).unwrap();
+        g.admit("a", "paper", &[candidate(1, None)], &none())
+            .unwrap();
+        g.admit("a", "paper", &[candidate(1, None)], &none())
+            .unwrap();
         assert_eq!(
-            g.admit("a", &[candidate(1, None)], &none())
+            g.admit("a", "paper", &[candidate(1, None)], &none())
                 .unwrap_err()
                 .gate,
             Gate::MaxOrdersPerMinute
         );
-        g.admit("b", &[candidate(1, None)], &none()).unwrap();
+        g.admit("b", "paper", &[candidate(1, None)], &none())
+            .unwrap();
         clock.advance(time::Duration::seconds(60));
-        g.admit("a", &[candidate(1, None)], &none()).unwrap();
+        g.admit("a", "paper", &[candidate(1, None)], &none())
+            .unwrap();
     }
 
     #[test]
@@ -379,13 +393,14 @@ mod tests {
             ..RiskConfig::default()
         });
         assert_eq!(
-            g.admit("a", &[candidate(5, None)], &none())
+            g.admit("a", "paper", &[candidate(5, None)], &none())
                 .unwrap_err()
                 .gate,
             Gate::MaxQuantity
         );
         g.admit(
             "a",
+            "paper",
             &[Candidate {
                 opening: false,
                 ..candidate(5, None)
@@ -402,17 +417,18 @@ mod tests {
             ..RiskConfig::default()
         });
         assert_eq!(
-            g.admit("a", &[candidate(1, None)], &none())
+            g.admit("a", "paper", &[candidate(1, None)], &none())
                 .unwrap_err()
                 .gate,
             Gate::MaxNotional
         );
         assert_eq!(
-            g.admit("a", &[candidate(2, Some(51))], &none())
+            g.admit("a", "paper", &[candidate(2, Some(51))], &none())
                 .unwrap_err()
                 .gate,
             Gate::MaxNotional
         );
-        g.admit("a", &[candidate(2, Some(50))], &none()).unwrap();
+        g.admit("a", "paper", &[candidate(2, Some(50))], &none())
+            .unwrap();
     }
 }

@@ -42,8 +42,8 @@ pub struct AppState {
     pub ops_token: Option<Secret>,
     /// `server.max_body_bytes`.
     pub max_body_bytes: u64,
-    /// The broker's name, the `venue` of the positions view.
-    pub venue: &'static str,
+    /// The venues' names, in routing order (the positions view).
+    pub venues: Vec<String>,
     /// The dashboard's sessions (`/ui`).
     pub ui: crate::ui::Ui,
 }
@@ -155,7 +155,7 @@ fn positions(
             if !authorized(&state, auth.as_deref()) {
                 return unauthorized();
             }
-            match crate::reconcile::position_rows(state.journal.as_ref(), state.venue).await {
+            match crate::reconcile::position_rows(state.journal.as_ref(), &state.venues).await {
                 Ok(rows) => {
                     let rows: Vec<Value> = rows.iter().map(position_json).collect();
                     json_reply(StatusCode::OK, &json!({ "positions": rows }))
@@ -360,6 +360,7 @@ pub fn alert_reply(reply: Reply) -> Response {
             reason,
             orders,
             duplicate,
+            copies,
         } => {
             let status = if outcome == Outcome::Pending {
                 StatusCode::ACCEPTED
@@ -367,10 +368,17 @@ pub fn alert_reply(reply: Reply) -> Response {
                 StatusCode::OK
             };
             let orders: Vec<Value> = orders.iter().map(order_json).collect();
-            json_reply(
-                status,
-                &json!({ "id": id, "outcome": outcome.as_str(), "orders": orders, "reason": reason, "duplicate": duplicate }),
-            )
+            let mut body = json!({ "id": id, "outcome": outcome.as_str(), "orders": orders, "reason": reason, "duplicate": duplicate });
+            if !copies.is_empty() {
+                body["copies"] = copies
+                    .iter()
+                    .map(|c| {
+                        json!({"id": c.id, "account": c.account, "outcome": c.outcome.as_str(),
+                               "reason": c.reason, "orders": c.orders.iter().map(order_json).collect::<Vec<_>>()})
+                    })
+                    .collect();
+            }
+            json_reply(status, &body)
         }
     }
 }

@@ -96,6 +96,8 @@ pub fn receiver(public_keys: Vec<SecretRef>, store_path: &Path) -> ReceiverSetti
         store: defaults(serde_json::json!({ "path": store_path })),
         dedupe: DedupeConfig::default(),
         broker: BrokerConfig::default(),
+        venues: Vec::new(),
+        accounts: BTreeMap::new(),
         risk: RiskConfig::default(),
         symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
         executor: ExecutorConfig::default(),

@@ -12,19 +12,23 @@ use libfuzzer_sys::fuzz_target;
 const NOW_MS: i64 = 1_795_392_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    let interpreter = Interpreter {
-        symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
-        refuse_perpetuals: true,
-        exchange_in_symbol: false,
-        allow_short: true,
-        exits: alertgate_receiver::order::ExitSupport::Orders,
-        max_age_ms: 120_000,
-        max_signal_age_ms: None,
-    };
+    let interpreter = Interpreter::single(
+        alertgate_receiver::routing::Route {
+            name: "paper".into(),
+            exchanges: Vec::new(),
+            accounts: Vec::new(),
+            symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
+            refuse_perpetuals: true,
+            exchange_in_symbol: false,
+            allow_short: true,
+            exits: alertgate_receiver::order::ExitSupport::Orders,
+        },
+        120_000,
+    );
     let reading = interpreter.interpret(data, NOW_MS);
     assert_eq!(reading, interpreter.interpret(data, NOW_MS));
-    if let Verdict::Execute(legs, _) = &reading.verdict {
-        assert!(!legs.is_empty());
+    if let Verdict::Execute(routed) = &reading.verdict {
+        assert!(!routed.legs.is_empty());
         let received = reading
             .received_at_ms
             .expect("an executable message has a receipt time");

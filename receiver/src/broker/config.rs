@@ -38,6 +38,63 @@ impl BrokerKind {
     }
 }
 
+/// One venue's kind with its settings: the `kind` key and that kind's keys, as one value. It is
+/// what [`super::build`] builds, from `[broker]` ([`BrokerConfig::venue_broker`]) or from a
+/// `[[venues]]` table (flattened there, so a venue's keys sit beside its `name`). A new kind is
+/// a variant here, its config struct, and its arm in [`super::build`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VenueBroker {
+    /// The embedded paper broker.
+    Paper(PaperConfig),
+    /// Binance Spot.
+    Binance(BinanceConfig),
+    /// Alpaca.
+    Alpaca(AlpacaConfig),
+    /// The user's own OMS over HTTP.
+    Http(HttpBrokerConfig),
+    /// Zerodha (Kite Connect v3).
+    Zerodha(ZerodhaConfig),
+    /// Betfair Exchange (API-NG).
+    Betfair(BetfairConfig),
+}
+
+impl VenueBroker {
+    /// The kind.
+    pub fn kind(&self) -> BrokerKind {
+        match self {
+            Self::Paper(_) => BrokerKind::Paper,
+            Self::Binance(_) => BrokerKind::Binance,
+            Self::Alpaca(_) => BrokerKind::Alpaca,
+            Self::Http(_) => BrokerKind::Http,
+            Self::Zerodha(_) => BrokerKind::Zerodha,
+            Self::Betfair(_) => BrokerKind::Betfair,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// The venue `[broker]` describes: its `kind` with that kind's section (`[broker.paper]` is
+    /// optional; every other kind needs its own).
+    pub fn venue_broker(&self) -> Result<VenueBroker, super::BrokerBuildError> {
+        fn section<T: Clone>(
+            s: &Option<T>,
+            kind: &'static str,
+        ) -> Result<T, super::BrokerBuildError> {
+            s.clone()
+                .ok_or(super::BrokerBuildError::MissingSection { kind })
+        }
+        Ok(match self.kind {
+            BrokerKind::Paper => VenueBroker::Paper(self.paper.clone().unwrap_or_default()),
+            BrokerKind::Binance => VenueBroker::Binance(section(&self.binance, "binance")?),
+            BrokerKind::Alpaca => VenueBroker::Alpaca(section(&self.alpaca, "alpaca")?),
+            BrokerKind::Http => VenueBroker::Http(section(&self.http, "http")?),
+            BrokerKind::Zerodha => VenueBroker::Zerodha(section(&self.zerodha, "zerodha")?),
+            BrokerKind::Betfair => VenueBroker::Betfair(section(&self.betfair, "betfair")?),
+        })
+    }
+}
+
 /// `[broker]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,7 +35,7 @@ pub mod http;
 pub mod paper;
 pub mod zerodha;
 
-use self::config::{BrokerConfig, BrokerKind};
+use self::config::{BrokerConfig, VenueBroker};
 
 /// The future a broker call returns.
 pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -300,62 +300,38 @@ pub enum BrokerBuildError {
     },
 }
 
-/// Builds the venue `[broker]` names, resolving its credentials now so a missing secret stops
-/// startup (or `check-config`) rather than the first order. No network call is made. The paper
-/// broker keeps its book in `book` (the journal, or [`crate::journal::MemoryPlacements`] when
-/// nothing is to be placed); real venues ignore it.
+/// Builds the venue `[broker]` names ([`build_venue`]).
 pub fn build(
     config: &BrokerConfig,
     book: Arc<dyn PlacementStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Broker>, BrokerBuildError> {
-    match config.kind {
-        BrokerKind::Paper => {
-            let paper = config.paper.clone().unwrap_or_default();
-            Ok(Arc::new(
-                paper::PaperBroker::new(book, clock, Duration::from_millis(paper.fill_delay_ms))
-                    .with_equity(paper.equity)
-                    .with_lot_step(paper.lot_step),
-            ))
+    build_venue(&config.venue_broker()?, book, clock)
+}
+
+/// Builds one venue, resolving its credentials now so a missing secret stops startup (or
+/// `check-config`) rather than the first order. No network call is made. The paper broker keeps
+/// its book in `book` (the journal, or [`crate::journal::MemoryPlacements`] when nothing is to
+/// be placed); real venues ignore it.
+pub fn build_venue(
+    venue: &VenueBroker,
+    book: Arc<dyn PlacementStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Broker>, BrokerBuildError> {
+    Ok(match venue {
+        VenueBroker::Paper(paper) => Arc::new(
+            paper::PaperBroker::new(book, clock, Duration::from_millis(paper.fill_delay_ms))
+                .with_equity(paper.equity)
+                .with_lot_step(paper.lot_step),
+        ),
+        VenueBroker::Binance(section) => {
+            Arc::new(binance::BinanceBroker::from_config(section, clock)?)
         }
-        BrokerKind::Binance => {
-            let section = config
-                .binance
-                .as_ref()
-                .ok_or(BrokerBuildError::MissingSection { kind: "binance" })?;
-            Ok(Arc::new(binance::BinanceBroker::from_config(
-                section, clock,
-            )?))
+        VenueBroker::Alpaca(section) => Arc::new(alpaca::AlpacaBroker::from_config(section)?),
+        VenueBroker::Zerodha(section) => Arc::new(zerodha::ZerodhaBroker::from_config(section)?),
+        VenueBroker::Betfair(section) => {
+            Arc::new(betfair::BetfairBroker::from_config(section, clock)?)
         }
-        BrokerKind::Alpaca => {
-            let section = config
-                .alpaca
-                .as_ref()
-                .ok_or(BrokerBuildError::MissingSection { kind: "alpaca" })?;
-            Ok(Arc::new(alpaca::AlpacaBroker::from_config(section)?))
-        }
-        BrokerKind::Zerodha => {
-            let section = config
-                .zerodha
-                .as_ref()
-                .ok_or(BrokerBuildError::MissingSection { kind: "zerodha" })?;
-            Ok(Arc::new(zerodha::ZerodhaBroker::from_config(section)?))
-        }
-        BrokerKind::Betfair => {
-            let section = config
-                .betfair
-                .as_ref()
-                .ok_or(BrokerBuildError::MissingSection { kind: "betfair" })?;
-            Ok(Arc::new(betfair::BetfairBroker::from_config(
-                section, clock,
-            )?))
-        }
-        BrokerKind::Http => {
-            let section = config
-                .http
-                .as_ref()
-                .ok_or(BrokerBuildError::MissingSection { kind: "http" })?;
-            Ok(Arc::new(http::HttpBroker::from_config(section, clock)?))
-        }
-    }
+        VenueBroker::Http(section) => Arc::new(http::HttpBroker::from_config(section, clock)?),
+    })
 }

@@ -71,7 +71,7 @@ impl Inner {
             }));
         }
         // Other receivers may have filled orders of these keys: positions are read again.
-        self.positions.forget(keys);
+        self.positions.forget_symbols(keys);
         if let Some(record) = self.journal.message(&job.message_id).await? {
             if record.outcome != Outcome::Pending {
                 return Ok(Claimed::Done(Execution {

@@ -35,13 +35,14 @@ use tokio::sync::{oneshot, Notify};
 
 use rust_decimal::Decimal;
 
-use crate::broker::{Broker, LotRule};
+use crate::broker::{Broker, BrokerError, LotRule};
 use crate::config::ExecutorConfig;
 use crate::controls::daily_loss;
 use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderRecord, Outcome};
 use crate::metrics::Metrics;
 use crate::normalize::{Action, Leg, Sizing};
 use crate::risk::{Candidate, RiskGates, Standing};
+use crate::routing::Venues;
 
 mod claim;
 pub mod place;
@@ -91,6 +92,10 @@ pub struct Job {
     pub account: String,
     /// The alert's strategy (strategy switches); `None` when it names none or for a resume.
     pub strategy: Option<String>,
+    /// The venue (by name) the message was routed to.
+    pub venue: String,
+    /// For a copy (`[accounts.NAME] copies`): the factor quantities are scaled by.
+    pub scale: Option<Decimal>,
     /// Legs or journaled orders.
     pub work: Work,
 }
@@ -143,8 +148,8 @@ pub struct Executor {
 struct Inner {
     /// Where messages, orders and positions are recorded.
     journal: Arc<dyn Journal>,
-    /// The venue.
-    broker: Arc<dyn Broker>,
+    /// The venues, by name.
+    venues: Venues,
     /// The gates every order passes.
     risk: RiskGates,
     /// Order and record times.
@@ -169,11 +174,21 @@ struct Inner {
     lock_notices: crate::controls::LockNotices,
 }
 
+/// `true` when `{message_id}-...` fits every venue's client id rules: at most 32 characters
+/// of `[A-Za-z0-9_-]` (Binance allows 36 of those).
+fn plain_id(message_id: &str) -> bool {
+    message_id.len() <= 32
+        && message_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The client order id of leg `leg` of message `message_id`: `{message id}-{leg}`, or, for ids
-/// longer than 32 characters (not made by alertgate's relay), `ag-` + a hash, so every venue's
-/// length limit is met (Binance: 36).
+/// longer than 32 characters or with other characters (not made by alertgate's relay; copies
+/// to other accounts), `ag-` + a hash, so every venue's length limit and charset is met
+/// (Binance: 36 of `[A-Za-z0-9_-]`).
 pub fn client_order_id(message_id: &str, leg: u32) -> String {
-    if message_id.len() <= 32 {
+    if plain_id(message_id) {
         format!("{message_id}-{leg}")
     } else {
         let digest = Sha256::digest(message_id.as_bytes());
@@ -186,7 +201,7 @@ pub fn client_order_id(message_id: &str, leg: u32) -> String {
 /// characters.
 pub fn client_order_id_part(message_id: &str, leg: u32, part: usize) -> String {
     let plain = format!("{message_id}-{leg}o{part}");
-    if message_id.len() <= 32 && plain.len() <= 36 {
+    if plain_id(message_id) && plain.len() <= 36 {
         plain
     } else {
         let digest = Sha256::digest(message_id.as_bytes());
@@ -195,10 +210,10 @@ pub fn client_order_id_part(message_id: &str, leg: u32, part: usize) -> String {
 }
 
 impl Executor {
-    /// An executor placing through `broker`, recording in `journal`.
+    /// An executor placing at `venues`, recording in `journal`.
     pub fn new(
         journal: Arc<dyn Journal>,
-        broker: Arc<dyn Broker>,
+        venues: Venues,
         risk: RiskGates,
         clock: Arc<dyn Clock>,
         config: ExecutorConfig,
@@ -207,7 +222,7 @@ impl Executor {
         Self {
             inner: Arc::new(Inner {
                 journal,
-                broker,
+                venues,
                 risk,
                 clock,
                 config,
@@ -228,9 +243,9 @@ impl Executor {
         &self.inner.risk
     }
 
-    /// The broker's name (`paper`, `binance`, ...).
-    pub fn venue(&self) -> &'static str {
-        self.inner.broker.name()
+    /// The venues orders go to.
+    pub fn venues(&self) -> &Venues {
+        &self.inner.venues
     }
 
     /// Queues `job` behind earlier jobs for the same (account, symbol) keys and runs it in the
@@ -300,13 +315,32 @@ impl Inner {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn placer(&self) -> Placer<'_> {
+    /// The broker of the venue named `venue`; a venue no longer configured (renamed or
+    /// removed since its orders were journaled) is an error for the order's outcome.
+    fn broker(&self, venue: &str) -> Result<&dyn Broker, BrokerError> {
+        self.venues
+            .get(venue)
+            .map(|v| v.broker.as_ref())
+            .ok_or_else(|| BrokerError::Rejected {
+                message: format!(
+                    "venue {venue:?} is not configured (venues: {})",
+                    self.venues.names().join(", ")
+                ),
+            })
+    }
+
+    fn placer<'a>(&'a self, broker: &'a dyn Broker) -> Placer<'a> {
         Placer {
-            broker: self.broker.as_ref(),
+            broker,
             config: &self.config,
             metrics: &self.metrics,
             clock: self.clock.as_ref(),
         }
+    }
+
+    /// The placer of the venue named `venue`.
+    fn placer_at(&self, venue: &str) -> Result<Placer<'_>, BrokerError> {
+        Ok(self.placer(self.broker(venue)?))
     }
 
     fn recorder(&self) -> Recorder<'_> {
@@ -320,17 +354,29 @@ impl Inner {
 
     /// Runs one job holding its turn: every step after the queue.
     async fn run(&self, job: Job, turn: Turn<Key>) -> Result<Execution, JournalError> {
-        let (orders, planned) = match job.work {
-            Work::Resume(orders) => (orders, None),
+        let broker = match self.broker(&job.venue) {
+            Ok(broker) => broker,
+            Err(e) => {
+                let finished = Finished::without_orders(Outcome::Failed, Some(e.to_string()));
+                return self
+                    .recorder()
+                    .record(&job.message_id, finished, turn)
+                    .await;
+            }
+        };
+        let (orders, planned) = match &job.work {
+            Work::Resume(orders) => (orders.clone(), None),
             Work::Legs(legs)
                 if legs
                     .iter()
                     .any(|l| matches!(l.action, Action::Cancel | Action::Modify)) =>
             {
                 let finished = if legs.iter().all(|l| l.action == Action::Cancel) {
-                    self.cancel(&job.message_id, &job.account, &legs).await?
+                    self.cancel(&job.message_id, &job.account, &job.venue, legs)
+                        .await?
                 } else if legs.iter().all(|l| l.action == Action::Modify) {
-                    self.modify(&job.message_id, &job.account, &legs).await?
+                    self.modify(&job.message_id, &job.account, &job.venue, legs)
+                        .await?
                 } else {
                     Finished::without_orders(
                         Outcome::Invalid,
@@ -345,18 +391,10 @@ impl Inner {
                     .record(&job.message_id, finished, turn)
                     .await;
             }
-            Work::Legs(legs) => match self
-                .prepare(
-                    &job.message_id,
-                    &job.account,
-                    job.strategy.as_deref(),
-                    &legs,
-                )
-                .await?
-            {
+            Work::Legs(legs) => match self.prepare(&job, broker, legs).await? {
                 Prepared::Orders(orders) => {
                     let planned = self.journal.plan(orders.clone());
-                    if self.broker.shares_journal() {
+                    if broker.shares_journal() {
                         // Queued ahead of the broker's own record: durable no later than it.
                         (orders, Some(planned))
                     } else {
@@ -374,7 +412,7 @@ impl Inner {
             },
         };
         let placed = self
-            .placer()
+            .placer(broker)
             .place_all(&job.message_id, orders, planned)
             .await?;
         let finished = Finished {
@@ -392,19 +430,35 @@ impl Inner {
     /// reached without placing anything.
     async fn prepare(
         &self,
-        message_id: &str,
-        account: &str,
-        strategy: Option<&str>,
+        job: &Job,
+        broker: &dyn Broker,
         legs: &[Leg],
     ) -> Result<Prepared, JournalError> {
+        let (message_id, account, strategy) = (
+            job.message_id.as_str(),
+            job.account.as_str(),
+            job.strategy.as_deref(),
+        );
+        let venue = job.venue.as_str();
         // Resting paper orders this alert's price crosses fill first, oldest first.
-        self.cross(account, legs).await?;
+        self.cross(venue, broker, account, legs).await?;
+        let scaled;
+        let legs = match job.scale {
+            Some(scale) => {
+                scaled = sizing::scale_legs(legs, scale);
+                &scaled[..]
+            }
+            None => legs,
+        };
         let now = self.clock.now_unix_ms();
         if !self.risk.is_seeded(account) {
             let count = self.journal.orders_since(account, now - 60_000).await?;
             self.risk.seed(account, count);
         }
-        let state = match self.venue_state(account, legs).await? {
+        let state = match self
+            .venue_state(venue, broker, account, legs, job.scale.is_some())
+            .await?
+        {
             Ok(state) => state,
             Err(reason) => {
                 tracing::warn!(
@@ -422,13 +476,14 @@ impl Inner {
         let request = Request {
             message_id,
             account,
-            venue: self.broker.name(),
+            venue,
             now_ms: now,
             legs,
             equity: state.equity,
             lots: &state.lots,
             position_source: state.position_source,
-            exits: self.broker.exits(),
+            exits: broker.exits(),
+            scale: job.scale,
         };
         let intents = match plan::plan(&request, &state.positions) {
             Plan::Orders(intents) => intents,
@@ -455,7 +510,7 @@ impl Inner {
         };
         let candidates: Vec<Candidate<'_>> = intents.iter().map(plan::Intent::candidate).collect();
         let opening = candidates.iter().any(|c| c.opening);
-        let realized_today = if opening && self.risk.needs_daily_pnl(account) {
+        let realized_today = if opening && self.risk.needs_daily_pnl(account, venue) {
             let fills = self.journal.fills(account).await?;
             Some(daily_loss::realized_since(
                 &fills,
@@ -468,7 +523,7 @@ impl Inner {
             strategy,
             realized_today,
         };
-        if let Err(rejection) = self.risk.admit(account, &candidates, &standing) {
+        if let Err(rejection) = self.risk.admit(account, venue, &candidates, &standing) {
             if rejection.gate == crate::risk::Gate::MaxDailyLoss
                 && self
                     .lock_notices
@@ -512,17 +567,20 @@ impl Inner {
     /// `Err` is a venue error (outcome `failed`).
     async fn venue_state(
         &self,
+        venue: &str,
+        broker: &dyn Broker,
         account: &str,
         legs: &[Leg],
+        scaled: bool,
     ) -> Result<Result<VenueState, String>, JournalError> {
         let has_target = legs.iter().any(|l| l.action == Action::Target);
-        let from_venue = has_target && self.broker.reports_positions();
+        let from_venue = has_target && broker.reports_positions();
         let mut symbols: Vec<String> = legs.iter().map(|l| l.symbol.clone()).collect();
         symbols.sort();
         symbols.dedup();
         let mut positions = HashMap::new();
         if from_venue {
-            match self.broker.positions(account, &symbols).await {
+            match broker.positions(account, &symbols).await {
                 Ok(Some(held)) => positions.extend(held),
                 Ok(None) => {}
                 Err(e) => return Ok(Err(format!("cannot read the position at the venue: {e}"))),
@@ -532,7 +590,7 @@ impl Inner {
             if !positions.contains_key(symbol) {
                 let p = self
                     .positions
-                    .get(self.journal.as_ref(), account, symbol)
+                    .get(self.journal.as_ref(), account, venue, symbol)
                     .await?;
                 positions.insert(symbol.clone(), p);
             }
@@ -541,7 +599,7 @@ impl Inner {
             .iter()
             .any(|l| matches!(l.sizing, Sizing::PercentOfEquity(_)))
         {
-            match self.broker.equity(account).await {
+            match broker.equity(account).await {
                 Ok(e) => e,
                 Err(e) => {
                     return Ok(Err(format!(
@@ -554,9 +612,10 @@ impl Inner {
         };
         let mut lots = HashMap::new();
         for leg in legs {
-            let computed = leg.action == Action::Target || leg.sizing != Sizing::Quantity;
+            // A copy's scaled quantities are computed too: they round down to the lot step.
+            let computed = scaled || leg.action == Action::Target || leg.sizing != Sizing::Quantity;
             if computed && !lots.contains_key(&leg.symbol) {
-                match self.broker.lot_rule(&leg.symbol).await {
+                match broker.lot_rule(&leg.symbol).await {
                     Ok(Some(rule)) => {
                         lots.insert(leg.symbol.clone(), rule);
                     }

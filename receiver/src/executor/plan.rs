@@ -42,6 +42,9 @@ pub struct Request<'a> {
     pub position_source: &'a str,
     /// How the venue attaches protective exits: to the entry, or as orders of their own.
     pub exits: ExitSupport,
+    /// For a copy: its scale (the legs are already scaled; plain quantities round down to the
+    /// lot step).
+    pub scale: Option<Decimal>,
 }
 
 /// What an intent does to a position.
@@ -232,7 +235,19 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
             .or_else(|| positions.get(&leg.symbol))
             .copied()
             .unwrap_or(Decimal::ZERO);
-        let wanted = leg.quantity.map(Positive::get);
+        let mut wanted = leg.quantity.map(Positive::get);
+        let mut copy_record = None;
+        if let (Some(scale), Some(q), false) = (request.scale, wanted, leg.action == Action::Target)
+        {
+            let lot = request.lots.get(&leg.symbol);
+            match sizing::scaled_quantity(q, scale, i, &leg.symbol, lot) {
+                Ok(c) => {
+                    wanted = Some(c.quantity);
+                    copy_record = Some(c.record);
+                }
+                Err(reason) => return Plan::Invalid(reason),
+            }
+        }
         let parts = match leg.action {
             Action::Cancel | Action::Modify => {
                 return Plan::Invalid(format!(
@@ -251,7 +266,7 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
                         Err(reason) => return Plan::Invalid(reason),
                         Ok(Some(c)) => (c.quantity, Some(c.record)),
                         Ok(None) => match wanted {
-                            Some(q) => (q, None),
+                            Some(q) => (q, copy_record.clone()),
                             None => {
                                 return Plan::Invalid(format!(
                                     "legs[{i}].quantity: required for buy and sell"
@@ -406,6 +421,7 @@ mod tests {
             lots: &lots,
             position_source: "journal",
             exits: ExitSupport::Orders,
+            scale: None,
         };
         plan(&request, &positions)
     }

@@ -5,7 +5,7 @@
 use alertgate_shared::Clock;
 use rust_decimal::Decimal;
 
-use super::positions::PositionCache;
+use super::positions::{PositionCache, PositionKey};
 use super::queue::Turn;
 use super::{Execution, Key};
 use crate::journal::{Journal, JournalError, OrderRecord, Outcome, Settlement};
@@ -64,14 +64,14 @@ impl Recorder<'_> {
             orders,
             settlements,
         } = finished;
-        let deltas: Vec<(Key, Decimal)> = settlements
+        let deltas: Vec<(PositionKey, Decimal)> = settlements
             .iter()
             .filter(|s| !s.position_delta.is_zero())
             .filter_map(|s| {
                 let o = orders
                     .iter()
                     .find(|o| o.client_order_id == s.client_order_id)?;
-                Some(((o.account.clone(), o.symbol.clone()), s.position_delta))
+                Some((super::positions::key_of(o), s.position_delta))
             })
             .collect();
         let now = self.clock.now_unix_ms();

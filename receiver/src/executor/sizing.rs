@@ -71,6 +71,52 @@ pub fn round(
     Ok(Some(quantity))
 }
 
+/// `legs` as a copy with `scale` runs them: `quantity`, `notional` and `target_position`
+/// multiplied by `scale` (a percent of equity is already the copy account's own). The plan
+/// rounds the results down to the lot step ([`scaled_quantity`]).
+pub fn scale_legs(legs: &[Leg], scale: Decimal) -> Vec<Leg> {
+    let times = |p: Positive| Positive::new(p.get() * scale).unwrap_or(p);
+    legs.iter()
+        .map(|leg| {
+            let mut leg = leg.clone();
+            leg.quantity = leg.quantity.map(times);
+            leg.target_position = leg.target_position.map(|t| t * scale);
+            if let Sizing::Notional(n) = leg.sizing {
+                leg.sizing = Sizing::Notional(times(n));
+            }
+            leg
+        })
+        .collect()
+}
+
+/// A copy's scaled `quantity` rounded down to `lot`, with its record; an error (for
+/// `legs[index].quantity`) when it rounds to nothing or below the venue's minimum.
+pub fn scaled_quantity(
+    scaled: Decimal,
+    scale: Decimal,
+    index: usize,
+    symbol: &str,
+    lot: Option<&LotRule>,
+) -> Result<Computed, String> {
+    let what = format!("the copy's quantity (scale {})", plain(scale));
+    let quantity = round(scaled, lot, symbol, &what)
+        .map_err(|e| format!("legs[{index}].quantity: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "legs[{index}].quantity: {what} is {} {symbol}, 0 rounded down to the lot step \
+                 {}: nothing to place for this copy",
+                plain(scaled),
+                plain(lot.map_or(Decimal::ZERO, |l| l.step)),
+            )
+        })?;
+    let mut record = json!({"method": "copy", "scale": plain(scale),
+                            "raw_quantity": plain(scaled), "quantity": plain(quantity)});
+    if let (Some(map), Some(l)) = (record.as_object_mut(), lot) {
+        map.insert("lot_step".into(), Value::String(plain(l.step)));
+    }
+    Ok(Computed { quantity, record })
+}
+
 /// The quantity of a buy/sell leg sized by notional or percent of equity; `Ok(None)` for a leg
 /// sized by `quantity` (nothing to compute). Errors name the field and give the numbers.
 pub fn size(

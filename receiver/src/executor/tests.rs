@@ -109,7 +109,7 @@ async fn setup(broker: Arc<Recorder>) -> (tempfile::TempDir, Arc<SqliteJournal>,
     };
     let executor = Executor::new(
         journal.clone(),
-        broker,
+        crate::routing::Venues::of(vec![("recorder".into(), broker)]),
         RiskGates::new(RiskConfig::default(), clock.clone()),
         clock,
         config,
@@ -145,6 +145,8 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
             message_id: id,
             account: "main".into(),
             strategy: None,
+            venue: "recorder".into(),
+            scale: None,
             work: Work::Legs(vec![leg("AAA")]),
         };
         completions.push(executor.submit(job));
@@ -155,7 +157,7 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
     let seen = broker.seen.lock().unwrap().clone();
     assert_eq!(seen, vec!["msg_0-0", "msg_1-0", "msg_2-0", "msg_3-0"]);
     assert_eq!(
-        journal.position("main", "AAA").await.unwrap(),
+        journal.position("main", "recorder", "AAA").await.unwrap(),
         Decimal::from(4)
     );
 }
@@ -170,6 +172,8 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
         message_id: "msg_r".into(),
         account: "main".into(),
         strategy: None,
+        venue: "recorder".into(),
+        scale: None,
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
@@ -188,6 +192,8 @@ async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_las
         message_id: "msg_f".into(),
         account: "main".into(),
         strategy: None,
+        venue: "recorder".into(),
+        scale: None,
         work: Work::Legs(vec![leg("AAA")]),
     };
     let done = executor.submit(job).await.unwrap().unwrap();
@@ -258,7 +264,7 @@ proptest::proptest! {
             let paper = Arc::new(crate::broker::paper::PaperBroker::new(journal.clone(), clock.clone(), Duration::ZERO));
             let executor = Executor::new(
                 journal.clone(),
-                paper,
+                crate::routing::Venues::of(vec![("paper".into(), paper)]),
                 RiskGates::new(RiskConfig::default(), clock.clone()),
                 clock,
                 ExecutorConfig::default(),
@@ -268,7 +274,7 @@ proptest::proptest! {
             for (i, (action, quantity)) in steps.iter().enumerate() {
                 let id = format!("msg_{i}");
                 admit(&journal, &id).await;
-                let job = Job { message_id: id, account: "main".into(), strategy: None, work: Work::Legs(vec![action_leg(*action, *quantity)]) };
+                let job = Job { message_id: id, account: "main".into(), strategy: None, venue: "paper".into(), scale: None, work: Work::Legs(vec![action_leg(*action, *quantity)]) };
                 let done = executor.submit(job).await.unwrap().unwrap();
                 assert_eq!(done.outcome, Outcome::Filled);
                 let q = quantity.map(Decimal::from);
@@ -289,7 +295,7 @@ proptest::proptest! {
                 if action.is_close() {
                     assert!(model.is_zero() || sign(model) == sign(before), "a close never flips the position");
                 }
-                assert_eq!(journal.position("main", "AAA").await.unwrap(), model, "after step {i}: {action:?} {quantity:?}");
+                assert_eq!(journal.position("main", "paper", "AAA").await.unwrap(), model, "after step {i}: {action:?} {quantity:?}");
             }
         });
     }

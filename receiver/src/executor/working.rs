@@ -13,9 +13,10 @@ use rust_decimal::Decimal;
 
 use super::place::{settlement, Placer};
 use super::plan::signed;
-use super::positions::PositionCache;
+use super::positions::{PositionCache, PositionKey};
 use super::record::Finished;
-use super::{Inner, Key};
+use super::Inner;
+use crate::broker::Broker;
 use crate::journal::{JournalError, OrderRecord, OrderState, Outcome, Settlement};
 use crate::normalize::Leg;
 use crate::order::{OrderStatus, OrderType, Placement, Side};
@@ -72,17 +73,25 @@ fn resettle(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
 }
 
 impl Inner {
-    /// Cancels every working order of (account, symbol) for each cancel leg's symbol.
+    /// Cancels every working order of (account, symbol) at `venue` (where the cancel was
+    /// routed) for each cancel leg's symbol.
     pub(super) async fn cancel(
         &self,
         message_id: &str,
         account: &str,
+        venue: &str,
         legs: &[Leg],
     ) -> Result<Finished, JournalError> {
         let symbols: BTreeSet<&str> = legs.iter().map(|l| l.symbol.as_str()).collect();
         let mut working = Vec::new();
         for symbol in symbols {
-            working.extend(self.journal.working_orders(account, symbol).await?);
+            working.extend(
+                self.journal
+                    .working_orders(account, symbol)
+                    .await?
+                    .into_iter()
+                    .filter(|o| o.venue == venue),
+            );
         }
         if working.is_empty() {
             return Ok(Finished::without_orders(
@@ -90,11 +99,14 @@ impl Inner {
                 Some(NOTHING_TO_CANCEL.to_owned()),
             ));
         }
-        let placer = self.placer();
         let mut settlements = Vec::new();
         let mut failures = Vec::new();
         for order in &mut working {
-            match placer.cancel_with_retries(order).await {
+            let cancelled = match self.placer_at(&order.venue) {
+                Ok(placer) => placer.cancel_with_retries(order).await,
+                Err(e) => Err(e),
+            };
+            match cancelled {
                 Ok(placement) => {
                     let s = resettle(order, &placement, self.clock.now_unix_ms());
                     apply(order, &s);
@@ -128,11 +140,13 @@ impl Inner {
         })
     }
 
-    /// Moves the working orders of each modify leg's (account, symbol) to the leg's prices.
+    /// Moves the working orders of each modify leg's (account, symbol) at `venue` to the leg's
+    /// prices.
     pub(super) async fn modify(
         &self,
         message_id: &str,
         account: &str,
+        venue: &str,
         legs: &[Leg],
     ) -> Result<Finished, JournalError> {
         let mut changed = Vec::new();
@@ -141,7 +155,7 @@ impl Inner {
         let mut unchanged = 0usize;
         for leg in legs {
             for order in self.journal.working_orders(account, &leg.symbol).await? {
-                if !seen.insert(order.client_order_id.clone()) {
+                if order.venue != venue || !seen.insert(order.client_order_id.clone()) {
                     continue;
                 }
                 let (limit, stop) = new_prices(&order, leg);
@@ -159,11 +173,14 @@ impl Inner {
                 moved.limit_price = limit;
                 moved.stop_price = stop;
                 let answer = match super::place::to_request(&moved) {
-                    Ok(request) => {
-                        self.broker
-                            .modify(&request, order.venue_order_id.as_deref())
-                            .await
-                    }
+                    Ok(request) => match self.broker(&order.venue) {
+                        Ok(broker) => {
+                            broker
+                                .modify(&request, order.venue_order_id.as_deref())
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 match answer {
@@ -224,8 +241,14 @@ impl Inner {
 
     /// The paper venue's resting orders of (account, symbol) that the legs' reference prices
     /// cross, filled oldest first, before the legs' own orders.
-    pub(super) async fn cross(&self, account: &str, legs: &[Leg]) -> Result<(), JournalError> {
-        if !self.broker.simulates_resting() {
+    pub(super) async fn cross(
+        &self,
+        venue: &str,
+        broker: &dyn Broker,
+        account: &str,
+        legs: &[Leg],
+    ) -> Result<(), JournalError> {
+        if !broker.simulates_resting() {
             return Ok(());
         }
         let mut prices: BTreeMap<&str, Decimal> = BTreeMap::new();
@@ -246,8 +269,11 @@ impl Inner {
                 let Some(fill_price) = crossing_price(&order, price) else {
                     continue;
                 };
-                let filled = self
-                    .broker
+                if order.venue != venue {
+                    // Another venue's order on the same symbol: not this paper venue's to fill.
+                    continue;
+                }
+                let filled = broker
                     .fill_resting(&order.client_order_id, order.quantity, fill_price)
                     .await;
                 let Ok(Some(placement)) = filled else {
@@ -300,7 +326,11 @@ impl Inner {
     async fn cancel_siblings(&self, siblings: Vec<OrderRecord>) -> Vec<(OrderRecord, Settlement)> {
         let mut out = Vec::new();
         for mut sibling in siblings {
-            match self.placer().cancel_with_retries(&sibling).await {
+            let cancelled = match self.placer_at(&sibling.venue) {
+                Ok(placer) => placer.cancel_with_retries(&sibling).await,
+                Err(e) => Err(e),
+            };
+            match cancelled {
                 Ok(placement) => {
                     let s = resettle(&sibling, &placement, self.clock.now_unix_ms());
                     apply(&mut sibling, &s);
@@ -334,7 +364,10 @@ impl Inner {
         }) {
             exit.quantity = entry.filled_quantity;
             let placed = match super::place::to_request(&exit) {
-                Ok(request) => self.placer().place_with_retries(&request).await,
+                Ok(request) => match self.placer_at(&exit.venue) {
+                    Ok(placer) => placer.place_with_retries(&request).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             let now = self.clock.now_unix_ms();
@@ -384,14 +417,14 @@ impl Inner {
                 }
             }
             let outcome = owner_outcome(&current).unwrap_or(message.outcome);
-            let deltas: Vec<(Key, Decimal)> = mine
+            let deltas: Vec<(PositionKey, Decimal)> = mine
                 .iter()
                 .filter(|s| !s.position_delta.is_zero())
                 .filter_map(|s| {
                     let o = current
                         .iter()
                         .find(|o| o.client_order_id == s.client_order_id)?;
-                    Some(((o.account.clone(), o.symbol.clone()), s.position_delta))
+                    Some((super::positions::key_of(o), s.position_delta))
                 })
                 .collect();
             let written = self.journal.complete(
@@ -410,7 +443,7 @@ impl Inner {
 /// Moves the cache by `deltas` once `written` is durable (forgets the keys if it fails).
 async fn apply_positions(
     positions: &PositionCache,
-    deltas: &[(Key, Decimal)],
+    deltas: &[(PositionKey, Decimal)],
     written: crate::journal::JournalFuture<()>,
 ) -> Result<(), JournalError> {
     match written.await {

@@ -1,5 +1,5 @@
 //! The journal: the durable record of every authenticated message, the orders it produced, and
-//! positions per (account, symbol). Nothing is executed before its message is journaled, and a
+//! positions per (account, venue, symbol). Nothing is executed before its message is journaled, and a
 //! message id is journaled once, so nothing is executed twice, across restarts too.
 //!
 //! The [`Journal`] trait is deliberately narrow (a PostgreSQL journal for several receivers comes
@@ -396,8 +396,8 @@ pub trait Journal: Send + Sync + Debug {
     /// The newest orders first.
     fn recent_orders(&self, limit: u32) -> JournalFuture<Vec<OrderRecord>>;
 
-    /// The position per (account, symbol): signed, zero when flat or unknown.
-    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal>;
+    /// The position per (account, venue, symbol): signed, zero when flat or unknown.
+    fn position(&self, account: &str, venue: &str, symbol: &str) -> JournalFuture<Decimal>;
 
     /// Messages still `pending` (execution interrupted by a restart), oldest first.
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>>;
@@ -409,7 +409,7 @@ pub trait Journal: Send + Sync + Debug {
     /// Checks that the journal can take a write (for `/readyz`).
     fn ping(&self) -> JournalFuture<()>;
 
-    /// Every (account, symbol) position the journal's fills made, flat ones included.
+    /// Every (account, venue, symbol) position the journal's fills made, flat ones included.
     fn positions(&self) -> JournalFuture<Vec<PositionRecord>>;
 
     /// Orders in `status`, oldest first (reconciliation: the `unknown` ones).
@@ -550,6 +550,8 @@ pub struct DeliveryRecord {
 pub struct PositionRecord {
     /// Account.
     pub account: String,
+    /// The venue (its name) whose fills made it.
+    pub venue: String,
     /// Venue symbol.
     pub symbol: String,
     /// Signed quantity.

@@ -413,7 +413,7 @@ async fn detail(state: &AppState, id: &str) -> Response {
 }
 
 async fn positions(state: &AppState) -> Response {
-    match crate::reconcile::position_rows(state.journal.as_ref(), state.venue).await {
+    match crate::reconcile::position_rows(state.journal.as_ref(), &state.venues).await {
         Ok(rows) => {
             let rows: Vec<Value> = rows.iter().map(position_json).collect();
             data_reply(StatusCode::OK, &json!({ "positions": rows }))

@@ -57,15 +57,19 @@ fn seed_alerts_of_the_normalize_target_keep_their_invariants() {
 
 #[test]
 fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
-    let interpreter = Interpreter {
-        symbols: BTreeMap::new(),
-        refuse_perpetuals: true,
-        exchange_in_symbol: false,
-        allow_short: true,
-        exits: alertgate_receiver::order::ExitSupport::Orders,
-        max_age_ms: 120_000,
-        max_signal_age_ms: None,
-    };
+    let interpreter = Interpreter::single(
+        alertgate_receiver::routing::Route {
+            name: "paper".into(),
+            exchanges: Vec::new(),
+            accounts: Vec::new(),
+            symbols: BTreeMap::new(),
+            refuse_perpetuals: true,
+            exchange_in_symbol: false,
+            allow_short: true,
+            exits: alertgate_receiver::order::ExitSupport::Orders,
+        },
+        120_000,
+    );
     let now_ms = 1_795_392_000_000;
     for body in [
         &b""[..],

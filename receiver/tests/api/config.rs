@@ -123,3 +123,48 @@ fn the_example_config_passes_check_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_config_resolves_every_venues_credentials() {
+    let dir = dir_with_public_key();
+    let venues = "[[venues]]\nname = \"sim\"\nkind = \"paper\"\nexchanges = [\"SIM\"]\n\
+                  [[venues]]\nname = \"stocks\"\nkind = \"alpaca\"\nexchanges = [\"NASDAQ\"]\n\
+                  key_id = \"env:AG_TEST_ALPACA_KEY_ID\"\nsecret_key = \"env:AG_TEST_ALPACA_SECRET\"\n";
+    let text = MINIMAL.replace(
+        "[broker]\nkind = \"paper\"          # paper | binance | alpaca | http\n",
+        venues,
+    );
+    assert!(text.contains("[[venues]]"));
+    std::fs::write(dir.path().join("receiver.toml"), text).unwrap();
+
+    let missing = check_config(dir.path(), "receiver.toml", Some("t"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("venues \"stocks\"") && stderr.contains("AG_TEST_ALPACA_KEY_ID"),
+        "{stderr}"
+    );
+
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["check-config", "--config", "receiver.toml"])
+        .env("ALERTGATE_OPS_TOKEN", "t")
+        .env("AG_TEST_ALPACA_KEY_ID", "PKTEST")
+        .env("AG_TEST_ALPACA_SECRET", "alpaca-secret-value")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[[venues]]") && stdout.contains("name = \"stocks\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("alpaca-secret-value"),
+        "secrets are never printed"
+    );
+}

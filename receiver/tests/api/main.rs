@@ -4,6 +4,7 @@
 
 mod config;
 mod controls;
+mod copies;
 mod dashboard;
 mod dashboard_browser;
 mod delivery;

@@ -269,7 +269,10 @@ async fn planned_orders_read_back_exactly_and_a_fill_moves_the_position_once() {
             .await
             .unwrap();
         assert_eq!(
-            s.journal.position("main", "BTCUSDT").await.unwrap(),
+            s.journal
+                .position("main", "paper", "BTCUSDT")
+                .await
+                .unwrap(),
             "0.001".parse::<Decimal>().unwrap(),
             "{}",
             s.name
@@ -341,7 +344,10 @@ async fn fills_from_two_receivers_at_once_add_up() {
             t.await.unwrap().unwrap();
         }
         assert_eq!(
-            s.journal.position("main", "ETHUSDT").await.unwrap(),
+            s.journal
+                .position("main", "paper", "ETHUSDT")
+                .await
+                .unwrap(),
             Decimal::from(10),
             "{}",
             s.name
@@ -579,7 +585,10 @@ async fn working_orders_are_the_placed_ones_oldest_first_and_a_reprice_moves_the
             .await
             .unwrap();
         assert_eq!(
-            s.journal.position("main", "BTCUSDT").await.unwrap(),
+            s.journal
+                .position("main", "paper", "BTCUSDT")
+                .await
+                .unwrap(),
             Decimal::ONE,
             "{}",
             s.name
@@ -672,4 +681,63 @@ async fn outcome_events_are_written_with_the_outcome_and_each_destination_reads_
             s.name
         );
     }
+}
+
+#[tokio::test]
+async fn the_same_symbol_at_two_venues_is_two_positions() {
+    for s in stores().await {
+        s.journal.admit(message("s1", None, 1_000)).await.unwrap();
+        s.journal.admit(message("f1", None, 1_000)).await.unwrap();
+        let spot = OrderRecord {
+            venue: "spot".into(),
+            ..order("s1", 0, "BTCUSDT", Side::Buy, "0.002")
+        };
+        let futures = OrderRecord {
+            venue: "futures".into(),
+            ..order("f1", 0, "BTCUSDT", Side::Sell, "0.5")
+        };
+        s.journal.plan(vec![spot]).await.unwrap();
+        s.journal.plan(vec![futures]).await.unwrap();
+        for (message, cid, qty, delta) in [
+            ("s1", "s1-0", "0.002", "0.002"),
+            ("f1", "f1-0", "0.5", "-0.5"),
+        ] {
+            s.journal
+                .complete(
+                    vec![fill(cid, qty, delta, 2_000)],
+                    message,
+                    Outcome::Filled,
+                    None,
+                    2_000,
+                )
+                .await
+                .unwrap();
+        }
+
+        let at = |venue: &'static str| s.journal.position("main", venue, "BTCUSDT");
+        assert_eq!(at("spot").await.unwrap(), dec("0.002"), "{}", s.name);
+        assert_eq!(at("futures").await.unwrap(), dec("-0.5"), "{}", s.name);
+        assert_eq!(at("other").await.unwrap(), Decimal::ZERO, "{}", s.name);
+        let all: Vec<(String, String, Decimal)> = s
+            .journal
+            .positions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.venue, p.symbol, p.position))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("futures".into(), "BTCUSDT".into(), dec("-0.5")),
+                ("spot".into(), "BTCUSDT".into(), dec("0.002")),
+            ],
+            "{}",
+            s.name
+        );
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
 }

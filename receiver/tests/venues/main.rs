@@ -16,6 +16,7 @@ mod emulator_checks;
 mod helpers;
 mod oms;
 mod positions;
+mod routing;
 mod zerodha;
 
 use alertgate_receiver::order::{OrderRequest, OrderType, Side, TimeInForce};

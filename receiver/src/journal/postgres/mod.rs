@@ -177,9 +177,11 @@ impl Journal for PostgresJournal {
         self.tx(move |t| Box::pin(orders::recent(t, limit)))
     }
 
-    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
-        let (account, symbol) = (account.to_owned(), symbol.to_owned());
-        self.tx(move |t| Box::pin(async move { orders::position(t, &account, &symbol).await }))
+    fn position(&self, account: &str, venue: &str, symbol: &str) -> JournalFuture<Decimal> {
+        let (account, venue, symbol) = (account.to_owned(), venue.to_owned(), symbol.to_owned());
+        self.tx(move |t| {
+            Box::pin(async move { orders::position(t, &account, &venue, &symbol).await })
+        })
     }
 
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {

@@ -120,16 +120,17 @@ pub(super) async fn plan(
     Ok(())
 }
 
-/// The signed position of (account, symbol); zero when unknown.
+/// The signed position of (account, venue, symbol); zero when unknown.
 pub(super) async fn position(
     tx: &Transaction<'_>,
     account: &str,
+    venue: &str,
     symbol: &str,
 ) -> Result<Decimal, JournalError> {
     let row = tx
         .query_opt(
-            "SELECT quantity FROM positions WHERE account = $1 AND symbol = $2",
-            &[&account, &symbol],
+            "SELECT quantity FROM positions WHERE account = $1 AND venue = $2 AND symbol = $3",
+            &[&account, &venue, &symbol],
         )
         .await
         .map_err(pg)?;
@@ -144,7 +145,7 @@ pub(super) async fn settle(tx: &Transaction<'_>, s: Settlement) -> Result<(), Jo
     // FOR UPDATE: a second receiver settling the same order waits, then sees it settled.
     let target = tx
         .query_opt(
-            "SELECT account, symbol, status FROM orders WHERE client_order_id = $1 FOR UPDATE",
+            "SELECT account, symbol, status, venue FROM orders WHERE client_order_id = $1 FOR UPDATE",
             &[&s.client_order_id],
         )
         .await
@@ -158,6 +159,7 @@ pub(super) async fn settle(tx: &Transaction<'_>, s: Settlement) -> Result<(), Jo
     let account: String = target.try_get(0).map_err(pg)?;
     let symbol: String = target.try_get(1).map_err(pg)?;
     let status: String = target.try_get(2).map_err(pg)?;
+    let venue: String = target.try_get(3).map_err(pg)?;
     tx.execute(
         "UPDATE orders SET status = $2, venue_order_id = $3, filled_quantity = $4, average_price = $5, error = $6, \
          updated_at = $7 WHERE client_order_id = $1",
@@ -186,23 +188,23 @@ pub(super) async fn settle(tx: &Transaction<'_>, s: Settlement) -> Result<(), Jo
     if was_open && !s.position_delta.is_zero() {
         // Create the row first so that FOR UPDATE has something to lock; then read-modify-write.
         tx.execute(
-            "INSERT INTO positions (account, symbol, quantity, updated_at) VALUES ($1, $2, '0', $3) \
-             ON CONFLICT (account, symbol) DO NOTHING",
-            &[&account, &symbol, &s.now_ms],
+            "INSERT INTO positions (account, venue, symbol, quantity, updated_at) VALUES ($1, $2, $3, '0', $4) \
+             ON CONFLICT (account, venue, symbol) DO NOTHING",
+            &[&account, &venue, &symbol, &s.now_ms],
         )
         .await
         .map_err(pg)?;
         let row = tx
             .query_one(
-                "SELECT quantity FROM positions WHERE account = $1 AND symbol = $2 FOR UPDATE",
-                &[&account, &symbol],
+                "SELECT quantity FROM positions WHERE account = $1 AND venue = $2 AND symbol = $3 FOR UPDATE",
+                &[&account, &venue, &symbol],
             )
             .await
             .map_err(pg)?;
         let next = dec(&row.try_get::<_, String>(0).map_err(pg)?)? + s.position_delta;
         tx.execute(
-            "UPDATE positions SET quantity = $3, updated_at = $4 WHERE account = $1 AND symbol = $2",
-            &[&account, &symbol, &next.normalize().to_string(), &s.now_ms],
+            "UPDATE positions SET quantity = $4, updated_at = $5 WHERE account = $1 AND venue = $2 AND symbol = $3",
+            &[&account, &venue, &symbol, &next.normalize().to_string(), &s.now_ms],
         )
         .await
         .map_err(pg)?;
@@ -282,7 +284,7 @@ pub(super) async fn all_positions(
 ) -> Result<Vec<PositionRecord>, JournalError> {
     let rows = tx
         .query(
-            "SELECT account, symbol, quantity FROM positions ORDER BY account, symbol",
+            "SELECT account, venue, symbol, quantity FROM positions ORDER BY account, symbol, venue",
             &[],
         )
         .await
@@ -291,8 +293,9 @@ pub(super) async fn all_positions(
         .map(|r| {
             Ok(PositionRecord {
                 account: r.try_get(0).map_err(pg)?,
-                symbol: r.try_get(1).map_err(pg)?,
-                position: dec(&r.try_get::<_, String>(2).map_err(pg)?)?,
+                venue: r.try_get(1).map_err(pg)?,
+                symbol: r.try_get(2).map_err(pg)?,
+                position: dec(&r.try_get::<_, String>(3).map_err(pg)?)?,
             })
         })
         .collect()

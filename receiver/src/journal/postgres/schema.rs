@@ -131,6 +131,16 @@ CREATE TABLE notify_deliveries (
     PRIMARY KEY (event_seq, destination)
 );
 "#,
+    // 6: positions per venue (as SQLite's 6).
+    r#"
+ALTER TABLE positions ADD COLUMN venue TEXT;
+UPDATE positions p SET venue = COALESCE(
+    (SELECT o.venue FROM orders o WHERE o.account = p.account AND o.symbol = p.symbol
+     ORDER BY o.seq DESC LIMIT 1), 'paper');
+ALTER TABLE positions ALTER COLUMN venue SET NOT NULL;
+ALTER TABLE positions DROP CONSTRAINT positions_pkey;
+ALTER TABLE positions ADD PRIMARY KEY (account, venue, symbol);
+"#,
 ];
 
 /// Objects only PostgreSQL needs (several receivers), created with `IF NOT EXISTS` after the

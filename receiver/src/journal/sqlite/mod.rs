@@ -206,9 +206,9 @@ impl Journal for SqliteJournal {
         self.call(move |c| messages::recent(c, limit))
     }
 
-    fn position(&self, account: &str, symbol: &str) -> JournalFuture<Decimal> {
-        let (account, symbol) = (account.to_owned(), symbol.to_owned());
-        self.call_uncommitted(move |c| orders::position(c, &account, &symbol))
+    fn position(&self, account: &str, venue: &str, symbol: &str) -> JournalFuture<Decimal> {
+        let (account, venue, symbol) = (account.to_owned(), venue.to_owned(), symbol.to_owned());
+        self.call_uncommitted(move |c| orders::position(c, &account, &venue, &symbol))
     }
 
     fn unfinished(&self) -> JournalFuture<Vec<MessageRecord>> {

@@ -168,16 +168,19 @@ pub(super) fn plan(conn: &Connection, orders: Vec<OrderRecord>) -> Result<(), Jo
     Ok(())
 }
 
-/// The signed position of (account, symbol); zero when unknown.
+/// The signed position of (account, venue, symbol); zero when unknown.
 pub(super) fn position(
     conn: &Connection,
     account: &str,
+    venue: &str,
     symbol: &str,
 ) -> Result<Decimal, JournalError> {
     let q: Option<String> = conn
-        .prepare_cached("SELECT quantity FROM positions WHERE account = ?1 AND symbol = ?2")
+        .prepare_cached(
+            "SELECT quantity FROM positions WHERE account = ?1 AND venue = ?2 AND symbol = ?3",
+        )
         .map_err(storage)?
-        .query_row([account, symbol], |r| r.get(0))
+        .query_row([account, venue, symbol], |r| r.get(0))
         .optional()
         .map_err(storage)?;
     q.as_deref().map_or(Ok(Decimal::ZERO), dec)
@@ -187,15 +190,17 @@ pub(super) fn position(
 /// working: `placed`, `partially_filled`), never for an order already final, so recording the
 /// same answer twice moves it once.
 pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalError> {
-    let target: Option<(String, String, String)> = conn
-        .prepare_cached("SELECT account, symbol, status FROM orders WHERE client_order_id = ?1")
+    let target: Option<(String, String, String, String)> = conn
+        .prepare_cached(
+            "SELECT account, symbol, status, venue FROM orders WHERE client_order_id = ?1",
+        )
         .map_err(storage)?
         .query_row([&s.client_order_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()
         .map_err(storage)?;
-    let Some((account, symbol, status)) = target else {
+    let Some((account, symbol, status, venue)) = target else {
         return Err(JournalError::Corrupt(format!(
             "settling unknown order {}",
             s.client_order_id
@@ -229,13 +234,13 @@ pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalErro
         )
     });
     if was_open && !s.position_delta.is_zero() {
-        let next = position(conn, &account, &symbol)? + s.position_delta;
+        let next = position(conn, &account, &venue, &symbol)? + s.position_delta;
         conn.prepare_cached(
-            "INSERT INTO positions (account, symbol, quantity, updated_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (account, symbol) DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at",
+            "INSERT INTO positions (account, venue, symbol, quantity, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (account, venue, symbol) DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at",
         )
         .map_err(storage)?
-        .execute(params![account, symbol, next.normalize().to_string(), s.now_ms])
+        .execute(params![account, venue, symbol, next.normalize().to_string(), s.now_ms])
         .map_err(storage)?;
     }
     Ok(())
@@ -285,7 +290,9 @@ pub(super) fn count_since(
 /// Every position row.
 pub(super) fn all_positions(conn: &Connection) -> Result<Vec<PositionRecord>, JournalError> {
     let mut stmt = conn
-        .prepare_cached("SELECT account, symbol, quantity FROM positions ORDER BY account, symbol")
+        .prepare_cached(
+            "SELECT account, venue, symbol, quantity FROM positions ORDER BY account, symbol, venue",
+        )
         .map_err(storage)?;
     let rows = stmt
         .query_map([], |r| {
@@ -293,15 +300,17 @@ pub(super) fn all_positions(conn: &Connection) -> Result<Vec<PositionRecord>, Jo
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
             ))
         })
         .map_err(storage)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(storage)?;
     rows.into_iter()
-        .map(|(account, symbol, q)| {
+        .map(|(account, venue, symbol, q)| {
             Ok(PositionRecord {
                 account,
+                venue,
                 symbol,
                 position: dec(&q)?,
             })

@@ -129,6 +129,26 @@ CREATE TABLE notify_deliveries (
     PRIMARY KEY (event_seq, destination)
 );
 "#,
+    // 6: positions per venue ([[venues]]): the same symbol at two venues is two positions. An
+    // existing position goes to the venue of its (account, symbol)'s latest order.
+    r#"
+CREATE TABLE positions_by_venue (
+    account    TEXT NOT NULL,
+    venue      TEXT NOT NULL,
+    symbol     TEXT NOT NULL,
+    quantity   TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account, venue, symbol)
+);
+INSERT INTO positions_by_venue (account, venue, symbol, quantity, updated_at)
+    SELECT p.account,
+           COALESCE((SELECT o.venue FROM orders o WHERE o.account = p.account AND o.symbol = p.symbol
+                     ORDER BY o.seq DESC LIMIT 1), 'paper'),
+           p.symbol, p.quantity, p.updated_at
+    FROM positions p;
+DROP TABLE positions;
+ALTER TABLE positions_by_venue RENAME TO positions;
+"#,
 ];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
@@ -172,4 +192,52 @@ fn migrate(conn: &Connection) -> Result<(), JournalError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_6_gives_each_existing_position_the_venue_of_its_latest_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO messages (id, recorded_at, updated_at, envelope, outcome)
+                     VALUES ('m1', 0, 0, x'7b7d', 'filled');
+                 INSERT INTO orders (client_order_id, message_id, leg, account, symbol, side, quantity,
+                     order_type, tif, status, venue, created_at, updated_at)
+                     VALUES ('m1-0', 'm1', 0, 'main', 'BTCUSDT', 'buy', '1', 'market', 'gtc',
+                             'filled', 'binance', 0, 0);
+                 INSERT INTO positions (account, symbol, quantity, updated_at)
+                     VALUES ('main', 'BTCUSDT', '1', 0), ('main', 'AAPL', '2', 0);",
+            )
+            .unwrap();
+        }
+
+        let conn = open_connection(&path, Duration::from_secs(1)).unwrap();
+
+        let mut stmt = conn
+            .prepare("SELECT account, venue, symbol, quantity FROM positions ORDER BY symbol")
+            .unwrap();
+        let rows: Vec<(String, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |v: &str, s: &str, q: &str| {
+            ("main".to_owned(), v.to_owned(), s.to_owned(), q.to_owned())
+        };
+        assert_eq!(
+            rows,
+            [row("paper", "AAPL", "2"), row("binance", "BTCUSDT", "1")],
+            "without an order a position goes to the single [broker]'s default name"
+        );
+    }
 }
