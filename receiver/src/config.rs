@@ -452,6 +452,11 @@ impl Settings {
             BrokerKind::Http => self.broker.http.is_none().then_some("http"),
             BrokerKind::Zerodha => self.broker.zerodha.is_none().then_some("zerodha"),
             BrokerKind::Betfair => self.broker.betfair.is_none().then_some("betfair"),
+            BrokerKind::BinanceFutures => self
+                .broker
+                .binance_futures
+                .is_none()
+                .then_some("binance_futures"),
         };
         if let Some(name) = kind_section {
             return Err(Invalid::new(

@@ -23,8 +23,8 @@ use crate::verify::TrustedKeys;
 pub struct Interpreter {
     /// `[symbols]`.
     pub symbols: BTreeMap<String, String>,
-    /// `true` for spot-only venues: perpetual tickers are invalid.
-    pub refuse_perpetuals: bool,
+    /// What the venue does with perpetual tickers ([`crate::broker::Broker::perpetuals`]).
+    pub perpetuals: crate::normalize::Perpetuals,
     /// `true` when the venue's symbols carry their exchange ([`crate::broker::Broker::exchange_in_symbol`]).
     pub exchange_in_symbol: bool,
     /// `false` when the venue cannot hold a short position: negative targets are invalid.
@@ -120,7 +120,7 @@ impl Interpreter {
         let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         Self {
             symbols: settings.symbols.clone(),
-            refuse_perpetuals: broker.spot_only(),
+            perpetuals: broker.perpetuals(),
             exchange_in_symbol: broker.exchange_in_symbol(),
             allow_short: broker.allows_short(),
             exits: broker.exits(),
@@ -133,7 +133,7 @@ impl Interpreter {
     pub fn context(&self) -> NormalizeContext<'_> {
         NormalizeContext {
             symbols: &self.symbols,
-            refuse_perpetuals: self.refuse_perpetuals,
+            perpetuals: self.perpetuals,
             exchange_in_symbol: self.exchange_in_symbol,
             allow_short: self.allow_short,
             exits: self.exits,

@@ -14,7 +14,7 @@ const NOW_MS: i64 = 1_795_392_000_000;
 fuzz_target!(|data: &[u8]| {
     let interpreter = Interpreter {
         symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
-        refuse_perpetuals: true,
+        perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
         exchange_in_symbol: false,
         allow_short: true,
         exits: alertgate_receiver::order::ExitSupport::Orders,

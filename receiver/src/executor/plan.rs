@@ -97,6 +97,26 @@ pub enum Plan {
     Invalid(String),
 }
 
+/// `true` when `order` may only reduce its position (a close, the close part of a target, a
+/// protective exit), read from what the plan journaled with it, so it holds after a restart.
+pub fn reduces_only(order: &OrderRecord) -> bool {
+    if order.parent.is_some() {
+        return true;
+    }
+    let Some(sizing) = order
+        .sizing
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    else {
+        return false;
+    };
+    match sizing["method"].as_str() {
+        Some("close") => true,
+        Some("target") => sizing["part"] == "close",
+        _ => false,
+    }
+}
+
 /// The signed quantity of a side (buy positive).
 pub fn signed(side: Side, quantity: Decimal) -> Decimal {
     match side {
@@ -277,11 +297,15 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
                     Vec::new()
                 } else {
                     let held = position.abs();
+                    let quantity = wanted.map_or(held, |w| w.min(held));
                     vec![Part {
                         kind: IntentKind::Close,
                         side: side_of(-position),
-                        quantity: wanted.map_or(held, |w| w.min(held)),
-                        sizing: None,
+                        quantity,
+                        sizing: Some(json!({"method": "close",
+                            "position": position.normalize().to_string(),
+                            "position_source": request.position_source,
+                            "quantity": quantity.normalize().to_string()})),
                         waits_for_fill: false,
                     }]
                 }

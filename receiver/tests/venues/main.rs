@@ -41,6 +41,7 @@ pub fn market(
         reference_price: reference.map(|r| r.parse().unwrap()),
         product: None,
         exits: Default::default(),
+        reduce_only: false,
     }
 }
 
