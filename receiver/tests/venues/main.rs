@@ -7,6 +7,7 @@
 mod alpaca;
 mod betfair;
 mod binance;
+mod binance_futures;
 mod build;
 mod e2e;
 mod emulator_checks;
