@@ -679,3 +679,124 @@ async fn a_position_changed_at_the_venue_shows_as_drift_and_the_next_target_star
     );
     assert_eq!(a.s.venue.position("BTCUSDT"), dec("0"));
 }
+
+// ---- The emulator refuses what Binance futures refuses ----
+
+/// Sends `params` (plus recvWindow/timestamp at `ts_ms`) signed with `secret` to `path`, and
+/// returns the status and Binance's code.
+async fn futures_code(
+    venue: &BinanceFuturesEmulator,
+    method: reqwest::Method,
+    path: &str,
+    params: &str,
+    ts_ms: i64,
+) -> (u16, i64) {
+    let payload = format!("{params}&recvWindow=5000&timestamp={ts_ms}");
+    let query = format!("{payload}&signature={}", hmac_hex(&payload));
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}?{query}", venue.base_url()))
+        .header("X-MBX-APIKEY", KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["code"].as_i64().unwrap_or(0))
+}
+
+#[tokio::test]
+async fn the_futures_emulator_refuses_requests_binance_futures_refuses() {
+    let s = Setup::new().await;
+    let now = s.clock.now_unix_ms();
+    let order = |params: &'static str, ts: i64| {
+        let venue = &s.venue;
+        async move {
+            futures_code(
+                venue,
+                reqwest::Method::POST,
+                "/fapi/v1/order",
+                &format!("symbol=BTCUSDT&side=BUY&{params}"),
+                ts,
+            )
+            .await
+            .1
+        }
+    };
+    assert_eq!(order("type=LIMIT&quantity=0.01&price=49000", now).await, -1102);
+    assert_eq!(
+        order("type=MARKET&quantity=0.01&price=49000", now).await,
+        -1106
+    );
+    assert_eq!(
+        order("type=STOP_MARKET&quantity=0.01&stopPrice=40000", now).await,
+        -4120
+    );
+    assert_eq!(
+        order("type=MARKET&quantity=0.01&positionSide=LONG", now).await,
+        -4061
+    );
+    assert_eq!(order("type=MARKET&quantity=0.0101", now).await, -1111);
+    assert_eq!(order("type=MARKET&quantity=0", now).await, -4003);
+    assert_eq!(order("type=MARKET&quantity=1E-2", now).await, -1100);
+    assert_eq!(
+        order("type=LIMIT&timeInForce=GTC&quantity=0.01&price=49000.05", now).await,
+        -4014
+    );
+    assert_eq!(
+        order("type=MARKET&quantity=0.01&newClientOrderId=bad!id", now).await,
+        -4015
+    );
+    assert_eq!(order("type=MARKET&quantity=0.001", now).await, -4164);
+    assert_eq!(
+        order("type=MARKET&quantity=0.01&reduceOnly=true", now).await,
+        -2022,
+        "a reduce-only buy with no short open would open a long"
+    );
+    assert_eq!(
+        order("type=MARKET&quantity=0.01&reduceOnly=yes", now).await,
+        -4062
+    );
+    assert_eq!(order("type=MARKET&quantity=0.01", now - 60_000).await, -1021);
+    assert!(s.venue.orders().is_empty(), "nothing above was accepted");
+
+    let resting = "type=LIMIT&timeInForce=GTC&quantity=0.01&price=40000&newClientOrderId=same-id";
+    assert_eq!(order(resting, now).await, 0, "accepted");
+    assert_eq!(
+        order(resting, now).await,
+        -4116,
+        "an open order's id is refused"
+    );
+    s.venue.fill_open_orders();
+    assert_eq!(
+        order(resting, now).await,
+        0,
+        "a filled order's id is accepted again, as Binance documents ('unique among open orders')"
+    );
+
+    let (status, code) = futures_code(
+        &s.venue,
+        reqwest::Method::POST,
+        "/fapi/v1/leverage",
+        "symbol=BTCUSDT&leverage=0",
+        now,
+    )
+    .await;
+    assert_eq!((status, code), (400, -4028));
+
+    let bad_signature = reqwest::Client::new()
+        .get(format!(
+            "{}/fapi/v2/positionRisk?timestamp={now}&signature=00",
+            s.venue.base_url()
+        ))
+        .header("X-MBX-APIKEY", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_signature.status().as_u16(), 400);
+    let no_key = reqwest::Client::new()
+        .get(format!("{}/fapi/v1/order?timestamp={now}", s.venue.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status().as_u16(), 401);
+}

@@ -9,8 +9,8 @@
 //! `positionSide` other than `BOTH` (`-4061`), `reduceOnly` other than `true`/`false` (`-4062`),
 //! `newClientOrderId` matching `^[\.A-Z\:/a-z0-9_-]{1,36}$` (`-4015`) and unique among open
 //! orders (`-4116 ClientOrderId is duplicated.`), plain decimals; the filters: quantity above
-//! zero (`-4003`), LOT_SIZE / MARKET_LOT_SIZE bounds (`-4004`/`-4005`), more decimals than the
-//! step or tick (`-1111`), off the step (`-4023`), PRICE_FILTER (`-4013`, `-4002`, `-4014`),
+//! zero (`-4003`), LOT_SIZE / MARKET_LOT_SIZE bounds (`-4004`/`-4005`), more decimals than
+//! `quantityPrecision`/`pricePrecision` (`-1111`), off the step (`-4023`), PRICE_FILTER (`-4013`, `-4002`, `-4014`),
 //! MIN_NOTIONAL for orders that are not reduce-only (`-4164`); a reduce-only order that would
 //! open, grow or flip the position (`-2022`); initial margin (notional / leverage) above what the
 //! wallet has free (`-2019 Margin is insufficient.`).
@@ -57,6 +57,10 @@ pub struct FuturesSymbol {
     pub mark_price: Decimal,
     /// The highest leverage `POST /fapi/v1/leverage` accepts.
     pub max_leverage: u32,
+    /// `pricePrecision`: more decimals in a price is `-1111`.
+    pub price_precision: u32,
+    /// `quantityPrecision`: more decimals in a quantity is `-1111`.
+    pub quantity_precision: u32,
 }
 
 impl FuturesSymbol {
@@ -75,6 +79,8 @@ impl FuturesSymbol {
             min_notional: Decimal::new(100, 0),
             mark_price: Decimal::new(50_000, 0),
             max_leverage: 125,
+            price_precision: 2,
+            quantity_precision: 3,
         }
     }
 
@@ -85,7 +91,7 @@ impl FuturesSymbol {
             "deliveryDate": 4_133_404_800_000_i64, "onboardDate": 1_569_398_400_000_i64,
             "status": self.status, "baseAsset": self.symbol.trim_end_matches("USDT"),
             "quoteAsset": "USDT", "marginAsset": "USDT",
-            "pricePrecision": self.tick_size.scale(), "quantityPrecision": self.step_size.scale(),
+            "pricePrecision": self.price_precision, "quantityPrecision": self.quantity_precision,
             "underlyingType": "COIN", "triggerProtect": "0.0500",
             "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
@@ -561,7 +567,7 @@ impl BinanceFuturesState {
         if quantity <= Decimal::ZERO {
             return bad(-4003, "Quantity less than or equal to zero.");
         }
-        if places(quantity) > places(rules.step_size) {
+        if places(quantity) > rules.quantity_precision {
             return bad(
                 -1111,
                 "Precision is over the maximum defined for this asset.",
@@ -582,7 +588,7 @@ impl BinanceFuturesState {
             return bad(-4023, "Qty not increased by step size.");
         }
         if let Some(p) = price {
-            if places(p) > places(rules.tick_size) {
+            if places(p) > rules.price_precision {
                 return bad(
                     -1111,
                     "Precision is over the maximum defined for this asset.",
