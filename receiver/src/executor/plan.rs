@@ -594,4 +594,38 @@ mod tests {
         assert!(!planned[1].candidate().opening);
         assert!(planned[0].candidate().opening);
     }
+
+    #[test]
+    fn exactly_the_closing_orders_are_reduce_only_as_read_back_from_the_journal() {
+        let close = intents(plan_for(&[leg("AAA", Action::Close, None)], &[("AAA", 2)]));
+        let flip = intents(plan_for(&[target("AAA", -1)], &[("AAA", 2)]));
+        let add = intents(plan_for(&[target("AAA", 3)], &[("AAA", 2)]));
+        let buy = intents(plan_for(
+            &[leg("AAA", Action::Buy, Some(1))],
+            &[("AAA", -2)],
+        ));
+        let reduce = |i: &[Intent]| i.iter().map(|i| reduces_only(&i.order)).collect::<Vec<_>>();
+        assert_eq!(reduce(&close), [true]);
+        assert_eq!(
+            reduce(&flip),
+            [true, false],
+            "the close, then the plain open"
+        );
+        assert_eq!(reduce(&add), [false]);
+        assert_eq!(
+            reduce(&buy),
+            [false],
+            "a buy is an order of its own, never reduce-only"
+        );
+        for planned in [&close, &flip] {
+            assert_eq!(
+                planned
+                    .iter()
+                    .map(|i| i.kind == IntentKind::Close)
+                    .collect::<Vec<_>>(),
+                reduce(planned),
+                "reduce-only is the plan's close kind"
+            );
+        }
+    }
 }

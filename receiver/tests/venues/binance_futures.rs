@@ -722,7 +722,10 @@ async fn the_futures_emulator_refuses_requests_binance_futures_refuses() {
             .1
         }
     };
-    assert_eq!(order("type=LIMIT&quantity=0.01&price=49000", now).await, -1102);
+    assert_eq!(
+        order("type=LIMIT&quantity=0.01&price=49000", now).await,
+        -1102
+    );
     assert_eq!(
         order("type=MARKET&quantity=0.01&price=49000", now).await,
         -1106
@@ -739,7 +742,11 @@ async fn the_futures_emulator_refuses_requests_binance_futures_refuses() {
     assert_eq!(order("type=MARKET&quantity=0", now).await, -4003);
     assert_eq!(order("type=MARKET&quantity=1E-2", now).await, -1100);
     assert_eq!(
-        order("type=LIMIT&timeInForce=GTC&quantity=0.01&price=49000.05", now).await,
+        order(
+            "type=LIMIT&timeInForce=GTC&quantity=0.01&price=49000.05",
+            now
+        )
+        .await,
         -4014
     );
     assert_eq!(
@@ -756,7 +763,10 @@ async fn the_futures_emulator_refuses_requests_binance_futures_refuses() {
         order("type=MARKET&quantity=0.01&reduceOnly=yes", now).await,
         -4062
     );
-    assert_eq!(order("type=MARKET&quantity=0.01", now - 60_000).await, -1021);
+    assert_eq!(
+        order("type=MARKET&quantity=0.01", now - 60_000).await,
+        -1021
+    );
     assert!(s.venue.orders().is_empty(), "nothing above was accepted");
 
     let resting = "type=LIMIT&timeInForce=GTC&quantity=0.01&price=40000&newClientOrderId=same-id";
@@ -794,7 +804,10 @@ async fn the_futures_emulator_refuses_requests_binance_futures_refuses() {
         .unwrap();
     assert_eq!(bad_signature.status().as_u16(), 400);
     let no_key = reqwest::Client::new()
-        .get(format!("{}/fapi/v1/order?timestamp={now}", s.venue.base_url()))
+        .get(format!(
+            "{}/fapi/v1/order?timestamp={now}",
+            s.venue.base_url()
+        ))
         .send()
         .await
         .unwrap();
