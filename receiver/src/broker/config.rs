@@ -282,3 +282,32 @@ impl BetfairConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binance_futures_is_configured_with_spots_keys_and_a_leverage_table() {
+        let config: BrokerConfig = toml::from_str(
+            r#"
+            kind = "binance_futures"
+            [binance_futures]
+            api_key = "env:BINANCE_FUTURES_API_KEY"
+            api_secret = "file:/etc/alertgate/futures-secret"
+            leverage = { BTCUSDT = 3, ETHUSDT = 5 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.kind, BrokerKind::BinanceFutures);
+        assert_eq!(config.kind.as_str(), "binance_futures");
+        let futures = config.binance_futures.unwrap();
+        assert_eq!(futures.base_url, BINANCE_FUTURES_TESTNET_URL);
+        assert_eq!(futures.recv_window_ms, 5000);
+        assert_eq!(futures.leverage.get("ETHUSDT"), Some(&5));
+        let typo = toml::from_str::<BrokerConfig>(
+            "kind = \"binance_futures\"\n[binance_futures]\napi_key = \"env:K\"\nleverge = { BTCUSDT = 3 }\n",
+        );
+        assert!(typo.unwrap_err().to_string().contains("leverge"));
+    }
+}

@@ -380,7 +380,7 @@ impl BinanceState {
         };
         match check.check(request) {
             Ok(params) => then(&params),
-            Err(refusal) => refusal,
+            Err(refusal) => *refusal,
         }
     }
 

@@ -434,7 +434,7 @@ impl BinanceFuturesState {
         };
         match check.check(request) {
             Ok(params) => then(&params),
-            Err(refusal) => refusal,
+            Err(refusal) => *refusal,
         }
     }
 
@@ -536,11 +536,11 @@ impl BinanceFuturesState {
             Some("true") => true,
             Some(_) => return bad(-4062, "Invalid or improper reduceOnly value."),
         };
-        let decimal = |name: &'static str| -> Result<Option<Decimal>, Reply> {
+        let decimal = |name: &'static str| -> Result<Option<Decimal>, Box<Reply>> {
             get(name)
                 .map(|v| {
                     plain_decimal(v).ok_or_else(|| {
-                        bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."))
+                        Box::new(bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")))
                     })
                 })
                 .transpose()
@@ -548,11 +548,11 @@ impl BinanceFuturesState {
         let quantity = match decimal("quantity") {
             Ok(Some(q)) => q,
             Ok(None) => return mandatory("quantity"),
-            Err(reply) => return reply,
+            Err(reply) => return *reply,
         };
         let price = match decimal("price") {
             Ok(p) => p,
-            Err(reply) => return reply,
+            Err(reply) => return *reply,
         };
         let client_order_id = match get("newClientOrderId") {
             Some(id) if valid_client_order_id(id) => id.clone(),
@@ -680,20 +680,20 @@ impl BinanceFuturesState {
     fn find<'a>(
         book: &'a mut Book,
         params: &HashMap<String, String>,
-    ) -> Result<Option<&'a mut FuturesOrder>, Reply> {
+    ) -> Result<Option<&'a mut FuturesOrder>, Box<Reply>> {
         let Some(symbol) = params.get("symbol").cloned() else {
-            return Err(mandatory("symbol"));
+            return Err(Box::new(mandatory("symbol")));
         };
         if !book.symbols.contains_key(&symbol) {
-            return Err(bad(-1121, "Invalid symbol."));
+            return Err(Box::new(bad(-1121, "Invalid symbol.")));
         }
         let by_client = params.get("origClientOrderId").cloned();
         let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
         if by_client.is_none() && by_id.is_none() {
-            return Err(bad(
+            return Err(Box::new(bad(
                 -1102,
                 "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            ));
+            )));
         }
         Ok(book.orders.iter_mut().rev().find(|o| {
             o.symbol == symbol
@@ -706,7 +706,7 @@ impl BinanceFuturesState {
         let now = self.config.clock.now_unix_ms();
         let mut book = self.book();
         match Self::find(&mut book, params) {
-            Err(reply) => reply,
+            Err(reply) => *reply,
             Ok(Some(order)) => json_reply(StatusCode::OK, &order.json(now)),
             Ok(None) => bad(-2013, "Order does not exist."),
         }
@@ -717,7 +717,7 @@ impl BinanceFuturesState {
         let now = self.config.clock.now_unix_ms();
         let mut book = self.book();
         match Self::find(&mut book, params) {
-            Err(reply) => reply,
+            Err(reply) => *reply,
             Ok(Some(order)) if order.is_open() => {
                 order.status = "CANCELED".into();
                 json_reply(StatusCode::OK, &order.json(now))

@@ -40,20 +40,20 @@ pub(crate) struct SignedCheck<'a> {
 
 impl SignedCheck<'_> {
     /// The decoded parameters of `request` (without `signature`), or Binance's refusal.
-    pub(crate) fn check(&self, request: &Recorded) -> Result<HashMap<String, String>, Reply> {
+    pub(crate) fn check(&self, request: &Recorded) -> Result<HashMap<String, String>, Box<Reply>> {
         let Some(key) = request.header("x-mbx-apikey") else {
-            return Err(err(
+            return Err(Box::new(err(
                 StatusCode::UNAUTHORIZED,
                 -2014,
                 "API-key format invalid.",
-            ));
+            )));
         };
         if key != self.api_key {
-            return Err(err(
+            return Err(Box::new(err(
                 StatusCode::UNAUTHORIZED,
                 -2015,
                 "Invalid API-key, IP, or permissions for action.",
-            ));
+            )));
         }
         // totalParams: the query string concatenated with the body, as Binance defines it.
         let total = format!(
@@ -62,7 +62,7 @@ impl SignedCheck<'_> {
             String::from_utf8_lossy(&request.body)
         );
         let Some((payload, encoded_signature)) = total.rsplit_once("&signature=") else {
-            return Err(mandatory("signature"));
+            return Err(Box::new(mandatory("signature")));
         };
         let signature = percent_decode(encoded_signature);
         let valid = match self.auth {
@@ -82,28 +82,34 @@ impl SignedCheck<'_> {
                 .is_some_and(|raw| key.verify_strict(payload.as_bytes(), &raw)),
         };
         if !valid {
-            return Err(bad(-1022, "Signature for this request is not valid."));
+            return Err(Box::new(bad(
+                -1022,
+                "Signature for this request is not valid.",
+            )));
         }
         let mut params = HashMap::new();
         for (k, v) in parse_params(payload) {
             if params.insert(k, v).is_some() {
-                return Err(bad(-1101, "Duplicate values for a parameter detected."));
+                return Err(Box::new(bad(
+                    -1101,
+                    "Duplicate values for a parameter detected.",
+                )));
             }
         }
         let Some(timestamp) = params.get("timestamp").and_then(|t| t.parse::<i64>().ok()) else {
-            return Err(mandatory("timestamp"));
+            return Err(Box::new(mandatory("timestamp")));
         };
         let recv_window = match params.get("recvWindow").map(|w| w.parse::<i64>()) {
             None => 5000,
             Some(Ok(w)) if (1..=60_000).contains(&w) => w,
-            Some(_) => return Err(bad(-1131, "recvWindow must be less than 60000")),
+            Some(_) => return Err(Box::new(bad(-1131, "recvWindow must be less than 60000"))),
         };
         let server_time = self.clock.now_unix_ms();
         if !(timestamp < server_time + 1000 && server_time - timestamp <= recv_window) {
-            return Err(bad(
+            return Err(Box::new(bad(
                 -1021,
                 "Timestamp for this request is outside of the recvWindow.",
-            ));
+            )));
         }
         Ok(params)
     }
