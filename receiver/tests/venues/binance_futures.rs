@@ -444,6 +444,21 @@ async fn stop_orders_are_invalid_and_wrong_credentials_are_refused_readably() {
     assert!(s.venue.orders().is_empty());
 }
 
+#[tokio::test]
+async fn two_first_orders_at_once_set_the_leverage_once() {
+    let s = Setup::new().await;
+    let broker = s.broker();
+    let (a, b) = (
+        market(&client_order_id(), "BTCUSDT", "0.01", Some("50000")),
+        market(&client_order_id(), "BTCUSDT", "0.01", Some("50000")),
+    );
+    let (first, second) = tokio::join!(broker.place(&a), broker.place(&b));
+    first.unwrap();
+    second.unwrap();
+    assert_eq!(s.leverage_calls().len(), 1);
+    assert_eq!(s.venue.orders().len(), 2);
+}
+
 #[test]
 fn leverage_outside_1_to_125_and_a_missing_secret_are_refused_at_startup_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -615,6 +630,20 @@ async fn the_spot_ticker_trades_the_same_contract_and_a_negative_target_is_allow
         posted(&a.s.venue),
         [order("SELL", "0.005", false), order("BUY", "0.005", true)]
     );
+}
+
+#[tokio::test]
+async fn percent_of_equity_sizes_from_the_futures_margin_balance() {
+    let a = app().await;
+    // 10% of the 10,000 USDT wallet at 50000 is 0.02 BTC.
+    let (id, answer) = a
+        .app
+        .send(&perp(json!({"action": "buy", "percent_of_equity": "10"})))
+        .await;
+    assert_eq!(answer.outcome(), "filled", "{:?}", answer.body);
+    assert_eq!(answer.orders()[0]["quantity"], "0.02");
+    let sizing = &a.app.message(&id).await.body["orders"][0]["sizing"];
+    assert_eq!(sizing["equity"], "10000", "{sizing}");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! A Binance USDⓈ-M futures REST emulator, One-way position mode: `GET /fapi/v1/exchangeInfo`,
 //! `POST /fapi/v1/order`, `GET /fapi/v1/order`, `DELETE /fapi/v1/order`,
-//! `POST /fapi/v1/leverage`, `GET /fapi/v2/positionRisk`.
+//! `POST /fapi/v1/leverage`, `GET /fapi/v2/positionRisk`, `GET /fapi/v2/account`.
 //!
 //! Checked as the futures API documents it. Signed requests as on Spot (shared:
 //! [`super::binance_signed`]). New orders: the mandatory parameters per type (`MARKET`:
@@ -340,6 +340,7 @@ impl Venue for BinanceFuturesState {
             ("GET", "/fapi/v2/positionRisk") => {
                 Some(self.signed(request, |params| self.position_risk(params)))
             }
+            ("GET", "/fapi/v2/account") => Some(self.signed(request, |_| self.account())),
             _ => Some(err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.")),
         }
     }
@@ -746,6 +747,32 @@ impl BinanceFuturesState {
         json_reply(
             StatusCode::OK,
             &json!({"leverage": leverage, "maxNotionalValue": "1000000", "symbol": symbol}),
+        )
+    }
+
+    /// `GET /fapi/v2/account`: the USDT wallet, margins and unrealised PnL at the mark prices.
+    fn account(&self) -> Reply {
+        let book = self.book();
+        let f = |d: Decimal| d.normalize().to_string();
+        let unrealized: Decimal = book
+            .positions
+            .iter()
+            .map(|(s, p)| p.amount * (book.mark(s) - p.entry))
+            .sum();
+        let used = book.used_margin();
+        let margin_balance = book.wallet + unrealized;
+        json_reply(
+            StatusCode::OK,
+            &json!({
+                "feeTier": 0, "canTrade": true, "canDeposit": true, "canWithdraw": true,
+                "updateTime": 0, "multiAssetsMargin": false,
+                "totalInitialMargin": f(used), "totalMaintMargin": "0",
+                "totalWalletBalance": f(book.wallet), "totalUnrealizedProfit": f(unrealized),
+                "totalMarginBalance": f(margin_balance), "totalPositionInitialMargin": f(used),
+                "totalOpenOrderInitialMargin": "0", "totalCrossWalletBalance": f(book.wallet),
+                "totalCrossUnPnl": f(unrealized), "availableBalance": f(margin_balance - used),
+                "maxWithdrawAmount": f(margin_balance - used), "assets": [], "positions": []
+            }),
         )
     }
 

@@ -20,7 +20,8 @@
 //!   `GET /fapi/v1/order?origClientOrderId=`; after an unknown outcome (5xx, `-1006`/`-1007`,
 //!   timeout) it is looked up again, and `-4116 ClientOrderId is duplicated` is answered by the
 //!   lookup. An order is never resent blind.
-//! - Positions: `GET /fapi/v2/positionRisk`, `positionAmt` (signed) of the `BOTH` side.
+//! - Positions: `GET /fapi/v2/positionRisk`, `positionAmt` (signed) of the `BOTH` side; equity
+//!   (`percent_of_equity`): `GET /fapi/v2/account` `totalMarginBalance`.
 //!
 //! A reversal through zero (long 0.02 → target short 0.01) stays two orders, as the planner
 //! makes it for every venue: a reduce-only close of 0.02, then, once it filled, an open of 0.01.
@@ -119,6 +120,14 @@ struct PositionRisk {
     position_amt: String,
     #[serde(default)]
     position_side: Option<String>,
+}
+
+/// The part of `GET /fapi/v2/account` that matters here.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Account {
+    /// Wallet balance plus unrealised PnL, in USDT: the account's equity.
+    total_margin_balance: String,
 }
 
 /// What one order send produced.
@@ -461,6 +470,22 @@ impl BinanceFuturesBroker {
     }
 }
 
+impl BinanceFuturesBroker {
+    /// `GET /fapi/v2/account` `totalMarginBalance`: wallet balance plus unrealised PnL.
+    async fn account_equity(&self) -> Result<Decimal, BrokerError> {
+        let request = self.signed_request(Method::GET, "/fapi/v2/account", Vec::new());
+        let account: Account = self.read(request, "account").await?;
+        account
+            .total_margin_balance
+            .parse::<Decimal>()
+            .map(|d| d.normalize())
+            .map_err(|_| BrokerError::Transient {
+                message: "Binance futures totalMarginBalance is not a decimal".into(),
+                retry_after: None,
+            })
+    }
+}
+
 fn parse_order(answer: &Answer) -> Result<FuturesOrder, BrokerError> {
     serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
         message: format!(
@@ -577,6 +602,13 @@ impl Broker for BinanceFuturesBroker {
         symbols: &'a [String],
     ) -> BrokerFuture<'a, Result<Option<Positions>, BrokerError>> {
         Box::pin(async move { self.position_amounts(symbols).await.map(Some) })
+    }
+
+    fn equity<'a>(
+        &'a self,
+        _account: &'a str,
+    ) -> BrokerFuture<'a, Result<Option<Decimal>, BrokerError>> {
+        Box::pin(async move { self.account_equity().await.map(Some) })
     }
 
     fn lookup<'a>(
