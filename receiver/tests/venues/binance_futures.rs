@@ -842,3 +842,47 @@ async fn the_futures_emulator_refuses_requests_binance_futures_refuses() {
         .unwrap();
     assert_eq!(no_key.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn binance_spot_still_refuses_a_perpetual_ticker_while_the_futures_venue_takes_it() {
+    use alertgate_receiver::broker::config::BinanceConfig;
+    use alertgate_testkit::emulators::binance::{BinanceEmulator, BinanceEmulatorConfig};
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let spot = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerConfig {
+        kind: BrokerKind::Binance,
+        binance: Some(BinanceConfig {
+            base_url: spot.base_url(),
+            api_key: secret_file(dir.path(), "key", KEY),
+            api_secret: Some(secret_file(dir.path(), "secret", SECRET)),
+            private_key: None,
+            recv_window_ms: 60_000,
+            timeout_ms: 1000,
+        }),
+        ..BrokerConfig::default()
+    };
+    let app = spawn_app_with(Options::configured(move |s| s.broker = broker.clone())).await;
+
+    let (_, refused) = app
+        .send(&perp(json!({"action": "buy", "quantity": "0.01"})))
+        .await;
+
+    assert_eq!(refused.outcome(), "invalid", "{:?}", refused.body);
+    let reason = refused.body["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("symbol:") && reason.contains("perpetual"),
+        "{reason}"
+    );
+    assert!(spot.order_posts().is_empty());
+
+    let futures = self::app().await;
+    let (_, taken) = futures
+        .app
+        .send(&perp(json!({"action": "buy", "quantity": "0.01"})))
+        .await;
+    assert_eq!(taken.outcome(), "filled", "{:?}", taken.body);
+}
