@@ -58,7 +58,7 @@ fn receiver_key(forwarded: &Map<String, Value>) -> Result<Option<String>, String
     let symbols = BTreeMap::new();
     let ctx = NormalizeContext {
         symbols: &symbols,
-        refuse_perpetuals: true,
+        perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
         exchange_in_symbol: false,
         allow_short: true,
         exits: alertgate_receiver::order::ExitSupport::Orders,

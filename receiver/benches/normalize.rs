@@ -51,7 +51,7 @@ fn bench_formats(c: &mut Criterion) {
     .collect();
     let ctx = NormalizeContext {
         symbols: &symbols,
-        refuse_perpetuals: true,
+        perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
         exchange_in_symbol: false,
         allow_short: true,
         exits: alertgate_receiver::order::ExitSupport::Orders,

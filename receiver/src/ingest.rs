@@ -82,7 +82,7 @@ pub fn copy_message_id(parent: &str, account: &str) -> String {
 fn routing_context(empty: &BTreeMap<String, String>) -> NormalizeContext<'_> {
     NormalizeContext {
         symbols: empty,
-        refuse_perpetuals: false,
+        perpetuals: crate::normalize::Perpetuals::AsSent,
         exchange_in_symbol: false,
         allow_short: true,
         exits: crate::order::ExitSupport::Orders,

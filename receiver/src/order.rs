@@ -215,6 +215,12 @@ pub struct OrderRequest {
     /// (Alpaca's bracket orders); empty otherwise.
     #[serde(default, skip_serializing_if = "Exits::is_empty")]
     pub exits: Exits,
+    /// `true` when the order may only reduce the position, never open or grow one: a close
+    /// (`close`, `close_long`, `close_short`), the close part of a `target_position`, a
+    /// protective exit. Venues that can enforce it (Binance futures `reduceOnly`) send it;
+    /// others need not, the plan already sized it to the position.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reduce_only: bool,
 }
 
 /// Protective exits of an opening order (`take_profit`, `stop_loss`: absolute prices), for the

@@ -20,7 +20,7 @@ use alertgate_shared::Clock;
 use crate::broker::{self, Broker, BrokerBuildError};
 use crate::config::{RiskLimits, Settings, VenueConfig};
 use crate::journal::PlacementStore;
-use crate::normalize::{symbol, NormalizeContext};
+use crate::normalize::{symbol, NormalizeContext, Perpetuals};
 use crate::order::ExitSupport;
 
 /// One venue as routing and normalization see it.
@@ -34,8 +34,8 @@ pub struct Route {
     pub accounts: Vec<String>,
     /// The venue's `symbols` over the global `[symbols]` (the venue's entry wins).
     pub symbols: BTreeMap<String, String>,
-    /// Spot only: perpetual tickers are invalid ([`Broker::spot_only`]).
-    pub refuse_perpetuals: bool,
+    /// What the venue does with perpetual tickers ([`Broker::perpetuals`]).
+    pub perpetuals: Perpetuals,
     /// Venue symbols carry the exchange ([`Broker::exchange_in_symbol`]).
     pub exchange_in_symbol: bool,
     /// Shorts allowed ([`Broker::allows_short`]).
@@ -58,7 +58,7 @@ impl Route {
             exchanges: config.exchanges.clone(),
             accounts: config.accounts.clone(),
             symbols,
-            refuse_perpetuals: broker.spot_only(),
+            perpetuals: broker.perpetuals(),
             exchange_in_symbol: broker.exchange_in_symbol(),
             allow_short: broker.allows_short(),
             exits: broker.exits(),
@@ -69,7 +69,7 @@ impl Route {
     pub fn context(&self) -> NormalizeContext<'_> {
         NormalizeContext {
             symbols: &self.symbols,
-            refuse_perpetuals: self.refuse_perpetuals,
+            perpetuals: self.perpetuals,
             exchange_in_symbol: self.exchange_in_symbol,
             allow_short: self.allow_short,
             exits: self.exits,
@@ -90,7 +90,7 @@ impl Route {
     fn serves_symbol(&self, tv_symbol: &str) -> bool {
         let ticker = tv_symbol.split_once(':').map_or(tv_symbol, |(_, t)| t);
         self.serves_exchange(exchange_of(tv_symbol))
-            && !(self.refuse_perpetuals
+            && !(self.perpetuals == Perpetuals::Refused
                 && symbol::is_perpetual(ticker)
                 && !self.symbols.contains_key(tv_symbol))
     }
@@ -240,7 +240,7 @@ impl Venues {
                     exchanges: Vec::new(),
                     accounts: Vec::new(),
                     symbols: BTreeMap::new(),
-                    refuse_perpetuals: broker.spot_only(),
+                    perpetuals: broker.perpetuals(),
                     exchange_in_symbol: broker.exchange_in_symbol(),
                     allow_short: broker.allows_short(),
                     exits: broker.exits(),
@@ -293,7 +293,7 @@ mod tests {
             exchanges: exchanges.iter().map(|s| s.to_string()).collect(),
             accounts: accounts.iter().map(|s| s.to_string()).collect(),
             symbols: BTreeMap::new(),
-            refuse_perpetuals: false,
+            perpetuals: Perpetuals::AsSent,
             exchange_in_symbol: false,
             allow_short: true,
             exits: ExitSupport::Orders,
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn perpetuals_skip_spot_only_venues_serving_the_same_exchange() {
         let mut spot = route("spot", &["BINANCE"], &[]);
-        spot.refuse_perpetuals = true;
+        spot.perpetuals = Perpetuals::Refused;
         let routes = [spot, route("futures", &["BINANCE"], &[])];
         let picked = |s: &str| pick(&routes, "main", &[s], None).unwrap().name.clone();
         assert_eq!(picked("BINANCE:BTCUSDT"), "spot");

@@ -46,7 +46,11 @@ fn run_map(
         alert,
         &NormalizeContext {
             symbols: &symbols,
-            refuse_perpetuals,
+            perpetuals: if refuse_perpetuals {
+                alertgate_receiver::normalize::Perpetuals::Refused
+            } else {
+                alertgate_receiver::normalize::Perpetuals::AsSent
+            },
             exchange_in_symbol: false,
             allow_short: !refuse_perpetuals,
             exits: alertgate_receiver::order::ExitSupport::Orders,
@@ -1175,7 +1179,7 @@ fn a_venue_that_needs_the_exchange_gets_exchange_colon_ticker_and_a_bare_ticker_
     let symbols = table();
     let ctx = NormalizeContext {
         symbols: &symbols,
-        refuse_perpetuals: true,
+        perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
         exchange_in_symbol: true,
         allow_short: true,
         exits: alertgate_receiver::order::ExitSupport::Orders,
@@ -1347,7 +1351,7 @@ fn protective_exits_are_refused_on_a_venue_that_cannot_attach_them_and_kept_wher
     let symbols = table();
     let ctx = |exits| NormalizeContext {
         symbols: &symbols,
-        refuse_perpetuals: true,
+        perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
         exchange_in_symbol: false,
         allow_short: false,
         exits,

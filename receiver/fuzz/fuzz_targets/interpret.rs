@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             exchanges: Vec::new(),
             accounts: Vec::new(),
             symbols: BTreeMap::from([("BINANCE:BTCUSDT".to_owned(), "BTCUSDT".to_owned())]),
-            refuse_perpetuals: true,
+            perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
             exchange_in_symbol: false,
             allow_short: true,
             exits: alertgate_receiver::order::ExitSupport::Orders,

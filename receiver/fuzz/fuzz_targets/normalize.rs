@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             .collect();
     let ctx = NormalizeContext {
         symbols: &symbols,
-        refuse_perpetuals: flags & 1 == 1,
+        perpetuals: if flags & 1 == 1 { alertgate_receiver::normalize::Perpetuals::Refused } else { alertgate_receiver::normalize::Perpetuals::AsSent },
         exchange_in_symbol: false,
         allow_short: flags & 2 == 0,
     };
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 let needs_stop = matches!(leg.order_type, OrderType::Stop | OrderType::StopLimit);
                 assert_eq!(leg.limit_price.is_some(), needs_limit, "{leg:?}");
                 assert_eq!(leg.stop_price.is_some(), needs_stop, "{leg:?}");
-                if ctx.refuse_perpetuals {
+                if ctx.perpetuals == alertgate_receiver::normalize::Perpetuals::Refused {
                     let upper = leg.symbol.to_ascii_uppercase();
                     assert!(
                         !upper.ends_with(".P") && !upper.ends_with("PERP"),

@@ -22,10 +22,14 @@ pub enum BrokerKind {
     Zerodha,
     /// Betfair Exchange (API-NG).
     Betfair,
+    /// Binance USDⓈ-M futures (perpetuals), one-way position mode.
+    #[serde(rename = "binance_futures")]
+    BinanceFutures,
 }
 
 impl BrokerKind {
-    /// `paper`, `binance`, `alpaca`, `http`, `zerodha`, `betfair`: the broker's name in records.
+    /// `paper`, `binance`, `alpaca`, `http`, `zerodha`, `betfair`, `binance_futures`: the
+    /// broker's name in records.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Paper => "paper",
@@ -34,6 +38,7 @@ impl BrokerKind {
             Self::Http => "http",
             Self::Zerodha => "zerodha",
             Self::Betfair => "betfair",
+            Self::BinanceFutures => "binance_futures",
         }
     }
 }
@@ -57,6 +62,8 @@ pub enum VenueBroker {
     Zerodha(ZerodhaConfig),
     /// Betfair Exchange (API-NG).
     Betfair(BetfairConfig),
+    /// Binance USDⓈ-M futures.
+    BinanceFutures(BinanceFuturesConfig),
 }
 
 impl VenueBroker {
@@ -69,6 +76,7 @@ impl VenueBroker {
             Self::Http(_) => BrokerKind::Http,
             Self::Zerodha(_) => BrokerKind::Zerodha,
             Self::Betfair(_) => BrokerKind::Betfair,
+            Self::BinanceFutures(_) => BrokerKind::BinanceFutures,
         }
     }
 }
@@ -91,6 +99,9 @@ impl BrokerConfig {
             BrokerKind::Http => VenueBroker::Http(section(&self.http, "http")?),
             BrokerKind::Zerodha => VenueBroker::Zerodha(section(&self.zerodha, "zerodha")?),
             BrokerKind::Betfair => VenueBroker::Betfair(section(&self.betfair, "betfair")?),
+            BrokerKind::BinanceFutures => {
+                VenueBroker::BinanceFutures(section(&self.binance_futures, "binance_futures")?)
+            }
         })
     }
 }
@@ -99,7 +110,7 @@ impl BrokerConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// `paper | binance | alpaca | zerodha | betfair | http`.
+    /// `paper | binance | binance_futures | alpaca | zerodha | betfair | http`.
     #[serde(default)]
     pub kind: BrokerKind,
     /// `[broker.binance]`, required when `kind = "binance"`.
@@ -114,6 +125,8 @@ pub struct BrokerConfig {
     pub paper: Option<PaperConfig>,
     /// `[broker.betfair]`, required when `kind = "betfair"`.
     pub betfair: Option<BetfairConfig>,
+    /// `[broker.binance_futures]`, required when `kind = "binance_futures"`.
+    pub binance_futures: Option<BinanceFuturesConfig>,
 }
 
 /// `[broker.paper]`.
@@ -151,6 +164,8 @@ fn default_paper_equity() -> Decimal {
 
 /// The Binance Spot testnet; trading live needs `base_url = "https://api.binance.com"` on purpose.
 pub const BINANCE_TESTNET_URL: &str = "https://testnet.binance.vision";
+/// The Binance USDⓈ-M futures testnet; trading live needs `base_url = "https://fapi.binance.com"`.
+pub const BINANCE_FUTURES_TESTNET_URL: &str = "https://testnet.binancefuture.com";
 /// Alpaca's paper-trading API; trading live needs `base_url = "https://api.alpaca.markets"`.
 pub const ALPACA_PAPER_URL: &str = "https://paper-api.alpaca.markets";
 
@@ -163,6 +178,10 @@ fn kite_default_url() -> String {
 
 fn binance_default_url() -> String {
     BINANCE_TESTNET_URL.to_owned()
+}
+
+fn binance_futures_default_url() -> String {
+    BINANCE_FUTURES_TESTNET_URL.to_owned()
 }
 
 fn alpaca_default_url() -> String {
@@ -199,6 +218,32 @@ pub struct BinanceConfig {
     /// Per-request timeout in milliseconds; a timed-out order is looked up before any resend.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+/// `[broker.binance_futures]`: Binance Spot's keys, plus the leverage to set per symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceFuturesConfig {
+    /// REST base URL; the futures testnet by default.
+    #[serde(default = "binance_futures_default_url")]
+    pub base_url: String,
+    /// `X-MBX-APIKEY`.
+    pub api_key: SecretRef,
+    /// HMAC-SHA256 secret key (either this or `private_key`).
+    pub api_secret: Option<SecretRef>,
+    /// Ed25519 private key (PKCS#8 PEM).
+    pub private_key: Option<SecretRef>,
+    /// `recvWindow` in milliseconds (Binance allows at most 60000).
+    #[serde(default = "default_recv_window_ms")]
+    pub recv_window_ms: u32,
+    /// Per-request timeout in milliseconds; a timed-out order is looked up before any resend.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Initial leverage per symbol (`{ BTCUSDT = 3 }`, 1 to 125), set with
+    /// `POST /fapi/v1/leverage` before the first order in that symbol; a symbol not listed
+    /// trades at whatever leverage the account already has.
+    #[serde(default)]
+    pub leverage: std::collections::BTreeMap<String, u32>,
 }
 
 /// `[broker.alpaca]`.
@@ -298,5 +343,34 @@ impl BetfairConfig {
             (None, Some(_)) => BETFAIR_CERT_IDENTITY_URL,
             (None, None) => BETFAIR_IDENTITY_URL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binance_futures_is_configured_with_spots_keys_and_a_leverage_table() {
+        let config: BrokerConfig = toml::from_str(
+            r#"
+            kind = "binance_futures"
+            [binance_futures]
+            api_key = "env:BINANCE_FUTURES_API_KEY"
+            api_secret = "file:/etc/alertgate/futures-secret"
+            leverage = { BTCUSDT = 3, ETHUSDT = 5 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.kind, BrokerKind::BinanceFutures);
+        assert_eq!(config.kind.as_str(), "binance_futures");
+        let futures = config.binance_futures.unwrap();
+        assert_eq!(futures.base_url, BINANCE_FUTURES_TESTNET_URL);
+        assert_eq!(futures.recv_window_ms, 5000);
+        assert_eq!(futures.leverage.get("ETHUSDT"), Some(&5));
+        let typo = toml::from_str::<BrokerConfig>(
+            "kind = \"binance_futures\"\n[binance_futures]\napi_key = \"env:K\"\nleverge = { BTCUSDT = 3 }\n",
+        );
+        assert!(typo.unwrap_err().to_string().contains("leverge"));
     }
 }

@@ -7,7 +7,8 @@
 //!   ([`Broker::spot_only`], [`Broker::max_client_id_len`], ...), with defaults.
 //! - [`paper`]: the embedded default; fills market orders at the reference price and keeps its
 //!   book in the journal's [`PlacementStore`].
-//! - [`binance`], [`alpaca`], [`zerodha`], [`betfair`], [`http`]: real venues (see their modules).
+//! - [`binance`], [`binance_futures`], [`alpaca`], [`zerodha`], [`betfair`], [`http`]: real
+//!   venues (see their modules).
 //! - [`config`]: the `[broker]` settings.
 //!
 //! Loopback emulators of each venue, for tests, live in the dev-only `alertgate-testkit` crate.
@@ -30,6 +31,7 @@ pub use crate::order::{OrderStatus, Placement};
 pub mod alpaca;
 pub mod betfair;
 pub mod binance;
+pub mod binance_futures;
 pub mod config;
 pub mod http;
 pub mod paper;
@@ -99,6 +101,17 @@ pub trait Broker: Send + Sync + Debug {
     /// rather than sent as spot orders.
     fn spot_only(&self) -> bool {
         false
+    }
+
+    /// What the venue does with TradingView perpetual tickers (`BTCUSDT.P`): a spot-only venue
+    /// refuses them, others take them as sent unless they trade perpetuals under the contract's
+    /// own symbol ([`crate::normalize::Perpetuals::Contract`], Binance USDⓈ-M futures).
+    fn perpetuals(&self) -> crate::normalize::Perpetuals {
+        if self.spot_only() {
+            crate::normalize::Perpetuals::Refused
+        } else {
+            crate::normalize::Perpetuals::AsSent
+        }
     }
 
     /// The longest client order id the venue takes; longer (or unusual) ids are sent as a
@@ -333,5 +346,8 @@ pub fn build_venue(
             Arc::new(betfair::BetfairBroker::from_config(section, clock)?)
         }
         VenueBroker::Http(section) => Arc::new(http::HttpBroker::from_config(section, clock)?),
+        VenueBroker::BinanceFutures(section) => Arc::new(
+            binance_futures::BinanceFuturesBroker::from_config(section, clock)?,
+        ),
     })
 }

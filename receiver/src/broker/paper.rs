@@ -261,6 +261,7 @@ mod tests {
             reference_price: reference.map(|r| r.parse().unwrap()),
             product: None,
             exits: Default::default(),
+            reduce_only: false,
         }
     }
 

@@ -326,6 +326,7 @@ pub(super) fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
         reference_price: optional(o.reference_price, "price")?,
         product: o.product,
         exits: o.exits,
+        reduce_only: super::plan::reduces_only(o),
     })
 }
 
@@ -421,6 +422,7 @@ mod tests {
             reference_price: None,
             product: None,
             exits: Default::default(),
+            reduce_only: false,
         }
     }
 

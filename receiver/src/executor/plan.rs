@@ -100,6 +100,26 @@ pub enum Plan {
     Invalid(String),
 }
 
+/// `true` when `order` may only reduce its position (a close, the close part of a target, a
+/// protective exit), read from what the plan journaled with it, so it holds after a restart.
+pub fn reduces_only(order: &OrderRecord) -> bool {
+    if order.parent.is_some() {
+        return true;
+    }
+    let Some(sizing) = order
+        .sizing
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    else {
+        return false;
+    };
+    match sizing["method"].as_str() {
+        Some("close") => true,
+        Some("target") => sizing["part"] == "close",
+        _ => false,
+    }
+}
+
 /// The signed quantity of a side (buy positive).
 pub fn signed(side: Side, quantity: Decimal) -> Decimal {
     match side {
@@ -292,11 +312,15 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
                     Vec::new()
                 } else {
                     let held = position.abs();
+                    let quantity = wanted.map_or(held, |w| w.min(held));
                     vec![Part {
                         kind: IntentKind::Close,
                         side: side_of(-position),
-                        quantity: wanted.map_or(held, |w| w.min(held)),
-                        sizing: None,
+                        quantity,
+                        sizing: Some(json!({"method": "close",
+                            "position": position.normalize().to_string(),
+                            "position_source": request.position_source,
+                            "quantity": quantity.normalize().to_string()})),
                         waits_for_fill: false,
                     }]
                 }
@@ -585,5 +609,39 @@ mod tests {
         assert!(planned[1].position_after.is_zero());
         assert!(!planned[1].candidate().opening);
         assert!(planned[0].candidate().opening);
+    }
+
+    #[test]
+    fn exactly_the_closing_orders_are_reduce_only_as_read_back_from_the_journal() {
+        let close = intents(plan_for(&[leg("AAA", Action::Close, None)], &[("AAA", 2)]));
+        let flip = intents(plan_for(&[target("AAA", -1)], &[("AAA", 2)]));
+        let add = intents(plan_for(&[target("AAA", 3)], &[("AAA", 2)]));
+        let buy = intents(plan_for(
+            &[leg("AAA", Action::Buy, Some(1))],
+            &[("AAA", -2)],
+        ));
+        let reduce = |i: &[Intent]| i.iter().map(|i| reduces_only(&i.order)).collect::<Vec<_>>();
+        assert_eq!(reduce(&close), [true]);
+        assert_eq!(
+            reduce(&flip),
+            [true, false],
+            "the close, then the plain open"
+        );
+        assert_eq!(reduce(&add), [false]);
+        assert_eq!(
+            reduce(&buy),
+            [false],
+            "a buy is an order of its own, never reduce-only"
+        );
+        for planned in [&close, &flip] {
+            assert_eq!(
+                planned
+                    .iter()
+                    .map(|i| i.kind == IntentKind::Close)
+                    .collect::<Vec<_>>(),
+                reduce(planned),
+                "reduce-only is the plan's close kind"
+            );
+        }
     }
 }

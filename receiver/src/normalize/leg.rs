@@ -50,7 +50,7 @@ pub(super) fn parse(
             None => return Err(obj.invalid("symbol", "is missing")),
         },
     };
-    let venue_symbol = symbol::resolve(&tv_symbol, ctx.symbols, ctx.refuse_perpetuals)
+    let venue_symbol = symbol::resolve(&tv_symbol, ctx.symbols, ctx.perpetuals)
         .and_then(|resolved| {
             if ctx.exchange_in_symbol {
                 symbol::with_exchange(&tv_symbol, resolved)

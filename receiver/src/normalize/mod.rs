@@ -28,6 +28,7 @@ mod multi_leg;
 pub mod symbol;
 
 pub use fields::{parse_decimal, DecimalError};
+pub use symbol::Perpetuals;
 
 /// The most legs one alert may carry; more is invalid.
 pub const MAX_LEGS: usize = 20;
@@ -41,8 +42,9 @@ pub const MAX_ID_LEN: usize = 128;
 pub struct NormalizeContext<'a> {
     /// The `[symbols]` table: TradingView symbol (`BINANCE:BTCUSDT`) → venue symbol.
     pub symbols: &'a BTreeMap<String, String>,
-    /// `true` when the venue is spot-only: perpetual tickers (`.P`, `PERP`) are then invalid.
-    pub refuse_perpetuals: bool,
+    /// What the venue does with perpetual tickers (`.P`, `PERP`): refuses them (spot), takes
+    /// them as sent, or trades the contract under its own symbol (`BTCUSDT.P` → `BTCUSDT`).
+    pub perpetuals: Perpetuals,
     /// `true` when the venue needs the exchange with the ticker (Zerodha: `NSE:RELIANCE` →
     /// exchange NSE, tradingsymbol RELIANCE): venue symbols are then `EXCHANGE:TICKER`
     /// ([`symbol::with_exchange`]).

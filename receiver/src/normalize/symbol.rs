@@ -3,7 +3,9 @@
 //! Order of rules, first match wins:
 //! 1. the whole symbol as sent (`BINANCE_DL:BTCUSDT`, `AAPL`) in the `[symbols]` table;
 //! 2. with `_DL`/`_DLY` (delayed feed) stripped from the exchange, `BINANCE:BTCUSDT`, in the table;
-//! 3. a perpetual (`BTCUSDT.P`, `BTC-PERP`) is refused when the venue is spot;
+//! 3. a perpetual (`BTCUSDT.P`, `BTC-PERP`) is refused when the venue is spot, and becomes its
+//!    contract's symbol (`BTCUSDT`) on a venue that trades perpetuals under that name
+//!    ([`Perpetuals`]);
 //! 4. otherwise the bare ticker, unchanged.
 //!
 //! Case is never changed and `USD` is never turned into `USDT` (or back): those are different
@@ -47,6 +49,31 @@ pub fn check_tv_symbol(tv: &str) -> Result<(), String> {
     }
 }
 
+/// What a venue does with TradingView's perpetual-contract tickers (`BTCUSDT.P`, `BTCUSDTPERP`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Perpetuals {
+    /// A spot venue: a perpetual ticker is invalid (it would trade spot instead).
+    Refused,
+    /// Passed on as sent (`BTCUSDT.P`): the venue (paper, the user's OMS) decides.
+    #[default]
+    AsSent,
+    /// A perpetual-futures venue (Binance USDⓈ-M): the suffix is dropped, `BTCUSDT.P` →
+    /// `BTCUSDT`, the contract's own symbol there.
+    Contract,
+}
+
+/// `ticker` without its perpetual suffix (`.P`, `.PERP`, `-PERP`, `PERP`); unchanged when it
+/// has none, or when nothing would be left.
+pub fn perpetual_contract(ticker: &str) -> &str {
+    let upper = ticker.to_ascii_uppercase();
+    for suffix in [".PERP", "-PERP", "_PERP", ".P", "PERP"] {
+        if upper.ends_with(suffix) && upper.len() > suffix.len() {
+            return &ticker[..ticker.len() - suffix.len()];
+        }
+    }
+    ticker
+}
+
 /// `true` for TradingView's perpetual-contract tickers: `BTCUSDT.P`, `BTCPERP`, `BTC-PERP`.
 pub fn is_perpetual(ticker: &str) -> bool {
     let upper = ticker.to_ascii_uppercase();
@@ -65,7 +92,7 @@ pub fn strip_delayed(exchange: &str) -> &str {
 pub fn resolve(
     tv: &str,
     table: &BTreeMap<String, String>,
-    refuse_perpetuals: bool,
+    perpetuals: Perpetuals,
 ) -> Result<String, String> {
     check_tv_symbol(tv)?;
     if let Some(mapped) = table.get(tv) {
@@ -81,12 +108,16 @@ pub fn resolve(
         }
         None => tv,
     };
-    if refuse_perpetuals && is_perpetual(ticker) {
-        return Err(format!(
-            "`{tv}` is a perpetual contract; perpetual contracts are not supported by a spot venue"
-        ));
+    if !is_perpetual(ticker) {
+        return Ok(ticker.to_owned());
     }
-    Ok(ticker.to_owned())
+    match perpetuals {
+        Perpetuals::Refused => Err(format!(
+            "`{tv}` is a perpetual contract; perpetual contracts are not supported by a spot venue"
+        )),
+        Perpetuals::AsSent => Ok(ticker.to_owned()),
+        Perpetuals::Contract => Ok(perpetual_contract(ticker).to_owned()),
+    }
 }
 
 /// The venue symbol as `EXCHANGE:TICKER`, for venues that need the exchange: `resolved` as the
@@ -131,25 +162,68 @@ mod tests {
             ("BINANCE:BTCUSDT", "BTCUSDT"),
             ("NASDAQ_DL:AAPL", "AAPL.US"),
         ]);
-        assert_eq!(resolve("BINANCE_DL:BTCUSDT", &t, true).unwrap(), "BTCUSDT");
-        assert_eq!(resolve("BINANCE_DLY:BTCUSDT", &t, true).unwrap(), "BTCUSDT");
-        assert_eq!(resolve("NASDAQ_DL:AAPL", &t, true).unwrap(), "AAPL.US");
-        assert_eq!(resolve("NASDAQ_DLY:MSFT", &t, true).unwrap(), "MSFT");
-        assert_eq!(resolve("COINBASE:BTCUSD", &t, true).unwrap(), "BTCUSD");
-        assert_eq!(resolve("ETHUSDT", &t, true).unwrap(), "ETHUSDT");
+        assert_eq!(
+            resolve("BINANCE_DL:BTCUSDT", &t, Perpetuals::Refused).unwrap(),
+            "BTCUSDT"
+        );
+        assert_eq!(
+            resolve("BINANCE_DLY:BTCUSDT", &t, Perpetuals::Refused).unwrap(),
+            "BTCUSDT"
+        );
+        assert_eq!(
+            resolve("NASDAQ_DL:AAPL", &t, Perpetuals::Refused).unwrap(),
+            "AAPL.US"
+        );
+        assert_eq!(
+            resolve("NASDAQ_DLY:MSFT", &t, Perpetuals::Refused).unwrap(),
+            "MSFT"
+        );
+        assert_eq!(
+            resolve("COINBASE:BTCUSD", &t, Perpetuals::Refused).unwrap(),
+            "BTCUSD"
+        );
+        assert_eq!(
+            resolve("ETHUSDT", &t, Perpetuals::Refused).unwrap(),
+            "ETHUSDT"
+        );
     }
 
     #[test]
     fn perpetuals_are_refused_only_by_spot_venues_and_the_table_overrides() {
         let t = table(&[("BYBIT:ETHUSDT.P", "ETHUSDT")]);
-        assert!(resolve("BINANCE:BTCUSDT.P", &t, true).is_err());
-        assert!(resolve("FTX:BTC-PERP", &t, true).is_err());
-        assert!(resolve("BTCUSDT.P", &t, true).is_err());
+        assert!(resolve("BINANCE:BTCUSDT.P", &t, Perpetuals::Refused).is_err());
+        assert!(resolve("FTX:BTC-PERP", &t, Perpetuals::Refused).is_err());
+        assert!(resolve("BTCUSDT.P", &t, Perpetuals::Refused).is_err());
         assert_eq!(
-            resolve("BINANCE:BTCUSDT.P", &t, false).unwrap(),
+            resolve("BINANCE:BTCUSDT.P", &t, Perpetuals::AsSent).unwrap(),
             "BTCUSDT.P"
         );
-        assert_eq!(resolve("BYBIT:ETHUSDT.P", &t, true).unwrap(), "ETHUSDT");
+        assert_eq!(
+            resolve("BYBIT:ETHUSDT.P", &t, Perpetuals::Refused).unwrap(),
+            "ETHUSDT"
+        );
+    }
+
+    #[test]
+    fn a_perpetuals_venue_trades_the_contract_under_its_own_symbol() {
+        let t = table(&[("BINANCE:ETHUSDT.P", "ETHUSDC")]);
+        let contract = |tv| resolve(tv, &t, Perpetuals::Contract).unwrap();
+        assert_eq!(contract("BINANCE:BTCUSDT.P"), "BTCUSDT");
+        assert_eq!(contract("BINANCE:BTCUSDTPERP"), "BTCUSDT");
+        assert_eq!(contract("BINANCE_DL:SOLUSDT.P"), "SOLUSDT");
+        assert_eq!(contract("BTCUSDT.PERP"), "BTCUSDT");
+        assert_eq!(contract("BINANCE:btcusdt.p"), "btcusdt", "case is kept");
+        assert_eq!(contract("BINANCE:BTCUSDT"), "BTCUSDT");
+        assert_eq!(
+            contract("BINANCE:ETHUSDT.P"),
+            "ETHUSDC",
+            "the table still wins"
+        );
+        assert_eq!(
+            perpetual_contract("PERP"),
+            "PERP",
+            "nothing left: unchanged"
+        );
     }
 
     #[test]
@@ -182,8 +256,8 @@ mod tests {
             "BTC$",
             &"X".repeat(65),
         ] {
-            assert!(resolve(bad, &t, false).is_err(), "{bad}");
+            assert!(resolve(bad, &t, Perpetuals::AsSent).is_err(), "{bad}");
         }
-        assert!(resolve("CME_MINI:ES1!", &t, false).is_ok());
+        assert!(resolve("CME_MINI:ES1!", &t, Perpetuals::AsSent).is_ok());
     }
 }

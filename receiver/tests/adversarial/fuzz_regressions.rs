@@ -15,7 +15,11 @@ fn normalize_checks(json: &str) {
     for refuse_perpetuals in [false, true] {
         let ctx = NormalizeContext {
             symbols: &symbols,
-            refuse_perpetuals,
+            perpetuals: if refuse_perpetuals {
+                alertgate_receiver::normalize::Perpetuals::Refused
+            } else {
+                alertgate_receiver::normalize::Perpetuals::AsSent
+            },
             exchange_in_symbol: false,
             allow_short: !refuse_perpetuals,
             exits: alertgate_receiver::order::ExitSupport::Orders,
@@ -63,7 +67,7 @@ fn the_interpreter_never_executes_an_unreadable_or_expired_envelope() {
             exchanges: Vec::new(),
             accounts: Vec::new(),
             symbols: BTreeMap::new(),
-            refuse_perpetuals: true,
+            perpetuals: alertgate_receiver::normalize::Perpetuals::Refused,
             exchange_in_symbol: false,
             allow_short: true,
             exits: alertgate_receiver::order::ExitSupport::Orders,

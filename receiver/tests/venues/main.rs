@@ -7,6 +7,7 @@
 mod alpaca;
 mod betfair;
 mod binance;
+mod binance_futures;
 mod build;
 mod e2e;
 mod emulator_checks;
@@ -42,6 +43,7 @@ pub fn market(
         reference_price: reference.map(|r| r.parse().unwrap()),
         product: None,
         exits: Default::default(),
+        reduce_only: false,
     }
 }
 

@@ -17,25 +17,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use alertgate_shared::{Clock, VerifyingKey};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use alertgate_shared::Clock;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use warp::http::StatusCode;
 
-use super::{json_reply, parse_params, percent_decode, Emulator, Faults, Recorded, Reply, Venue};
-
-/// How the emulator checks signatures.
-#[derive(Debug, Clone)]
-pub enum BinanceAuth {
-    /// HMAC-SHA256 with this secret key.
-    Hmac(String),
-    /// Ed25519 with this public key.
-    Ed25519(VerifyingKey),
-}
+pub use super::binance_signed::BinanceAuth;
+use super::binance_signed::{bad, err, mandatory, plain_decimal, SignedCheck};
+use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
 /// One tradable symbol and its filters (zero disables a bound, as on Binance).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,21 +196,6 @@ pub struct BinanceState {
 /// A running Binance emulator; stops when dropped.
 pub type BinanceEmulator = Emulator<BinanceState>;
 
-fn err(status: StatusCode, code: i64, msg: &str) -> Reply {
-    json_reply(status, &json!({"code": code, "msg": msg}))
-}
-
-fn bad(code: i64, msg: &str) -> Reply {
-    err(StatusCode::BAD_REQUEST, code, msg)
-}
-
-fn mandatory(name: &str) -> Reply {
-    bad(
-        -1102,
-        &format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
-    )
-}
-
 fn error_body(status: u16) -> Value {
     match status {
         429 => {
@@ -231,17 +205,6 @@ fn error_body(status: u16) -> Value {
             json!({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
         }
     }
-}
-
-/// Binance's decimal syntax: plain digits, at most one point, no sign or exponent.
-fn plain_decimal(value: &str) -> Option<Decimal> {
-    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
-    let ok = !int.is_empty()
-        && int.len() <= 20
-        && frac.len() <= 20
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| value.parse().ok()).flatten()
 }
 
 fn valid_client_order_id(id: &str) -> bool {
@@ -403,74 +366,22 @@ impl BinanceState {
         )
     }
 
-    /// Checks key, signature and timing; hands the decoded parameters (without `signature`) on.
+    /// Checks key, signature and timing ([`SignedCheck`]); hands the decoded parameters
+    /// (without `signature`) on.
     fn signed(
         &self,
         request: &Recorded,
         then: impl FnOnce(&HashMap<String, String>) -> Reply,
     ) -> Reply {
-        let Some(key) = request.header("x-mbx-apikey") else {
-            return err(StatusCode::UNAUTHORIZED, -2014, "API-key format invalid.");
+        let check = SignedCheck {
+            api_key: &self.config.api_key,
+            auth: &self.config.auth,
+            clock: &self.config.clock,
         };
-        if key != self.config.api_key {
-            return err(
-                StatusCode::UNAUTHORIZED,
-                -2015,
-                "Invalid API-key, IP, or permissions for action.",
-            );
+        match check.check(request) {
+            Ok(params) => then(&params),
+            Err(refusal) => *refusal,
         }
-        // totalParams: the query string concatenated with the body, as Binance defines it.
-        let total = format!(
-            "{}{}",
-            request.query,
-            String::from_utf8_lossy(&request.body)
-        );
-        let Some((payload, encoded_signature)) = total.rsplit_once("&signature=") else {
-            return mandatory("signature");
-        };
-        let signature = percent_decode(encoded_signature);
-        let valid = match &self.config.auth {
-            BinanceAuth::Hmac(secret) => {
-                match <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
-                    Ok(mut mac) => {
-                        mac.update(payload.as_bytes());
-                        hex::encode(mac.finalize().into_bytes()).eq_ignore_ascii_case(&signature)
-                    }
-                    Err(_) => false,
-                }
-            }
-            BinanceAuth::Ed25519(key) => B64
-                .decode(&signature)
-                .ok()
-                .and_then(|raw| <[u8; 64]>::try_from(raw.as_slice()).ok())
-                .is_some_and(|raw| key.verify_strict(payload.as_bytes(), &raw)),
-        };
-        if !valid {
-            return bad(-1022, "Signature for this request is not valid.");
-        }
-        let list = parse_params(payload);
-        let mut params = HashMap::new();
-        for (k, v) in list {
-            if params.insert(k, v).is_some() {
-                return bad(-1101, "Duplicate values for a parameter detected.");
-            }
-        }
-        let Some(timestamp) = params.get("timestamp").and_then(|t| t.parse::<i64>().ok()) else {
-            return mandatory("timestamp");
-        };
-        let recv_window = match params.get("recvWindow").map(|w| w.parse::<i64>()) {
-            None => 5000,
-            Some(Ok(w)) if (1..=60_000).contains(&w) => w,
-            Some(_) => return bad(-1131, "recvWindow must be less than 60000"),
-        };
-        let server_time = self.config.clock.now_unix_ms();
-        if !(timestamp < server_time + 1000 && server_time - timestamp <= recv_window) {
-            return bad(
-                -1021,
-                "Timestamp for this request is outside of the recvWindow.",
-            );
-        }
-        then(&params)
     }
 
     fn new_order(&self, params: &HashMap<String, String>) -> Reply {

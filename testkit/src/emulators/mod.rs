@@ -11,6 +11,9 @@
 //!
 //! - [`binance::BinanceEmulator`]: Binance Spot REST (`/api/v3/exchangeInfo`, `/api/v3/order`,
 //!   `/api/v3/account`).
+//! - [`binance_futures::BinanceFuturesEmulator`]: Binance USDⓈ-M futures REST
+//!   (`/fapi/v1/exchangeInfo`, `/fapi/v1/order`, `/fapi/v1/leverage`, `/fapi/v2/positionRisk`),
+//!   its signature checks shared with Spot's.
 //! - [`alpaca::AlpacaEmulator`]: Alpaca Trading API (`/v2/orders`, `/v2/orders:by_client_order_id`,
 //!   `/v2/positions`, `/v2/account`).
 //! - [`zerodha::ZerodhaEmulator`]: Kite Connect v3 (`/orders/regular`, `/orders`), no dedupe,
@@ -37,6 +40,8 @@
 pub mod alpaca;
 pub mod betfair;
 pub mod binance;
+pub mod binance_futures;
+mod binance_signed;
 pub mod chat;
 pub mod discord;
 mod fault;

@@ -135,10 +135,13 @@ impl SymbolRules {
                         max_applies_to_market: flag(filter, "applyMaxToMarket"),
                     })
                 }
-                // The older filter; NOTIONAL supersedes it when both are present.
+                // The older filter; NOTIONAL supersedes it when both are present. USDⓈ-M
+                // futures name its minimum `notional`, Spot `minNotional`.
                 Some("MIN_NOTIONAL") if rules.notional.is_none() => {
                     rules.notional = Some(Notional {
-                        min: dec(filter, "minNotional").unwrap_or_default(),
+                        min: dec(filter, "minNotional")
+                            .or_else(|| dec(filter, "notional"))
+                            .unwrap_or_default(),
                         min_applies_to_market: flag(filter, "applyToMarket"),
                         max: None,
                         max_applies_to_market: false,
@@ -471,6 +474,7 @@ mod tests {
             reference_price: None,
             product: None,
             exits: Default::default(),
+            reduce_only: false,
         };
         let Err(BrokerError::Rejected { message }) = r.order_params(&order, "c") else {
             panic!()

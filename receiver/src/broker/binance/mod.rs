@@ -131,49 +131,90 @@ impl fmt::Debug for BinanceBroker {
     }
 }
 
+/// The config key names of one Binance section, for messages that name what to change.
+pub(crate) struct KeyNames {
+    /// `binance`.
+    pub section: &'static str,
+    /// `binance.api_key`.
+    pub api_key: &'static str,
+    /// `binance.api_secret`.
+    pub api_secret: &'static str,
+    /// `binance.private_key`.
+    pub private_key: &'static str,
+    /// `binance.recv_window_ms`.
+    pub recv_window_ms: &'static str,
+}
+
+const SPOT_KEYS: KeyNames = KeyNames {
+    section: "binance",
+    api_key: "binance.api_key",
+    api_secret: "binance.api_secret",
+    private_key: "binance.private_key",
+    recv_window_ms: "binance.recv_window_ms",
+};
+
+/// Resolves a Binance section's `api_key` and exactly one of `api_secret` (HMAC) and
+/// `private_key` (Ed25519), and checks `recv_window_ms`: what Spot and USDⓈ-M futures share.
+pub(crate) fn credentials(
+    names: &KeyNames,
+    api_key: &alertgate_shared::SecretRef,
+    api_secret: Option<&alertgate_shared::SecretRef>,
+    private_key: Option<&alertgate_shared::SecretRef>,
+    recv_window_ms: u32,
+) -> Result<(Secret, RequestSigner), BrokerBuildError> {
+    let api_key = api_key
+        .resolve()
+        .map_err(|source| BrokerBuildError::Secret {
+            key: names.api_key,
+            source,
+        })?;
+    let signer = match (api_secret, private_key) {
+        (Some(secret), None) => {
+            RequestSigner::Hmac(
+                secret
+                    .resolve()
+                    .map_err(|source| BrokerBuildError::Secret {
+                        key: names.api_secret,
+                        source,
+                    })?,
+            )
+        }
+        (None, Some(key)) => RequestSigner::Ed25519(SigningKey::load(key).map_err(|source| {
+            BrokerBuildError::Key {
+                key: names.private_key,
+                source,
+            }
+        })?),
+        _ => {
+            return Err(BrokerBuildError::Invalid {
+                key: names.section,
+                message: "set exactly one of api_secret (HMAC key) or private_key (Ed25519 key)"
+                    .into(),
+            })
+        }
+    };
+    if recv_window_ms == 0 || recv_window_ms > MAX_RECV_WINDOW_MS {
+        return Err(BrokerBuildError::Invalid {
+            key: names.recv_window_ms,
+            message: format!("must be between 1 and {MAX_RECV_WINDOW_MS} (Binance's maximum)"),
+        });
+    }
+    Ok((api_key, signer))
+}
+
 impl BinanceBroker {
     /// Resolves the credentials (exactly one of `api_secret` and `private_key`) and builds the client.
     pub fn from_config(
         config: &BinanceConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, BrokerBuildError> {
-        let api_key = config
-            .api_key
-            .resolve()
-            .map_err(|source| BrokerBuildError::Secret {
-                key: "binance.api_key",
-                source,
-            })?;
-        let signer = match (&config.api_secret, &config.private_key) {
-            (Some(secret), None) => RequestSigner::Hmac(secret.resolve().map_err(|source| {
-                BrokerBuildError::Secret {
-                    key: "binance.api_secret",
-                    source,
-                }
-            })?),
-            (None, Some(key)) => {
-                RequestSigner::Ed25519(SigningKey::load(key).map_err(|source| {
-                    BrokerBuildError::Key {
-                        key: "binance.private_key",
-                        source,
-                    }
-                })?)
-            }
-            _ => {
-                return Err(BrokerBuildError::Invalid {
-                    key: "binance",
-                    message:
-                        "set exactly one of api_secret (HMAC key) or private_key (Ed25519 key)"
-                            .into(),
-                })
-            }
-        };
-        if config.recv_window_ms == 0 || config.recv_window_ms > MAX_RECV_WINDOW_MS {
-            return Err(BrokerBuildError::Invalid {
-                key: "binance.recv_window_ms",
-                message: format!("must be between 1 and {MAX_RECV_WINDOW_MS} (Binance's maximum)"),
-            });
-        }
+        let (api_key, signer) = credentials(
+            &SPOT_KEYS,
+            &config.api_key,
+            config.api_secret.as_ref(),
+            config.private_key.as_ref(),
+            config.recv_window_ms,
+        )?;
         Ok(Self {
             base_url: base_url("binance.base_url", &config.base_url)?,
             api_key,

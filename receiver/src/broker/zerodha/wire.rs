@@ -278,6 +278,7 @@ mod tests {
             reference_price: None,
             product: None,
             exits: Default::default(),
+            reduce_only: false,
         }
     }
 
