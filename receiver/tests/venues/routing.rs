@@ -298,3 +298,84 @@ async fn a_cancel_acts_at_the_venue_it_routes_to() {
     assert_eq!(here.orders()[0]["status"], "cancelled");
     assert_eq!(t.binance.orders()[0].status, "CANCELED");
 }
+
+#[tokio::test]
+async fn a_perpetual_ticker_skips_the_spot_venue_and_reaches_the_futures_venue_listed_after_it() {
+    use alertgate_receiver::broker::config::BinanceFuturesConfig;
+    use alertgate_testkit::emulators::binance_futures::{
+        BinanceFuturesEmulator, BinanceFuturesEmulatorConfig,
+    };
+    const FUTURES_KEY: &str = "futures-routing-key";
+    const FUTURES_SECRET: &str = "futures-routing-secret";
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let spot = BinanceEmulator::start(BinanceEmulatorConfig::hmac(
+        BINANCE_KEY,
+        BINANCE_SECRET,
+        clock.clone(),
+    ))
+    .await
+    .unwrap();
+    let futures = BinanceFuturesEmulator::start(BinanceFuturesEmulatorConfig::hmac(
+        FUTURES_KEY,
+        FUTURES_SECRET,
+        clock,
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let venues = vec![
+        venue(
+            "spot",
+            &["BINANCE"],
+            VenueBroker::Binance(BinanceConfig {
+                base_url: spot.base_url(),
+                api_key: secret_file(dir.path(), "skey", BINANCE_KEY),
+                api_secret: Some(secret_file(dir.path(), "ssecret", BINANCE_SECRET)),
+                private_key: None,
+                recv_window_ms: 60_000,
+                timeout_ms: 1000,
+            }),
+        ),
+        venue(
+            "perps",
+            &["BINANCE"],
+            VenueBroker::BinanceFutures(BinanceFuturesConfig {
+                base_url: futures.base_url(),
+                api_key: secret_file(dir.path(), "fkey", FUTURES_KEY),
+                api_secret: Some(secret_file(dir.path(), "fsecret", FUTURES_SECRET)),
+                private_key: None,
+                recv_window_ms: 60_000,
+                timeout_ms: 1000,
+                leverage: [("BTCUSDT".to_owned(), 3)].into_iter().collect(),
+            }),
+        ),
+    ];
+    let app = spawn_app_with(Options::configured(move |s| {
+        s.venues = venues.clone();
+        s.executor.inline_deadline_ms = 8000;
+        s.reconcile.interval_seconds = 0;
+    }))
+    .await;
+
+    let (_, spot_buy) = app
+        .send(&alert("BINANCE:BTCUSDT", "0.01", "42000", json!({})))
+        .await;
+    let (_, perp_buy) = app
+        .send(&alert("BINANCE:BTCUSDT.P", "0.01", "42000", json!({})))
+        .await;
+
+    assert_eq!(spot_buy.outcome(), "filled", "{:?}", spot_buy.body);
+    assert_eq!(spot_buy.orders()[0]["venue"], "spot");
+    assert_eq!(perp_buy.outcome(), "filled", "{:?}", perp_buy.body);
+    assert_eq!(perp_buy.orders()[0]["venue"], "perps");
+    assert_eq!(spot.orders().len(), 1, "only the spot ticker reached spot");
+    let at_futures = futures.orders();
+    assert_eq!(at_futures.len(), 1, "the perpetual went to futures");
+    assert_eq!(at_futures[0].symbol, "BTCUSDT");
+    assert_eq!(at_futures[0].quantity, dec("0.01"));
+    assert_eq!(
+        futures.leverage("BTCUSDT"),
+        3,
+        "leverage set before the first order"
+    );
+}
