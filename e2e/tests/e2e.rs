@@ -656,3 +656,78 @@ fn check_config_refuses_a_venue_whose_credentials_cannot_be_resolved() {
         "the error must name the variable: {stderr}"
     );
 }
+
+/// The paper book's placements (client order id → status), read from the journal file.
+fn paper_book(db: &Path) -> Vec<(String, String)> {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare("SELECT client_order_id, status FROM paper_orders ORDER BY 1")
+    else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_killed_after_an_entry_filled_and_before_its_exits_went_out_places_each_exit_once(
+) {
+    // Each paper answer takes 1.5 s, so there is a window between the entry's fill and its exits.
+    let mut stack = Stack::start_with(|_, r| {
+        r.broker.paper = Some(alertgate_receiver::broker::config::PaperConfig {
+            fill_delay_ms: 1500,
+            ..Default::default()
+        });
+    })
+    .await
+    .unwrap();
+    let db = stack.dir.path().join("receiver.db");
+    let mut alert = Stack::alert(0, SECRET);
+    alert["take_profit"] = "43000".into();
+    alert["stop_loss"] = "41000".into();
+    let answer = stack.send(&alert).await.unwrap();
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+
+    let entry_filled = eventually(
+        "the entry in the paper book",
+        Duration::from_secs(20),
+        || {
+            let db = db.clone();
+            async move {
+                let book = paper_book(&db);
+                (book.len() == 1 && book[0].0.ends_with("-0")).then_some(book)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    stack.receiver.kill9().unwrap();
+    assert_eq!(entry_filled[0].1, "filled");
+    let at_kill = paper_book(&db);
+    assert!(
+        at_kill.len() < 3,
+        "the kill must come before both exits were placed: {at_kill:?}"
+    );
+
+    stack.receiver.start().await.unwrap();
+    let orders = stack
+        .wait_for_orders(3, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let book = paper_book(&db);
+    let ids: Vec<&str> = book.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "entry and two exits, each placed once: {book:?}"
+    );
+    assert!(ids[0].ends_with("-0") && ids[1].ends_with("-0o1") && ids[2].ends_with("-0o2"));
+    let mut statuses: Vec<&str> = orders.iter().filter_map(|o| o["status"].as_str()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["filled", "placed", "placed"], "{orders:?}");
+}
