@@ -377,11 +377,10 @@ impl AlpacaState {
                             old.order_type
                         ));
                     }
-                    let v = Some(v.clone());
                     match key {
-                        "qty" => new.qty = v.unwrap_or_default(),
-                        "limit_price" => new.limit_price = v,
-                        _ => new.stop_price = v,
+                        "qty" => new.qty = v.clone(),
+                        "limit_price" => new.limit_price = Some(v.clone()),
+                        _ => new.stop_price = Some(v.clone()),
                     }
                 }
                 Some(_) => return unprocessable(&format!("invalid {key}")),
