@@ -415,6 +415,9 @@ pub fn order_json(o: &OrderRecord) -> Value {
         "error": o.error,
         "sizing": o.sizing.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
         "waits_for_fill": o.waits_for_fill,
+        // Exits attached to the entry at the venue (Alpaca's bracket legs).
+        "take_profit": decimal_json(o.exits.take_profit),
+        "stop_loss": decimal_json(o.exits.stop_loss),
         "created_at": time_json(o.created_at_ms),
         "updated_at": time_json(o.updated_at_ms),
     })

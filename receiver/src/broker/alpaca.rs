@@ -7,7 +7,9 @@
 //! a send is unknown (timeout, 5xx), the order is fetched with
 //! `GET /v2/orders:by_client_order_id?client_order_id=` and returned. An entry with
 //! `take_profit`/`stop_loss` is one bracket order (`order_class: "bracket"`, or `"oto"` with one
-//! exit): Alpaca holds the exits and cancels one when the other fills.
+//! exit): Alpaca holds the exits and cancels one when the other fills. `modify` replaces the
+//! entry and/or its exit legs (`PATCH /v2/orders/{id}`), reading the order first so a retry
+//! never replaces twice; lookups follow `replaced_by` to the live order.
 
 use std::fmt;
 
@@ -96,9 +98,65 @@ struct AlpacaOrder {
     filled_qty: Option<String>,
     #[serde(default)]
     filled_avg_price: Option<String>,
+    /// `market`, `limit`, `stop`, `stop_limit`, ...
+    #[serde(default, rename = "type")]
+    order_type: Option<String>,
+    #[serde(default)]
+    limit_price: Option<String>,
+    #[serde(default)]
+    stop_price: Option<String>,
+    /// The order that replaced this one (`PATCH`): its status is then `replaced`.
+    #[serde(default)]
+    replaced_by: Option<String>,
+    /// A bracket/OTO order's exit legs (orders of their own).
+    #[serde(default)]
+    legs: Option<Vec<AlpacaOrder>>,
+}
+
+/// The `PATCH /v2/orders/{id}` body: what changes.
+#[derive(Debug, Serialize)]
+struct Replace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_price: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_price: Option<String>,
+}
+
+/// How many `replaced_by` links a lookup follows to the live order.
+const MAX_REPLACEMENTS: usize = 32;
+
+fn decimal(v: &Option<String>) -> Option<Decimal> {
+    v.as_deref().and_then(|p| p.parse::<Decimal>().ok())
 }
 
 impl AlpacaOrder {
+    /// `true` while Alpaca can still fill (or replace) it.
+    fn is_open(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "filled" | "canceled" | "expired" | "rejected" | "replaced"
+        )
+    }
+
+    /// What a `PATCH` must change so the order rests at `limit`/`stop` (each only where the
+    /// order type has it and it differs): `None` when it is already there.
+    fn change_to(&self, limit: Option<Decimal>, stop: Option<Decimal>) -> Option<Replace> {
+        let kind = self.order_type.as_deref().unwrap_or_default();
+        let differs = |new: Option<Decimal>, old: &Option<String>| {
+            new.filter(|n| decimal(old) != Some(*n))
+                .map(|n| n.normalize().to_string())
+        };
+        let body = Replace {
+            limit_price: matches!(kind, "limit" | "stop_limit")
+                .then(|| differs(limit, &self.limit_price))
+                .flatten(),
+            stop_price: matches!(kind, "stop" | "stop_limit")
+                .then(|| differs(stop, &self.stop_price))
+                .flatten(),
+        };
+        (body.limit_price.is_some() || body.stop_price.is_some()).then_some(body)
+    }
+
     fn placement(self) -> Placement {
         let filled = self
             .filled_qty
@@ -357,11 +415,53 @@ impl AlpacaBroker {
         }
     }
 
-    /// `GET /v2/orders:by_client_order_id`: `None` on 404.
+    /// `GET /v2/orders:by_client_order_id`, followed through replacements to the live order:
+    /// `None` on 404.
     async fn find_order(&self, client_order_id: &str) -> Result<Option<Placement>, BrokerError> {
-        let request = self
-            .request(reqwest::Method::GET, "/v2/orders:by_client_order_id")
-            .query(&[("client_order_id", client_order_id)]);
+        Ok(self
+            .live_order(client_order_id, None)
+            .await?
+            .map(AlpacaOrder::placement))
+    }
+
+    /// The order `client_order_id` (or venue id `venue_order_id`) as Alpaca holds it now, with
+    /// its legs: a replaced order's `replaced_by` link is followed to its replacement.
+    async fn live_order(
+        &self,
+        client_order_id: &str,
+        venue_order_id: Option<&str>,
+    ) -> Result<Option<AlpacaOrder>, BrokerError> {
+        let mut order = match venue_order_id {
+            Some(id) => {
+                self.fetch(&format!("/v2/orders/{id}"), &[("nested", "true")])
+                    .await?
+            }
+            None => {
+                self.fetch(
+                    "/v2/orders:by_client_order_id",
+                    &[("client_order_id", client_order_id)],
+                )
+                .await?
+            }
+        };
+        for _ in 0..MAX_REPLACEMENTS {
+            let Some(next) = order.as_ref().and_then(|o| o.replaced_by.clone()) else {
+                break;
+            };
+            order = self
+                .fetch(&format!("/v2/orders/{next}"), &[("nested", "true")])
+                .await?;
+        }
+        Ok(order)
+    }
+
+    /// One order `GET`: `None` on 404.
+    async fn fetch(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<AlpacaOrder>, BrokerError> {
+        let request = self.request(reqwest::Method::GET, path).query(query);
         let answer = send(request)
             .await
             .map_err(|failure| BrokerError::Transient {
@@ -369,7 +469,7 @@ impl AlpacaBroker {
                 retry_after: None,
             })?;
         match answer.status {
-            s if s.is_success() => parse_order(&answer).map(|o| Some(o.placement())),
+            s if s.is_success() => parse_order(&answer).map(Some),
             StatusCode::NOT_FOUND => Ok(None),
             StatusCode::UNAUTHORIZED => Err(BrokerError::Rejected {
                 message: format!(
@@ -466,6 +566,91 @@ impl AlpacaBroker {
     }
 }
 
+impl AlpacaBroker {
+    /// Moves the entry `order` (alertgate's record with the new prices) and its bracket's exit
+    /// legs to their new prices with `PATCH /v2/orders/{id}` (Alpaca's replace: a new order, the
+    /// old one `replaced`). Every call first reads the order as it is now, following
+    /// replacements, and patches only what is not yet at its new price: a retry after a lost
+    /// answer finds the replacement and never replaces twice.
+    async fn modify_inner(
+        &self,
+        order: &OrderRequest,
+        venue_order_id: Option<&str>,
+    ) -> Result<Placement, BrokerError> {
+        let venue_cid = venue_client_id(&order.client_order_id, self.max_client_id_len());
+        let Some(mut entry) = self.live_order(&venue_cid, venue_order_id).await? else {
+            return Err(BrokerError::Rejected {
+                message: format!("Alpaca has no order {venue_cid} to modify"),
+            });
+        };
+        if entry.is_open() {
+            if let Some(change) = entry.change_to(
+                order.limit_price.map(|p| p.get()),
+                order.stop_price.map(|p| p.get()),
+            ) {
+                self.replace(&entry.id, &change).await?;
+                entry = self.current(&venue_cid, &entry.id).await?;
+            }
+        }
+        let exits = order.exits;
+        for leg in entry.legs.take().unwrap_or_default() {
+            if !leg.is_open() {
+                continue;
+            }
+            let target = match leg.order_type.as_deref() {
+                Some("limit") => leg.change_to(exits.take_profit, None),
+                Some("stop" | "stop_limit") => leg.change_to(None, exits.stop_loss),
+                _ => None,
+            };
+            if let Some(change) = target {
+                self.replace(&leg.id, &change).await?;
+            }
+        }
+        Ok(self.current(&venue_cid, &entry.id).await?.placement())
+    }
+
+    /// The live order after a replace of `id` (client id `venue_cid`).
+    async fn current(&self, venue_cid: &str, id: &str) -> Result<AlpacaOrder, BrokerError> {
+        self.live_order(venue_cid, Some(id))
+            .await?
+            .ok_or_else(|| BrokerError::Transient {
+                message: format!("Alpaca replaced {id} but cannot find it"),
+                retry_after: None,
+            })
+    }
+
+    /// One `PATCH /v2/orders/{id}`. An answer that is lost (timeout, 5xx) is transient: the
+    /// retry reads the order first and patches only what did not change.
+    async fn replace(&self, id: &str, change: &Replace) -> Result<(), BrokerError> {
+        let request = self
+            .request(reqwest::Method::PATCH, &format!("/v2/orders/{id}"))
+            .json(change);
+        let answer = send(request)
+            .await
+            .map_err(|failure| BrokerError::Transient {
+                message: format!("Alpaca replace: {}", failure.message()),
+                retry_after: None,
+            })?;
+        let message = alpaca_message(&answer.body);
+        match answer.status {
+            s if s.is_success() => Ok(()),
+            StatusCode::TOO_MANY_REQUESTS => Err(BrokerError::Transient {
+                message: format!("Alpaca rate limit: {message}"),
+                retry_after: retry_after(&answer.headers),
+            }),
+            s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
+                Err(BrokerError::Transient {
+                    message: format!("Alpaca replace answered {s}: {message}"),
+                    retry_after: None,
+                })
+            }
+            s => Err(BrokerError::Rejected {
+                message: format!("Alpaca refused the replace of {id} ({s}): {message}"),
+            }),
+        }
+    }
+}
+
 fn parse_order(answer: &Answer) -> Result<AlpacaOrder, BrokerError> {
     serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
         message: format!(
@@ -546,6 +731,14 @@ impl Broker for AlpacaBroker {
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
         Box::pin(self.cancel_inner(client_order_id, venue_order_id))
     }
+
+    fn modify<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        Box::pin(self.modify_inner(order, venue_order_id))
+    }
 }
 
 #[cfg(test)]
@@ -559,6 +752,11 @@ mod tests {
             status: status.into(),
             filled_qty: Some(filled.into()),
             filled_avg_price: None,
+            order_type: None,
+            limit_price: None,
+            stop_price: None,
+            replaced_by: None,
+            legs: None,
         };
         assert_eq!(
             order("accepted", "0").placement().status,

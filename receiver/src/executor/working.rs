@@ -47,6 +47,21 @@ pub fn new_prices(order: &OrderRecord, leg: &Leg) -> (Option<Decimal>, Option<De
     (limit, stop)
 }
 
+/// The exits a modify `leg` gives the exits attached to entry `order` at the venue (Alpaca's
+/// bracket legs): only those it has, moved where the leg names a new price.
+pub fn attached_exits(order: &OrderRecord, leg: &Leg) -> crate::order::Exits {
+    let mut exits = order.exits;
+    if order.parent.is_none() {
+        if exits.take_profit.is_some() {
+            exits.take_profit = leg.exits.take_profit.or(exits.take_profit);
+        }
+        if exits.stop_loss.is_some() {
+            exits.stop_loss = leg.exits.stop_loss.or(exits.stop_loss);
+        }
+    }
+    exits
+}
+
 /// The price a resting `order` fills at when the market trades at `price`, if it does.
 pub fn crossing_price(order: &OrderRecord, price: Decimal) -> Option<Decimal> {
     let buy = order.side == Side::Buy;
@@ -159,12 +174,17 @@ impl Inner {
                     continue;
                 }
                 let (limit, stop) = new_prices(&order, leg);
-                if (limit, stop) == (order.limit_price, order.stop_price) {
+                let exits = attached_exits(&order, leg);
+                if (limit, stop, exits) == (order.limit_price, order.stop_price, order.exits) {
                     // Already there (a trailing stop resent at the same level), or not an
                     // order this leg's prices apply to.
                     let applies = match order.parent {
                         Some(_) => !leg.exits.is_empty(),
-                        None => leg.limit_price.is_some() || leg.stop_price.is_some(),
+                        None => {
+                            leg.limit_price.is_some()
+                                || leg.stop_price.is_some()
+                                || !(leg.exits.is_empty() || order.exits.is_empty())
+                        }
                     };
                     unchanged += usize::from(applies);
                     continue;
@@ -172,11 +192,12 @@ impl Inner {
                 let mut moved = order.clone();
                 moved.limit_price = limit;
                 moved.stop_price = stop;
+                moved.exits = exits;
                 let answer = match super::place::to_request(&moved) {
-                    Ok(request) => match self.broker(&order.venue) {
-                        Ok(broker) => {
-                            broker
-                                .modify(&request, order.venue_order_id.as_deref())
+                    Ok(request) => match self.placer_at(&order.venue) {
+                        Ok(placer) => {
+                            placer
+                                .modify_with_retries(&request, order.venue_order_id.as_deref())
                                 .await
                         }
                         Err(e) => Err(e),
@@ -196,6 +217,7 @@ impl Inner {
                                 client_order_id: moved.client_order_id.clone(),
                                 limit_price: limit,
                                 stop_price: stop,
+                                exits,
                                 venue_order_id: p.venue_order_id.clone(),
                                 now_ms: now,
                             })
@@ -502,6 +524,20 @@ fn apply(order: &mut OrderRecord, s: &Settlement) {
 }
 
 impl Placer<'_> {
+    /// Moves one working order, retrying transient errors (each venue's `modify` reads the
+    /// order first, so a retry after a lost answer does not move it twice).
+    pub async fn modify_with_retries(
+        &self,
+        order: &crate::order::OrderRequest,
+        venue_order_id: Option<&str>,
+    ) -> Result<Placement, crate::broker::BrokerError> {
+        self.with_retries(&order.client_order_id, "modifying", || {
+            self.broker.modify(order, venue_order_id)
+        })
+        .await
+        .map_err(|(e, _)| e)
+    }
+
     /// Cancels one working order, retrying transient errors.
     pub async fn cancel_with_retries(
         &self,

@@ -493,6 +493,8 @@ pub struct Reprice {
     pub limit_price: Option<Decimal>,
     /// New stop price.
     pub stop_price: Option<Decimal>,
+    /// New prices of the exits attached to the order at the venue (Alpaca's bracket legs).
+    pub exits: crate::order::Exits,
     /// The venue's id after the change.
     pub venue_order_id: Option<String>,
     /// Now (unix ms).

@@ -561,6 +561,10 @@ async fn working_orders_are_the_placed_ones_oldest_first_and_a_reprice_moves_the
                 client_order_id: "m1-0".into(),
                 limit_price: Some("49000".parse().unwrap()),
                 stop_price: None,
+                exits: Exits {
+                    take_profit: Some("61000".parse().unwrap()),
+                    stop_loss: None,
+                },
                 venue_order_id: Some("v-new".into()),
                 now_ms: 3_000,
             })
@@ -574,6 +578,12 @@ async fn working_orders_are_the_placed_ones_oldest_first_and_a_reprice_moves_the
             s.name
         );
         assert_eq!(moved.venue_order_id.as_deref(), Some("v-new"), "{}", s.name);
+        assert_eq!(
+            moved.exits.take_profit,
+            Some("61000".parse().unwrap()),
+            "attached exits move with the order: {}",
+            s.name
+        );
         // A working order that fills later moves the position by its fill, once.
         let filled = fill("m1-0", "1", "1", 4_000);
         s.journal

@@ -315,3 +315,156 @@ async fn an_entry_with_take_profit_and_stop_loss_is_one_bracket_order_with_strin
         "{refused:?}"
     );
 }
+
+/// The open exit legs of type `kind` at the emulator: (stop or limit price, status).
+fn open_legs(s: &Setup, kind: &str) -> Vec<(Option<String>, String)> {
+    s.venue
+        .legs()
+        .into_iter()
+        .filter(|l| l.order_type == kind && l.is_open())
+        .map(|l| {
+            let price = if kind == "stop" {
+                l.stop_price
+            } else {
+                l.limit_price
+            };
+            (price, l.status)
+        })
+        .collect()
+}
+
+fn patches(s: &Setup) -> Vec<String> {
+    s.venue
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.path)
+        .collect()
+}
+
+#[tokio::test]
+async fn modifying_a_brackets_stop_replaces_its_stop_leg_once_even_when_the_answer_is_lost() {
+    for fault in [
+        None,
+        Some(Fault::AcceptThenServerError { status: 500 }),
+        Some(Fault::AcceptThenHang),
+    ] {
+        let s = Setup::new().await;
+        let id = client_order_id();
+        let mut entry = market(&id, "AAPL", "2", Some("190"));
+        entry.exits.take_profit = Some("200".parse().unwrap());
+        entry.exits.stop_loss = Some("90".parse().unwrap());
+        // Answered `accepted`; the market entry fills right after, and its legs go `new`.
+        let placed = s.broker().place(&entry).await.unwrap();
+        assert_eq!(open_legs(&s, "stop"), [(Some("90".into()), "new".into())]);
+
+        let mut moved = entry.clone();
+        moved.exits.stop_loss = Some("95".parse().unwrap());
+        if let Some(fault) = fault.clone() {
+            s.venue.fail_next_orders(fault.clone(), 1);
+            let lost = s
+                .broker()
+                .modify(&moved, placed.venue_order_id.as_deref())
+                .await;
+            assert!(
+                matches!(lost, Err(BrokerError::Transient { .. })),
+                "{fault:?}: {lost:?}"
+            );
+        }
+        // The executor's retry: same request, the order looked up first.
+        let answer = s
+            .broker()
+            .modify(&moved, placed.venue_order_id.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(answer.status, OrderStatus::Filled, "{fault:?}");
+
+        assert_eq!(
+            open_legs(&s, "stop"),
+            [(Some("95".into()), "new".into())],
+            "exactly one live stop, at 95 ({fault:?})"
+        );
+        assert_eq!(
+            open_legs(&s, "limit"),
+            [(Some("200".into()), "new".into())],
+            "the take-profit is untouched ({fault:?})"
+        );
+        let stop_leg = s
+            .venue
+            .legs()
+            .into_iter()
+            .find(|l| l.order_type == "stop" && l.stop_price.as_deref() == Some("90"))
+            .unwrap();
+        assert_eq!(stop_leg.status, "replaced", "{fault:?}");
+        assert_eq!(
+            patches(&s),
+            [format!("/v2/orders/{}", stop_leg.id)],
+            "one replace of the stop leg, never a second ({fault:?})"
+        );
+        let body = s
+            .venue
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "PATCH")
+            .unwrap()
+            .json();
+        assert_eq!(body, json!({"stop_price": "95"}), "{fault:?}");
+
+        // The same modify again (a trailing stop resent at the same level): nothing to patch.
+        s.broker()
+            .modify(&moved, placed.venue_order_id.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(patches(&s).len(), 1, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn modifying_a_resting_limit_replaces_it_and_lookups_follow_the_replacement() {
+    let s = Setup::new().await;
+    let id = client_order_id();
+    let order = limit(&id, "AAPL", Side::Buy, "1", "180");
+    let placed = s.broker().place(&order).await.unwrap();
+    let mut moved = order.clone();
+    moved.limit_price = Some("185.5".parse().unwrap());
+
+    let answer = s
+        .broker()
+        .modify(&moved, placed.venue_order_id.as_deref())
+        .await
+        .unwrap();
+
+    assert_eq!(answer.status, OrderStatus::Placed);
+    let orders = s.venue.orders();
+    assert_eq!(orders.len(), 2, "the replacement is a new order");
+    assert_eq!(orders[0].status, "replaced");
+    assert_eq!(orders[1].replaces.as_deref(), Some(orders[0].id.as_str()));
+    assert_eq!(orders[1].limit_price.as_deref(), Some("185.5"));
+    assert_eq!(
+        answer.venue_order_id.as_deref(),
+        Some(orders[1].id.as_str())
+    );
+    // Looking the order up by alertgate's id (no venue id known) finds the live replacement.
+    let found = s.broker().lookup("AAPL", &id).await.unwrap().unwrap();
+    assert_eq!(found.venue_order_id, answer.venue_order_id);
+    assert_eq!(found.status, OrderStatus::Placed);
+    // And cancelling it by alertgate's id cancels the replacement.
+    let cancelled = s.broker().cancel("AAPL", &id, None).await.unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(s.venue.orders()[1].status, "canceled");
+
+    // A filled order cannot be replaced: Alpaca's 422 is a rejection naming it.
+    let filled = market(&client_order_id(), "AAPL", "1", Some("190"));
+    let done = s.broker().place(&filled).await.unwrap();
+    let late = limit(&filled.client_order_id, "AAPL", Side::Buy, "1", "170");
+    let refused = s
+        .broker()
+        .modify(&late, done.venue_order_id.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status,
+        OrderStatus::Filled,
+        "nothing open to move: answered as it is"
+    );
+}

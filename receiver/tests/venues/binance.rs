@@ -655,3 +655,132 @@ async fn a_resting_order_is_cancelled_with_a_signed_delete_by_client_order_id_an
         "{missing:?}"
     );
 }
+
+/// The open orders at the emulator: (client id, price).
+fn open_orders(s: &Setup) -> Vec<(String, Option<String>)> {
+    s.venue
+        .orders()
+        .into_iter()
+        .filter(|o| o.status == "NEW" || o.status == "PARTIALLY_FILLED")
+        .map(|o| (o.client_order_id, o.price))
+        .collect()
+}
+
+fn cancel_replaces(s: &Setup) -> Vec<alertgate_testkit::emulators::Recorded> {
+    s.venue
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v3/order/cancelReplace")
+        .collect()
+}
+
+#[tokio::test]
+async fn modifying_a_resting_limit_is_one_cancel_replace_and_a_lost_answer_never_leaves_two() {
+    for fault in [
+        None,
+        Some(Fault::AcceptThenServerError { status: 503 }),
+        Some(Fault::AcceptThenHang),
+    ] {
+        let s = Setup::new().await;
+        let id = client_order_id();
+        let order = limit(&id, "BTCUSDT", Side::Buy, "0.01", "40000");
+        let placed = s.broker().place(&order).await.unwrap();
+        let mut moved = order.clone();
+        moved.limit_price = Some("40500".parse().unwrap());
+
+        if let Some(fault) = fault.clone() {
+            s.venue.fail_next_orders(fault.clone(), 1);
+            // The answer is lost: the adapter looks the replacement up and finds it.
+            let lost = s
+                .broker()
+                .modify(&moved, placed.venue_order_id.as_deref())
+                .await;
+            assert!(
+                matches!(&lost, Ok(p) if p.status == OrderStatus::Placed),
+                "{fault:?}: {lost:?}"
+            );
+        }
+        // The executor's retry (a fresh broker: a restart remembers nothing either).
+        let answer = s
+            .broker()
+            .modify(&moved, placed.venue_order_id.as_deref())
+            .await
+            .unwrap();
+
+        assert_eq!(answer.status, OrderStatus::Placed, "{fault:?}");
+        let open = open_orders(&s);
+        assert_eq!(
+            open.len(),
+            1,
+            "exactly one live order ({fault:?}): {open:?}"
+        );
+        assert_eq!(open[0].1.as_deref(), Some("40500"), "{fault:?}");
+        assert_ne!(open[0].0, id, "the replacement has its own client id");
+        let live = s
+            .venue
+            .orders()
+            .into_iter()
+            .find(|o| o.status == "NEW")
+            .unwrap();
+        assert_eq!(answer.venue_order_id, Some(live.order_id.to_string()));
+        let sent = cancel_replaces(&s);
+        let first = &sent[0];
+        assert_eq!(
+            first.param("cancelReplaceMode").as_deref(),
+            Some("STOP_ON_FAILURE")
+        );
+        assert_eq!(first.param("cancelOrderId"), placed.venue_order_id);
+        assert_eq!(
+            first.param("newClientOrderId").as_deref(),
+            Some(open[0].0.as_str())
+        );
+        assert_eq!(first.param("price").as_deref(), Some("40500"));
+        assert_eq!(first.param("type").as_deref(), Some("LIMIT"));
+        assert_eq!(
+            sent.len(),
+            1,
+            "the retry looked the replacement up, never resent ({fault:?})"
+        );
+
+        // Moved again, to a third price: the live replacement is the one cancelled.
+        let mut again = moved.clone();
+        again.limit_price = Some("40600".parse().unwrap());
+        let third = s
+            .broker()
+            .modify(&again, answer.venue_order_id.as_deref())
+            .await
+            .unwrap();
+        let open = open_orders(&s);
+        assert_eq!(open.len(), 1, "{fault:?}: {open:?}");
+        assert_eq!(open[0].1.as_deref(), Some("40600"), "{fault:?}");
+        // And the cancel by the recorded venue id cancels the live one.
+        let cancelled = s
+            .broker()
+            .cancel("BTCUSDT", &id, third.venue_order_id.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+        assert!(open_orders(&s).is_empty(), "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn modifying_an_order_that_filled_meanwhile_answers_it_filled_and_places_nothing() {
+    let s = Setup::new().await;
+    let id = client_order_id();
+    let order = limit(&id, "BTCUSDT", Side::Buy, "0.01", "40000");
+    let placed = s.broker().place(&order).await.unwrap();
+    s.venue.fill_open_orders();
+    let mut moved = order.clone();
+    moved.limit_price = Some("40500".parse().unwrap());
+
+    let answer = s
+        .broker()
+        .modify(&moved, placed.venue_order_id.as_deref())
+        .await
+        .unwrap();
+
+    assert_eq!(answer.status, OrderStatus::Filled);
+    assert!(cancel_replaces(&s).is_empty());
+    assert_eq!(s.venue.orders().len(), 1);
+}

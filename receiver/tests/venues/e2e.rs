@@ -408,3 +408,79 @@ async fn http_oms_a_duplicate_delivery_places_one_order_and_a_wrong_secret_fails
         refused.body
     );
 }
+
+#[tokio::test]
+async fn binance_a_modify_alert_moves_the_resting_limit_once_even_when_the_answer_is_lost() {
+    let b = binance().await;
+    let (_, rest) = b.app.send(&btc_limit("0.02", "41000")).await;
+    assert_eq!(rest.outcome(), "placed", "{:?}", rest.body);
+    b.venue
+        .fail_next_orders(Fault::AcceptThenServerError { status: 503 }, 1);
+
+    let modify = json!({"symbol": "BINANCE:BTCUSDT", "action": "modify", "limit_price": "41500"});
+    let (_, moved) = b.app.send(&modify).await;
+
+    assert_eq!(moved.outcome(), "placed", "{:?}", moved.body);
+    assert_eq!(moved.orders()[0]["limit_price"], "41500");
+    let open: Vec<_> = b
+        .venue
+        .orders()
+        .into_iter()
+        .filter(|o| o.status == "NEW")
+        .collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].price.as_deref(), Some("41500"));
+    assert_eq!(
+        moved.orders()[0]["venue_order_id"],
+        open[0].order_id.to_string(),
+        "the journal follows the replacement"
+    );
+    // A cancel alert then cancels the replacement (by Binance's order id).
+    let (_, cancel) = b
+        .app
+        .send(&json!({"symbol": "BINANCE:BTCUSDT", "action": "cancel"}))
+        .await;
+    assert_eq!(cancel.outcome(), "cancelled", "{:?}", cancel.body);
+    assert!(b.venue.orders().iter().all(|o| o.status != "NEW"));
+}
+
+#[tokio::test]
+async fn alpaca_a_modify_alert_moves_a_resting_brackets_stop_leg_once_even_when_the_answer_is_lost()
+{
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+    let (_, entry) = a
+        .app
+        .send(&aapl(json!({"order_type": "limit", "limit_price": "185",
+                           "take_profit": "200", "stop_loss": "170"})))
+        .await;
+    assert_eq!(entry.outcome(), "placed", "{:?}", entry.body);
+    a.venue
+        .fail_next_orders(Fault::AcceptThenServerError { status: 500 }, 1);
+
+    let trail = json!({"symbol": "NASDAQ:AAPL", "action": "modify", "stop_loss": "175"});
+    let (_, moved) = a.app.send(&trail).await;
+
+    assert_eq!(moved.outcome(), "placed", "{:?}", moved.body);
+    assert_eq!(moved.orders()[0]["stop_loss"], "175", "{:?}", moved.body);
+    let stops: Vec<_> = a
+        .venue
+        .legs()
+        .into_iter()
+        .filter(|l| l.order_type == "stop" && l.is_open())
+        .collect();
+    assert_eq!(stops.len(), 1, "exactly one live stop: {stops:?}");
+    assert_eq!(stops[0].stop_price.as_deref(), Some("175"));
+    let patches = a
+        .venue
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(
+        patches, 1,
+        "the retry looked first and did not replace twice"
+    );
+    // Resent at the same level: unchanged, nothing sent.
+    let (_, again) = a.app.send(&trail).await;
+    assert_eq!(again.body["reason"], "unchanged", "{:?}", again.body);
+}

@@ -1,5 +1,5 @@
 //! An Alpaca Trading API emulator: `POST /v2/orders`, `GET /v2/orders:by_client_order_id`,
-//! `GET /v2/orders/{id}`, `DELETE /v2/orders/{id}`, `GET /v2/positions`, `GET /v2/account`.
+//! `GET /v2/orders/{id}`, `PATCH /v2/orders/{id}` (replace), `DELETE /v2/orders/{id}`, `GET /v2/positions`, `GET /v2/account`.
 //!
 //! Checked as Alpaca documents it: both key headers (401
 //! `{"code":40110000,"message":"request is not authorized"}`); a JSON body with `symbol`, `qty`,
@@ -11,7 +11,9 @@
 //!
 //! New orders answer `accepted`; a market order is then filled at the symbol's last price, which
 //! a lookup shows, and moves the position (`GET /v2/positions`; [`AlpacaEmulator::set_position`]
-//! trades by hand). `equity` starts at the buying power ([`AlpacaEmulator::set_equity`]).
+//! trades by hand). A bracket/OTO order's exits are orders of their own
+//! ([`AlpacaEmulator::legs`], `legs` in the order entity), `held` until the entry fills, then
+//! `new`. `equity` starts at the buying power ([`AlpacaEmulator::set_equity`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -80,11 +82,42 @@ pub struct AlpacaOrderRecord {
     pub take_profit: Option<String>,
     /// `stop_loss.stop_price` as received.
     pub stop_loss: Option<String>,
+    /// A bracket/OTO exit leg: the entry's id.
+    pub parent_id: Option<String>,
+    /// The order this one replaced (`PATCH /v2/orders/{id}`).
+    pub replaces: Option<String>,
+    /// The order that replaced this one (its status is then `replaced`).
+    pub replaced_by: Option<String>,
 }
 
 impl AlpacaOrderRecord {
+    /// `true` while the order can still fill or be cancelled.
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "filled" | "canceled" | "expired" | "rejected" | "replaced"
+        )
+    }
+
+    /// The order entity with its live exit legs (`legs`, as `nested=true` shows them).
+    fn json_with(&self, legs: &[AlpacaOrderRecord]) -> Value {
+        let mut v = self.json();
+        let mine: Vec<Value> = legs
+            .iter()
+            .filter(|l| l.parent_id.as_deref() == Some(self.id.as_str()) && l.replaced_by.is_none())
+            .map(AlpacaOrderRecord::json)
+            .collect();
+        v["legs"] = if mine.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(mine)
+        };
+        v
+    }
+
     fn json(&self) -> Value {
         json!({
+            "replaces": self.replaces, "replaced_by": self.replaced_by,
             "id": self.id, "client_order_id": self.client_order_id,
             "created_at": "2026-11-23T09:00:00Z", "submitted_at": "2026-11-23T09:00:00Z",
             "asset_class": "us_equity", "symbol": self.symbol, "qty": self.qty, "notional": null,
@@ -101,11 +134,25 @@ impl AlpacaOrderRecord {
 #[derive(Debug)]
 struct Book {
     orders: Vec<AlpacaOrderRecord>,
+    /// Exit legs of bracket/OTO orders (and their replacements): orders of their own at
+    /// Alpaca, kept apart so [`AlpacaEmulator::orders`] lists what was sent.
+    legs: Vec<AlpacaOrderRecord>,
+    /// Ids handed out so far.
+    ids: usize,
     buying_power: Decimal,
     /// Symbol → signed quantity held (negative: short), moved by fills.
     positions: HashMap<String, Decimal>,
     /// What `GET /v2/account` reports as `equity`.
     equity: Decimal,
+}
+
+impl Book {
+    /// A fresh order id, shaped like Alpaca's UUIDs.
+    fn next_id(&mut self) -> String {
+        self.ids += 1;
+        let n = self.ids;
+        format!("{n:08x}-0000-4000-8000-{n:012x}")
+    }
 }
 
 /// Alpaca's state: the config and the order book. Served as [`AlpacaEmulator`].
@@ -140,6 +187,8 @@ impl Venue for AlpacaState {
     fn new(config: AlpacaEmulatorConfig) -> std::io::Result<Self> {
         let book = Book {
             orders: Vec::new(),
+            legs: Vec::new(),
+            ids: 0,
             buying_power: config.buying_power,
             positions: HashMap::new(),
             equity: config.buying_power,
@@ -171,6 +220,10 @@ impl Venue for AlpacaState {
             }
             ("GET", "/v2/positions") => Some(self.positions()),
             ("GET", "/v2/account") => Some(self.account()),
+            ("PATCH", path) if path.starts_with("/v2/orders/") => {
+                let id = path.trim_start_matches("/v2/orders/").to_owned();
+                faults.around(|| self.replace(&id, request), error_body)
+            }
             ("DELETE", path) if path.starts_with("/v2/orders/") => {
                 let id = path.trim_start_matches("/v2/orders/").to_owned();
                 Some(self.cancel(&id))
@@ -191,6 +244,11 @@ impl Emulator<AlpacaState> {
     /// Every order accepted, in order.
     pub fn orders(&self) -> Vec<AlpacaOrderRecord> {
         self.venue().book().orders.clone()
+    }
+
+    /// Every exit leg of bracket/OTO orders, replaced ones included, in order.
+    pub fn legs(&self) -> Vec<AlpacaOrderRecord> {
+        self.venue().book().legs.clone()
     }
 
     /// Sets the cash available for buys.
@@ -229,7 +287,13 @@ impl AlpacaState {
     /// when it can no longer be canceled (filled, canceled); 404 for an unknown id.
     fn cancel(&self, id: &str) -> Reply {
         let mut book = self.book();
-        let Some(order) = book.orders.iter_mut().find(|o| o.id == id) else {
+        let book = &mut *book;
+        let Some(order) = book
+            .orders
+            .iter_mut()
+            .chain(book.legs.iter_mut())
+            .find(|o| o.id == id)
+        else {
             return json_reply(
                 StatusCode::NOT_FOUND,
                 &json!({"code": 40410000, "message": "order not found"}),
@@ -245,14 +309,141 @@ impl AlpacaState {
             );
         }
         order.status = "canceled".into();
+        // Cancelling a bracket's entry cancels its exit legs.
+        let parent = order.id.clone();
+        for leg in book
+            .legs
+            .iter_mut()
+            .filter(|l| l.parent_id.as_deref() == Some(parent.as_str()) && l.is_open())
+        {
+            leg.status = "canceled".into();
+        }
         let mut response = Reply::new(String::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
         response
     }
 
+    /// `PATCH /v2/orders/{order_id}` (replace an order), as Alpaca documents it: each of `qty`,
+    /// `time_in_force`, `limit_price`, `stop_price`, `client_order_id` overrides the order's own
+    /// (decimals as strings; a limit price only for limit/stop_limit orders, a stop price only for
+    /// stop/stop_limit); the answer is a NEW order (new `id`, `replaces` the old one), and the old
+    /// one goes `replaced` with `replaced_by`. 404 for an unknown id; 422 for an order that is
+    /// not open or that Alpaca will not replace in its state (`accepted`, `pending_new`,
+    /// `pending_cancel`, `pending_replace`).
+    fn replace(&self, id: &str, request: &Recorded) -> Reply {
+        let body = request.json();
+        if !body.is_object() {
+            return unprocessable("request body format is invalid");
+        }
+        let mut book = self.book();
+        let book = &mut *book;
+        let leg = book.legs.iter().any(|o| o.id == id);
+        let Some(old) = book
+            .orders
+            .iter()
+            .chain(book.legs.iter())
+            .find(|o| o.id == id)
+            .cloned()
+        else {
+            return json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"code": 40410000, "message": "order not found"}),
+            );
+        };
+        if !old.is_open()
+            || matches!(
+                old.status.as_str(),
+                "accepted" | "pending_new" | "pending_cancel" | "pending_replace"
+            )
+        {
+            return json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"code": 42210000, "message": format!("order is not replaceable in \"{}\" state", old.status)}),
+            );
+        }
+        let mut new = old.clone();
+        for key in ["qty", "limit_price", "stop_price"] {
+            match body.get(key) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(v)) if v.parse::<Decimal>().is_ok_and(|d| d > Decimal::ZERO) => {
+                    let allowed = match key {
+                        "limit_price" => matches!(old.order_type.as_str(), "limit" | "stop_limit"),
+                        "stop_price" => matches!(old.order_type.as_str(), "stop" | "stop_limit"),
+                        _ => true,
+                    };
+                    if !allowed {
+                        return unprocessable(&format!(
+                            "{key} cannot be set on a {} order",
+                            old.order_type
+                        ));
+                    }
+                    match key {
+                        "qty" => new.qty = v.clone(),
+                        "limit_price" => new.limit_price = Some(v.clone()),
+                        _ => new.stop_price = Some(v.clone()),
+                    }
+                }
+                Some(_) => return unprocessable(&format!("invalid {key}")),
+            }
+        }
+        if let Some(tif) = body.get("time_in_force").and_then(Value::as_str) {
+            new.time_in_force = tif.to_owned();
+        }
+        let taken = |cid: &str| {
+            book.orders
+                .iter()
+                .chain(book.legs.iter())
+                .any(|o| o.client_order_id == cid)
+        };
+        new.client_order_id = match body.get("client_order_id").and_then(Value::as_str) {
+            Some(cid) if cid.chars().count() > 48 => {
+                return unprocessable("client_order_id must be no more than 48 characters")
+            }
+            Some(cid) if taken(cid) => return unprocessable("client_order_id must be unique"),
+            Some(cid) => cid.to_owned(),
+            None => format!("replaced-{}", book.ids + 1),
+        };
+        new.id = book.next_id();
+        new.replaces = Some(old.id.clone());
+        new.replaced_by = None;
+        new.status = "new".into();
+        let list = if leg {
+            &mut book.legs
+        } else {
+            &mut book.orders
+        };
+        if let Some(o) = list.iter_mut().find(|o| o.id == old.id) {
+            o.status = "replaced".into();
+            o.replaced_by = Some(new.id.clone());
+        }
+        if !leg {
+            // The exit legs follow their entry to the replacement.
+            for l in book
+                .legs
+                .iter_mut()
+                .filter(|l| l.parent_id.as_deref() == Some(old.id.as_str()))
+            {
+                l.parent_id = Some(new.id.clone());
+            }
+        }
+        let answer = new.json_with(&book.legs);
+        if leg {
+            book.legs.push(new);
+        } else {
+            book.orders.push(new);
+        }
+        json_reply(StatusCode::OK, &answer)
+    }
+
     fn find(&self, matches: impl Fn(&AlpacaOrderRecord) -> bool) -> Reply {
-        match self.book().orders.iter().find(|o| matches(o)) {
-            Some(order) => json_reply(StatusCode::OK, &order.json()),
+        let book = self.book();
+        match book
+            .orders
+            .iter()
+            .chain(book.legs.iter())
+            .find(|o| matches(o))
+        {
+            Some(order) => json_reply(StatusCode::OK, &order.json_with(&book.legs)),
             None => json_reply(
                 StatusCode::NOT_FOUND,
                 &json!({"code": 40410000, "message": "order not found"}),
@@ -482,9 +673,9 @@ impl AlpacaState {
                 &json!({"code": 40310000, "message": "insufficient buying power"}),
             );
         }
-        let n = book.orders.len() + 1;
+        let id = book.next_id();
         let mut order = AlpacaOrderRecord {
-            id: format!("{n:08x}-0000-4000-8000-{n:012x}"),
+            id,
             client_order_id,
             symbol,
             qty: text("qty").unwrap_or_default(),
@@ -499,14 +690,45 @@ impl AlpacaState {
             order_class: exits.0,
             take_profit: exits.1,
             stop_loss: exits.2,
+            parent_id: None,
+            replaces: None,
+            replaced_by: None,
         };
-        let answer = order.json();
+        // The exits are orders of their own, `held` until the entry fills.
+        let exit_side = if side == "buy" { "sell" } else { "buy" };
+        let mut legs = Vec::new();
+        for (kind, limit_price, stop_price) in [
+            ("limit", order.take_profit.clone(), None),
+            ("stop", None, order.stop_loss.clone()),
+        ] {
+            if limit_price.is_none() && stop_price.is_none() {
+                continue;
+            }
+            let leg_id = book.next_id();
+            legs.push(AlpacaOrderRecord {
+                client_order_id: format!("leg-{leg_id}"),
+                id: leg_id,
+                side: exit_side.into(),
+                order_type: kind.into(),
+                limit_price,
+                stop_price,
+                status: "held".into(),
+                take_profit: None,
+                stop_loss: None,
+                parent_id: Some(order.id.clone()),
+                ..order.clone()
+            });
+        }
+        let answer = order.json_with(&legs);
         if order_type == "market" {
             order.status = "filled".into();
             order.filled_qty = qty;
             order.filled_avg_price = Some(last);
             let signed = if side == "buy" { qty } else { -qty };
             *book.positions.entry(order.symbol.clone()).or_default() += signed;
+            for leg in &mut legs {
+                leg.status = "new".into();
+            }
         } else {
             order.status = "new".into();
         }
@@ -514,6 +736,7 @@ impl AlpacaState {
             book.buying_power -= cost;
         }
         book.orders.push(order);
+        book.legs.extend(legs);
         json_reply(StatusCode::OK, &answer)
     }
 }

@@ -1,5 +1,5 @@
 //! A Binance Spot REST emulator: `GET /api/v3/exchangeInfo`, `POST /api/v3/order`,
-//! `GET /api/v3/order`, `GET /api/v3/account` (balances: the quote asset starts at 1,000,000,
+//! `POST /api/v3/order/cancelReplace`, `GET /api/v3/order`, `GET /api/v3/account` (balances: the quote asset starts at 1,000,000,
 //! fills move base and quote; [`BinanceEmulator::set_balance`] trades by hand).
 //!
 //! Checked as Binance documents it: `X-MBX-APIKEY` (`-2014`/`-2015`, 401); the signature over the
@@ -254,6 +254,10 @@ impl Venue for BinanceState {
             ("GET", "/api/v3/order") => {
                 Some(self.signed(request, |params| self.query_order(params)))
             }
+            ("POST", "/api/v3/order/cancelReplace") => faults.around(
+                || self.signed(request, |params| self.cancel_replace(params)),
+                error_body,
+            ),
             ("GET", "/api/v3/account") => Some(self.signed(request, |params| self.account(params))),
             ("DELETE", "/api/v3/order") => {
                 Some(self.signed(request, |params| self.cancel_order(params)))
@@ -618,6 +622,87 @@ impl BinanceState {
             }
             _ => bad(-2011, "Unknown order sent."),
         }
+    }
+
+    /// `POST /api/v3/order/cancelReplace` (signed), as Binance documents it: `symbol`, `side`,
+    /// `type`, `cancelReplaceMode` (`STOP_ON_FAILURE` or `ALLOW_FAILURE`) and `cancelOrderId` or
+    /// `cancelOrigClientOrderId` are mandatory, the rest are the new order's parameters, checked
+    /// as `POST /api/v3/order` checks them (filters before the cancel: a refused new order
+    /// cancels nothing). An order that cannot be cancelled (unknown, filled, cancelled) is 400
+    /// `-2022 Order cancel-replace failed.` with `cancelResult: FAILURE`, `newOrderResult:
+    /// NOT_ATTEMPTED` under STOP_ON_FAILURE. Success: `cancelResult`/`newOrderResult` `SUCCESS`
+    /// with `cancelResponse` and `newOrderResponse`.
+    fn cancel_replace(&self, params: &HashMap<String, String>) -> Reply {
+        let now = self.config.clock.now_unix_ms();
+        match params.get("cancelReplaceMode").map(String::as_str) {
+            None => return mandatory("cancelReplaceMode"),
+            Some("STOP_ON_FAILURE") => {}
+            Some("ALLOW_FAILURE") => {
+                return bad(-1104, "ALLOW_FAILURE is not supported by this emulator.")
+            }
+            Some(_) => {
+                return bad(
+                    -1100,
+                    "Illegal characters found in parameter 'cancelReplaceMode'.",
+                )
+            }
+        }
+        let Some(symbol) = params.get("symbol").cloned() else {
+            return mandatory("symbol");
+        };
+        let by_client = params.get("cancelOrigClientOrderId").cloned();
+        let by_id = params
+            .get("cancelOrderId")
+            .and_then(|i| i.parse::<i64>().ok());
+        if by_client.is_none() && by_id.is_none() {
+            return bad(
+                -1102,
+                "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
+            );
+        }
+        let target = |o: &EmulatedOrder| {
+            o.symbol == symbol
+                && by_client.as_ref().is_none_or(|c| &o.client_order_id == c)
+                && by_id.is_none_or(|i| o.order_id == i)
+        };
+        let open = self
+            .book()
+            .orders
+            .iter()
+            .rev()
+            .find(|o| target(o))
+            .map(|o| (o.order_id, o.is_open()));
+        let Some((old_id, true)) = open else {
+            return json_reply(
+                StatusCode::BAD_REQUEST,
+                &json!({"code": -2022, "msg": "Order cancel-replace failed.", "data": {
+                    "cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
+                    "cancelResponse": {"code": -2011, "msg": "Unknown order sent."},
+                    "newOrderResponse": null}}),
+            );
+        };
+        let new_params: HashMap<String, String> = params
+            .iter()
+            .filter(|(k, _)| !k.starts_with("cancel"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let placed = self.new_order(&new_params);
+        if placed.status() != StatusCode::OK {
+            return placed;
+        }
+        let mut book = self.book();
+        let new_json = book.orders.last().map(|o| o.json(now));
+        let Some(old) = book.orders.iter_mut().find(|o| o.order_id == old_id) else {
+            return bad(-2011, "Unknown order sent.");
+        };
+        old.status = "CANCELED".into();
+        let mut cancel_json = old.json(now);
+        cancel_json["origClientOrderId"] = json!(old.client_order_id);
+        json_reply(
+            StatusCode::OK,
+            &json!({"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+                    "cancelResponse": cancel_json, "newOrderResponse": new_json}),
+        )
     }
 
     fn query_order(&self, params: &HashMap<String, String>) -> Reply {

@@ -11,10 +11,13 @@
 //! duplicate deliveries and restarts after a crash, where no memory of earlier attempts survives.
 //! After a send whose outcome is unknown (5xx, `-1006`/`-1007`, timeout), the order is looked up
 //! again; if Binance does not have it, the call fails as transient and the executor's retry looks
-//! once more before it sends: an order is never resent blind.
+//! once more before it sends: an order is never resent blind. `modify` is a cancel-replace
+//! under a derived client id, looked up the same way ([`replace`]); cancels go by Binance's
+//! `orderId` when it is known.
 
 mod account;
 pub mod filters;
+pub mod replace;
 pub mod sign;
 
 use std::collections::HashMap;
@@ -365,10 +368,17 @@ impl BinanceBroker {
         symbol: &str,
         client_order_id: &str,
     ) -> Result<Option<Placement>, BrokerError> {
-        let params = vec![
-            ("symbol", symbol.to_owned()),
-            ("origClientOrderId", client_order_id.to_owned()),
-        ];
+        self.query_by(symbol, ("origClientOrderId", client_order_id.to_owned()))
+            .await
+    }
+
+    /// `GET /api/v3/order?symbol=&{key}=`: `None` when Binance has no such order.
+    async fn query_by(
+        &self,
+        symbol: &str,
+        key: (&'static str, String),
+    ) -> Result<Option<Placement>, BrokerError> {
+        let params = vec![("symbol", symbol.to_owned()), key];
         let answer = send(self.signed_request(Method::GET, "/api/v3/order", params))
             .await
             .map_err(|failure| BrokerError::Transient {
@@ -398,12 +408,16 @@ impl BinanceBroker {
         &self,
         symbol: &str,
         client_order_id: &str,
+        venue_order_id: Option<&str>,
     ) -> Result<Placement, BrokerError> {
         let venue_id = venue_client_id(client_order_id, self.max_client_id_len());
-        let params = vec![
-            ("symbol", symbol.to_owned()),
-            ("origClientOrderId", venue_id.clone()),
-        ];
+        // By Binance's order id when known: a modified order rests under its replacement's
+        // client id, not alertgate's.
+        let key = match venue_order_id {
+            Some(id) => ("orderId", id.to_owned()),
+            None => ("origClientOrderId", venue_id.clone()),
+        };
+        let params = vec![("symbol", symbol.to_owned()), key.clone()];
         let answer = send(self.signed_request(Method::DELETE, "/api/v3/order", params))
             .await
             .map_err(|failure| BrokerError::Transient {
@@ -414,7 +428,7 @@ impl BinanceBroker {
             return parse_order(&answer).map(BinanceOrder::placement);
         }
         if let Some(ApiError { code: -2011, .. }) = api_error(&answer.body) {
-            return match self.query(symbol, &venue_id).await? {
+            return match self.query_by(symbol, key).await? {
                 Some(placement) => Ok(placement),
                 None => Err(BrokerError::Rejected {
                     message: format!("Binance has no order {venue_id} to cancel"),
@@ -569,9 +583,17 @@ impl Broker for BinanceBroker {
         &'a self,
         symbol: &'a str,
         client_order_id: &'a str,
-        _venue_order_id: Option<&'a str>,
+        venue_order_id: Option<&'a str>,
     ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
-        Box::pin(self.cancel_inner(symbol, client_order_id))
+        Box::pin(self.cancel_inner(symbol, client_order_id, venue_order_id))
+    }
+
+    fn modify<'a>(
+        &'a self,
+        order: &'a OrderRequest,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Placement, BrokerError>> {
+        Box::pin(self.modify_inner(order, venue_order_id))
     }
 }
 

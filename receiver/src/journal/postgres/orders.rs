@@ -233,13 +233,16 @@ pub(super) async fn working(
 pub(super) async fn reprice(tx: &Transaction<'_>, r: &Reprice) -> Result<(), JournalError> {
     tx.execute(
         "UPDATE orders SET limit_price = $2, stop_price = $3, \
-         venue_order_id = COALESCE($4, venue_order_id), updated_at = $5 WHERE client_order_id = $1",
+         venue_order_id = COALESCE($4, venue_order_id), updated_at = $5, \
+         take_profit = $6, stop_loss = $7 WHERE client_order_id = $1",
         &[
             &r.client_order_id,
             &r.limit_price.map(|d| d.to_string()),
             &r.stop_price.map(|d| d.to_string()),
             &r.venue_order_id,
             &r.now_ms,
+            &r.exits.take_profit.map(|d| d.to_string()),
+            &r.exits.stop_loss.map(|d| d.to_string()),
         ],
     )
     .await

@@ -83,7 +83,8 @@ pub(super) fn strategies(conn: &Connection) -> Result<Vec<StrategySwitch>, Journ
 pub(super) fn reprice(conn: &Connection, r: &Reprice) -> Result<(), JournalError> {
     conn.prepare_cached(
         "UPDATE orders SET limit_price = ?2, stop_price = ?3, \
-         venue_order_id = COALESCE(?4, venue_order_id), updated_at = ?5 WHERE client_order_id = ?1",
+         venue_order_id = COALESCE(?4, venue_order_id), updated_at = ?5, \
+         take_profit = ?6, stop_loss = ?7 WHERE client_order_id = ?1",
     )
     .map_err(storage)?
     .execute(params![
@@ -91,7 +92,9 @@ pub(super) fn reprice(conn: &Connection, r: &Reprice) -> Result<(), JournalError
         r.limit_price.map(|d| d.to_string()),
         r.stop_price.map(|d| d.to_string()),
         r.venue_order_id,
-        r.now_ms
+        r.now_ms,
+        r.exits.take_profit.map(|d| d.to_string()),
+        r.exits.stop_loss.map(|d| d.to_string())
     ])
     .map_err(storage)?;
     Ok(())
