@@ -31,10 +31,13 @@ const ACCOUNTS: [(&str, &str, &str); 2] = [
     ("desk", "E2E_SECRET_NEXT", "e2e-secret-main-0123456789-next"),
 ];
 /// TradingView tickers and the venue symbols the receivers map them to.
-const SYMBOLS: [(&str, &str); 3] = [
+const SYMBOLS: [(&str, &str); 6] = [
     ("BINANCE:BTCUSDT", "BTCUSDT"),
     ("BINANCE:ETHUSDT", "ETHUSDT"),
     ("BINANCE:SOLUSDT", "SOLUSDT"),
+    ("BINANCE:BNBUSDT", "BNBUSDT"),
+    ("BINANCE:XRPUSDT", "XRPUSDT"),
+    ("BINANCE:ADAUSDT", "ADAUSDT"),
 ];
 /// Alerts sent at once (TradingView fires alerts of many charts concurrently).
 const SENDERS: usize = 8;
