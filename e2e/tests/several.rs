@@ -8,6 +8,8 @@
 //! `several_receivers_throughput` (ignored) measures alerts per second through one relay into
 //! one, two and three receivers on PostgreSQL, next to one on SQLite, for BENCHMARKS.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
