@@ -1,0 +1,37 @@
+//! The short fault campaign CI runs (DESIGN.md section 17): ten seeds of TradingView-like
+//! traffic against the real binaries with faults drawn from each seed, every invariant checked
+//! once the stack is quiet; and every seed that ever violated one, kept as a regression test.
+//! The long campaign is `deploy/chaos.sh 1000`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use alertgate_e2e::chaos::{self, Options};
+
+/// Seeds that once found a defect (RELIABILITY.md says which), replayed on every run.
+const REGRESSIONS: [u64; 0] = [];
+
+async fn campaign(seeds: impl IntoIterator<Item = u64>) {
+    // A few seconds of traffic each keeps ten seeds near two minutes on two cores.
+    let options = Options {
+        traffic_ms: 2_000,
+        ..Options::default()
+    };
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let (report, plans) = chaos::run_seed(seed, &options).await.unwrap();
+        println!("{}", report.line());
+        if !report.violations.is_empty() {
+            failed.push(report.details(&plans));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_seeds_of_faults_break_no_invariant() {
+    campaign(1..=10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_that_once_found_a_defect_stay_fixed() {
+    campaign(REGRESSIONS).await;
+}
