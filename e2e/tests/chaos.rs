@@ -9,10 +9,16 @@ use alertgate_e2e::chaos::{self, Options};
 /// Seeds that once found a defect (RELIABILITY.md says which), replayed on every run.
 const REGRESSIONS: [u64; 0] = [];
 
-async fn campaign(seeds: impl IntoIterator<Item = u64>) {
+/// Seeds whose venue orders came out of acceptance order (the relay delivers concurrently, so
+/// under faults a later alert overtakes an earlier one): a defect of the forwarder, reported,
+/// not yet fixed. `cargo test -p alertgate-e2e --test chaos -- --ignored` once it is.
+const OUT_OF_ORDER: [u64; 3] = [20, 22, 27];
+
+async fn campaign(seeds: impl IntoIterator<Item = u64>, strict_order: bool) {
     // A few seconds of traffic each keeps ten seeds near two minutes on two cores.
     let options = Options {
         traffic_ms: 2_000,
+        strict_order,
         ..Options::default()
     };
     let mut failed = Vec::new();
@@ -28,10 +34,16 @@ async fn campaign(seeds: impl IntoIterator<Item = u64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_seeds_of_faults_break_no_invariant() {
-    campaign(1..=10).await;
+    campaign(1..=10, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeds_that_once_found_a_defect_stay_fixed() {
-    campaign(REGRESSIONS).await;
+    campaign(REGRESSIONS, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the forwarder lets later alerts overtake earlier ones under faults (RELIABILITY.md)"]
+async fn under_faults_venue_orders_keep_acceptance_order() {
+    campaign(OUT_OF_ORDER, true).await;
 }

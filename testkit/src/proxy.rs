@@ -267,3 +267,81 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: &State, di
     }
     let _ = to.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// A server that records what each connection sent and answers `ok:` + the first chunk.
+    async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1024];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let _ = tx.send(buf[..n].to_vec());
+                    let _ = s.write_all(&[b"ok:", &buf[..n]].concat()).await;
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut c = TcpStream::connect(addr).await?;
+        c.write_all(request).await?;
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn each_toxic_does_what_it_says_and_heal_removes_them() {
+        let (target, mut seen) = server().await;
+        let proxy = Proxy::start(target).await.unwrap();
+        assert_eq!(exchange(proxy.addr, b"one").await.unwrap(), b"ok:one");
+        assert_eq!(seen.recv().await.unwrap(), b"one");
+
+        // Reset mid-request: the server sees half of it, the client no answer.
+        proxy.reset_next(1);
+        let answer = exchange(proxy.addr, b"abcdef").await;
+        assert!(
+            answer.map_or(true, |a| a.is_empty()),
+            "no answer after a reset"
+        );
+        assert_eq!(seen.recv().await.unwrap(), b"abc");
+
+        // Dropped answer: the server sees all of it and answers; the client gets nothing.
+        proxy.drop_answer_next(1);
+        let answer = exchange(proxy.addr, b"acted").await;
+        assert!(
+            answer.map_or(true, |a| a.is_empty()),
+            "the answer was dropped"
+        );
+        assert_eq!(seen.recv().await.unwrap(), b"acted");
+
+        // A stalled link carries nothing until it is unstalled; then the bytes flow.
+        proxy.stall();
+        let pending = tokio::spawn(exchange(proxy.addr, b"later"));
+        tokio::task::yield_now().await;
+        assert!(seen.try_recv().is_err(), "nothing passed a stalled link");
+        proxy.unstall();
+        assert_eq!(pending.await.unwrap().unwrap(), b"ok:later");
+
+        // Down: refused (closed at once); up again after heal, with no toxic left.
+        proxy.down();
+        assert!(exchange(proxy.addr, b"x")
+            .await
+            .map_or(true, |a| a.is_empty()));
+        proxy.set_latency(Duration::from_millis(1));
+        proxy.heal();
+        assert_eq!(proxy.toxics(), Toxics::default());
+        assert_eq!(exchange(proxy.addr, b"two").await.unwrap(), b"ok:two");
+    }
+}

@@ -86,7 +86,11 @@ async fn campaign(args: Args) -> ExitCode {
     println!(
         "chaos: {total} seed(s), {} ms of traffic each{}",
         args.options.traffic_ms,
-        if args.options.disk { ", full disks on" } else { "" }
+        if args.options.disk {
+            ", full disks on"
+        } else {
+            ""
+        }
     );
     for (i, seed) in args.seeds.iter().enumerate() {
         match chaos::run_seed(*seed, &args.options).await {
@@ -108,7 +112,11 @@ async fn campaign(args: Args) -> ExitCode {
         .filter(|r| !r.violations.is_empty())
         .map(|r| r.seed)
         .collect();
-    println!("\nsummary: {} seed(s) run in {:.0} s", reports.len(), began.elapsed().as_secs_f64());
+    println!(
+        "\nsummary: {} seed(s) run in {:.0} s",
+        reports.len(),
+        began.elapsed().as_secs_f64()
+    );
     let sum = |f: fn(&SeedReport) -> usize| reports.iter().map(f).sum::<usize>();
     println!(
         "  alerts {}, sends {}, accepted {}, venue orders {}, dead letters {}",

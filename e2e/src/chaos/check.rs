@@ -50,11 +50,9 @@ pub struct Journal {
 impl Journal {
     /// Reads the receiver's SQLite journal (read-only; the receiver may be running).
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let db = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .with_context(|| format!("opening {}", path.display()))?;
+        let db =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .with_context(|| format!("opening {}", path.display()))?;
         let mut journal = Self::default();
         let mut q = db.prepare("SELECT id, idempotency_key, outcome, reason FROM messages")?;
         let rows = q.query_map([], |r| {
@@ -182,12 +180,19 @@ pub fn violations(o: &Observed<'_>) -> (Vec<String>, Vec<String>) {
         let orders = orders_by_message.get(*id).cloned().unwrap_or_default();
         match (letters.get(*id), message) {
             (Some(letter), _) if letter.reason.trim().is_empty() => {
-                out.push(format!("{} ({}): a dead letter without a reason", id, attempt.key));
+                out.push(format!(
+                    "{} ({}): a dead letter without a reason",
+                    id, attempt.key
+                ));
             }
             (Some(letter), _) => {
                 let placed: usize = orders
                     .iter()
-                    .map(|j| venue_by_client.get(j.client_order_id.as_str()).map_or(0, Vec::len))
+                    .map(|j| {
+                        venue_by_client
+                            .get(j.client_order_id.as_str())
+                            .map_or(0, Vec::len)
+                    })
                     .sum();
                 if placed > 0 {
                     out.push(format!(
@@ -211,7 +216,8 @@ pub fn violations(o: &Observed<'_>) -> (Vec<String>, Vec<String>) {
                 match m.outcome.as_str() {
                     "placed" | "filled" | "cancelled" | "failed" => {
                         let expected = plan.map_or(0, |p| p.legs);
-                        let is_target = plan.is_some_and(|p| p.shape == super::traffic::Shape::Target);
+                        let is_target =
+                            plan.is_some_and(|p| p.shape == super::traffic::Shape::Target);
                         // A target position is 0 orders (already there), 1, or 2 (through zero).
                         let counts_ok = if is_target {
                             orders.len() <= 2
@@ -287,7 +293,10 @@ pub fn violations(o: &Observed<'_>) -> (Vec<String>, Vec<String>) {
     //    by two messages.
     let mut sends_by_key: HashMap<&str, Vec<&Answer>> = HashMap::new();
     for a in o.attempts {
-        sends_by_key.entry(a.key.as_str()).or_default().push(&a.answer);
+        sends_by_key
+            .entry(a.key.as_str())
+            .or_default()
+            .push(&a.answer);
     }
     let mut executed_by_key: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (client, at_venue) in &venue_by_client {
@@ -299,19 +308,27 @@ pub fn violations(o: &Observed<'_>) -> (Vec<String>, Vec<String>) {
             ));
         }
         let Some(j) = journal_by_client.get(client) else {
-            out.push(format!("venue order {client}: no order of that id in the journal"));
+            out.push(format!(
+                "venue order {client}: no order of that id in the journal"
+            ));
             continue;
         };
         let Some(m) = o.journal.messages.get(&j.message_id) else {
-            out.push(format!("venue order {client}: its message {} is not journaled", j.message_id));
+            out.push(format!(
+                "venue order {client}: its message {} is not journaled",
+                j.message_id
+            ));
             continue;
         };
         let key = m.key.as_deref().unwrap_or("");
-        executed_by_key.entry(key).or_default().insert(m.id.as_str());
+        executed_by_key
+            .entry(key)
+            .or_default()
+            .insert(m.id.as_str());
         let sends = sends_by_key.get(key).cloned().unwrap_or_default();
-        let took = sends.iter().any(|a| {
-            matches!(a, Answer::Status(200, _) | Answer::Status(409, _)) || a.ambiguous()
-        });
+        let took = sends
+            .iter()
+            .any(|a| matches!(a, Answer::Status(200, _) | Answer::Status(409, _)) || a.ambiguous());
         if !took {
             out.push(format!(
                 "venue order {client} ({key}): the relay never took that alert (answers {sends:?})"
@@ -320,7 +337,10 @@ pub fn violations(o: &Observed<'_>) -> (Vec<String>, Vec<String>) {
     }
     for (key, messages) in &executed_by_key {
         if messages.len() > 1 {
-            out.push(format!("alert {key} executed by {} messages: {messages:?}", messages.len()));
+            out.push(format!(
+                "alert {key} executed by {} messages: {messages:?}",
+                messages.len()
+            ));
         }
     }
 
@@ -383,23 +403,46 @@ pub fn violations(o: &Observed<'_>) -> (Vec<String>, Vec<String>) {
         ));
     }
     if let Some(counted) = &o.metrics.receiver_messages {
-        let mut journaled: BTreeMap<String, u64> = BTreeMap::new();
-        for m in o.journal.messages.values() {
-            *journaled.entry(m.outcome.clone()).or_default() += 1;
-        }
-        let counted: BTreeMap<String, u64> =
-            counted.iter().filter(|(_, n)| **n > 0).map(|(k, v)| (k.clone(), *v)).collect();
-        // A message left `unknown` is counted so, and again under the outcome reconciliation
-        // settles it to: `unknown` may count more messages than the journal still holds.
-        let unknown = |m: &BTreeMap<String, u64>| m.get("unknown").copied().unwrap_or(0);
-        let settled = |m: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
-            m.iter().filter(|(k, _)| *k != "unknown").map(|(k, v)| (k.clone(), *v)).collect()
-        };
-        if settled(&counted) != settled(&journaled) || unknown(&counted) < unknown(&journaled) {
+        if !metrics_agree(counted, o.journal) {
             out.push(format!(
-                "receiver metrics: messages_total {counted:?}, the journal holds {journaled:?}"
+                "receiver metrics: messages_total {:?}, the journal holds {:?}",
+                nonzero(counted),
+                outcomes(o.journal)
             ));
         }
     }
     (disorder, out)
+}
+
+/// Messages in the journal by outcome.
+fn outcomes(journal: &Journal) -> BTreeMap<String, u64> {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for m in journal.messages.values() {
+        *by.entry(m.outcome.clone()).or_default() += 1;
+    }
+    by
+}
+
+fn nonzero(counted: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    counted
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+/// `alertgate_receiver_messages_total` by outcome agrees with the journal. A message left
+/// `unknown` is counted so, and again under the outcome reconciliation settles it to: `unknown`
+/// may count more messages than the journal still holds.
+pub fn metrics_agree(counted: &BTreeMap<String, u64>, journal: &Journal) -> bool {
+    let journaled = outcomes(journal);
+    let counted = nonzero(counted);
+    let unknown = |m: &BTreeMap<String, u64>| m.get("unknown").copied().unwrap_or(0);
+    let settled = |m: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+        m.iter()
+            .filter(|(k, _)| *k != "unknown")
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    settled(&counted) == settled(&journaled) && unknown(&counted) >= unknown(&journaled)
 }

@@ -36,7 +36,13 @@ impl Tmpfs {
     pub fn mount(path: &Path, size: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(path)?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(path)
             .output()
             .context("running mount")?;

@@ -154,11 +154,20 @@ impl SeedReport {
         if !offending.is_empty() {
             s.push_str("offending alerts:\n");
             for p in offending {
-                s.push_str(&format!("  {} #{} {:?}: {}\n", p.account, p.seq, p.shape, redact(&p.body)));
+                s.push_str(&format!(
+                    "  {} #{} {:?}: {}\n",
+                    p.account,
+                    p.seq,
+                    p.shape,
+                    redact(&p.body)
+                ));
             }
         }
         if let Some(dir) = &self.kept {
-            s.push_str(&format!("logs, spool and journal kept in {}\n", dir.display()));
+            s.push_str(&format!(
+                "logs, spool and journal kept in {}\n",
+                dir.display()
+            ));
         }
         s.push_str(&format!("rerun: deploy/chaos.sh --seed {}\n", self.seed));
         s
@@ -201,7 +210,8 @@ impl SkewedClock {
 
 impl Clock for SkewedClock {
     fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + time::Duration::milliseconds(self.0.load(Ordering::SeqCst))
+        time::OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -308,7 +318,11 @@ impl Stack {
             .iter()
             .map(|a| AccountSettings {
                 id: a.clone(),
-                secrets: vec![secret_file(root, &format!("secret-{a}"), &traffic::secret(a))],
+                secrets: vec![secret_file(
+                    root,
+                    &format!("secret-{a}"),
+                    &traffic::secret(a),
+                )],
             })
             .collect();
         s.server.listen = free_addr()?;
@@ -326,7 +340,12 @@ impl Stack {
             &receiver_path,
             Ready::Http(r.server.listen),
         )?;
-        let mut relay = service("relay", "alertgate-relay", &relay_path, Ready::Http(s.server.listen))?;
+        let mut relay = service(
+            "relay",
+            "alertgate-relay",
+            &relay_path,
+            Ready::Http(s.server.listen),
+        )?;
         receiver.start().await?;
         relay.start().await?;
         Ok(Self {
@@ -363,6 +382,8 @@ impl Stack {
     async fn heal(&mut self) -> anyhow::Result<()> {
         self.receiver_link.heal();
         self.venue_link.heal();
+        // A fault still queued would strike during quiescence, with nobody left to undo it.
+        self.venue.clear_faults();
         self.venue.set_unreachable(false);
         self.clock.set_skew_ms(0);
         for (_, d) in &self.disks {
@@ -433,7 +454,9 @@ async fn inflict(
                 .venue
                 .fail_next_orders(VenueFault::ServerError { status: 502 }, *n),
             Fault::VenueAcceptThenUnreachable => {
-                stack.venue.fail_next_orders(VenueFault::AcceptThenUnreachable, 1);
+                stack
+                    .venue
+                    .fail_next_orders(VenueFault::AcceptThenUnreachable, 1);
                 undo.push((Instant::now() + lasting, event.clone()));
             }
             Fault::Latency(l, ms) => {
@@ -463,7 +486,13 @@ async fn inflict(
             }
         }
     }
-    undo_due(stack, &mut undo, Instant::now() + Duration::from_secs(3_600), shared).await?;
+    undo_due(
+        stack,
+        &mut undo,
+        Instant::now() + Duration::from_secs(3_600),
+        shared,
+    )
+    .await?;
     Ok(applied)
 }
 
@@ -491,7 +520,10 @@ async fn undo_due(
                 if let Some((_, disk)) = stack.disks.iter().find(|(k, _)| *k == d) {
                     disk.free()?;
                 }
-                if !undo.iter().any(|(_, e)| matches!(e.fault, Fault::DiskFull(_))) {
+                if !undo
+                    .iter()
+                    .any(|(_, e)| matches!(e.fault, Fault::DiskFull(_)))
+                {
                     // The spool's writer may report the full disk a moment after space is back.
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     shared.disk_full.store(false, Ordering::SeqCst);
@@ -524,10 +556,26 @@ async fn scrape(http: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<Vec<
 fn sample(samples: &[(String, f64)], name: &str, labels: &str) -> f64 {
     samples
         .iter()
-        .filter(|(s, _)| s.starts_with(name) && s[name.len()..].starts_with(['{', ' ']) || s == name)
+        .filter(|(s, _)| {
+            s.starts_with(name) && s[name.len()..].starts_with(['{', ' ']) || s == name
+        })
         .filter(|(s, _)| s.contains(labels))
         .map(|(_, v)| v)
         .sum()
+}
+
+/// `alertgate_receiver_messages_total` by outcome.
+async fn receiver_messages(http: &reqwest::Client, addr: SocketAddr) -> BTreeMap<String, u64> {
+    let samples = scrape(http, addr).await.unwrap_or_default();
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for (series, v) in &samples {
+        if let Some(rest) = series.strip_prefix("alertgate_receiver_messages_total{outcome=\"") {
+            if let Some(outcome) = rest.split('"').next() {
+                *by.entry(outcome.to_owned()).or_default() += *v as u64;
+            }
+        }
+    }
+    by
 }
 
 /// Runs one seed: stack, traffic and faults, quiescence, the check.
@@ -541,9 +589,7 @@ pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedRepor
         .iter()
         .flat_map(|a| traffic::plan(&mut traffic_rng, seed, a, options.traffic_ms))
         .collect();
-    let allowed = Allowed {
-        disk: options.disk,
-    };
+    let allowed = Allowed { disk: options.disk };
     let schedule = schedule::draw(&mut fault_rng, options.traffic_ms, allowed);
 
     let dir = tempfile::Builder::new()
@@ -619,19 +665,22 @@ pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedRepor
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let relay_samples = scrape(&http, stack.relay_metrics).await.unwrap_or_default();
+    // A metric is bumped just after the journal write it counts: give the last ones a moment.
+    let mut journal = journal;
     let receiver_messages = if applied.receiver_restarted {
         None
     } else {
-        let samples = scrape(&http, stack.receiver_metrics).await.unwrap_or_default();
-        let mut by: BTreeMap<String, u64> = BTreeMap::new();
-        for (series, v) in &samples {
-            if let Some(rest) = series.strip_prefix("alertgate_receiver_messages_total{outcome=\"") {
-                if let Some(outcome) = rest.split('"').next() {
-                    *by.entry(outcome.to_owned()).or_default() += *v as u64;
-                }
+        let settle_by = Instant::now() + Duration::from_secs(3);
+        loop {
+            let counted = receiver_messages(&http, stack.receiver_metrics).await;
+            if check::metrics_agree(&counted, &journal) || Instant::now() > settle_by {
+                break Some(counted);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(again) = check::Journal::read(&stack.journal_path) {
+                journal = again;
             }
         }
-        Some(by)
     };
     let metrics = check::Metrics {
         relay_accepted: sample(
@@ -689,7 +738,9 @@ pub fn disk_faults_possible() -> bool {
 }
 
 /// Faults injected over many seeds, by kind.
-pub fn faults_by_kind<'a>(reports: impl IntoIterator<Item = &'a SeedReport>) -> BTreeMap<String, usize> {
+pub fn faults_by_kind<'a>(
+    reports: impl IntoIterator<Item = &'a SeedReport>,
+) -> BTreeMap<String, usize> {
     let mut by = BTreeMap::new();
     for r in reports {
         for e in &r.schedule {

@@ -194,6 +194,8 @@ mod tests {
             .into_iter()
             .all(|e| !matches!(e.fault, Fault::DiskFull(_))));
         let disk = (0..300).flat_map(|s| draw(&mut Rng::new(s), 4_000, Allowed { disk: true }));
-        assert!(disk.into_iter().any(|e| matches!(e.fault, Fault::DiskFull(_))));
+        assert!(disk
+            .into_iter()
+            .any(|e| matches!(e.fault, Fault::DiskFull(_))));
     }
 }

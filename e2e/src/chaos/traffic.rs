@@ -19,7 +19,10 @@ pub const RESEND_AFTER: Duration = Duration::from_millis(800);
 pub const MAX_RESENDS: usize = 3;
 
 /// The venue symbols alerts trade, and their TradingView names.
-pub const SYMBOLS: [(&str, &str); 2] = [("BINANCE:BTCUSDT", "BTCUSDT"), ("BINANCE:ETHUSDT", "ETHUSDT")];
+pub const SYMBOLS: [(&str, &str); 2] = [
+    ("BINANCE:BTCUSDT", "BTCUSDT"),
+    ("BINANCE:ETHUSDT", "ETHUSDT"),
+];
 
 /// What an alert asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +107,10 @@ pub fn plan(rng: &mut Rng, seed: u64, account: &str, traffic_ms: u64) -> Vec<Pla
         });
         let legs = match shape {
             Shape::Market => {
-                merge(&mut alert, json!({"symbol": symbol, "action": side, "quantity": qty, "price": price}));
+                merge(
+                    &mut alert,
+                    json!({"symbol": symbol, "action": side, "quantity": qty, "price": price}),
+                );
                 1
             }
             Shape::Limit => {
@@ -113,25 +119,37 @@ pub fn plan(rng: &mut Rng, seed: u64, account: &str, traffic_ms: u64) -> Vec<Pla
                     (false, "buy") => "2400",
                     (false, _) => "2600",
                 };
-                merge(&mut alert, json!({"symbol": symbol, "action": side, "quantity": qty,
-                    "order_type": "limit", "limit_price": limit, "tif": "gtc", "price": price}));
+                merge(
+                    &mut alert,
+                    json!({"symbol": symbol, "action": side, "quantity": qty,
+                    "order_type": "limit", "limit_price": limit, "tif": "gtc", "price": price}),
+                );
                 1
             }
             Shape::MultiLeg => {
-                merge(&mut alert, json!({"symbol": SYMBOLS[0].0, "price": "42000", "legs": [
-                    {"symbol": SYMBOLS[0].0, "action": "buy", "quantity": btc, "price": "42000"},
-                    {"symbol": SYMBOLS[1].0, "action": "sell", "quantity": eth, "price": "2500"},
-                ]}));
+                merge(
+                    &mut alert,
+                    json!({"symbol": SYMBOLS[0].0, "price": "42000", "legs": [
+                        {"symbol": SYMBOLS[0].0, "action": "buy", "quantity": btc, "price": "42000"},
+                        {"symbol": SYMBOLS[1].0, "action": "sell", "quantity": eth, "price": "2500"},
+                    ]}),
+                );
                 2
             }
             Shape::Target => {
                 let target = format!("0.00{}", rng.range(0, 6));
-                merge(&mut alert, json!({"symbol": SYMBOLS[0].0, "action": "buy",
-                    "target_position": target, "price": "42000"}));
+                merge(
+                    &mut alert,
+                    json!({"symbol": SYMBOLS[0].0, "action": "buy",
+                    "target_position": target, "price": "42000"}),
+                );
                 1
             }
             Shape::Invalid => {
-                merge(&mut alert, json!({"symbol": symbol, "action": side, "price": price}));
+                merge(
+                    &mut alert,
+                    json!({"symbol": symbol, "action": side, "price": price}),
+                );
                 0
             }
         };
