@@ -6,13 +6,16 @@
 
 use alertgate_e2e::chaos::{self, Options};
 
-/// Seeds that once found a defect (RELIABILITY.md says which), replayed on every run.
-const REGRESSIONS: [u64; 0] = [];
+/// Seeds that once found a defect (RELIABILITY.md says which), replayed on every run. Seed 6:
+/// a delivery the relay hung up on was journaled but never counted (nor, for an order, executed
+/// until the resume sweep); fixed in the receiver's `POST /v1/alerts`. It is in the ten seeds
+/// too; it stays here when those change.
+const REGRESSIONS: [u64; 1] = [6];
 
 /// Seeds whose venue orders came out of acceptance order (the relay delivers concurrently, so
 /// under faults a later alert overtakes an earlier one): a defect of the forwarder, reported,
 /// not yet fixed. `cargo test -p alertgate-e2e --test chaos -- --ignored` once it is.
-const OUT_OF_ORDER: [u64; 3] = [20, 22, 27];
+const OUT_OF_ORDER: [u64; 3] = [5, 8, 9];
 
 async fn campaign(seeds: impl IntoIterator<Item = u64>, strict_order: bool) {
     // A few seconds of traffic each keeps ten seeds near two minutes on two cores.
@@ -32,14 +35,12 @@ async fn campaign(seeds: impl IntoIterator<Item = u64>, strict_order: bool) {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// One test, so the seeds run one after another (each starts its own processes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_seeds_of_faults_break_no_invariant() {
-    campaign(1..=10, false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seeds_that_once_found_a_defect_stay_fixed() {
-    campaign(REGRESSIONS, true).await;
+async fn ten_seeds_of_faults_and_every_regression_seed_break_no_invariant() {
+    let ci = 1..=10;
+    let regressions = REGRESSIONS.into_iter().filter(|s| !ci.contains(s));
+    campaign(ci.clone().chain(regressions), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
