@@ -1,7 +1,7 @@
 //! `alertgate-chaos`: the fault campaign (what `deploy/chaos.sh` runs).
 //!
 //! ```text
-//! alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--keep] [--strict-order]
+//! alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--strict-order]
 //! ```
 //! Runs seeds FIRST..FIRST+SEEDS (default 1..=10), or only the `--seed`s given, one after
 //! another, printing a line per seed, the details of every violated one (seed, fault schedule,
@@ -19,7 +19,7 @@ struct Args {
     options: Options,
 }
 
-const USAGE: &str = "usage: alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--keep] [--strict-order]";
+const USAGE: &str = "usage: alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--strict-order]";
 
 fn parse() -> anyhow::Result<Args> {
     let mut count: u64 = 10;
@@ -38,6 +38,7 @@ fn parse() -> anyhow::Result<Args> {
             "--seed" => only.push(number(args.next(), "--seed")?),
             "--traffic-ms" => options.traffic_ms = number(args.next(), "--traffic-ms")?,
             "--disk" => options.disk = true,
+            "--postgres" => options.postgres = true,
             "--keep" => options.keep = true,
             "--strict-order" => options.strict_order = true,
             "-h" | "--help" => bail!("{USAGE}"),

@@ -83,6 +83,45 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Reads the receiver's PostgreSQL journal (its own schema; `url` sets the search path).
+    pub async fn read_postgres(url: &str) -> anyhow::Result<Self> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        let connection = tokio::spawn(connection);
+        let mut journal = Self::default();
+        for r in client
+            .query(
+                "SELECT id, idempotency_key, outcome, reason FROM messages",
+                &[],
+            )
+            .await?
+        {
+            let m = Message {
+                id: r.try_get(0)?,
+                key: r.try_get(1)?,
+                outcome: r.try_get(2)?,
+                reason: r.try_get(3)?,
+            };
+            journal.messages.insert(m.id.clone(), m);
+        }
+        for r in client
+            .query(
+                "SELECT client_order_id, message_id, leg, status FROM orders ORDER BY seq",
+                &[],
+            )
+            .await?
+        {
+            journal.orders.push(Order {
+                client_order_id: r.try_get(0)?,
+                message_id: r.try_get(1)?,
+                leg: r.try_get(2)?,
+                status: r.try_get(3)?,
+            });
+        }
+        drop(client);
+        let _ = connection.await;
+        Ok(journal)
+    }
+
     /// Messages or orders still in flight (`pending`, `new`, `unknown`): not quiet yet.
     pub fn unsettled(&self) -> Vec<String> {
         let messages = self

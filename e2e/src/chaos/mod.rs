@@ -28,13 +28,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alertgate_receiver::broker::config::{BinanceConfig, BrokerKind};
-use alertgate_receiver::config::{MetricsConfig, OpsConfig};
+use alertgate_receiver::config::{MetricsConfig, OpsConfig, StoreKind};
 use alertgate_relay::config::AccountSettings;
 use alertgate_shared::{Clock, SecretRef};
 use alertgate_testkit::emulators::binance::{
     BinanceEmulator, BinanceEmulatorConfig, EmulatedSymbol,
 };
 use alertgate_testkit::emulators::Fault as VenueFault;
+use alertgate_testkit::postgres::TestSchema;
 use alertgate_testkit::proxy::Proxy;
 use alertgate_testkit::{free_addr, secret_file, Ready, Service};
 use anyhow::Context as _;
@@ -54,6 +55,9 @@ pub struct Options {
     pub disk: bool,
     /// How long the stack may take to become quiet after the last fault.
     pub quiet_within: Duration,
+    /// The receiver journals to PostgreSQL (a schema of its own, reached through a fault proxy),
+    /// and the database's link and restarts join the faults.
+    pub postgres: bool,
     /// Keep each seed's folder (configs, logs, spool, journal), not only a failing one's.
     pub keep: bool,
     /// Venue orders out of acceptance order per (account, symbol) fail the seed. Off by
@@ -67,6 +71,7 @@ impl Default for Options {
         Self {
             traffic_ms: 3_000,
             disk: false,
+            postgres: false,
             quiet_within: Duration::from_secs(60),
             keep: false,
             strict_order: false,
@@ -230,6 +235,27 @@ fn ethusdt() -> EmulatedSymbol {
     }
 }
 
+/// The PostgreSQL server tests use (`ALERTGATE_TEST_DATABASE_URL`'s host and port).
+fn postgres_server() -> anyhow::Result<SocketAddr> {
+    let url = alertgate_testkit::postgres::base_url();
+    let host_port = url
+        .split_once('@')
+        .map_or(url.as_str(), |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let with_port = if host_port.contains(':') {
+        host_port
+    } else {
+        format!("{host_port}:5432")
+    };
+    let with_port = with_port.replace("localhost", "127.0.0.1");
+    with_port
+        .parse()
+        .with_context(|| format!("the PostgreSQL address in {url:?} (host:port of an IP)"))
+}
+
 /// One seed's stack: venue, proxies, receiver, relay.
 struct Stack {
     venue: BinanceEmulator,
@@ -244,10 +270,17 @@ struct Stack {
     spool_dir: PathBuf,
     journal_path: PathBuf,
     disks: Vec<(Disk, Tmpfs)>,
+    /// With `--postgres`: the receiver's schema and the proxy in front of the server.
+    database: Option<(TestSchema, Proxy)>,
 }
 
 impl Stack {
-    async fn start(root: &Path, accounts: &[String], disk: bool) -> anyhow::Result<Self> {
+    async fn start(
+        root: &Path,
+        accounts: &[String],
+        disk: bool,
+        postgres: bool,
+    ) -> anyhow::Result<Self> {
         keygen(&root.join("relay-signing"))?;
         let mut disks = Vec::new();
         let (spool_parent, journal_parent) = if disk {
@@ -306,6 +339,20 @@ impl Stack {
         r.metrics = Some(MetricsConfig {
             listen: receiver_metrics,
         });
+        let database = if postgres {
+            let schema = TestSchema::create().await?;
+            let server: SocketAddr = postgres_server()?;
+            let link = Proxy::start(server).await?;
+            let url_file = root.join("database-url");
+            std::fs::write(&url_file, schema.url_via(link.addr))?;
+            r.store.kind = StoreKind::Postgres;
+            r.store.url = Some(SecretRef::File(url_file));
+            r.store.path = PathBuf::new();
+            r.store.pool_size = 4;
+            Some((schema, link))
+        } else {
+            None
+        };
         let receiver_link = Proxy::start(r.server.listen).await?;
 
         let mut s = config::relay(
@@ -361,13 +408,24 @@ impl Stack {
             spool_dir,
             journal_path,
             disks,
+            database,
         })
     }
 
+    /// The journal as it is now.
+    async fn journal(&self) -> anyhow::Result<check::Journal> {
+        match &self.database {
+            Some((schema, _)) => check::Journal::read_postgres(&schema.url).await,
+            None => check::Journal::read(&self.journal_path),
+        }
+    }
+
     fn link(&self, link: Link) -> &Proxy {
-        match link {
-            Link::RelayReceiver => &self.receiver_link,
-            Link::ReceiverVenue => &self.venue_link,
+        match (link, &self.database) {
+            (Link::RelayReceiver, _) => &self.receiver_link,
+            (Link::ReceiverDatabase, Some((_, db))) => db,
+            // Never drawn without `--postgres`.
+            (Link::ReceiverVenue | Link::ReceiverDatabase, _) => &self.venue_link,
         }
     }
 
@@ -382,6 +440,9 @@ impl Stack {
     async fn heal(&mut self) -> anyhow::Result<()> {
         self.receiver_link.heal();
         self.venue_link.heal();
+        if let Some((_, db)) = &self.database {
+            db.heal();
+        }
         // A fault still queued would strike during quiescence, with nobody left to undo it.
         self.venue.clear_faults();
         self.venue.set_unreachable(false);
@@ -394,10 +455,26 @@ impl Stack {
             if s.is_running() {
                 s.resume()?;
             } else {
-                s.start().await?;
+                restart(s).await?;
             }
         }
         Ok(())
+    }
+}
+
+/// Starts a killed service again, as systemd's `Restart=always` would: a receiver whose
+/// database is still down exits at start, and is started again until it stays up.
+async fn restart(service: &mut Service) -> anyhow::Result<()> {
+    let mut tries = 0;
+    loop {
+        match service.start().await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries >= 40 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
     }
 }
 
@@ -431,7 +508,18 @@ async fn inflict(
                     applied.receiver_restarted = true;
                 }
                 tokio::time::sleep(lasting.min(Duration::from_millis(1_000))).await;
-                stack.service(*p).start().await?;
+                // Started again and again while it exits at start (its database still down),
+                // as `Restart=always` would, undoing the faults that come due meanwhile.
+                let mut tries = 0;
+                loop {
+                    undo_due(stack, &mut undo, Instant::now(), shared).await?;
+                    match stack.service(*p).start().await {
+                        Ok(()) => break,
+                        Err(e) if tries >= 40 => return Err(e),
+                        Err(_) => tries += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
             Fault::Stop(p) => {
                 stack.service(*p).pause()?;
@@ -477,6 +565,13 @@ async fn inflict(
                 stack.clock.set_skew_ms(*ms);
                 undo.push((Instant::now() + lasting, event.clone()));
             }
+            Fault::DatabaseRestart => {
+                if let Some((schema, db)) = &stack.database {
+                    db.down();
+                    schema.terminate_connections().await?;
+                    undo.push((Instant::now() + lasting, event.clone()));
+                }
+            }
             Fault::DiskFull(d) => {
                 if let Some((_, disk)) = stack.disks.iter().find(|(k, _)| k == d) {
                     shared.disk_full.store(true, Ordering::SeqCst);
@@ -516,6 +611,7 @@ async fn undo_due(
             Fault::Stall(l) => stack.link(l).unstall(),
             Fault::Cut(l) => stack.link(l).up(),
             Fault::ClockSkew(_) => stack.clock.set_skew_ms(0),
+            Fault::DatabaseRestart => stack.link(Link::ReceiverDatabase).up(),
             Fault::DiskFull(d) => {
                 if let Some((_, disk)) = stack.disks.iter().find(|(k, _)| *k == d) {
                     disk.free()?;
@@ -589,13 +685,16 @@ pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedRepor
         .iter()
         .flat_map(|a| traffic::plan(&mut traffic_rng, seed, a, options.traffic_ms))
         .collect();
-    let allowed = Allowed { disk: options.disk };
+    let allowed = Allowed {
+        disk: options.disk,
+        postgres: options.postgres,
+    };
     let schedule = schedule::draw(&mut fault_rng, options.traffic_ms, allowed);
 
     let dir = tempfile::Builder::new()
         .prefix(&format!("alertgate-chaos-{seed}-"))
         .tempdir()?;
-    let mut stack = Stack::start(dir.path(), &accounts, options.disk).await?;
+    let mut stack = Stack::start(dir.path(), &accounts, options.disk, options.postgres).await?;
     let shared = Arc::new(Shared::default());
     let started = Instant::now();
     let senders: Vec<_> = accounts
@@ -636,7 +735,7 @@ pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedRepor
             .await
             .map(|s| sample(&s, "alertgate_relay_spool_pending", ""))
             .unwrap_or(f64::NAN);
-        let journal = check::Journal::read(&stack.journal_path).unwrap_or_default();
+        let journal = stack.journal().await.unwrap_or_default();
         let letters: Vec<check::Letter> = alertgate_relay::dead_letters::read_all(&stack.spool_dir)
             .unwrap_or_default()
             .into_iter()
@@ -677,7 +776,7 @@ pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedRepor
                 break Some(counted);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if let Ok(again) = check::Journal::read(&stack.journal_path) {
+            if let Ok(again) = stack.journal().await {
                 journal = again;
             }
         }

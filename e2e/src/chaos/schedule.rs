@@ -13,6 +13,8 @@ pub enum Link {
     RelayReceiver,
     /// The receiver's requests to the venue.
     ReceiverVenue,
+    /// The receiver's PostgreSQL connections (with `--postgres`).
+    ReceiverDatabase,
 }
 
 /// A process of the stack.
@@ -64,6 +66,10 @@ pub enum Fault {
     ClockSkew(i64),
     /// The disk under the spool or the journal is full for the duration.
     DiskFull(Disk),
+    /// PostgreSQL "restarts": every connection of the receiver's schema is terminated and the
+    /// server is unreachable for the duration (through the proxy in front of it; the machine's
+    /// server, shared with other tests, keeps running).
+    DatabaseRestart,
 }
 
 impl Fault {
@@ -85,6 +91,7 @@ impl Fault {
             Self::ClockSkew(_) => "clock_skew_venue".into(),
             Self::DiskFull(Disk::Spool) => "disk_full_spool".into(),
             Self::DiskFull(Disk::Journal) => "disk_full_journal".into(),
+            Self::DatabaseRestart => "postgres_restart".into(),
         }
     }
 }
@@ -100,6 +107,7 @@ fn link_name(l: Link) -> &'static str {
     match l {
         Link::RelayReceiver => "relay_receiver",
         Link::ReceiverVenue => "receiver_venue",
+        Link::ReceiverDatabase => "receiver_postgres",
     }
 }
 
@@ -132,19 +140,31 @@ impl fmt::Display for Event {
 pub struct Allowed {
     /// Full disks (needs root for `mount -t tmpfs`).
     pub disk: bool,
+    /// The receiver is on PostgreSQL: its link and restarts.
+    pub postgres: bool,
 }
 
 /// The faults of one seed: 2 to 6 of them, within the first `traffic_ms`.
 pub fn draw(rng: &mut Rng, traffic_ms: u64, allowed: Allowed) -> Vec<Event> {
     let count = rng.range(2, 6);
-    let links = [Link::RelayReceiver, Link::ReceiverVenue];
+    let mut links = vec![Link::RelayReceiver, Link::ReceiverVenue];
+    // Kinds beyond the fourteen every campaign draws, so a seed keeps its schedule when they
+    // are off.
+    let mut extra = Vec::new();
+    if allowed.disk {
+        extra.push(Fault::DiskFull(Disk::Spool));
+    }
+    if allowed.postgres {
+        links.push(Link::ReceiverDatabase);
+        extra.push(Fault::DatabaseRestart);
+    }
     let procs = [Proc::Relay, Proc::Receiver];
     let mut events: Vec<Event> = (0..count)
         .map(|_| {
             let at_ms = rng.range(0, traffic_ms);
             let for_ms = rng.range(200, 2_500);
             let link = *rng.pick(&links);
-            let kinds = if allowed.disk { 15 } else { 14 };
+            let kinds = 14 + extra.len() as u64;
             let fault = match rng.range(0, kinds - 1) {
                 0 => Fault::Kill(*rng.pick(&procs)),
                 1 => Fault::Stop(*rng.pick(&procs)),
@@ -165,7 +185,10 @@ pub fn draw(rng: &mut Rng, traffic_ms: u64, allowed: Allowed) -> Vec<Event> {
                     Fault::ClockSkew(skew)
                 }
                 13 => Fault::Kill(*rng.pick(&procs)),
-                _ => Fault::DiskFull(*rng.pick(&[Disk::Spool, Disk::Journal])),
+                i => match &extra[(i - 14) as usize] {
+                    Fault::DiskFull(_) => Fault::DiskFull(*rng.pick(&[Disk::Spool, Disk::Journal])),
+                    other => other.clone(),
+                },
             };
             Event {
                 at_ms,
@@ -193,7 +216,16 @@ mod tests {
         assert!(no_disk
             .into_iter()
             .all(|e| !matches!(e.fault, Fault::DiskFull(_))));
-        let disk = (0..300).flat_map(|s| draw(&mut Rng::new(s), 4_000, Allowed { disk: true }));
+        let disk = (0..300).flat_map(|s| {
+            draw(
+                &mut Rng::new(s),
+                4_000,
+                Allowed {
+                    disk: true,
+                    postgres: false,
+                },
+            )
+        });
         assert!(disk
             .into_iter()
             .any(|e| matches!(e.fault, Fault::DiskFull(_))));
