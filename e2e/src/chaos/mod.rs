@@ -395,6 +395,16 @@ impl Stack {
         )?;
         receiver.start().await?;
         relay.start().await?;
+        // A port chosen free can be taken before the service binds it, and then another
+        // process answers its readiness probe: a harness error, not a finding.
+        for s in [&mut receiver, &mut relay] {
+            if s.try_wait()?.is_some() || s.log_text().contains("Address already in use") {
+                anyhow::bail!(
+                    "a port was taken between choosing and binding it; rerun the seed:\n{}",
+                    s.log_tail()
+                );
+            }
+        }
         Ok(Self {
             venue,
             clock,
