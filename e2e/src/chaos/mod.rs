@@ -641,7 +641,7 @@ async fn undo_due(
     Ok(())
 }
 
-/// Sums the Prometheus samples named `name` whose labels contain `labels`, by that text.
+/// Every Prometheus sample at `addr`'s `/metrics`: (series with labels, value).
 async fn scrape(http: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<Vec<(String, f64)>> {
     let text = http
         .get(format!("http://{addr}/metrics"))
@@ -659,6 +659,7 @@ async fn scrape(http: &reqwest::Client, addr: SocketAddr) -> anyhow::Result<Vec<
         .collect())
 }
 
+/// The sum of the samples named `name` whose labels contain `labels`.
 fn sample(samples: &[(String, f64)], name: &str, labels: &str) -> f64 {
     samples
         .iter()
