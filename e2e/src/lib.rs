@@ -6,8 +6,12 @@
 //! - [`Stack`]: a receiver with the paper broker and a relay forwarding to it, ready to take
 //!   alerts; its settings can be changed, rewritten and reloaded.
 //! - [`keygen`]: a relay signing key pair, from the binary.
+//! - [`chaos`]: the fault campaign behind `deploy/chaos.sh` (seeded traffic and faults, the
+//!   invariant checker).
 //!
 //! Processes, configs, ports and waiting come from `alertgate-testkit`, re-exported here.
+
+pub mod chaos;
 
 use std::net::SocketAddr;
 use std::path::Path;

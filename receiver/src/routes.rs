@@ -89,7 +89,18 @@ fn alerts(state: Arc<AppState>) -> impl Filter<Extract = (Response,), Error = Re
         .and(with_state(state))
         .then(
             |headers: HeaderMap, body: Bytes, state: Arc<AppState>| async move {
-                alert_reply(state.ingest.receive(&headers, body).await)
+                // Its own task: a relay that hangs up (a timed-out attempt, a dropped link)
+                // cancels this future, and a message journaled by then must still be counted
+                // and executed, not left `pending` until the resume sweep.
+                let ingest = state.ingest.clone();
+                let delivery = tokio::spawn(async move { ingest.receive(&headers, body).await });
+                match delivery.await {
+                    Ok(reply) => alert_reply(reply),
+                    Err(e) => {
+                        tracing::error!(error = %e, "delivery task failed; answering 503");
+                        alert_reply(Reply::Unavailable(crate::journal::JournalError::Closed))
+                    }
+                }
             },
         )
 }

@@ -14,8 +14,8 @@
 //! - [`logs`]: what the "no secret in any log line" tests share.
 //! - [`wait`]: [`eventually`], polling with a deadline.
 //! - [`net`], [`files`]: free loopback ports, temporary folders, secret files.
-//! - [`postgres`]: a PostgreSQL schema of its own per test; [`proxy`]: a TCP proxy a test takes
-//!   down and brings back (a database outage).
+//! - [`postgres`]: a PostgreSQL schema of its own per test; [`proxy`]: a fault-injecting TCP
+//!   proxy (down/up, latency, stalls, resets mid-request, dropped answers), Toxiproxy-style.
 
 pub mod browser;
 pub mod config;

@@ -2,6 +2,7 @@
 //! invalid alerts and the inline deadline.
 
 use alertgate_receiver::broker::config::{BrokerKind, PaperConfig};
+use alertgate_shared::Clock as _;
 use serde_json::json;
 
 use alertgate_testkit::until;
@@ -256,4 +257,44 @@ async fn when_one_leg_fails_the_later_legs_are_skipped_not_sent() {
     assert_eq!(statuses, vec![json!("failed"), json!("skipped")]);
     let stored = app.message(&id).await;
     assert_eq!(stored.body["orders"][1]["status"], "skipped");
+}
+
+/// Found by the fault campaign (`deploy/chaos.sh --seed 6`, RELIABILITY.md): a relay that hangs
+/// up while its delivery is being journaled (its attempt timed out, the link dropped) must not
+/// take the rest of the delivery with it. The message is journaled once the lock is free, and
+/// its execution follows at once; a handler cancelled with its connection left it `pending`
+/// until the resume sweep (a minute later by default; never here, the clock is manual).
+#[tokio::test]
+async fn a_delivery_whose_relay_hung_up_while_it_was_journaled_still_executes() {
+    let app = spawn_app_with(Options::configured(|s| s.store.busy_timeout_ms = 30_000)).await;
+    // Another connection holds the journal's write lock: the delivery waits in the journal.
+    let lock = rusqlite::Connection::open(app.work.db_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = app.envelope(&buy("1"));
+    let ts = app.clock.now_unix();
+    let signature = app.signer.sign("msg_hung_up", ts, &body);
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(app.url("/v1/alerts"))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_hung_up")
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err_and(|e| e.is_timeout()),
+        "the journal was locked"
+    );
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    until("the message executed after its relay hung up", || async {
+        app.message("msg_hung_up").await.outcome() == "filled"
+    })
+    .await;
+    assert_eq!(app.all_orders().await.len(), 1);
 }

@@ -60,6 +60,11 @@ impl Faults {
         lock(&self.0).extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Forgets every queued fault.
+    pub(crate) fn clear(&self) {
+        lock(&self.0).clear();
+    }
+
     /// Takes the next queued fault and applies it around `act`, which performs the order request
     /// and builds the normal answer. `error_body` renders the venue's error body for a status.
     /// `None`: never answer.

@@ -179,6 +179,11 @@ impl<V: Venue> Emulator<V> {
         self.shared.faults.push(fault, times);
     }
 
+    /// Forgets the faults queued for the next order requests (those no request met yet).
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
     /// While `on`, every request is answered 503 without reaching the venue (it is down).
     pub fn set_unreachable(&self, on: bool) {
         self.shared.faults.set_unreachable(on);

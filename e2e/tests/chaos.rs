@@ -1,0 +1,50 @@
+//! The short fault campaign CI runs (DESIGN.md section 17): ten seeds of TradingView-like
+//! traffic against the real binaries with faults drawn from each seed, every invariant checked
+//! once the stack is quiet; and every seed that ever violated one, kept as a regression test.
+//! The long campaign is `deploy/chaos.sh 1000`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use alertgate_e2e::chaos::{self, Options};
+
+/// Seeds that once found a defect (RELIABILITY.md says which), replayed on every run. Seed 6:
+/// a delivery the relay hung up on was journaled but never counted (nor, for an order, executed
+/// until the resume sweep); fixed in the receiver's `POST /v1/alerts`. It is in the ten seeds
+/// too; it stays here when those change.
+const REGRESSIONS: [u64; 1] = [6];
+
+/// Seeds whose venue orders came out of acceptance order (the relay delivers concurrently, so
+/// under faults a later alert overtakes an earlier one): a defect of the forwarder, reported,
+/// not yet fixed. `cargo test -p alertgate-e2e --test chaos -- --ignored` once it is.
+const OUT_OF_ORDER: [u64; 3] = [5, 8, 9];
+
+async fn campaign(seeds: impl IntoIterator<Item = u64>, strict_order: bool) {
+    // A few seconds of traffic each keeps ten seeds near two minutes on two cores.
+    let options = Options {
+        traffic_ms: 2_000,
+        strict_order,
+        ..Options::default()
+    };
+    let mut failed = Vec::new();
+    for seed in seeds {
+        let (report, plans) = chaos::run_seed(seed, &options).await.unwrap();
+        println!("{}", report.line());
+        if !report.violations.is_empty() {
+            failed.push(report.details(&plans));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// One test, so the seeds run one after another (each starts its own processes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_seeds_of_faults_and_every_regression_seed_break_no_invariant() {
+    let ci = 1..=10;
+    let regressions = REGRESSIONS.into_iter().filter(|s| !ci.contains(s));
+    campaign(ci.clone().chain(regressions), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the forwarder lets later alerts overtake earlier ones under faults (RELIABILITY.md)"]
+async fn under_faults_venue_orders_keep_acceptance_order() {
+    campaign(OUT_OF_ORDER, true).await;
+}
