@@ -40,7 +40,7 @@ if [ -n "${ALERTGATE_BIN_DIR:-}" ]; then
   bin=$ALERTGATE_BIN_DIR
 else
   command -v cargo >/dev/null || die "cargo is required: install Rust from https://rustup.rs"
-  say "building alertgate-relay and alertgate-receiver (profile $profile; a first build compiles ~330 crates, about 2-3 minutes on 2 cores; cargo prints each one)"
+  say "building alertgate-relay and alertgate-receiver (profile $profile; a first build compiles about 270 crates, 1-2 minutes on 2 cores; cargo prints each one)"
   started=$SECONDS
   (cd "$repo" && cargo build --profile "$profile" -p alertgate-relay -p alertgate-receiver)
   say "built in $((SECONDS - started)) s"
