@@ -6,6 +6,7 @@
 //! - [`webhooks`]: Standard Webhooks 1.0 signing and verification (`v1` HMAC, `v1a` Ed25519).
 //! - [`envelope`]: the relay → receiver body and the `webhook-id` format.
 //! - [`idempotency`]: the alert's idempotency key, picked the same way by both services.
+//! - [`ordering`]: which alerts of an account the relay delivers one after another (their tickers).
 //! - [`retry`]: the backoff policy and `Retry-After` (seconds or HTTP-date) for every HTTP retry.
 //! - [`config`]: TOML loading with errors that name the file and the key.
 //! - [`clock`]: injected time, so windows and expiry can be tested without sleeping.
@@ -24,6 +25,7 @@ pub mod envelope;
 pub mod idempotency;
 pub mod keys;
 pub mod notify;
+pub mod ordering;
 pub mod reload;
 pub mod retry;
 pub mod secret;

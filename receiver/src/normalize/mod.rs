@@ -30,8 +30,9 @@ pub mod symbol;
 pub use fields::{parse_decimal, DecimalError};
 pub use symbol::Perpetuals;
 
-/// The most legs one alert may carry; more is invalid.
-pub const MAX_LEGS: usize = 20;
+/// The most legs one alert may carry; more is invalid (shared: the relay's ordering keys are
+/// bounded by it).
+pub use alertgate_shared::ordering::MAX_LEGS;
 
 /// The longest `account` or `strategy` accepted, in characters (the idempotency key's limit is
 /// [`alertgate_shared::idempotency::MAX_KEY_CHARS`], shared with the relay).
@@ -214,7 +215,8 @@ pub(crate) mod names {
     pub const ACCOUNT: &[&str] = &["account", "fund_id"];
     pub const STRATEGY: &[&str] = &["strategy", "strategy_id"];
     pub const SENT_AT: &[&str] = &["sent_at", "timenow"];
-    pub const SYMBOL: &[&str] = &["symbol", "ticker"];
+    /// Shared: the relay orders deliveries by the tickers in these fields.
+    pub const SYMBOL: &[&str] = alertgate_shared::ordering::SYMBOL_FIELDS;
     pub const EXCHANGE: &[&str] = &["exchange"];
     pub const ACTION: &[&str] = &["action", "side", "signal"];
     /// In the `order_legs` format the action is called `transactionType`.
@@ -237,8 +239,8 @@ pub(crate) mod names {
     /// Not `product`: that name is common in alerts for other things, and unknown fields are
     /// never an error.
     pub const PRODUCT: &[&str] = &["productType", "product_type"];
-    pub const LEGS: &str = "legs";
-    pub const ORDER_LEGS: &str = "order_legs";
+    pub const LEGS: &str = alertgate_shared::ordering::LEGS_FIELD;
+    pub const ORDER_LEGS: &str = alertgate_shared::ordering::ORDER_LEGS_FIELD;
     pub const ALERT_TYPE: &str = "alertType";
 }
 

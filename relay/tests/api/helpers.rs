@@ -1,6 +1,7 @@
 //! Test fixtures: a relay on port 0 (in-process or as a real process), a fake receiver on port 0
 //! that records every request and can change its answer mid-test, and typed request helpers.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -54,6 +55,8 @@ pub struct TestReceiver {
     pub addr: SocketAddr,
     status: Arc<AtomicU16>,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    /// Idempotency keys (the alert's `id`) answered 503 whatever the status, until released.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl TestReceiver {
@@ -67,13 +70,20 @@ impl TestReceiver {
         let addr = listener.local_addr().unwrap();
         let status = Arc::new(AtomicU16::new(200));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (s, r) = (Arc::clone(&status), Arc::clone(&seen));
+        let held = Arc::new(Mutex::new(HashSet::new()));
+        let (s, r, h) = (Arc::clone(&status), Arc::clone(&seen), Arc::clone(&held));
         let route = warp::path!("v1" / "alerts")
             .and(warp::post())
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
             .map(move |headers: HeaderMap, body: Bytes| {
-                let code = s.load(Ordering::SeqCst);
+                let key = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["alert"]["id"].as_str().map(str::to_owned));
+                let code = match key {
+                    Some(k) if h.lock().unwrap().contains(&k) => 503,
+                    _ => s.load(Ordering::SeqCst),
+                };
                 r.lock().unwrap().push(Recorded {
                     headers,
                     body,
@@ -88,7 +98,22 @@ impl TestReceiver {
                 resp
             });
         tokio::spawn(warp::serve(route).incoming(listener).run());
-        Self { addr, status, seen }
+        Self {
+            addr,
+            status,
+            seen,
+            held,
+        }
+    }
+
+    /// Answers 503 to the alert with idempotency key `key` until [`Self::release`].
+    pub fn hold(&self, key: &str) {
+        self.held.lock().unwrap().insert(key.to_owned());
+    }
+
+    /// Answers the alert with idempotency key `key` like every other again.
+    pub fn release(&self, key: &str) {
+        self.held.lock().unwrap().remove(key);
     }
 
     pub fn url(&self) -> String {

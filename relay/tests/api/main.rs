@@ -16,6 +16,7 @@ mod forwarding;
 mod full_disk;
 mod health;
 mod notify;
+mod ordering;
 mod process;
 mod reload;
 mod tls;

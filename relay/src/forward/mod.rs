@@ -5,16 +5,21 @@
 //! than none). 5xx, 408, 429, timeouts and connection errors are retried with exponential backoff
 //! and jitter, honouring `Retry-After`. At most `forward.concurrency` requests are in flight.
 //!
+//! Alerts of one (account, ticker) go out one at a time, in acceptance order (`order`): a later
+//! one waits while an earlier one is tried, retried or waits itself, so the receiver journals and
+//! executes them in the order the relay accepted them.
+//!
 //! Pending alerts are taken from the spool in acceptance order, a batch at a time, whenever
 //! fewer than a bounded number are in hand; the spool wakes the forwarder when it accepts one,
 //! so an alert accepted while the forwarder is idle goes out at once (from the spool's cache,
 //! without a disk read).
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alertgate_shared::retry::{self, Backoff};
-use alertgate_shared::Clock;
+use alertgate_shared::{ordering, Clock, Envelope};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -22,6 +27,10 @@ use crate::config::ForwardSettings;
 use crate::live::LiveHandle;
 use crate::metrics::{DeadLetterReason, ForwardOutcome, Metrics};
 use crate::spool::{DeadLetter, Resolution, Spool, SpoolError, SpooledAlert};
+
+mod order;
+
+use order::{Sequencer, Ticket};
 
 /// Alerts taken from the spool at once, and the least of them held in memory (being tried or
 /// waiting to retry): the forwarder's memory is bounded by this, not by the backlog.
@@ -165,16 +174,18 @@ impl Forwarder {
 
     /// Delivers the spool's pending entries, oldest first, until the returned task is aborted
     /// (which also aborts deliveries in progress; they stay spooled). The alerts in memory at
-    /// once are bounded: at most `window` are being tried or waiting to retry, taken from the
-    /// spool in batches as earlier ones finish, so the first attempts keep the order of
-    /// acceptance whatever the backlog.
+    /// once are bounded: at most `window` are being tried, waiting to retry or waiting for an
+    /// earlier alert of their symbol ([`order`]), taken from the spool in batches as earlier
+    /// ones finish, so the first attempts keep the order of acceptance whatever the backlog.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let window = self.inner.settings.concurrency.max(BATCH);
+            let mut sequencer = Sequencer::default();
             let mut tasks = JoinSet::new();
+            let mut tickets: HashMap<tokio::task::Id, Ticket> = HashMap::new();
             loop {
-                while tasks.len() < window {
-                    let want = (window - tasks.len()).min(BATCH);
+                while sequencer.len() < window {
+                    let want = (window - sequencer.len()).min(BATCH);
                     let batch = match self.inner.spool.take(want).await {
                         Ok(batch) => batch,
                         Err(e) => {
@@ -187,21 +198,59 @@ impl Forwarder {
                         break;
                     }
                     for alert in batch {
-                        // Taken in order here, so first attempts start in acceptance order.
-                        let Ok(slot) = Arc::clone(&self.inner.slots).acquire_owned().await else {
-                            return;
-                        };
-                        let this = self.clone();
-                        tasks.spawn(async move { this.deliver(alert, slot).await });
+                        let tickers = order_keys(&alert);
+                        let account = alert.account.clone();
+                        if let Some((ticket, alert)) = sequencer.admit(&account, tickers, alert) {
+                            // Taken in order here, so first attempts start in acceptance order.
+                            if !self.start(&mut tasks, &mut tickets, ticket, alert).await {
+                                return;
+                            }
+                        }
                     }
                 }
-                tokio::select! {
-                    () = self.inner.spool.wait_for_new() => {}
-                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                let finished = tokio::select! {
+                    () = self.inner.spool.wait_for_new() => None,
+                    Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => Some(done),
+                };
+                let mut finished: Vec<_> = finished.into_iter().collect();
+                while let Some(done) = tasks.try_join_next_with_id() {
+                    finished.push(done);
                 }
-                while tasks.try_join_next().is_some() {}
+                for done in finished {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        // A delivery that panicked leaves its alert spooled (sent again after a
+                        // restart); its symbol must not stay blocked meanwhile.
+                        Err(e) => e.id(),
+                    };
+                    let Some(ticket) = tickets.remove(&id) else {
+                        continue;
+                    };
+                    for (ticket, alert) in sequencer.finish(ticket) {
+                        if !self.start(&mut tasks, &mut tickets, ticket, alert).await {
+                            return;
+                        }
+                    }
+                }
             }
         })
+    }
+
+    /// Starts delivering `alert` once a slot is free; `false` when the forwarder is closing.
+    async fn start(
+        &self,
+        tasks: &mut JoinSet<()>,
+        tickets: &mut HashMap<tokio::task::Id, Ticket>,
+        ticket: Ticket,
+        alert: SpooledAlert,
+    ) -> bool {
+        let Ok(slot) = Arc::clone(&self.inner.slots).acquire_owned().await else {
+            return false;
+        };
+        let this = self.clone();
+        let handle = tasks.spawn(async move { this.deliver(alert, slot).await });
+        tickets.insert(handle.id(), ticket);
+        true
     }
 
     /// Tries until delivered, rejected or expired; the first attempt uses `first`, a slot taken
@@ -370,6 +419,15 @@ impl Forwarder {
             inner.metrics.spool_pending.set(gauge(n));
         });
     }
+}
+
+/// The tickers `alert` is ordered by ([`ordering`]), read from its envelope: one rule for alerts
+/// accepted now and alerts read back from disk. An envelope that does not parse has none (the
+/// receiver refuses it, so it has no order to keep).
+fn order_keys(alert: &SpooledAlert) -> BTreeSet<String> {
+    Envelope::from_slice(&alert.body)
+        .map(|envelope| ordering::order_keys(&envelope.alert))
+        .unwrap_or_default()
 }
 
 fn gauge(n: usize) -> i64 {
