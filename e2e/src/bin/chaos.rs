@@ -1,7 +1,7 @@
 //! `alertgate-chaos`: the fault campaign (what `deploy/chaos.sh` runs).
 //!
 //! ```text
-//! alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--strict-order]
+//! alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--lax-order]
 //! ```
 //! Runs seeds FIRST..FIRST+SEEDS (default 1..=10), or only the `--seed`s given, one after
 //! another, printing a line per seed, the details of every violated one (seed, fault schedule,
@@ -19,7 +19,7 @@ struct Args {
     options: Options,
 }
 
-const USAGE: &str = "usage: alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--strict-order]";
+const USAGE: &str = "usage: alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--lax-order]";
 
 fn parse() -> anyhow::Result<Args> {
     let mut count: u64 = 10;
@@ -40,7 +40,7 @@ fn parse() -> anyhow::Result<Args> {
             "--disk" => options.disk = true,
             "--postgres" => options.postgres = true,
             "--keep" => options.keep = true,
-            "--strict-order" => options.strict_order = true,
+            "--lax-order" => options.strict_order = false,
             "-h" | "--help" => bail!("{USAGE}"),
             n if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => count = n.parse()?,
             other => bail!("unknown argument {other:?}\n{USAGE}"),
@@ -139,7 +139,7 @@ async fn campaign(args: Args) -> ExitCode {
         .map(|r| r.seed)
         .collect();
     println!(
-        "  seeds with venue orders out of acceptance order (reported, not failing without --strict-order): {} {:?}",
+        "  seeds with venue orders out of acceptance order (with --lax-order: reported, not failing): {} {:?}",
         disordered.len(),
         disordered
     );

@@ -60,9 +60,8 @@ pub struct Options {
     pub postgres: bool,
     /// Keep each seed's folder (configs, logs, spool, journal), not only a failing one's.
     pub keep: bool,
-    /// Venue orders out of acceptance order per (account, symbol) fail the seed. Off by
-    /// default for now: the relay delivers concurrently, so under faults later alerts overtake
-    /// earlier ones (RELIABILITY.md, "Found"); they are reported as `out_of_order` instead.
+    /// Venue orders out of acceptance order per (account, symbol) fail the seed (the default);
+    /// off (`--lax-order`), they are only reported, as `out_of_order`.
     pub strict_order: bool,
 }
 
@@ -74,7 +73,7 @@ impl Default for Options {
             postgres: false,
             quiet_within: Duration::from_secs(60),
             keep: false,
-            strict_order: false,
+            strict_order: true,
         }
     }
 }
