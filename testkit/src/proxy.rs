@@ -243,8 +243,18 @@ async fn carry(client: TcpStream, server: TcpStream, fate: Fate, state: &State) 
             let (server_read, server_write) = server.into_split();
             // Set: the server's next bytes end the connection, unsent.
             let drop_answer = AtomicBool::new(fate == Fate::DropAnswer);
-            let upstream = pump(client_read, server_write, state, Watch::Client(&drop_answer));
-            let downstream = pump(server_read, client_write, state, Watch::Server(&drop_answer));
+            let upstream = pump(
+                client_read,
+                server_write,
+                state,
+                Watch::Client(&drop_answer),
+            );
+            let downstream = pump(
+                server_read,
+                client_write,
+                state,
+                Watch::Server(&drop_answer),
+            );
             tokio::pin!(upstream, downstream);
             tokio::select! {
                 // An answer dropped ends the connection, every half dropped with it.

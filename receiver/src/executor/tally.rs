@@ -112,7 +112,7 @@ impl Tally {
         };
         let committed = record.outcome != Outcome::Pending
             && record.finished_by.as_deref() == Some(self.writer.as_str())
-            && written.map_or(true, |o| o == record.outcome);
+            && written.is_none_or(|o| o == record.outcome);
         if committed {
             tracing::info!(
                 message_id = id,

@@ -26,6 +26,14 @@ async fn receiver_behind_proxy(schema: &TestSchema) -> (TestApp, Proxy) {
     (spawn_in(work, &options).await, proxy)
 }
 
+/// The outcome journaled for message `id`, read past the receiver.
+async fn journaled(schema: &TestSchema, id: &str) -> Vec<String> {
+    schema
+        .query_text(&format!("SELECT outcome FROM messages WHERE id = '{id}'"))
+        .await
+        .unwrap()
+}
+
 async fn count(schema: &TestSchema, sql: &str) -> i64 {
     schema.query_text(sql).await.unwrap()[0].parse().unwrap()
 }
@@ -40,10 +48,7 @@ async fn a_message_whose_admission_committed_without_an_answer_executes_at_its_r
     let lost = app.deliver("msg_lost_admission", &body).await;
     assert_eq!(lost.status, 503, "{:?}", lost.body);
     assert_eq!(
-        schema
-            .query_text("SELECT outcome FROM messages WHERE id = 'msg_lost_admission'")
-            .await
-            .unwrap(),
+        journaled(&schema, "msg_lost_admission").await,
         ["pending"],
         "the admission committed all the same"
     );
@@ -84,10 +89,7 @@ async fn an_outcome_committed_without_an_answer_is_counted_once_when_the_redeliv
     let lost = app.deliver("msg_lost_outcome", &body).await;
     assert_eq!(lost.status, 503, "{:?}", lost.body);
     assert_eq!(
-        schema
-            .query_text("SELECT outcome FROM messages WHERE id = 'msg_lost_outcome'")
-            .await
-            .unwrap(),
+        journaled(&schema, "msg_lost_outcome").await,
         ["filled"],
         "the outcome committed all the same"
     );
