@@ -12,7 +12,8 @@ use http::HeaderMap;
 use rust_decimal::Decimal;
 
 use crate::config::CopyConfig;
-use crate::executor::{Execution, Executor, Job, Work};
+use crate::executor::queue::Turn;
+use crate::executor::{Completion, Execution, Executor, Job, Work};
 use crate::journal::{
     Admission, Journal, JournalError, MessageRecord, NewMessage, OrderRecord, Outcome,
 };
@@ -366,17 +367,18 @@ impl Ingest {
         let now_ms = self.clock.now_unix_ms();
         let reading = self.interpreter.interpret(&body, now_ms);
         let parent_account = reading.account.clone();
+        // Held until the job is submitted: a concurrent delivery of this id waits, then finds
+        // the job running rather than resuming it too.
+        let turn = self.executor.message_turn(&id).await;
+        let mark = self.executor.tally().mark();
         let (record, job) = match self.admit(&id, reading, body.clone(), now_ms, true).await {
             Ok((Admission::Seen(record), _)) => {
+                self.executor.tally().read(mark, &id, Some(&record));
                 tracing::info!(
                     outcome = record.outcome.as_str(),
                     "redelivery of a journaled message"
                 );
-                let copies = match self.copy_records(&record).await {
-                    Ok(copies) => copies,
-                    Err(e) => return Reply::Unavailable(e),
-                };
-                return Reply::from_record(record, true, copies);
+                return self.redelivered(record, turn).await;
             }
             Ok((Admission::New(record), job)) => (record, job),
             Err(e) => {
@@ -406,10 +408,10 @@ impl Ingest {
                     reason = record.reason,
                     "message recorded"
                 );
-                self.metrics.message(record.outcome);
                 None
             }
         };
+        drop(turn);
         let copy_completions: Vec<_> = copies
             .into_iter()
             .map(|(reply, job)| (reply, job.map(|j| self.executor.submit(j))))
@@ -478,8 +480,60 @@ impl Ingest {
         }
     }
 
+    /// Answers a redelivery of `record`'s message (holding its `turn`). A message still
+    /// `pending` that nothing executes (a first delivery whose commit lost its answer, an
+    /// execution a journal error interrupted) resumes now, as the resume sweep would, and the
+    /// answer waits for it within the inline deadline as a first delivery's does.
+    async fn redelivered(&self, record: MessageRecord, turn: Turn<String>) -> Reply {
+        let completion = if record.outcome == Outcome::Pending {
+            match self.executor.resumable(&record.id).await {
+                Ok(true) => {
+                    tracing::info!(id = record.id, "resuming a redelivered pending message");
+                    match self.resume_one(record.clone()).await {
+                        Ok(completion) => completion,
+                        Err(e) => return Reply::Unavailable(e),
+                    }
+                }
+                Ok(false) => None,
+                Err(e) => return Reply::Unavailable(e),
+            }
+        } else {
+            None
+        };
+        drop(turn);
+        let executed = match completion {
+            Some(c) => match tokio::time::timeout(self.inline_deadline, c).await {
+                Ok(Ok(Ok(execution))) => Some(execution),
+                Ok(Ok(Err(e))) => return Reply::Unavailable(e),
+                Ok(Err(_)) => return Reply::Unavailable(JournalError::Closed),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let copies = match self.copy_records(&record).await {
+            Ok(copies) => copies,
+            Err(e) => return Reply::Unavailable(e),
+        };
+        match executed {
+            Some(Execution {
+                outcome,
+                reason,
+                orders,
+            }) => Reply::Recorded {
+                id: record.id,
+                outcome,
+                reason,
+                orders,
+                duplicate: true,
+                copies,
+            },
+            None => Reply::from_record(record, true, copies),
+        }
+    }
+
     /// Journals message `id` as `reading` says (`dedupe`: with its idempotency key) and, when
-    /// it is new and to be executed, the job that executes it.
+    /// it is new and to be executed, the job that executes it. A message final at admission is
+    /// counted here (once: [`crate::executor::tally`]).
     async fn admit(
         &self,
         id: &str,
@@ -492,7 +546,7 @@ impl Ingest {
             Verdict::Execute(routed) => (Outcome::Pending, None, Some(routed)),
             Verdict::Final(outcome, reason) => (outcome, Some(reason), None),
         };
-        let admission = self
+        let admitted = self
             .journal
             .admit(NewMessage {
                 id: id.to_owned(),
@@ -505,7 +559,20 @@ impl Ingest {
                 now_ms,
                 dedupe_since_ms: now_ms - self.dedupe_window_ms,
             })
-            .await?;
+            .await;
+        let admission = match admitted {
+            Ok(admission) => admission,
+            Err(e) => {
+                // It may be journaled all the same (the commit's answer lost), final or not.
+                self.executor.tally().unsure(id, None);
+                return Err(e);
+            }
+        };
+        if let Admission::New(record) = &admission {
+            if record.outcome != Outcome::Pending {
+                self.executor.tally().written(id, record.outcome);
+            }
+        }
         let job = match (&admission, routed, reading.account) {
             (Admission::New(record), Some(routed), Some(account))
                 if record.outcome == Outcome::Pending =>
@@ -535,9 +602,6 @@ impl Ingest {
                 .await?
             {
                 (Admission::New(record), job) => {
-                    if job.is_none() {
-                        self.metrics.message(record.outcome);
-                    }
                     tracing::info!(
                         copy = copy_id,
                         account = copy.account,
@@ -578,9 +642,11 @@ impl Ingest {
     }
 
     /// Resumes messages still `pending` that no job is executing and that were journaled at least
-    /// `older_than` ago: executions a journal error interrupted without a restart. (The age keeps
-    /// clear of a message between its admission and its submission.)
+    /// `older_than` ago: executions a journal error interrupted without a restart, whose
+    /// redelivery did not come. (The age keeps clear of a message between its admission and its
+    /// submission.) Settles first the writes whose answers were lost ([`Ingest::settle_unsure`]).
     pub async fn resume_stuck(&self, older_than: Duration) -> Result<usize, JournalError> {
+        self.settle_unsure().await?;
         let cutoff =
             self.clock.now_unix_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
         let stuck: Vec<MessageRecord> = self
@@ -593,58 +659,98 @@ impl Ingest {
         self.resume(stuck).await
     }
 
+    /// Reads the messages whose final writes lost their answers, so each is counted if the
+    /// write committed ([`crate::executor::tally`]).
+    pub async fn settle_unsure(&self) -> Result<(), JournalError> {
+        let tally = self.executor.tally();
+        let mark = tally.mark();
+        for id in tally.unsure_ids(mark) {
+            let record = self.journal.message(&id).await?;
+            tally.read(mark, &id, record.as_ref());
+        }
+        Ok(())
+    }
+
+    /// Resumes each of `records` that is still to be resumed here ([`Executor::resumable`]);
+    /// returns how many were.
     async fn resume(&self, records: Vec<MessageRecord>) -> Result<usize, JournalError> {
-        let count = records.len();
+        let mut count = 0;
         for record in records {
-            let Some(account) = record.account.clone() else {
+            let turn = self.executor.message_turn(&record.id).await;
+            if !self.executor.resumable(&record.id).await? {
                 continue;
-            };
-            let now_ms = self.clock.now_unix_ms();
-            let job = if let Some(first) = record.orders.first() {
-                Job {
-                    message_id: record.id.clone(),
-                    account,
-                    strategy: None,
-                    venue: first.venue.clone(),
-                    scale: None,
-                    work: Work::Resume(record.orders.clone()),
-                }
-            } else {
-                let reading = self.interpreter.reread(&record, now_ms);
-                let is_parent =
-                    Envelope::from_slice(&record.envelope).is_ok_and(|e| e.account == account);
-                if is_parent {
-                    // Copies a crash left unjournaled; those journaled resume on their own.
-                    for (_, job) in self
-                        .admit_copies(
-                            &record.id,
-                            &account,
-                            &Bytes::from(record.envelope.clone()),
-                            now_ms,
-                        )
-                        .await?
-                    {
-                        if let Some(job) = job {
-                            drop(self.executor.submit(job));
-                        }
-                    }
-                }
-                match reading.verdict {
-                    Verdict::Execute(routed) => job_for(record.id.clone(), account, routed),
-                    Verdict::Final(outcome, reason) => {
-                        self.journal
-                            .finish(&record.id, outcome, Some(reason), now_ms)
-                            .await?;
-                        self.metrics.message(outcome);
-                        continue;
-                    }
-                }
-            };
-            tracing::info!(id = record.id, "resuming an interrupted execution");
+            }
+            count += 1;
             // Runs in the background, in order per (account, symbol), ahead of new deliveries.
-            drop(self.executor.submit(job));
+            drop(self.resume_one(record).await?);
+            drop(turn);
         }
         Ok(count)
+    }
+
+    /// Resumes one message journaled `pending` (its orders, or its legs read again), as a
+    /// restart would; the completion of its job, or `None` when reading it again made it final
+    /// (or it has no account). Call it holding the message's turn, once it is
+    /// [`Executor::resumable`].
+    async fn resume_one(&self, record: MessageRecord) -> Result<Option<Completion>, JournalError> {
+        let Some(account) = record.account.clone() else {
+            return Ok(None);
+        };
+        let now_ms = self.clock.now_unix_ms();
+        let job = if let Some(first) = record.orders.first() {
+            Job {
+                message_id: record.id.clone(),
+                account,
+                strategy: None,
+                venue: first.venue.clone(),
+                scale: None,
+                work: Work::Resume(record.orders.clone()),
+                resumed: true,
+            }
+        } else {
+            let reading = self.interpreter.reread(&record, now_ms);
+            let is_parent =
+                Envelope::from_slice(&record.envelope).is_ok_and(|e| e.account == account);
+            if is_parent {
+                // Copies a crash left unjournaled; those journaled resume on their own.
+                for (_, job) in self
+                    .admit_copies(
+                        &record.id,
+                        &account,
+                        &Bytes::from(record.envelope.clone()),
+                        now_ms,
+                    )
+                    .await?
+                {
+                    if let Some(job) = job {
+                        drop(self.executor.submit(job));
+                    }
+                }
+            }
+            match reading.verdict {
+                Verdict::Execute(routed) => Job {
+                    resumed: true,
+                    ..job_for(record.id.clone(), account, routed)
+                },
+                Verdict::Final(outcome, reason) => {
+                    let tally = self.executor.tally();
+                    match self
+                        .journal
+                        .finish(&record.id, outcome, Some(reason), now_ms)
+                        .await
+                    {
+                        Ok(()) => tally.written(&record.id, outcome),
+                        Err(e) => {
+                            tally.unsure(&record.id, Some(outcome));
+                            return Err(e);
+                        }
+                    }
+                    return Ok(None);
+                }
+            }
+        };
+        tracing::info!(id = record.id, "resuming an interrupted execution");
+        Ok(Some(self.executor.submit(job)))
     }
 }
 
@@ -657,5 +763,6 @@ fn job_for(message_id: String, account: String, routed: Routed) -> Job {
         venue: routed.venue,
         scale: routed.scale,
         work: Work::Legs(routed.legs),
+        resumed: false,
     }
 }

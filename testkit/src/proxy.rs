@@ -11,6 +11,10 @@
 //!   the client's first bytes reached the server.
 //! - [`Proxy::drop_answer_next`]: the next N connections carry the request, then are closed
 //!   before any answer comes back: the server acted, the client never hears of it.
+//! - [`Proxy::drop_answer_after`]: the same, later on in a connection: the first connection
+//!   whose client sends a marker loses the answer to the next request matching a pattern
+//!   (`INSERT INTO messages`, then `COMMIT`: a transaction committed that its client takes for
+//!   a failure).
 //!
 //! ```text
 //! let proxy = Proxy::start(receiver_addr).await?;   // point the relay at proxy.addr
@@ -19,6 +23,7 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +45,9 @@ pub struct Toxics {
     pub reset_next: usize,
     /// The next this many connections lose the server's answer.
     pub drop_answer_next: usize,
+    /// `(marker, request)`: the first connection to send `marker` loses the answer to its next
+    /// request containing `request` ([`Proxy::drop_answer_after`]); taken by that connection.
+    pub drop_answer_after: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What one new connection meets, decided when it is accepted.
@@ -188,6 +196,15 @@ impl Proxy {
         self.state.update(|t| t.drop_answer_next += n);
     }
 
+    /// On the first connection (open or new) whose client sends `marker`, the next chunk the
+    /// client sends containing `request` (the marker's own chunk included, after the marker)
+    /// reaches the server, and the connection is closed once the server answers, without
+    /// the answer: the server acted, the client never hears of it. Once per call.
+    pub fn drop_answer_after(&self, marker: &[u8], request: &[u8]) {
+        self.state
+            .update(|t| t.drop_answer_after = Some((marker.to_vec(), request.to_vec())));
+    }
+
     /// Removes every toxic and brings the link up.
     pub fn heal(&self) {
         self.state.update(|t| *t = Toxics::default());
@@ -224,18 +241,29 @@ async fn carry(client: TcpStream, server: TcpStream, fate: Fate, state: &State) 
         Fate::Carry | Fate::DropAnswer => {
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
-            let drop_answer = fate == Fate::DropAnswer;
-            let upstream = pump(client_read, server_write, state, false);
-            let downstream = pump(server_read, client_write, state, drop_answer);
-            if drop_answer {
-                // Ends at the server's first bytes, and every half is dropped with it.
-                tokio::pin!(downstream);
-                tokio::select! {
-                    () = &mut downstream => {}
-                    () = upstream => downstream.await,
+            // Set: the server's next bytes end the connection, unsent.
+            let drop_answer = AtomicBool::new(fate == Fate::DropAnswer);
+            let upstream = pump(
+                client_read,
+                server_write,
+                state,
+                Watch::Client(&drop_answer),
+            );
+            let downstream = pump(
+                server_read,
+                client_write,
+                state,
+                Watch::Server(&drop_answer),
+            );
+            tokio::pin!(upstream, downstream);
+            tokio::select! {
+                // An answer dropped ends the connection, every half dropped with it.
+                () = &mut downstream => {
+                    if !drop_answer.load(Ordering::SeqCst) {
+                        upstream.await;
+                    }
                 }
-            } else {
-                tokio::join!(upstream, downstream);
+                () = &mut upstream => downstream.await,
             }
         }
     }
@@ -247,18 +275,71 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// Copies `from` to `to` chunk by chunk through the gate. `discard`: read the answer but send
-/// none of it, and stop at its first bytes.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: &State, discard: bool) {
+/// Which way a pump carries, with the connection's drop-the-answer flag.
+#[derive(Clone, Copy)]
+enum Watch<'a> {
+    /// Client to server: sets the flag before carrying the request that matches
+    /// [`Toxics::drop_answer_after`].
+    Client(&'a AtomicBool),
+    /// Server to client: stops, sending nothing, at the first bytes read while the flag is set.
+    Server(&'a AtomicBool),
+}
+
+/// Where one connection stands with [`Toxics::drop_answer_after`].
+enum Armed {
+    /// Its client has not sent the marker (or another connection took the toxic).
+    No,
+    /// It took the toxic: the next chunk with this request loses its answer.
+    Waiting(Vec<u8>),
+    /// Done.
+    Spent,
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Copies `from` to `to` chunk by chunk through the gate, watching for an answer to drop.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: &State, watch: Watch<'_>) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut armed = Armed::No;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if discard {
-            // The server answered: the client loses the connection without the answer.
-            return;
+        match watch {
+            Watch::Server(drop_answer) if drop_answer.load(Ordering::SeqCst) => {
+                // The server answered: the client loses the connection without the answer.
+                return;
+            }
+            Watch::Server(_) => {}
+            Watch::Client(drop_answer) => {
+                let chunk = &buf[..n];
+                let mut from_at = 0;
+                if matches!(armed, Armed::No) {
+                    let mut t = state.toxics();
+                    let hit = t
+                        .drop_answer_after
+                        .as_ref()
+                        .and_then(|(marker, _)| find(chunk, marker).map(|i| i + marker.len()));
+                    if let Some(at) = hit {
+                        if let Some((_, request)) = t.drop_answer_after.take() {
+                            from_at = at;
+                            armed = Armed::Waiting(request);
+                        }
+                    }
+                }
+                if let Armed::Waiting(request) = &armed {
+                    if find(&chunk[from_at..], request).is_some() {
+                        drop_answer.store(true, Ordering::SeqCst);
+                        armed = Armed::Spent;
+                    }
+                }
+            }
         }
         state.gate().await;
         if to.write_all(&buf[..n]).await.is_err() {
@@ -274,7 +355,7 @@ mod tests {
     use super::*;
     use tokio::sync::mpsc;
 
-    /// A server that records what each connection sent and answers `ok:` + the first chunk.
+    /// A server that records each chunk a connection sends and answers it with `ok:` + the chunk.
     async fn server() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -284,9 +365,14 @@ mod tests {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 1024];
-                    let n = s.read(&mut buf).await.unwrap_or(0);
-                    let _ = tx.send(buf[..n].to_vec());
-                    let _ = s.write_all(&[b"ok:", &buf[..n]].concat()).await;
+                    loop {
+                        let n = s.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        let _ = tx.send(buf[..n].to_vec());
+                        let _ = s.write_all(&[b"ok:", &buf[..n]].concat()).await;
+                    }
                 });
             }
         });
@@ -296,6 +382,7 @@ mod tests {
     async fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
         let mut c = TcpStream::connect(addr).await?;
         c.write_all(request).await?;
+        c.shutdown().await?;
         let mut answer = Vec::new();
         c.read_to_end(&mut answer).await?;
         Ok(answer)
@@ -325,6 +412,27 @@ mod tests {
             "the answer was dropped"
         );
         assert_eq!(seen.recv().await.unwrap(), b"acted");
+
+        // An answer dropped later on: the connection that sends the marker carries requests
+        // until one matches, which reaches the server and loses its answer.
+        proxy.drop_answer_after(b"BEGIN", b"COMMIT");
+        assert_eq!(exchange(proxy.addr, b"plain").await.unwrap(), b"ok:plain");
+        assert_eq!(seen.recv().await.unwrap(), b"plain");
+        let mut c = TcpStream::connect(proxy.addr).await.unwrap();
+        let mut answer = vec![0u8; 64];
+        c.write_all(b"BEGIN; INSERT").await.unwrap();
+        let n = c.read(&mut answer).await.unwrap();
+        assert_eq!(&answer[..n], b"ok:BEGIN; INSERT");
+        assert_eq!(seen.recv().await.unwrap(), b"BEGIN; INSERT");
+        let mut c2 = TcpStream::connect(proxy.addr).await.unwrap();
+        c2.write_all(b"COMMIT elsewhere").await.unwrap();
+        let n = c2.read(&mut answer).await.unwrap();
+        assert_eq!(&answer[..n], b"ok:COMMIT elsewhere", "another connection");
+        assert_eq!(seen.recv().await.unwrap(), b"COMMIT elsewhere");
+        c.write_all(b"COMMIT").await.unwrap();
+        assert_eq!(seen.recv().await.unwrap(), b"COMMIT", "the server acted");
+        assert_eq!(c.read(&mut answer).await.unwrap_or(0), 0, "no answer");
+        assert_eq!(proxy.toxics().drop_answer_after, None, "once");
 
         // A stalled link carries nothing until it is unstalled; then the bytes flow.
         proxy.stall();

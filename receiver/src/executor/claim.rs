@@ -2,19 +2,14 @@
 //! key at a time on every receiver, [`crate::journal::KeyHold`]) and the message's lease, renewed
 //! while the job runs. A receiver that dies stops renewing; once the lease has expired
 //! (`executor.lease_seconds`) another receiver's resume takes the message over with the same
-//! client order ids. On the embedded store both are granted at once.
+//! client order ids. A job that ends without recording its outcome (a journal error) lets its
+//! lease go at once, so a redelivery to another receiver resumes it without waiting out the
+//! lease. On the embedded store both are granted at once.
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use super::{Execution, Inner, Job, Work};
 use crate::journal::{JournalError, KeyHold, Outcome};
-
-/// A random name for this receiver in leases.
-pub(super) fn holder_id() -> String {
-    format!("receiver-{:016x}", rand::thread_rng().gen::<u64>())
-}
 
 /// What claiming found.
 pub(super) enum Claimed {
@@ -46,44 +41,32 @@ impl Drop for Claim {
 impl Inner {
     /// Takes the job's keys and its message's lease; for a shared store, refreshes the job from
     /// the journal (another receiver may have moved it on while this one waited).
+    /// The job's keys are held, so no job of this receiver (nor, on a shared store, of another)
+    /// for them is between its outcome's write and its commit: a resumed job (which may have
+    /// been read before another job finished the message) reads the message again too.
     pub(super) async fn claim(&self, job: &mut Job) -> Result<Claimed, JournalError> {
         let keys: Vec<(String, String)> = job.keys().into_iter().collect();
         let hold = self.journal.hold_keys(keys.clone()).await?;
-        let lease_ms =
-            i64::try_from(self.config.lease_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let now = self.clock.now_unix_ms();
-        if !self
-            .journal
-            .lease(
-                &job.message_id,
-                &self.holder,
-                now,
-                now.saturating_add(lease_ms),
-            )
-            .await?
-        {
+        if !self.take_lease(&job.message_id).await? {
             return Ok(Claimed::Elsewhere);
         }
-        if !hold.is_shared() {
+        let shared = hold.is_shared();
+        if shared {
+            // Other receivers may have filled orders of these keys: positions are read again.
+            self.positions.forget_symbols(keys);
+        }
+        if shared || job.resumed {
+            if let Some(done) = self.refresh(job).await? {
+                return Ok(done);
+            }
+        }
+        if !shared {
             return Ok(Claimed::Run(Claim {
                 _hold: hold,
                 renewal: None,
             }));
         }
-        // Other receivers may have filled orders of these keys: positions are read again.
-        self.positions.forget_symbols(keys);
-        if let Some(record) = self.journal.message(&job.message_id).await? {
-            if record.outcome != Outcome::Pending {
-                return Ok(Claimed::Done(Execution {
-                    outcome: record.outcome,
-                    reason: record.reason,
-                    orders: record.orders,
-                }));
-            }
-            if !record.orders.is_empty() {
-                job.work = Work::Resume(record.orders);
-            }
-        }
+        let lease_ms = self.lease_ms();
         let (journal, clock, holder, id) = (
             self.journal.clone(),
             self.clock.clone(),
@@ -111,5 +94,46 @@ impl Inner {
             _hold: hold,
             renewal: Some(renewal),
         }))
+    }
+
+    /// `executor.lease_seconds` in ms.
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.lease_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// Takes (or renews) this receiver's lease on message `id`; `false` while another receiver
+    /// holds a running one.
+    pub(super) async fn take_lease(&self, id: &str) -> Result<bool, JournalError> {
+        let now = self.clock.now_unix_ms();
+        self.journal
+            .lease(id, &self.holder, now, now.saturating_add(self.lease_ms()))
+            .await
+    }
+
+    /// Lets this receiver's lease on message `id` expire now (best effort: when the journal is
+    /// unreachable the lease runs out by itself).
+    pub(super) async fn release_lease(&self, id: &str) {
+        let now = self.clock.now_unix_ms();
+        if let Err(e) = self.journal.lease(id, &self.holder, now, now).await {
+            tracing::debug!(message_id = id, error = %e, "cannot release the lease; it expires");
+        }
+    }
+
+    /// Reads the job's message again: `Some` when it is final already (another job finished
+    /// it); its journaled orders become the work when there are any.
+    async fn refresh(&self, job: &mut Job) -> Result<Option<Claimed>, JournalError> {
+        if let Some(record) = self.journal.message(&job.message_id).await? {
+            if record.outcome != Outcome::Pending {
+                return Ok(Some(Claimed::Done(Execution {
+                    outcome: record.outcome,
+                    reason: record.reason,
+                    orders: record.orders,
+                })));
+            }
+            if !record.orders.is_empty() {
+                job.work = Work::Resume(record.orders);
+            }
+        }
+        Ok(None)
     }
 }

@@ -52,6 +52,7 @@ pub mod queue;
 pub mod record;
 mod settle;
 pub mod sizing;
+pub mod tally;
 pub mod working;
 
 pub use self::settle::Found;
@@ -61,6 +62,7 @@ use self::plan::{Plan, Request};
 use self::positions::PositionCache;
 use self::queue::{KeyedQueue, Turn};
 use self::record::{Finished, Recorder};
+use self::tally::Tally;
 
 /// Recorded as `reason` when a `close` found no position (outcome `filled`, no orders).
 pub const NOTHING_TO_CLOSE: &str = "nothing_to_close";
@@ -98,6 +100,9 @@ pub struct Job {
     pub scale: Option<Decimal>,
     /// Legs or journaled orders.
     pub work: Work,
+    /// A resume (of a message read from the journal), not a first delivery: another job may
+    /// have finished the message since it was read, so it is read again at the job's turn.
+    pub resumed: bool,
 }
 
 impl Job {
@@ -160,8 +165,12 @@ struct Inner {
     metrics: Metrics,
     /// One job at a time per (account, symbol).
     queue: KeyedQueue<Key>,
-    /// This receiver's name in execution leases (random per process).
+    /// One admission or resume decision at a time per message id ([`Executor::message_turn`]).
+    decisions: KeyedQueue<String>,
+    /// This receiver's name in execution leases: its journal's [`Journal::writer`].
     holder: String,
+    /// `messages_total`, once per message.
+    tally: Tally,
     /// Positions in front of the journal.
     positions: PositionCache,
     /// Jobs submitted and not finished.
@@ -219,6 +228,8 @@ impl Executor {
         config: ExecutorConfig,
         metrics: Metrics,
     ) -> Self {
+        let holder = journal.writer().to_owned();
+        let tally = Tally::new(metrics.clone(), &holder);
         Self {
             inner: Arc::new(Inner {
                 journal,
@@ -228,7 +239,9 @@ impl Executor {
                 config,
                 metrics,
                 queue: KeyedQueue::new(),
-                holder: claim::holder_id(),
+                decisions: KeyedQueue::new(),
+                holder,
+                tally,
                 positions: PositionCache::default(),
                 running: AtomicUsize::new(0),
                 active: Mutex::new(HashSet::new()),
@@ -279,7 +292,9 @@ impl Executor {
                 Err(e) => Err(e),
             };
             if let Err(e) = &result {
-                tracing::error!(message_id, error = %e, "execution interrupted; it resumes at the next start");
+                tracing::error!(message_id, error = %e, "execution interrupted; a redelivery or the resume sweep resumes it");
+                // Another receiver may take a redelivery of it at once.
+                inner.release_lease(&message_id).await;
             }
             let _ = done.send(result);
             inner.lock_active().remove(&message_id);
@@ -293,6 +308,34 @@ impl Executor {
     /// `true` while a job for this message is queued or running.
     pub fn is_active(&self, message_id: &str) -> bool {
         self.inner.lock_active().contains(message_id)
+    }
+
+    /// The turn to decide about message `message_id`: admitting it and submitting its job, or
+    /// resuming it. Held from before the journal is asked until the job is submitted, so a
+    /// concurrent delivery of the same id in this receiver sees the job ([`Executor::is_active`])
+    /// and never resumes a message a first delivery is about to submit.
+    pub async fn message_turn(&self, message_id: &str) -> Turn<String> {
+        self.inner
+            .decisions
+            .enqueue([message_id.to_owned()])
+            .turn()
+            .await
+    }
+
+    /// Whether message `message_id`, journaled `pending`, is to be resumed here now (call it
+    /// holding its [`Executor::message_turn`]): no job of this receiver executes it, and no
+    /// other receiver holds a running lease on it. The lease is taken for this receiver, so
+    /// a receiver asking next sees it held; the job's claim keeps it.
+    pub async fn resumable(&self, message_id: &str) -> Result<bool, JournalError> {
+        if self.is_active(message_id) {
+            return Ok(false);
+        }
+        self.inner.take_lease(message_id).await
+    }
+
+    /// `messages_total`, counted once per message.
+    pub fn tally(&self) -> &Tally {
+        &self.inner.tally
     }
 
     /// Waits until no job is running, or `timeout` passes; `true` when idle.
@@ -347,7 +390,7 @@ impl Inner {
         Recorder {
             journal: self.journal.as_ref(),
             positions: &self.positions,
-            metrics: &self.metrics,
+            tally: &self.tally,
             clock: self.clock.as_ref(),
         }
     }

@@ -7,9 +7,9 @@ use rust_decimal::Decimal;
 
 use super::positions::{PositionCache, PositionKey};
 use super::queue::Turn;
+use super::tally::Tally;
 use super::{Execution, Key};
 use crate::journal::{Journal, JournalError, OrderRecord, Outcome, Settlement};
-use crate::metrics::Metrics;
 
 /// What recording needs.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +19,7 @@ pub struct Recorder<'a> {
     /// Moved by each fill.
     pub positions: &'a PositionCache,
     /// Counts outcomes.
-    pub metrics: &'a Metrics,
+    pub tally: &'a Tally,
     /// Time of the record.
     pub clock: &'a dyn Clock,
 }
@@ -83,13 +83,15 @@ impl Recorder<'_> {
         self.positions.apply(&deltas);
         drop(turn);
         if let Err(e) = written.await {
-            // The journal is behind the cache now: reload these keys from it next time (this
-            // message stays `pending` and its completion is written again at the next start).
+            // The journal may be behind the cache now: reload these keys from it next time. The
+            // write may have committed all the same (its answer lost): the tally learns which
+            // at the next read; if not, the message stays `pending` and is resumed.
             self.positions
                 .forget(deltas.into_iter().map(|(key, _)| key));
+            self.tally.unsure(message_id, Some(outcome));
             return Err(e);
         }
-        self.metrics.message(outcome);
+        self.tally.written(message_id, outcome);
         tracing::info!(
             message_id,
             outcome = outcome.as_str(),

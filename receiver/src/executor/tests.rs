@@ -148,6 +148,7 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
             venue: "recorder".into(),
             scale: None,
             work: Work::Legs(vec![leg("AAA")]),
+            resumed: false,
         };
         completions.push(executor.submit(job));
     }
@@ -175,6 +176,7 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
         venue: "recorder".into(),
         scale: None,
         work: Work::Legs(vec![leg("AAA")]),
+        resumed: false,
     };
     let done = executor.submit(job).await.unwrap().unwrap();
     assert_eq!(done.outcome, Outcome::Filled);
@@ -195,6 +197,7 @@ async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_las
         venue: "recorder".into(),
         scale: None,
         work: Work::Legs(vec![leg("AAA")]),
+        resumed: false,
     };
     let done = executor.submit(job).await.unwrap().unwrap();
     assert_eq!(
@@ -274,7 +277,7 @@ proptest::proptest! {
             for (i, (action, quantity)) in steps.iter().enumerate() {
                 let id = format!("msg_{i}");
                 admit(&journal, &id).await;
-                let job = Job { message_id: id, account: "main".into(), strategy: None, venue: "paper".into(), scale: None, work: Work::Legs(vec![action_leg(*action, *quantity)]) };
+                let job = Job { message_id: id, account: "main".into(), strategy: None, venue: "paper".into(), scale: None, work: Work::Legs(vec![action_leg(*action, *quantity)]), resumed: false };
                 let done = executor.submit(job).await.unwrap().unwrap();
                 assert_eq!(done.outcome, Outcome::Filled);
                 let q = quantity.map(Decimal::from);

@@ -327,6 +327,7 @@ mod tests {
             outcome,
             reason: reason.map(Into::into),
             envelope: br#"{"alert":{"strategy":"sma-cross","action":"buy","quantity":"0.01","symbol":"BTCUSDT"}}"#.to_vec(),
+            finished_by: None,
             orders,
         }
     }

@@ -224,8 +224,13 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// The record a store journals for this message, with the outcome the dedupe check left
-    /// (the same in every store).
-    pub fn into_record(self, outcome: Outcome, reason: Option<String>) -> MessageRecord {
+    /// (the same in every store), admitted by the journal named `writer`.
+    pub fn into_record(
+        self,
+        outcome: Outcome,
+        reason: Option<String>,
+        writer: &str,
+    ) -> MessageRecord {
         MessageRecord {
             id: self.id,
             account: self.account,
@@ -236,9 +241,17 @@ impl NewMessage {
             outcome,
             reason,
             envelope: self.envelope.to_vec(),
+            finished_by: (outcome != Outcome::Pending).then(|| writer.to_owned()),
             orders: Vec::new(),
         }
     }
+}
+
+/// A fresh name for an opened journal ([`Journal::writer`]): random, so every receiver process,
+/// and every start of one, has its own.
+pub(crate) fn new_writer() -> String {
+    use rand::Rng;
+    format!("receiver-{:016x}", rand::thread_rng().gen::<u64>())
 }
 
 /// What [`Journal::admit`] did.
@@ -272,6 +285,11 @@ pub struct MessageRecord {
     pub reason: Option<String>,
     /// The verified body.
     pub envelope: Vec<u8>,
+    /// The journal ([`Journal::writer`]: one receiver process) whose write took the message out
+    /// of `pending`, or journaled it final at admission; `None` while `pending`. A receiver
+    /// whose write lost its answer reads it to learn whether that write committed
+    /// ([`crate::executor::tally`]).
+    pub finished_by: Option<String>,
     /// Its orders, by leg.
     pub orders: Vec<OrderRecord>,
 }
@@ -360,6 +378,11 @@ pub struct Settlement {
 
 /// The durable record behind the receiver.
 pub trait Journal: Send + Sync + Debug {
+    /// This opened journal's name (random per open, so per receiver process): recorded as
+    /// [`MessageRecord::finished_by`] by the writes it makes, and the receiver's name in
+    /// execution leases.
+    fn writer(&self) -> &str;
+
     /// Journals a message by id, atomically with the idempotency-key check. Two concurrent calls
     /// with the same id: exactly one gets [`Admission::New`].
     fn admit(&self, message: NewMessage) -> JournalFuture<Admission>;
@@ -369,7 +392,8 @@ pub trait Journal: Send + Sync + Debug {
 
     /// Records the venue's answers for a message's orders (with their position changes) and the
     /// message's final outcome, in one atomic write. Orders still `new` afterwards are marked
-    /// `skipped` unless the outcome is `pending`.
+    /// `skipped` unless the outcome is `pending`; a message leaving `pending` records this
+    /// journal as [`MessageRecord::finished_by`].
     fn complete(
         &self,
         settlements: Vec<Settlement>,

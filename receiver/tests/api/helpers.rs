@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alertgate_receiver::config::{MetricsConfig, OpsConfig};
+use alertgate_receiver::config::{MetricsConfig, OpsConfig, StoreKind};
 use alertgate_receiver::reconcile::Reconciler;
 use alertgate_receiver::{Receiver, Settings};
 use alertgate_shared::{
     Clock, Envelope, HmacSecret, ManualClock, MessageId, SecretRef, Signer, SigningKey,
 };
+use alertgate_testkit::postgres::TestSchema;
 use alertgate_testkit::{config, free_addr, loopback, Ready, Service};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
@@ -123,6 +124,34 @@ impl Workdir {
     pub fn signer(&self) -> Signer {
         Signer::new(vec![self.key.clone()], vec![self.hmac.clone()]).unwrap()
     }
+}
+
+/// `options` plus the store: PostgreSQL at the schema's URL, read from the secret file
+/// `database-url` in `work` (a test may point it elsewhere: a proxy, [`TestSchema::url_via`]).
+pub fn on_postgres(work: &Workdir, schema: &TestSchema, options: &Options) -> Options {
+    let url_file = work.path().join("database-url");
+    std::fs::write(&url_file, &schema.url).unwrap();
+    let inner = options.configure.clone();
+    let mut options = options.clone();
+    options.configure = Some(Arc::new(move |s: &mut Settings| {
+        s.store.kind = StoreKind::Postgres;
+        s.store.url = Some(SecretRef::File(url_file.clone()));
+        s.store.path = PathBuf::new();
+        s.store.pool_size = 4;
+        if let Some(configure) = &inner {
+            configure(s);
+        }
+    }));
+    options
+}
+
+/// `alertgate_receiver_messages_total{outcome}` in a metrics page (0 when absent).
+pub fn messages_counted(metrics: &str, outcome: &str) -> u64 {
+    let series = format!("alertgate_receiver_messages_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// A running in-process receiver.

@@ -10,6 +10,7 @@ mod dashboard_browser;
 mod delivery;
 mod helpers;
 mod lifecycle;
+mod lost_answers;
 mod notify;
 mod ops;
 mod positions;

@@ -3,31 +3,12 @@
 //! finished by another with the same client order id.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use alertgate_receiver::broker::config::PaperConfig;
-use alertgate_receiver::config::StoreKind;
-use alertgate_shared::SecretRef;
 use alertgate_testkit::postgres::TestSchema;
 use alertgate_testkit::{free_addr, until, Ready, Service};
 
-use crate::helpers::{buy, envelope_at, Options, ProcessClient, Workdir, BIN};
-
-/// `options` plus the store: PostgreSQL at the schema's URL (read from a secret file).
-fn on_postgres(work: &Workdir, schema: &TestSchema, options: &Options) -> Options {
-    let url_file = work.path().join("database-url");
-    std::fs::write(&url_file, &schema.url).unwrap();
-    let inner = options.configure.clone();
-    Options::configured(move |s| {
-        s.store.kind = StoreKind::Postgres;
-        s.store.url = Some(SecretRef::File(url_file.clone()));
-        s.store.path = PathBuf::new();
-        s.store.pool_size = 4;
-        if let Some(configure) = &inner {
-            configure(s);
-        }
-    })
-}
+use crate::helpers::{buy, envelope_at, on_postgres, Options, ProcessClient, Workdir, BIN};
 
 /// Starts receiver `name` with its own config file.
 async fn start(work: &Workdir, options: &Options, name: &str) -> (Service, SocketAddr) {

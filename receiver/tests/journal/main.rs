@@ -751,3 +751,46 @@ async fn the_same_symbol_at_two_venues_is_two_positions() {
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
+
+#[tokio::test]
+async fn the_journal_that_takes_a_message_out_of_pending_is_recorded_as_its_finisher() {
+    for s in stores().await {
+        let other = s.reopen().await;
+        assert_ne!(s.journal.writer(), other.writer(), "{}", s.name);
+        s.journal.admit(message("m1", None, 1_000)).await.unwrap();
+        let pending = s.journal.message("m1").await.unwrap().unwrap();
+        assert_eq!(pending.finished_by, None, "{}", s.name);
+
+        other
+            .finish("m1", Outcome::Unknown, None, 2_000)
+            .await
+            .unwrap();
+        s.journal
+            .finish("m1", Outcome::Filled, None, 3_000)
+            .await
+            .unwrap();
+        let done = s.journal.message("m1").await.unwrap().unwrap();
+        assert_eq!(done.outcome, Outcome::Filled, "{}", s.name);
+        assert_eq!(
+            done.finished_by.as_deref(),
+            Some(other.writer()),
+            "{}: the write out of pending, not a later one",
+            s.name
+        );
+
+        let mut invalid = message("m2", None, 1_000);
+        invalid.outcome = Outcome::Invalid;
+        invalid.reason = Some("quantity: missing".into());
+        let Admission::New(admitted) = s.journal.admit(invalid).await.unwrap() else {
+            panic!("{}: m2 is new", s.name);
+        };
+        assert_eq!(
+            admitted.finished_by.as_deref(),
+            Some(s.journal.writer()),
+            "{}",
+            s.name
+        );
+        let stored = s.journal.message("m2").await.unwrap().unwrap();
+        assert_eq!(stored.finished_by, admitted.finished_by, "{}", s.name);
+    }
+}

@@ -12,7 +12,7 @@ use crate::journal::events::NotifyEvent;
 use crate::journal::{Admission, JournalError, MessageRecord, NewMessage, Outcome};
 
 const MESSAGE_COLUMNS: &str =
-    "id, account, idempotency_key, received_at, recorded_at, updated_at, outcome, reason, envelope";
+    "id, account, idempotency_key, received_at, recorded_at, updated_at, outcome, reason, envelope, finished_by";
 
 fn read_message(row: &tokio_postgres::Row) -> Result<MessageRecord, JournalError> {
     let outcome: String = row.try_get(6).map_err(pg)?;
@@ -26,6 +26,7 @@ fn read_message(row: &tokio_postgres::Row) -> Result<MessageRecord, JournalError
         outcome: Outcome::from_str(&outcome)?,
         reason: row.try_get(7).map_err(pg)?,
         envelope: row.try_get(8).map_err(pg)?,
+        finished_by: row.try_get(9).map_err(pg)?,
         orders: Vec::new(),
     })
 }
@@ -59,10 +60,12 @@ pub(super) async fn load(
 /// within the window. Receivers sharing the database serialize on a transaction-scoped advisory
 /// lock per (account, key), so two deliveries of one key to two receivers cannot both be first;
 /// the same id delivered twice at once is settled by the primary key (the second insert waits
-/// for the first to commit, inserts nothing and reads the stored record).
+/// for the first to commit, inserts nothing and reads the stored record). A message final at
+/// admission is finished by `writer`.
 pub(super) async fn admit(
     tx: &Transaction<'_>,
     mut m: NewMessage,
+    writer: &str,
 ) -> Result<Admission, JournalError> {
     if let Some(existing) = load(tx, &m.id).await? {
         return Ok(Admission::Seen(existing));
@@ -93,7 +96,7 @@ pub(super) async fn admit(
     let inserted = tx
         .execute(
             "INSERT INTO messages (id, account, idempotency_key, received_at, recorded_at, updated_at, envelope, \
-             outcome, reason) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+             outcome, reason, finished_by) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
             &[
                 &m.id,
                 &m.account,
@@ -103,6 +106,7 @@ pub(super) async fn admit(
                 &m.envelope.as_ref(),
                 &outcome.as_str(),
                 &reason,
+                &(outcome != Outcome::Pending).then_some(writer),
             ],
         )
         .await
@@ -115,7 +119,7 @@ pub(super) async fn admit(
         return Ok(Admission::Seen(existing));
     }
     let now_ms = m.now_ms;
-    let record = m.into_record(outcome, reason);
+    let record = m.into_record(outcome, reason, writer);
     // As SQLite's: an alert refused at admission is final already; its event goes with it.
     if let Some(event) = NotifyEvent::for_outcome(&record, now_ms) {
         outbox::insert(tx, &event).await?;
@@ -123,13 +127,15 @@ pub(super) async fn admit(
     Ok(Admission::New(record))
 }
 
-/// Sets a message's outcome; orders still `new` become `skipped` unless it is `pending`.
+/// Sets a message's outcome; orders still `new` become `skipped` unless it is `pending`. A
+/// message leaving `pending` is finished by `writer`.
 pub(super) async fn finish(
     tx: &Transaction<'_>,
     id: &str,
     outcome: Outcome,
     reason: Option<String>,
     now_ms: i64,
+    writer: &str,
 ) -> Result<(), JournalError> {
     let before: Option<String> = tx
         .query_opt("SELECT outcome FROM messages WHERE id = $1", &[&id])
@@ -139,8 +145,10 @@ pub(super) async fn finish(
         .transpose()
         .map_err(pg)?;
     tx.execute(
-        "UPDATE messages SET outcome = $2, reason = $3, updated_at = $4 WHERE id = $1",
-        &[&id, &outcome.as_str(), &reason, &now_ms],
+        "UPDATE messages SET outcome = $2, reason = $3, updated_at = $4, \
+         finished_by = CASE WHEN outcome = 'pending' AND $2 <> 'pending' THEN $5 ELSE finished_by END \
+         WHERE id = $1",
+        &[&id, &outcome.as_str(), &reason, &now_ms, &writer],
     )
     .await
     .map_err(pg)?;

@@ -45,6 +45,8 @@ pub struct PostgresJournal {
     pool: Pool,
     /// Connections holding (account, symbol) locks while jobs execute (`store.pool_size`).
     locks: Pool,
+    /// This journal's name ([`Journal::writer`]).
+    writer: String,
 }
 
 impl std::fmt::Debug for PostgresJournal {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for PostgresJournal {
         f.debug_struct("PostgresJournal")
             .field("pool", &self.pool.status())
             .field("locks", &self.locks.status())
+            .field("writer", &self.writer)
             .finish()
     }
 }
@@ -112,7 +115,11 @@ impl PostgresJournal {
         let pool = build(Some(CONNECT_TIMEOUT))?;
         // Jobs wait for a lock connection as long as it takes: they are queued work, in order.
         let locks = build(None)?;
-        let journal = Self { pool, locks };
+        let journal = Self {
+            pool,
+            locks,
+            writer: super::new_writer(),
+        };
         {
             let mut client = journal.pool.get().await.map_err(pool_error)?;
             schema::migrate(&mut client).await?;
@@ -141,8 +148,13 @@ impl PostgresJournal {
 }
 
 impl Journal for PostgresJournal {
+    fn writer(&self) -> &str {
+        &self.writer
+    }
+
     fn admit(&self, message: NewMessage) -> JournalFuture<Admission> {
-        self.tx(move |t| Box::pin(messages::admit(t, message)))
+        let writer = self.writer.clone();
+        self.tx(move |t| Box::pin(async move { messages::admit(t, message, &writer).await }))
     }
 
     fn plan(&self, orders: Vec<OrderRecord>) -> JournalFuture<()> {
@@ -157,13 +169,13 @@ impl Journal for PostgresJournal {
         reason: Option<String>,
         now_ms: i64,
     ) -> JournalFuture<()> {
-        let id = id.to_owned();
+        let (id, writer) = (id.to_owned(), self.writer.clone());
         self.tx(move |t| {
             Box::pin(async move {
                 for settlement in settlements {
                     orders::settle(t, settlement).await?;
                 }
-                messages::finish(t, &id, outcome, reason, now_ms).await
+                messages::finish(t, &id, outcome, reason, now_ms, &writer).await
             })
         })
     }

@@ -141,6 +141,10 @@ ALTER TABLE positions ALTER COLUMN venue SET NOT NULL;
 ALTER TABLE positions DROP CONSTRAINT positions_pkey;
 ALTER TABLE positions ADD PRIMARY KEY (account, venue, symbol);
 "#,
+    // 7: which receiver finished each message (as SQLite's 7).
+    r#"
+ALTER TABLE messages ADD COLUMN finished_by TEXT;
+"#,
 ];
 
 /// Objects only PostgreSQL needs (several receivers), created with `IF NOT EXISTS` after the

@@ -15,8 +15,8 @@ use crate::journal::{Admission, JournalError, MessageRecord, NewMessage, Outcome
 pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<MessageRecord>, JournalError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, account, idempotency_key, received_at, recorded_at, updated_at, outcome, reason, envelope \
-             FROM messages WHERE id = ?1",
+            "SELECT id, account, idempotency_key, received_at, recorded_at, updated_at, outcome, reason, envelope, \
+             finished_by FROM messages WHERE id = ?1",
         )
         .map_err(storage)?;
     let row = stmt
@@ -31,6 +31,7 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<MessageRecord>,
                 r.get::<_, String>(6)?,
                 r.get::<_, Option<String>>(7)?,
                 r.get::<_, Vec<u8>>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })
         .optional()
@@ -45,6 +46,7 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<MessageRecord>,
         outcome,
         reason,
         envelope,
+        finished_by,
     )) = row
     else {
         return Ok(None);
@@ -64,13 +66,18 @@ pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<MessageRecord>,
         outcome: Outcome::from_str(&outcome)?,
         reason,
         envelope,
+        finished_by,
         orders,
     }))
 }
 
 /// Journals `m` unless its id is known, marking it `duplicate` when its idempotency key was used
-/// within the window.
-pub(super) fn admit(conn: &Connection, mut m: NewMessage) -> Result<Admission, JournalError> {
+/// within the window; a message final at admission is finished by `writer`.
+pub(super) fn admit(
+    conn: &Connection,
+    mut m: NewMessage,
+    writer: &str,
+) -> Result<Admission, JournalError> {
     if let Some(existing) = load(conn, &m.id)? {
         return Ok(Admission::Seen(existing));
     }
@@ -93,7 +100,7 @@ pub(super) fn admit(conn: &Connection, mut m: NewMessage) -> Result<Admission, J
     }
     conn.prepare_cached(
         "INSERT INTO messages (id, account, idempotency_key, received_at, recorded_at, updated_at, envelope, \
-         outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+         outcome, reason, finished_by) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)",
     )
     .map_err(storage)?
     .execute(params![
@@ -104,11 +111,12 @@ pub(super) fn admit(conn: &Connection, mut m: NewMessage) -> Result<Admission, J
         m.now_ms,
         m.envelope.as_ref(),
         outcome.as_str(),
-        reason
+        reason,
+        (outcome != Outcome::Pending).then_some(writer)
     ])
     .map_err(storage)?;
     let now_ms = m.now_ms;
-    let record = m.into_record(outcome, reason);
+    let record = m.into_record(outcome, reason, writer);
     // An alert refused at admission (`invalid`) is final already: its event goes with it.
     if let Some(event) = NotifyEvent::for_outcome(&record, now_ms) {
         outbox::insert(conn, &event)?;
@@ -116,13 +124,15 @@ pub(super) fn admit(conn: &Connection, mut m: NewMessage) -> Result<Admission, J
     Ok(Admission::New(record))
 }
 
-/// Sets a message's outcome; orders still `new` become `skipped` unless it is `pending`.
+/// Sets a message's outcome; orders still `new` become `skipped` unless it is `pending`. A
+/// message leaving `pending` is finished by `writer`.
 pub(super) fn finish(
     conn: &Connection,
     id: &str,
     outcome: Outcome,
     reason: Option<String>,
     now_ms: i64,
+    writer: &str,
 ) -> Result<(), JournalError> {
     let before: Option<String> = conn
         .prepare_cached("SELECT outcome FROM messages WHERE id = ?1")
@@ -131,10 +141,12 @@ pub(super) fn finish(
         .optional()
         .map_err(storage)?;
     conn.prepare_cached(
-        "UPDATE messages SET outcome = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
+        "UPDATE messages SET outcome = ?2, reason = ?3, updated_at = ?4, \
+         finished_by = CASE WHEN outcome = 'pending' AND ?2 <> 'pending' THEN ?5 ELSE finished_by END \
+         WHERE id = ?1",
     )
     .map_err(storage)?
-    .execute(params![id, outcome.as_str(), reason, now_ms])
+    .execute(params![id, outcome.as_str(), reason, now_ms, writer])
     .map_err(storage)?;
     if outcome != Outcome::Pending {
         conn.prepare_cached(

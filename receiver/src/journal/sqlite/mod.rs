@@ -44,6 +44,8 @@ pub struct SqliteJournal {
     ops: mpsc::Sender<Op>,
     /// The database file.
     path: PathBuf,
+    /// This journal's name ([`Journal::writer`]).
+    writer: String,
 }
 
 fn storage(e: rusqlite::Error) -> JournalError {
@@ -94,6 +96,7 @@ impl SqliteJournal {
         Ok(Self {
             ops,
             path: path.to_owned(),
+            writer: super::new_writer(),
         })
     }
 
@@ -168,8 +171,13 @@ impl SqliteJournal {
 }
 
 impl Journal for SqliteJournal {
+    fn writer(&self) -> &str {
+        &self.writer
+    }
+
     fn admit(&self, message: NewMessage) -> JournalFuture<Admission> {
-        self.call(move |c| messages::admit(c, message))
+        let writer = self.writer.clone();
+        self.call(move |c| messages::admit(c, message, &writer))
     }
 
     fn plan(&self, orders: Vec<OrderRecord>) -> JournalFuture<()> {
@@ -184,12 +192,12 @@ impl Journal for SqliteJournal {
         reason: Option<String>,
         now_ms: i64,
     ) -> JournalFuture<()> {
-        let id = id.to_owned();
+        let (id, writer) = (id.to_owned(), self.writer.clone());
         self.call(move |c| {
             for settlement in settlements {
                 orders::settle(c, settlement)?;
             }
-            messages::finish(c, &id, outcome, reason, now_ms)
+            messages::finish(c, &id, outcome, reason, now_ms, &writer)
         })
     }
 

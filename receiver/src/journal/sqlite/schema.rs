@@ -149,6 +149,11 @@ INSERT INTO positions_by_venue (account, venue, symbol, quantity, updated_at)
 DROP TABLE positions;
 ALTER TABLE positions_by_venue RENAME TO positions;
 "#,
+    // 7: which receiver finished each message (`finished_by`): the one whose write took it out
+    // of `pending` counts it in `messages_total`, also when that write's answer was lost.
+    r#"
+ALTER TABLE messages ADD COLUMN finished_by TEXT;
+"#,
 ];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
