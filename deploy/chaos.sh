@@ -25,7 +25,7 @@ cleanup() {
   # A harness killed mid-seed leaves its tmpfs mounted: unmount what it left.
   if [ "$(id -u)" = 0 ] && command -v findmnt >/dev/null; then
     findmnt -rn -o TARGET | grep -E '/alertgate-chaos-[0-9]+-[^/]+/(spool|journal)-disk$' |
-      while read -r m; do umount -l "$m" || true; done
+      while read -r m; do umount -l "$m" || true; done || true
   fi
 }
 trap cleanup EXIT
