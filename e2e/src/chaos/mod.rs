@@ -35,7 +35,7 @@ use alertgate_testkit::emulators::binance::{
     BinanceEmulator, BinanceEmulatorConfig, EmulatedSymbol,
 };
 use alertgate_testkit::emulators::Fault as VenueFault;
-use alertgate_testkit::postgres::TestSchema;
+use alertgate_testkit::postgres::{PrivateServer, TestSchema};
 use alertgate_testkit::proxy::Proxy;
 use alertgate_testkit::{free_addr, secret_file, Ready, Service};
 use anyhow::Context as _;
@@ -234,27 +234,6 @@ fn ethusdt() -> EmulatedSymbol {
     }
 }
 
-/// The PostgreSQL server tests use (`ALERTGATE_TEST_DATABASE_URL`'s host and port).
-fn postgres_server() -> anyhow::Result<SocketAddr> {
-    let url = alertgate_testkit::postgres::base_url();
-    let host_port = url
-        .split_once('@')
-        .map_or(url.as_str(), |(_, rest)| rest)
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let with_port = if host_port.contains(':') {
-        host_port
-    } else {
-        format!("{host_port}:5432")
-    };
-    let with_port = with_port.replace("localhost", "127.0.0.1");
-    with_port
-        .parse()
-        .with_context(|| format!("the PostgreSQL address in {url:?} (host:port of an IP)"))
-}
-
 /// One seed's stack: venue, proxies, receiver, relay.
 struct Stack {
     venue: BinanceEmulator,
@@ -269,8 +248,9 @@ struct Stack {
     spool_dir: PathBuf,
     journal_path: PathBuf,
     disks: Vec<(Disk, Tmpfs)>,
-    /// With `--postgres`: the receiver's schema and the proxy in front of the server.
-    database: Option<(TestSchema, Proxy)>,
+    /// With `--postgres`: the receiver's schema, the proxy in front of the server, and the
+    /// server itself (the seed's own, so that `postgres_restart` can crash it for real).
+    database: Option<(TestSchema, Proxy, Arc<PrivateServer>)>,
 }
 
 impl Stack {
@@ -339,16 +319,16 @@ impl Stack {
             listen: receiver_metrics,
         });
         let database = if postgres {
-            let schema = TestSchema::create().await?;
-            let server: SocketAddr = postgres_server()?;
-            let link = Proxy::start(server).await?;
+            let server = Arc::new(tokio::task::spawn_blocking(PrivateServer::start).await??);
+            let schema = TestSchema::create_on(&server.url()).await?;
+            let link = Proxy::start(server.addr()).await?;
             let url_file = root.join("database-url");
             std::fs::write(&url_file, schema.url_via(link.addr))?;
             r.store.kind = StoreKind::Postgres;
             r.store.url = Some(SecretRef::File(url_file));
             r.store.path = PathBuf::new();
             r.store.pool_size = 4;
-            Some((schema, link))
+            Some((schema, link, server))
         } else {
             None
         };
@@ -424,7 +404,7 @@ impl Stack {
     /// The journal as it is now.
     async fn journal(&self) -> anyhow::Result<check::Journal> {
         match &self.database {
-            Some((schema, _)) => check::Journal::read_postgres(&schema.url).await,
+            Some((schema, _, _)) => check::Journal::read_postgres(&schema.url).await,
             None => check::Journal::read(&self.journal_path),
         }
     }
@@ -432,7 +412,7 @@ impl Stack {
     fn link(&self, link: Link) -> &Proxy {
         match (link, &self.database) {
             (Link::RelayReceiver, _) => &self.receiver_link,
-            (Link::ReceiverDatabase, Some((_, db))) => db,
+            (Link::ReceiverDatabase, Some((_, db, _))) => db,
             // Never drawn without `--postgres`.
             (Link::ReceiverVenue | Link::ReceiverDatabase, _) => &self.venue_link,
         }
@@ -449,7 +429,7 @@ impl Stack {
     async fn heal(&mut self) -> anyhow::Result<()> {
         self.receiver_link.heal();
         self.venue_link.heal();
-        if let Some((_, db)) = &self.database {
+        if let Some((_, db, _)) = &self.database {
             db.heal();
         }
         // A fault still queued would strike during quiescence, with nobody left to undo it.
@@ -575,9 +555,12 @@ async fn inflict(
                 undo.push((Instant::now() + lasting, event.clone()));
             }
             Fault::DatabaseRestart => {
-                if let Some((schema, db)) = &stack.database {
+                if let Some((_, db, server)) = &stack.database {
+                    // Unreachable while it is down and recovering; then it crashes for real
+                    // (no checkpoint, every connection cut) and recovers from its WAL.
                     db.down();
-                    schema.terminate_connections().await?;
+                    let server = Arc::clone(server);
+                    tokio::task::spawn_blocking(move || server.crash_restart()).await??;
                     undo.push((Instant::now() + lasting, event.clone()));
                 }
             }
