@@ -23,7 +23,10 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 
 pub use super::binance_signed::BinanceAuth;
-use super::binance_signed::{bad, err, mandatory, plain_decimal, SignedCheck};
+use super::binance_signed::{
+    bad, check_presence, decimal_param, err, fault_body, mandatory, param, valid_client_id,
+    OrderKey, SignedCheck,
+};
 use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
 /// One tradable symbol and its filters (zero disables a bound, as on Binance).
@@ -197,21 +200,12 @@ pub struct BinanceState {
 pub type BinanceEmulator = Emulator<BinanceState>;
 
 fn error_body(status: u16) -> Value {
-    match status {
-        429 => {
-            json!({"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."})
-        }
-        _ => {
-            json!({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
-        }
-    }
+    fault_body(status, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
 }
 
+/// Spot's `^[a-zA-Z0-9-_]{1,36}$`.
 fn valid_client_order_id(id: &str) -> bool {
-    (1..=36).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    valid_client_id(id, b"-_")
 }
 
 impl Venue for BinanceState {
@@ -377,19 +371,16 @@ impl BinanceState {
         request: &Recorded,
         then: impl FnOnce(&HashMap<String, String>) -> Reply,
     ) -> Reply {
-        let check = SignedCheck {
+        SignedCheck {
             api_key: &self.config.api_key,
             auth: &self.config.auth,
             clock: &self.config.clock,
-        };
-        match check.check(request) {
-            Ok(params) => then(&params),
-            Err(refusal) => *refusal,
         }
+        .answer(request, then)
     }
 
     fn new_order(&self, params: &HashMap<String, String>) -> Reply {
-        let get = |k: &str| params.get(k).filter(|v| !v.is_empty());
+        let get = |k: &str| param(params, k);
         let mut book = self.book();
         let Some(symbol) = get("symbol") else {
             return mandatory("symbol");
@@ -440,39 +431,29 @@ impl BinanceState {
                 &format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'."),
             );
         }
-        for (name, needed) in [
-            ("timeInForce", needs_tif),
-            ("price", needs_price),
-            ("stopPrice", needs_stop),
-        ] {
-            match (needed, get(name)) {
-                (true, None) => return mandatory(name),
-                (false, Some(_)) => {
-                    return bad(
-                        -1106,
-                        &format!("Parameter '{name}' sent when not required."),
-                    )
-                }
-                _ => {}
-            }
+        if let Err(refusal) = check_presence(
+            params,
+            &[
+                ("timeInForce", needs_tif),
+                ("price", needs_price),
+                ("stopPrice", needs_stop),
+            ],
+        ) {
+            return *refusal;
         }
         if let Some(tif) = get("timeInForce") {
             if !["GTC", "IOC", "FOK"].contains(&tif.as_str()) {
                 return bad(-1115, "Invalid timeInForce.");
             }
         }
-        // Err: the malformed parameter's name.
-        let decimal = |name: &'static str| -> Result<Option<Decimal>, &'static str> {
-            get(name).map(|v| plain_decimal(v).ok_or(name)).transpose()
-        };
-        let illegal = |name: &str| {
-            bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."))
-        };
+        let decimal = |name: &str| decimal_param(params, name);
         let (quantity, price, stop_price) =
             match (decimal("quantity"), decimal("price"), decimal("stopPrice")) {
                 (Ok(Some(q)), Ok(p), Ok(s)) => (q, p, s),
                 (Ok(None), _, _) => return mandatory("quantity"),
-                (Err(name), _, _) | (_, Err(name), _) | (_, _, Err(name)) => return illegal(name),
+                (Err(refusal), _, _) | (_, Err(refusal), _) | (_, _, Err(refusal)) => {
+                    return *refusal
+                }
             };
         let client_order_id = match get("newClientOrderId") {
             Some(id) if valid_client_order_id(id) => id.clone(),
@@ -593,25 +574,15 @@ impl BinanceState {
     fn cancel_order(&self, params: &HashMap<String, String>) -> Reply {
         let now = self.config.clock.now_unix_ms();
         let mut book = self.book();
-        let Some(symbol) = params.get("symbol").cloned() else {
-            return mandatory("symbol");
+        let key = match OrderKey::from_params(params, |s| book.symbols.contains_key(s)) {
+            Ok(key) => key,
+            Err(refusal) => return *refusal,
         };
-        if !book.symbols.contains_key(&symbol) {
-            return bad(-1121, "Invalid symbol.");
-        }
-        let by_client = params.get("origClientOrderId").cloned();
-        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
-        if by_client.is_none() && by_id.is_none() {
-            return bad(
-                -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            );
-        }
-        let found = book.orders.iter_mut().rev().find(|o| {
-            o.symbol == symbol
-                && by_client.as_ref().is_none_or(|c| &o.client_order_id == c)
-                && by_id.is_none_or(|i| o.order_id == i)
-        });
+        let found = book
+            .orders
+            .iter_mut()
+            .rev()
+            .find(|o| key.names(&o.symbol, &o.client_order_id, o.order_id));
         match found {
             Some(order) if order.is_open() => {
                 order.status = "CANCELED".into();
@@ -707,25 +678,15 @@ impl BinanceState {
 
     fn query_order(&self, params: &HashMap<String, String>) -> Reply {
         let book = self.book();
-        let Some(symbol) = params.get("symbol") else {
-            return mandatory("symbol");
+        let key = match OrderKey::from_params(params, |s| book.symbols.contains_key(s)) {
+            Ok(key) => key,
+            Err(refusal) => return *refusal,
         };
-        if !book.symbols.contains_key(symbol) {
-            return bad(-1121, "Invalid symbol.");
-        }
-        let by_client = params.get("origClientOrderId");
-        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
-        if by_client.is_none() && by_id.is_none() {
-            return bad(
-                -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            );
-        }
-        let found = book.orders.iter().rev().find(|o| {
-            &o.symbol == symbol
-                && by_client.is_none_or(|c| &o.client_order_id == c)
-                && by_id.is_none_or(|i| o.order_id == i)
-        });
+        let found = book
+            .orders
+            .iter()
+            .rev()
+            .find(|o| key.names(&o.symbol, &o.client_order_id, o.order_id));
         match found {
             Some(order) => json_reply(StatusCode::OK, &order.json(self.config.clock.now_unix_ms())),
             None => bad(-2013, "Order does not exist."),
