@@ -94,3 +94,18 @@ impl Executor {
             .map(Some)
     }
 }
+
+impl Executor {
+    /// Follows the working orders of (account, symbol) at `venue`, in that key's turn (see
+    /// [`super::working`]): answers how many changed at the venue.
+    pub async fn follow(
+        &self,
+        account: &str,
+        symbol: &str,
+        venue: &str,
+    ) -> Result<usize, JournalError> {
+        let key = (account.to_owned(), symbol.to_owned());
+        let _turn = self.inner.queue.enqueue([key]).turn().await;
+        self.inner.follow(account, symbol, venue).await
+    }
+}

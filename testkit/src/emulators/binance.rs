@@ -29,6 +29,10 @@ use super::binance_signed::{
 };
 use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
+#[path = "binance_oco.rs"]
+mod oco;
+pub use self::oco::EmulatedList;
+
 /// One tradable symbol and its filters (zero disables a bound, as on Binance).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatedSymbol {
@@ -151,6 +155,8 @@ pub struct EmulatedOrder {
     pub executed_qty: Decimal,
     /// Filled value in the quote asset.
     pub cummulative_quote_qty: Decimal,
+    /// The `orderListId` of the OCO it is a leg of; `-1` for a lone order.
+    pub order_list_id: i64,
 }
 
 impl EmulatedOrder {
@@ -161,15 +167,23 @@ impl EmulatedOrder {
             .as_deref()
             .and_then(|p| p.parse::<Decimal>().ok())
             .unwrap_or_default();
-        json!({
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+        let mut body = json!({
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id, "transactTime": now_ms, "time": now_ms,
             "price": f(price), "origQty": f(self.quantity.parse::<Decimal>().unwrap_or_default()),
             "executedQty": f(self.executed_qty), "cummulativeQuoteQty": f(self.cummulative_quote_qty),
             "status": self.status, "timeInForce": self.time_in_force.clone().unwrap_or_else(|| "GTC".into()),
             "type": self.order_type, "side": self.side, "workingTime": now_ms,
             "selfTradePreventionMode": "EXPIRE_MAKER"
-        })
+        });
+        if let Some(stop) = self
+            .stop_price
+            .as_deref()
+            .and_then(|p| p.parse::<Decimal>().ok())
+        {
+            body["stopPrice"] = json!(f(stop));
+        }
+        body
     }
 
     fn is_open(&self) -> bool {
@@ -185,6 +199,8 @@ struct Book {
     insufficient_balance: bool,
     /// Asset → free balance (nothing is locked by resting orders here).
     balances: HashMap<String, Decimal>,
+    /// OCO order lists, oldest first.
+    lists: Vec<oco::EmulatedList>,
 }
 
 /// Binance's state: the config and the order book. Served as [`BinanceEmulator`].
@@ -194,6 +210,9 @@ pub struct BinanceState {
     config: BinanceEmulatorConfig,
     /// Symbols (as changed since), orders and switches.
     book: Mutex<Book>,
+    /// Faults for the next `POST /api/v3/orderList/oco` requests (the order faults stay with
+    /// `POST /api/v3/order`, so a test can break the OCO behind a good entry).
+    list_faults: Faults,
 }
 
 /// A running Binance emulator; stops when dropped.
@@ -221,6 +240,7 @@ impl Venue for BinanceState {
             orders: Vec::new(),
             next_id: 1000,
             insufficient_balance: false,
+            lists: Vec::new(),
             balances: config
                 .symbols
                 .iter()
@@ -230,6 +250,7 @@ impl Venue for BinanceState {
         Ok(Self {
             config,
             book: Mutex::new(book),
+            list_faults: Faults::default(),
         })
     }
 
@@ -255,6 +276,16 @@ impl Venue for BinanceState {
             ("GET", "/api/v3/account") => Some(self.signed(request, |params| self.account(params))),
             ("DELETE", "/api/v3/order") => {
                 Some(self.signed(request, |params| self.cancel_order(params)))
+            }
+            ("POST", "/api/v3/orderList/oco") => self.list_faults.around(
+                || self.signed(request, |params| self.new_oco(params)),
+                error_body,
+            ),
+            ("GET", "/api/v3/orderList") => {
+                Some(self.signed(request, |params| self.query_list(params)))
+            }
+            ("DELETE", "/api/v3/orderList") => {
+                Some(self.signed(request, |params| self.cancel_list(params)))
             }
             _ => Some(err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.")),
         }
@@ -527,6 +558,7 @@ impl BinanceState {
             } else {
                 Decimal::ZERO
             },
+            order_list_id: -1,
         };
         let body = order.json(self.config.clock.now_unix_ms());
         if crosses {
@@ -589,6 +621,12 @@ impl BinanceState {
                 let mut body = order.json(now);
                 body["origClientOrderId"] = json!(order.client_order_id);
                 body["clientOrderId"] = json!(format!("cancel{}", order.order_id));
+                // "Canceling an individual order in an order list will cancel the entire
+                // order list."
+                let list = order.order_list_id;
+                if list >= 0 {
+                    book.end_list(list, "CANCELED");
+                }
                 json_reply(StatusCode::OK, &body)
             }
             _ => bad(-2011, "Unknown order sent."),

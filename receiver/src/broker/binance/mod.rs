@@ -17,6 +17,7 @@
 
 mod account;
 pub mod filters;
+pub mod oco;
 pub mod replace;
 pub(crate) mod rest;
 pub mod sign;
@@ -50,6 +51,12 @@ struct BinanceOrder {
     executed_qty: Option<String>,
     #[serde(default)]
     cummulative_quote_qty: Option<String>,
+    /// `clientOrderId` (OCO legs are told apart by it).
+    #[serde(default)]
+    client_order_id: Option<String>,
+    /// `orderListId`: the OCO it is a leg of, `-1` for a lone order.
+    #[serde(default)]
+    order_list_id: Option<i64>,
 }
 
 impl BinanceOrder {
@@ -294,6 +301,52 @@ impl Broker for BinanceBroker {
         false
     }
 
+    fn exits(&self) -> crate::order::ExitSupport {
+        crate::order::ExitSupport::Oco
+    }
+
+    fn place_exits<'a>(
+        &'a self,
+        entry_client_order_id: &'a str,
+        exits: &'a [OrderRequest],
+    ) -> BrokerFuture<'a, Result<Vec<Placement>, BrokerError>> {
+        Box::pin(self.place_exits_inner(entry_client_order_id, exits))
+    }
+
+    fn modify_exits<'a>(
+        &'a self,
+        entry_client_order_id: &'a str,
+        exits: &'a [(OrderRequest, Option<String>)],
+    ) -> BrokerFuture<'a, Result<Vec<Placement>, BrokerError>> {
+        Box::pin(self.modify_exits_inner(entry_client_order_id, exits))
+    }
+
+    fn cancel_exits<'a>(
+        &'a self,
+        symbol: &'a str,
+        exits: &'a [(String, Option<String>)],
+    ) -> BrokerFuture<'a, Result<Vec<Placement>, BrokerError>> {
+        Box::pin(self.cancel_exits_inner(symbol, exits))
+    }
+
+    fn lookup_working<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        Box::pin(async move {
+            match venue_order_id {
+                // A modified order rests under its replacement's client id, not alertgate's.
+                Some(id) => self.query_by(symbol, ("orderId", id.to_owned())).await,
+                None => {
+                    let venue_id = venue_client_id(client_order_id, self.max_client_id_len());
+                    self.query(symbol, &venue_id).await
+                }
+            }
+        })
+    }
+
     fn reports_positions(&self) -> bool {
         true
     }
@@ -360,6 +413,8 @@ mod tests {
             status: status.into(),
             executed_qty: Some(qty.into()),
             cummulative_quote_qty: Some(quote.into()),
+            client_order_id: None,
+            order_list_id: None,
         };
         let filled = order("FILLED", "0.50000000", "21000.00000000").placement();
         assert_eq!(filled.status, OrderStatus::Filled);
