@@ -76,11 +76,9 @@ fn hmac_hex(payload: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Places a filled market buy of 0.01 BTCUSDT at 42000 and its exits at 46000 / 40000.
-async fn filled_entry_with_exits(
-    venue: &BinanceEmulator,
-    b: &BinanceBroker,
-) -> (String, Vec<OrderRequest>) {
+/// Places a filled market buy of 0.01 BTCUSDT at 42000; answers its id and its exits at
+/// 46000 / 40000, not placed yet.
+async fn filled_entry(b: &BinanceBroker) -> (String, Vec<OrderRequest>) {
     let entry = client_order_id();
     let filled = b
         .place(&market(&entry, "BTCUSDT", "0.01", Some("42000")))
@@ -88,6 +86,15 @@ async fn filled_entry_with_exits(
         .unwrap();
     assert_eq!(filled.status, OrderStatus::Filled);
     let pair = exits(&entry, "0.01", "46000", "40000");
+    (entry, pair)
+}
+
+/// [`filled_entry`], and its exits placed.
+async fn filled_entry_with_exits(
+    venue: &BinanceEmulator,
+    b: &BinanceBroker,
+) -> (String, Vec<OrderRequest>) {
+    let (entry, pair) = filled_entry(b).await;
     let placed = b.place_exits(&entry, &pair).await.unwrap();
     assert_eq!(placed.len(), 2);
     assert!(placed.iter().all(|p| p.status == OrderStatus::Placed));
@@ -160,11 +167,7 @@ async fn a_lost_answer_to_the_oco_is_looked_up_and_a_retry_or_restart_never_plac
     let venue = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let b = broker(&venue, &dir);
-    let entry = client_order_id();
-    b.place(&market(&entry, "BTCUSDT", "0.01", Some("42000")))
-        .await
-        .unwrap();
-    let pair = exits(&entry, "0.01", "46000", "40000");
+    let (entry, pair) = filled_entry(&b).await;
 
     venue.fault_order_lists(Fault::AcceptThenServerError { status: 503 }, 1);
     let first = b.place_exits(&entry, &pair).await.unwrap();
@@ -196,11 +199,7 @@ async fn an_oco_never_accepted_is_transient_and_its_retry_places_exactly_one_lis
     let venue = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let b = broker(&venue, &dir);
-    let entry = client_order_id();
-    b.place(&market(&entry, "BTCUSDT", "0.01", Some("42000")))
-        .await
-        .unwrap();
-    let pair = exits(&entry, "0.01", "46000", "40000");
+    let (entry, pair) = filled_entry(&b).await;
 
     venue.fault_order_lists(Fault::Hang, 1);
     let lost = b.place_exits(&entry, &pair).await;
@@ -319,89 +318,6 @@ async fn moving_the_stop_leaves_exactly_one_live_list_also_when_the_answer_is_lo
     assert_eq!(stop.stop_price.as_deref(), Some("40500"));
     assert_eq!(first[1].venue_order_id, Some(stop.order_id.to_string()));
     assert!(first.iter().all(|p| p.status == OrderStatus::Placed));
-}
-
-/// POSTs an OCO signed with `params` and answers Binance's (status, code, msg).
-async fn oco_code(venue: &BinanceEmulator, params: &str) -> (u16, i64, String) {
-    let ts = SystemClock.now_unix_ms();
-    let payload = format!("{params}&recvWindow=5000&timestamp={ts}");
-    let query = format!("{payload}&signature={}", hmac_hex(&payload));
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v3/orderList/oco?{query}", venue.base_url()))
-        .header("X-MBX-APIKEY", KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    (
-        status,
-        body["code"].as_i64().unwrap_or(0),
-        body["msg"].as_str().unwrap_or("").to_owned(),
-    )
-}
-
-#[tokio::test]
-async fn the_emulator_refuses_ocos_binance_refuses() {
-    let venue = emulator().await;
-    venue.set_balance("BTC", "1".parse().unwrap());
-    let sell = "symbol=BTCUSDT&side=SELL&quantity=0.01";
-    let good = "aboveType=LIMIT_MAKER&abovePrice=46000&belowType=STOP_LOSS&belowStopPrice=40000";
-    let cases = [
-        (format!("symbol=BTCUSDT&side=SELL&{good}"), -1102, "'quantity'"),
-        (format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000"), -1102, "'belowType'"),
-        (
-            format!("{sell}&aboveType=STOP_LOSS&aboveStopPrice=46000&belowType=LIMIT_MAKER&belowPrice=40000"),
-            -1197,
-            "must be below",
-        ),
-        (
-            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000&belowType=STOP_LOSS"),
-            -1102,
-            "'belowStopPrice'",
-        ),
-        (
-            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000&aboveTimeInForce=GTC&belowType=STOP_LOSS&belowStopPrice=40000"),
-            -1106,
-            "'aboveTimeInForce'",
-        ),
-        // The take-profit below the last price (42000) would take: the prices are related wrongly.
-        (
-            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=41000&belowType=STOP_LOSS&belowStopPrice=40000"),
-            -2010,
-            "relationship of the prices",
-        ),
-        (
-            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000&belowType=STOP_LOSS&belowStopPrice=43000"),
-            -2010,
-            "relationship of the prices",
-        ),
-        (
-            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000.001&belowType=STOP_LOSS&belowStopPrice=40000"),
-            -1013,
-            "PRICE_FILTER",
-        ),
-        (
-            format!("symbol=BTCUSDT&side=SELL&quantity=5&{good}"),
-            -2010,
-            "insufficient balance",
-        ),
-    ];
-    for (params, code, msg) in cases {
-        let (status, got, text) = oco_code(&venue, &params).await;
-        assert_eq!((status, got), (400, code), "{params}: {text}");
-        assert!(text.contains(msg), "{params}: {text}");
-    }
-    assert!(venue.order_lists().is_empty());
-
-    let listed = format!("{sell}&listClientOrderId=list-1&{good}");
-    assert_eq!(oco_code(&venue, &listed).await.0, 200);
-    let (status, code, msg) = oco_code(&venue, &listed).await;
-    assert_eq!(
-        (status, code, msg.as_str()),
-        (400, -2010, "Duplicate order sent.")
-    );
-    assert_eq!(venue.order_lists().len(), 1);
 }
 
 // The receiver end to end.

@@ -84,6 +84,29 @@ impl EmulatedSymbol {
         }
     }
 
+    /// PRICE_FILTER on `prices` and LOT_SIZE on `quantity`, as filters.md states them
+    /// (`price % tickSize == 0`, `quantity % stepSize == 0`): `-1013 Filter failure: ...`.
+    fn check_filters(
+        &self,
+        prices: &[Option<Decimal>],
+        quantity: Decimal,
+    ) -> Result<(), Box<Reply>> {
+        let on_grid = |v: Decimal, step: Decimal| step.is_zero() || (v % step).is_zero();
+        for p in prices.iter().flatten() {
+            if *p < self.min_price
+                || (!self.max_price.is_zero() && *p > self.max_price)
+                || !on_grid(*p, self.tick_size)
+            {
+                return Err(Box::new(bad(-1013, "Filter failure: PRICE_FILTER")));
+            }
+        }
+        if quantity < self.min_qty || quantity > self.max_qty || !on_grid(quantity, self.step_size)
+        {
+            return Err(Box::new(bad(-1013, "Filter failure: LOT_SIZE")));
+        }
+        Ok(())
+    }
+
     fn info(&self) -> Value {
         let f = |d: Decimal| format!("{:.8}", d);
         json!({
@@ -496,21 +519,8 @@ impl BinanceState {
         if rules.status != "TRADING" {
             return bad(-2010, "Market is closed.");
         }
-        // Filters, as filters.md states them (`price % tickSize == 0`, `quantity % stepSize == 0`).
-        let on_grid = |v: Decimal, step: Decimal| step.is_zero() || (v % step).is_zero();
-        for p in [price, stop_price].into_iter().flatten() {
-            if p < rules.min_price
-                || (!rules.max_price.is_zero() && p > rules.max_price)
-                || !on_grid(p, rules.tick_size)
-            {
-                return bad(-1013, "Filter failure: PRICE_FILTER");
-            }
-        }
-        if quantity < rules.min_qty
-            || quantity > rules.max_qty
-            || !on_grid(quantity, rules.step_size)
-        {
-            return bad(-1013, "Filter failure: LOT_SIZE");
+        if let Err(refusal) = rules.check_filters(&[price, stop_price], quantity) {
+            return *refusal;
         }
         if order_type == "MARKET" && quantity > rules.market_max_qty {
             return bad(-1013, "Filter failure: MARKET_LOT_SIZE");

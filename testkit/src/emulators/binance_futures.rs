@@ -28,8 +28,8 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 
 use super::binance_signed::{
-    bad, check_presence, decimal_param, err, fault_body, mandatory, param, valid_client_id,
-    BinanceAuth, OrderKey, SignedCheck,
+    bad, check_known, check_presence, decimal_param, err, fault_body, mandatory, param,
+    valid_client_id, BinanceAuth, OrderKey, SignedCheck,
 };
 use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
@@ -494,11 +494,8 @@ impl BinanceFuturesState {
             "recvWindow",
             "timestamp",
         ];
-        if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return bad(
-                -1104,
-                &format!("Not all sent parameters were read; '{unknown}' was not."),
-            );
+        if let Err(refusal) = check_known(params, &KNOWN) {
+            return *refusal;
         }
         if let Err(refusal) = check_presence(
             params,

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 
 use super::super::binance_signed::{
-    bad, check_presence, decimal_param, mandatory, param, valid_client_id,
+    bad, check_known, check_presence, decimal_param, mandatory, param, valid_client_id,
 };
 use super::super::{json_reply, Reply};
 use super::{BinanceEmulator, BinanceState, Book, EmulatedOrder};
@@ -165,11 +165,8 @@ impl BinanceState {
             "recvWindow",
             "timestamp",
         ];
-        if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return bad(
-                -1104,
-                &format!("Not all sent parameters were read; '{unknown}' was not."),
-            );
+        if let Err(refusal) = check_known(params, &KNOWN) {
+            return *refusal;
         }
         let mut book = self.book();
         let Some(symbol) = param(params, "symbol").cloned() else {
@@ -213,23 +210,9 @@ impl BinanceState {
         if rules.status != "TRADING" {
             return bad(-2010, "Market is closed.");
         }
-        let on_grid = |v: Decimal, step: Decimal| step.is_zero() || (v % step).is_zero();
-        for p in [above.price, above.stop_price, below.price, below.stop_price]
-            .into_iter()
-            .flatten()
-        {
-            if p < rules.min_price
-                || (!rules.max_price.is_zero() && p > rules.max_price)
-                || !on_grid(p, rules.tick_size)
-            {
-                return bad(-1013, "Filter failure: PRICE_FILTER");
-            }
-        }
-        if quantity < rules.min_qty
-            || quantity > rules.max_qty
-            || !on_grid(quantity, rules.step_size)
-        {
-            return bad(-1013, "Filter failure: LOT_SIZE");
+        let prices = [above.price, above.stop_price, below.price, below.stop_price];
+        if let Err(refusal) = rules.check_filters(&prices, quantity) {
+            return *refusal;
         }
         for l in [&above, &below] {
             let p = l.price.or(l.stop_price).unwrap_or(rules.last_price);

@@ -266,3 +266,17 @@ impl OrderKey {
             && self.order_id.is_none_or(|i| i == order_id)
     }
 }
+
+/// `-1104` naming the first parameter of `params` not in `known`.
+pub(crate) fn check_known(
+    params: &HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), Box<Reply>> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(Box::new(bad(
+            -1104,
+            &format!("Not all sent parameters were read; '{unknown}' was not."),
+        ))),
+        None => Ok(()),
+    }
+}

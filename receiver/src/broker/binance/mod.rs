@@ -171,14 +171,10 @@ impl BinanceBroker {
         let rules = self.rules(&order.symbol).await?;
         let params = rules.order_params(order, &client_order_id)?;
         let request = self.rest.request(Method::POST, "/api/v3/order", params);
-        let sent = match self.rest.send_placing(request).await {
-            // Binance's filters disagree with the cached ones: fetch them afresh next time.
-            Err(e @ BrokerError::Invalid { .. }) => {
-                self.rules.forget(&order.symbol);
-                return Err(e);
-            }
-            other => other?,
-        };
+        let sent = self
+            .rest
+            .send_order(request, &self.rules, &order.symbol)
+            .await?;
         self.rest
             .settle_sent(
                 sent,

@@ -278,15 +278,12 @@ impl BinanceBroker {
             return Ok(exits
                 .iter()
                 .map(|(_, id)| {
-                    now.iter()
-                        .find(|(p, _)| p.venue_order_id.as_deref() == id.as_deref())
-                        .map(|(p, _)| p.clone())
-                        .unwrap_or(Placement {
-                            venue_order_id: id.clone(),
-                            status: OrderStatus::Cancelled,
-                            filled_quantity: Decimal::ZERO,
-                            average_price: None,
-                        })
+                    leg_by_id(&now, id.as_deref()).unwrap_or(Placement {
+                        venue_order_id: id.clone(),
+                        status: OrderStatus::Cancelled,
+                        filled_quantity: Decimal::ZERO,
+                        average_price: None,
+                    })
                 })
                 .collect());
         }
@@ -316,12 +313,9 @@ impl BinanceBroker {
         exits
             .iter()
             .map(|(client_id, id)| {
-                now.iter()
-                    .find(|(p, _)| p.venue_order_id.as_deref() == id.as_deref())
-                    .map(|(p, _)| p.clone())
-                    .ok_or_else(|| BrokerError::Rejected {
-                        message: format!("Binance has no order {client_id} to cancel"),
-                    })
+                leg_by_id(&now, id.as_deref()).ok_or_else(|| BrokerError::Rejected {
+                    message: format!("Binance has no order {client_id} to cancel"),
+                })
             })
             .collect()
     }
@@ -397,13 +391,7 @@ impl BinanceBroker {
         let request = self
             .rest
             .request(Method::POST, "/api/v3/orderList/oco", params);
-        let sent = match self.rest.send_placing(request).await {
-            Err(e @ BrokerError::Invalid { .. }) => {
-                self.rules.forget(symbol);
-                return Err(e);
-            }
-            other => other?,
-        };
+        let sent = self.rest.send_order(request, &self.rules, symbol).await?;
         self.rest
             .settle_sent(
                 sent,
@@ -455,6 +443,13 @@ impl BinanceBroker {
             .all(|p| p.status == OrderStatus::Cancelled);
         Ok((!all_cancelled).then_some(found))
     }
+}
+
+/// The leg with Binance order id `id` among `legs`.
+fn leg_by_id(legs: &[(Placement, i64)], id: Option<&str>) -> Option<Placement> {
+    legs.iter()
+        .find(|(p, _)| p.venue_order_id.as_deref() == id)
+        .map(|(p, _)| p.clone())
 }
 
 /// The (take-profit, stop-loss) placements among `legs`, by their client ids.

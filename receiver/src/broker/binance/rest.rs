@@ -359,6 +359,22 @@ impl SignedRest {
         }
     }
 
+    /// [`Self::send_placing`] for an order in `symbol`: a filter refusal (`invalid`) makes
+    /// `rules` fetch the symbol's filters afresh next time, as Binance's disagree with the
+    /// cached ones.
+    pub(crate) async fn send_order(
+        &self,
+        request: reqwest::RequestBuilder,
+        rules: &RulesCache,
+        symbol: &str,
+    ) -> Result<Sent, BrokerError> {
+        let sent = self.send_placing(request).await;
+        if matches!(sent, Err(BrokerError::Invalid { .. })) {
+            rules.forget(symbol);
+        }
+        sent
+    }
+
     /// A signed lookup (`GET`) whose "does not exist" code is `missing` (`-2013` for an order):
     /// the answer's body, `None` when Binance has no such thing.
     pub(crate) async fn lookup(

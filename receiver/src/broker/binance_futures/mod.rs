@@ -197,14 +197,10 @@ impl BinanceFuturesBroker {
             self.ensure_leverage(&order.symbol).await?;
         }
         let request = self.rest.request(Method::POST, "/fapi/v1/order", params);
-        let sent = match self.rest.send_placing(request).await {
-            // Binance's filters disagree with the cached ones: fetch them afresh next time.
-            Err(e @ BrokerError::Invalid { .. }) => {
-                self.rules.forget(&order.symbol);
-                return Err(e);
-            }
-            other => other?,
-        };
+        let sent = self
+            .rest
+            .send_order(request, &self.rules, &order.symbol)
+            .await?;
         self.rest
             .settle_sent(
                 sent,
