@@ -189,12 +189,7 @@ impl Placer<'_> {
                 (failed(order, &error, now), Some(error))
             }
         };
-        order.status = settlement.status;
-        order.venue_order_id.clone_from(&settlement.venue_order_id);
-        order.filled_quantity = settlement.filled_quantity;
-        order.average_price = settlement.average_price;
-        order.error.clone_from(&settlement.error);
-        order.updated_at_ms = now;
+        adopt(order, &settlement);
         self.metrics.order(&order.venue, order.status);
         (settlement, failure)
     }
@@ -329,6 +324,16 @@ impl Placer<'_> {
             .await,
         )
     }
+}
+
+/// Writes `s` into `order`, as the journal will record it.
+pub(super) fn adopt(order: &mut OrderRecord, s: &Settlement) {
+    order.status = s.status;
+    order.venue_order_id.clone_from(&s.venue_order_id);
+    order.filled_quantity = s.filled_quantity;
+    order.average_price = s.average_price;
+    order.error.clone_from(&s.error);
+    order.updated_at_ms = s.now_ms;
 }
 
 /// A venue's answer for a group of `n` exits as one answer per exit.

@@ -171,13 +171,11 @@ impl BinanceBroker {
         let rules = self.rules(&order.symbol).await?;
         let params = rules.order_params(order, &client_order_id)?;
         let request = self.rest.request(Method::POST, "/api/v3/order", params);
-        let sent = self
-            .rest
-            .send_order(request, &self.rules, &order.symbol)
-            .await?;
         self.rest
-            .settle_sent(
-                sent,
+            .place(
+                request,
+                &self.rules,
+                &order.symbol,
                 &client_order_id,
                 |answer| self.order_of(&answer.body),
                 || self.query(&order.symbol, &client_order_id),

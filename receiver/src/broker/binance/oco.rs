@@ -391,10 +391,11 @@ impl BinanceBroker {
         let request = self
             .rest
             .request(Method::POST, "/api/v3/orderList/oco", params);
-        let sent = self.rest.send_order(request, &self.rules, symbol).await?;
         self.rest
-            .settle_sent(
-                sent,
+            .place(
+                request,
+                &self.rules,
+                symbol,
                 &ids.list,
                 |answer| {
                     let list: OrderList = self.rest.parse(&answer.body, "an order list")?;

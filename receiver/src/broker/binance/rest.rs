@@ -359,20 +359,28 @@ impl SignedRest {
         }
     }
 
-    /// [`Self::send_placing`] for an order in `symbol`: a filter refusal (`invalid`) makes
-    /// `rules` fetch the symbol's filters afresh next time, as Binance's disagree with the
-    /// cached ones.
-    pub(crate) async fn send_order(
+    /// Sends a placing `request` for `symbol` and settles what it produced
+    /// ([`Self::settle_sent`]). A filter refusal (`invalid`) makes `rules` fetch the symbol's
+    /// filters afresh next time, as Binance's disagree with the cached ones.
+    pub(crate) async fn place<T, F, Fut>(
         &self,
         request: reqwest::RequestBuilder,
         rules: &RulesCache,
         symbol: &str,
-    ) -> Result<Sent, BrokerError> {
+        client_order_id: &str,
+        placed: impl FnOnce(&Answer) -> Result<T, BrokerError>,
+        query: F,
+    ) -> Result<T, BrokerError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, BrokerError>>,
+    {
         let sent = self.send_placing(request).await;
         if matches!(sent, Err(BrokerError::Invalid { .. })) {
             rules.forget(symbol);
         }
-        sent
+        self.settle_sent(sent?, client_order_id, placed, query)
+            .await
     }
 
     /// A signed lookup (`GET`) whose "does not exist" code is `missing` (`-2013` for an order):

@@ -197,13 +197,11 @@ impl BinanceFuturesBroker {
             self.ensure_leverage(&order.symbol).await?;
         }
         let request = self.rest.request(Method::POST, "/fapi/v1/order", params);
-        let sent = self
-            .rest
-            .send_order(request, &self.rules, &order.symbol)
-            .await?;
         self.rest
-            .settle_sent(
-                sent,
+            .place(
+                request,
+                &self.rules,
+                &order.symbol,
                 &client_order_id,
                 |answer| self.order_of(&answer.body),
                 || self.query(&order.symbol, &client_order_id),
