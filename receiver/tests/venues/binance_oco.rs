@@ -421,6 +421,11 @@ async fn a_protected_market_buy_gets_one_oco_after_its_fill_and_the_journal_foll
     assert_eq!(after[1].1, "filled");
     assert_eq!(after[2].1, "cancelled");
     assert_eq!(r.app.message(&id).await.outcome(), "filled");
+    let positions = r.app.positions().await;
+    assert_eq!(
+        positions[0]["position"], "0",
+        "bought 0.01, sold 0.01 at the take-profit"
+    );
     assert_eq!(
         r.app.reconciler.run_once().await.unwrap().followed,
         0,
