@@ -252,6 +252,10 @@ pub enum ExitSupport {
     Attached,
     /// Orders of their own, placed once the entry filled, one cancelling the other (paper).
     Orders,
+    /// Orders of their own, placed together once the entry filled as one venue order list
+    /// that cancels one when the other fills (Binance Spot's OCO): placed, moved and cancelled
+    /// as a pair ([`crate::broker::Broker::place_exits`]).
+    Oco,
 }
 
 /// Where an order stands at the venue.

@@ -1,6 +1,9 @@
 //! Reconciliation (DESIGN section 12, "Positions and reconciliation"): at start and every
 //! `[reconcile] interval_seconds`, the receiver
 //!
+//! 0. follows the working orders at venues whose protective exits it places after the fill
+//!    (Binance Spot's OCO): an entry that filled gets its exits, an exit the venue expired
+//!    when the other filled is journaled;
 //! 1. looks up every `unknown` order by its client order id and settles it to the venue's
 //!    status (through the executor, in the (account, symbol) queue, so it never races a job);
 //!    an order the venue still does not know after `unknown_grace_seconds` becomes `failed`,
@@ -24,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::executor::{Executor, Found};
 use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderState, VenuePosition};
 use crate::metrics::Metrics;
+use crate::order::ExitSupport;
 use crate::routing::Venues;
 
 /// The reason an `unknown` order the venue never heard of ends with (outcome `failed`).
@@ -134,6 +138,8 @@ pub struct Pass {
     pub settled: usize,
     /// `unknown` orders left as they are (not found yet, or the venue could not be asked).
     pub still_unknown: usize,
+    /// Working orders whose state changed at the venue (fills, exits the venue expired).
+    pub followed: usize,
     /// (account, symbol, journal, venue) of every drift over the tolerance.
     pub drifts: Vec<(String, String, Decimal, Decimal)>,
 }
@@ -159,6 +165,7 @@ impl Reconciler {
     /// One pass: unknown orders first (their fills move the journal's positions), then drift.
     pub async fn run_once(&self) -> Result<Pass, JournalError> {
         let mut pass = Pass::default();
+        self.follow_working(&mut pass).await?;
         self.settle_unknown(&mut pass).await?;
         self.read_positions(&mut pass).await?;
         Ok(pass)
@@ -181,6 +188,28 @@ impl Reconciler {
                 tracing::warn!(error = %e, "reconciliation pass interrupted by the journal");
             }
         }
+    }
+
+    /// Looks up the working orders at venues whose protective exits the receiver places after
+    /// the entry filled ([`ExitSupport::Oco`]): a resting entry that filled gets its exits, and
+    /// an exit the venue expired because the other filled is journaled.
+    async fn follow_working(&self, pass: &mut Pass) -> Result<(), JournalError> {
+        let mut keys: BTreeSet<(String, String, String)> = BTreeSet::new();
+        for status in [OrderState::Placed, OrderState::PartiallyFilled] {
+            for order in self.journal.orders_with_status(status).await? {
+                let follows = self
+                    .venues
+                    .get(&order.venue)
+                    .is_some_and(|v| v.broker.exits() == ExitSupport::Oco);
+                if follows {
+                    keys.insert((order.account, order.symbol, order.venue));
+                }
+            }
+        }
+        for (account, symbol, venue) in keys {
+            pass.followed += self.executor.follow(&account, &symbol, &venue).await?;
+        }
+        Ok(())
     }
 
     async fn settle_unknown(&self, pass: &mut Pass) -> Result<(), JournalError> {

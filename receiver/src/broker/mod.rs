@@ -242,6 +242,73 @@ pub trait Broker: Send + Sync + Debug {
         crate::order::ExitSupport::Unsupported
     }
 
+    /// Places the protective exits of the filled entry `entry_client_order_id` together
+    /// ([`crate::order::ExitSupport::Oco`]) and answers one placement per exit, in order.
+    /// Idempotent on the exits' client ids. The default places them one by one.
+    fn place_exits<'a>(
+        &'a self,
+        entry_client_order_id: &'a str,
+        exits: &'a [OrderRequest],
+    ) -> BrokerFuture<'a, Result<Vec<Placement>, BrokerError>> {
+        let _ = entry_client_order_id;
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(exits.len());
+            for exit in exits {
+                out.push(self.place(exit).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Moves the working exits of `entry_client_order_id` (each with its new prices and venue
+    /// order id) together; a retry never leaves two live pairs. The default moves them one by
+    /// one.
+    fn modify_exits<'a>(
+        &'a self,
+        entry_client_order_id: &'a str,
+        exits: &'a [(OrderRequest, Option<String>)],
+    ) -> BrokerFuture<'a, Result<Vec<Placement>, BrokerError>> {
+        let _ = entry_client_order_id;
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(exits.len());
+            for (exit, venue_order_id) in exits {
+                out.push(self.modify(exit, venue_order_id.as_deref()).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Cancels the working exits of one entry (client order id, venue order id) together and
+    /// answers each as it is then. The default cancels them one by one.
+    fn cancel_exits<'a>(
+        &'a self,
+        symbol: &'a str,
+        exits: &'a [(String, Option<String>)],
+    ) -> BrokerFuture<'a, Result<Vec<Placement>, BrokerError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(exits.len());
+            for (client_order_id, venue_order_id) in exits {
+                out.push(
+                    self.cancel(symbol, client_order_id, venue_order_id.as_deref())
+                        .await?,
+                );
+            }
+            Ok(out)
+        })
+    }
+
+    /// A working order as the venue has it now, by its venue order id when known (a modified
+    /// order may rest under another client id), else as [`Broker::lookup`].
+    fn lookup_working<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        let _ = venue_order_id;
+        self.lookup(symbol, client_order_id)
+    }
+
     /// `true` when resting orders are simulated inside the receiver (the paper broker): a later
     /// alert's reference price that crosses them fills them ([`crate::executor`], "crossing").
     fn simulates_resting(&self) -> bool {

@@ -22,7 +22,7 @@ use crate::broker::{Broker, BrokerError};
 use crate::config::ExecutorConfig;
 use crate::journal::{JournalError, JournalFuture, OrderRecord, OrderState, Outcome, Settlement};
 use crate::metrics::Metrics;
-use crate::order::{OrderRequest, Placement, Positive};
+use crate::order::{ExitSupport, OrderRequest, Placement, Positive};
 
 /// The reason's prefix when a reversal's open waits for a close that has not filled.
 pub const REVERSAL_WAITING: &str = "reversal_waiting_for_close";
@@ -82,18 +82,41 @@ impl Placer<'_> {
             }
             if let Some(parent) = orders[i].parent.clone() {
                 // A protective exit goes once its entry filled, for what filled; an entry
-                // still resting leaves it for the fill (the paper venue places it then).
+                // still resting leaves it for the fill (the paper venue places it then, a real
+                // one when the receiver follows the entry).
                 let filled = orders
                     .iter()
                     .find(|o| o.client_order_id == parent && o.status == OrderState::Filled)
                     .map(|o| o.filled_quantity)
                     .filter(|q| *q > Decimal::ZERO);
-                match filled {
-                    Some(quantity) => orders[i].quantity = quantity,
-                    None => {
-                        orders[i].status = OrderState::Skipped;
-                        continue;
+                let Some(quantity) = filled else {
+                    orders[i].status = OrderState::Skipped;
+                    continue;
+                };
+                orders[i].quantity = quantity;
+                if self.broker.exits() == ExitSupport::Oco {
+                    // The pair goes as one order list at the venue.
+                    let pair: Vec<usize> = (i..orders.len())
+                        .filter(|&j| {
+                            orders[j].parent.as_deref() == Some(parent.as_str())
+                                && orders[j].status == OrderState::New
+                        })
+                        .collect();
+                    let mut exits: Vec<OrderRecord> =
+                        pair.iter().map(|&j| orders[j].clone()).collect();
+                    for exit in &mut exits {
+                        exit.quantity = quantity;
                     }
+                    let started = Instant::now();
+                    let results = self.place_exits(&parent, &exits).await;
+                    self.metrics.place_duration(started.elapsed());
+                    for (&j, (exit, result)) in pair.iter().zip(exits.into_iter().zip(results)) {
+                        orders[j] = exit;
+                        let (settlement, failed) = self.answer(message_id, &mut orders[j], result);
+                        failure = failure.or(failed);
+                        settlements.push(settlement);
+                    }
+                    continue;
                 }
             }
             if orders[i].waits_for_fill {
@@ -125,30 +148,8 @@ impl Placer<'_> {
                 // The paper broker's record was queued after the plan: both are durable now.
                 planned.await?;
             }
-            let now = self.clock.now_unix_ms();
-            let settlement = match result {
-                Ok(placement) => settlement(order, &placement, now),
-                Err(error @ BrokerError::Transient { .. }) => {
-                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order unknown: the venue never confirmed it");
-                    let mut settlement = failed(order, &error, now);
-                    settlement.status = OrderState::Unknown;
-                    failure = Some(error);
-                    settlement
-                }
-                Err(error) => {
-                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order failed");
-                    let settlement = failed(order, &error, now);
-                    failure = Some(error);
-                    settlement
-                }
-            };
-            order.status = settlement.status;
-            order.venue_order_id.clone_from(&settlement.venue_order_id);
-            order.filled_quantity = settlement.filled_quantity;
-            order.average_price = settlement.average_price;
-            order.error.clone_from(&settlement.error);
-            order.updated_at_ms = now;
-            self.metrics.order(&order.venue, order.status);
+            let (settlement, failed) = self.answer(message_id, order, result);
+            failure = failure.or(failed);
             settlements.push(settlement);
         }
         let (outcome, mut reason) = outcome_of(&orders, failure);
@@ -164,6 +165,64 @@ impl Placer<'_> {
             outcome,
             reason,
         })
+    }
+
+    /// Writes the venue's answer for `order` into it and makes its settlement; the error when
+    /// it failed (an unconfirmed order is `unknown`, never `failed`).
+    fn answer(
+        &self,
+        message_id: &str,
+        order: &mut OrderRecord,
+        result: Result<Placement, BrokerError>,
+    ) -> (Settlement, Option<BrokerError>) {
+        let now = self.clock.now_unix_ms();
+        let (settlement, failure) = match result {
+            Ok(placement) => (settlement(order, &placement, now), None),
+            Err(error @ BrokerError::Transient { .. }) => {
+                tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order unknown: the venue never confirmed it");
+                let mut settlement = failed(order, &error, now);
+                settlement.status = OrderState::Unknown;
+                (settlement, Some(error))
+            }
+            Err(error) => {
+                tracing::warn!(message_id, client_order_id = order.client_order_id, error = %error, "order failed");
+                (failed(order, &error, now), Some(error))
+            }
+        };
+        adopt(order, &settlement);
+        self.metrics.order(&order.venue, order.status);
+        (settlement, failure)
+    }
+
+    /// Places the protective exits of the filled entry `entry`: as one pair where the venue
+    /// takes them so ([`ExitSupport::Oco`]), else one by one. One answer per exit.
+    pub async fn place_exits(
+        &self,
+        entry: &str,
+        exits: &[OrderRecord],
+    ) -> Vec<Result<Placement, BrokerError>> {
+        if self.broker.exits() != ExitSupport::Oco {
+            let mut out = Vec::with_capacity(exits.len());
+            for exit in exits {
+                out.push(match to_request(exit) {
+                    Ok(request) => self.place_with_retries(&request).await,
+                    Err(e) => Err(e),
+                });
+            }
+            return out;
+        }
+        let requests: Result<Vec<OrderRequest>, BrokerError> =
+            exits.iter().map(to_request).collect();
+        let placed = match requests {
+            Ok(requests) => unknown_after_retries(
+                self.with_retries(entry, "placing the protective exits", || {
+                    self.broker.place_exits(entry, &requests)
+                })
+                .await,
+            ),
+            Err(e) => Err(e),
+        };
+        per_exit(placed, exits.len())
     }
 
     /// Waits for `previous` (the close of a reversal) to fill: at once when it has, else by
@@ -258,26 +317,56 @@ impl Placer<'_> {
         &self,
         request: &OrderRequest,
     ) -> Result<Placement, BrokerError> {
-        let placed = self
-            .with_retries(&request.client_order_id, "placing", || {
+        unknown_after_retries(
+            self.with_retries(&request.client_order_id, "placing", || {
                 self.broker.place(request)
             })
-            .await;
-        match placed {
-            Ok(p) => Ok(p),
-            // Never confirmed and cannot be asked: `unknown`, for reconciliation to settle by
-            // client order id (never `failed`: the venue may have it).
-            Err((BrokerError::Transient { message, .. }, attempts)) => {
-                Err(BrokerError::Transient {
-                    message: format!(
-                        "venue unavailable after {attempts} attempts: {message}; the order \
-                     is unknown until reconciliation finds it at the venue"
-                    ),
-                    retry_after: None,
+            .await,
+        )
+    }
+}
+
+/// Writes `s` into `order`, as the journal will record it.
+pub(super) fn adopt(order: &mut OrderRecord, s: &Settlement) {
+    order.status = s.status;
+    order.venue_order_id.clone_from(&s.venue_order_id);
+    order.filled_quantity = s.filled_quantity;
+    order.average_price = s.average_price;
+    order.error.clone_from(&s.error);
+    order.updated_at_ms = s.now_ms;
+}
+
+/// A venue's answer for a group of `n` exits as one answer per exit.
+pub(super) fn per_exit(
+    answer: Result<Vec<Placement>, BrokerError>,
+    n: usize,
+) -> Vec<Result<Placement, BrokerError>> {
+    match answer {
+        Ok(placements) if placements.len() == n => placements.into_iter().map(Ok).collect(),
+        Ok(_) => (0..n)
+            .map(|_| {
+                Err(BrokerError::Rejected {
+                    message: "the venue answered a different number of exits".into(),
                 })
-            }
-            Err((e, _)) => Err(e),
-        }
+            })
+            .collect(),
+        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// A placement's answer after its retries: never confirmed and cannot be asked is `unknown`,
+/// for reconciliation to settle by client order id (never `failed`: the venue may have it).
+fn unknown_after_retries<T>(placed: Result<T, (BrokerError, u32)>) -> Result<T, BrokerError> {
+    match placed {
+        Ok(p) => Ok(p),
+        Err((BrokerError::Transient { message, .. }, attempts)) => Err(BrokerError::Transient {
+            message: format!(
+                "venue unavailable after {attempts} attempts: {message}; the order is unknown \
+                 until reconciliation finds it at the venue"
+            ),
+            retry_after: None,
+        }),
+        Err((e, _)) => Err(e),
     }
 }
 

@@ -386,7 +386,7 @@ pub fn plan(request: &Request<'_>, positions: &HashMap<String, Decimal>) -> Plan
             if let Some(entry) = intents.last_mut() {
                 match request.exits {
                     ExitSupport::Attached => entry.order.exits = leg.exits,
-                    ExitSupport::Orders => {
+                    ExitSupport::Orders | ExitSupport::Oco => {
                         let exits = exit_intents(request, leg, leg_index, entry);
                         intents.extend(exits);
                     }

@@ -3,7 +3,7 @@
 //! job, so it never races one, and goes through the [`Recorder`](super::record::Recorder): the
 //! journal, the message's outcome and the position cache move together.
 
-use super::place::{outcome_of, settlement};
+use super::place::{adopt, outcome_of, settlement};
 use super::record::Finished;
 use super::{Execution, Executor};
 use crate::journal::{JournalError, OrderRecord, OrderState, Settlement};
@@ -58,12 +58,7 @@ impl Executor {
                 now_ms: now,
             },
         };
-        current.status = settled.status;
-        current.venue_order_id.clone_from(&settled.venue_order_id);
-        current.filled_quantity = settled.filled_quantity;
-        current.average_price = settled.average_price;
-        current.error.clone_from(&settled.error);
-        current.updated_at_ms = now;
+        adopt(current, &settled);
         inner.metrics.order(&current.venue, current.status);
         tracing::info!(
             client_order_id = current.client_order_id,
@@ -92,5 +87,20 @@ impl Executor {
             .record(&order.message_id, finished, turn)
             .await
             .map(Some)
+    }
+}
+
+impl Executor {
+    /// Follows the working orders of (account, symbol) at `venue`, in that key's turn (see
+    /// [`super::working`]): answers how many changed at the venue.
+    pub async fn follow(
+        &self,
+        account: &str,
+        symbol: &str,
+        venue: &str,
+    ) -> Result<usize, JournalError> {
+        let key = (account.to_owned(), symbol.to_owned());
+        let _turn = self.inner.queue.enqueue([key]).turn().await;
+        self.inner.follow(account, symbol, venue).await
     }
 }

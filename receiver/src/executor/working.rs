@@ -11,15 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use super::place::{settlement, Placer};
+use super::place::{per_exit, settlement, Placer};
 use super::plan::signed;
 use super::positions::{PositionCache, PositionKey};
 use super::record::Finished;
 use super::Inner;
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerError};
 use crate::journal::{JournalError, OrderRecord, OrderState, Outcome, Settlement};
 use crate::normalize::Leg;
-use crate::order::{OrderStatus, OrderType, Placement, Side};
+use crate::order::{ExitSupport, OrderStatus, OrderType, Placement, Side};
 
 /// Recorded as `reason` when a cancel found nothing working (outcome `cancelled`).
 pub const NOTHING_TO_CANCEL: &str = "nothing_to_cancel";
@@ -88,6 +88,33 @@ fn resettle(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
 }
 
 impl Inner {
+    /// `orders` (indices) in the groups their venue moves together: the protective exits of
+    /// one entry at a venue that holds them as one list ([`ExitSupport::Oco`]), every other
+    /// order alone; in the order they first appear.
+    fn pairs(&self, orders: &[OrderRecord]) -> Vec<Vec<usize>> {
+        let listed = |o: &OrderRecord| {
+            o.parent.is_some()
+                && self
+                    .broker(&o.venue)
+                    .is_ok_and(|b| b.exits() == ExitSupport::Oco)
+        };
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, order) in orders.iter().enumerate() {
+            let sibling = groups.iter_mut().find(|g| {
+                let first = &orders[g[0]];
+                listed(order)
+                    && listed(first)
+                    && first.venue == order.venue
+                    && first.parent == order.parent
+            });
+            match sibling {
+                Some(group) => group.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        groups
+    }
+
     /// Cancels every working order of (account, symbol) at `venue` (where the cancel was
     /// routed) for each cancel leg's symbol.
     pub(super) async fn cancel(
@@ -116,21 +143,29 @@ impl Inner {
         }
         let mut settlements = Vec::new();
         let mut failures = Vec::new();
-        for order in &mut working {
-            let cancelled = match self.placer_at(&order.venue) {
-                Ok(placer) => placer.cancel_with_retries(order).await,
-                Err(e) => Err(e),
-            };
-            match cancelled {
-                Ok(placement) => {
-                    let s = resettle(order, &placement, self.clock.now_unix_ms());
-                    apply(order, &s);
-                    self.metrics.order(&order.venue, order.status);
-                    settlements.push(s);
+        for group in self.pairs(&working) {
+            let answers: Vec<Result<Placement, BrokerError>> = match self.placer_at(venue) {
+                Ok(placer) if group.len() > 1 => {
+                    let exits: Vec<OrderRecord> =
+                        group.iter().map(|&i| working[i].clone()).collect();
+                    placer.cancel_exits_with_retries(&exits).await
                 }
-                Err(e) => {
-                    tracing::warn!(message_id, client_order_id = order.client_order_id, error = %e, "cancel failed");
-                    failures.push(format!("{}: {e}", order.client_order_id));
+                Ok(placer) => vec![placer.cancel_with_retries(&working[group[0]]).await],
+                Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+            };
+            for (&i, cancelled) in group.iter().zip(answers) {
+                let order = &mut working[i];
+                match cancelled {
+                    Ok(placement) => {
+                        let s = resettle(order, &placement, self.clock.now_unix_ms());
+                        apply(order, &s);
+                        self.metrics.order(&order.venue, order.status);
+                        settlements.push(s);
+                    }
+                    Err(e) => {
+                        tracing::warn!(message_id, client_order_id = order.client_order_id, error = %e, "cancel failed");
+                        failures.push(format!("{}: {e}", order.client_order_id));
+                    }
                 }
             }
         }
@@ -169,74 +204,91 @@ impl Inner {
         let mut seen = BTreeSet::new();
         let mut unchanged = 0usize;
         for leg in legs {
-            for order in self.journal.working_orders(account, &leg.symbol).await? {
-                if order.venue != venue || !seen.insert(order.client_order_id.clone()) {
-                    continue;
-                }
-                let (limit, stop) = new_prices(&order, leg);
-                let exits = attached_exits(&order, leg);
-                if (limit, stop, exits) == (order.limit_price, order.stop_price, order.exits) {
+            let working: Vec<OrderRecord> = self
+                .journal
+                .working_orders(account, &leg.symbol)
+                .await?
+                .into_iter()
+                .filter(|o| o.venue == venue && seen.insert(o.client_order_id.clone()))
+                .collect();
+            for group in self.pairs(&working) {
+                let targets: Vec<OrderRecord> = group
+                    .iter()
+                    .map(|&i| {
+                        let mut moved = working[i].clone();
+                        (moved.limit_price, moved.stop_price) = new_prices(&moved, leg);
+                        moved.exits = attached_exits(&moved, leg);
+                        moved
+                    })
+                    .collect();
+                let same = |m: &OrderRecord, o: &OrderRecord| {
+                    (m.limit_price, m.stop_price, m.exits) == (o.limit_price, o.stop_price, o.exits)
+                };
+                if group
+                    .iter()
+                    .zip(&targets)
+                    .all(|(&i, m)| same(m, &working[i]))
+                {
                     // Already there (a trailing stop resent at the same level), or not an
                     // order this leg's prices apply to.
-                    let applies = match order.parent {
-                        Some(_) => !leg.exits.is_empty(),
-                        None => {
-                            leg.limit_price.is_some()
-                                || leg.stop_price.is_some()
-                                || !(leg.exits.is_empty() || order.exits.is_empty())
-                        }
-                    };
-                    unchanged += usize::from(applies);
+                    for &i in &group {
+                        let order = &working[i];
+                        let applies = match order.parent {
+                            Some(_) => !leg.exits.is_empty(),
+                            None => {
+                                leg.limit_price.is_some()
+                                    || leg.stop_price.is_some()
+                                    || !(leg.exits.is_empty() || order.exits.is_empty())
+                            }
+                        };
+                        unchanged += usize::from(applies);
+                    }
                     continue;
                 }
-                let mut moved = order.clone();
-                moved.limit_price = limit;
-                moved.stop_price = stop;
-                moved.exits = exits;
-                let answer = match super::place::to_request(&moved) {
-                    Ok(request) => match self.placer_at(&order.venue) {
-                        Ok(placer) => {
-                            placer
-                                .modify_with_retries(&request, order.venue_order_id.as_deref())
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                match answer {
-                    Ok(p)
-                        if matches!(
-                            p.status,
-                            OrderStatus::Placed | OrderStatus::PartiallyFilled
-                        ) =>
-                    {
-                        let now = self.clock.now_unix_ms();
-                        self.journal
-                            .reprice(crate::journal::Reprice {
-                                client_order_id: moved.client_order_id.clone(),
-                                limit_price: limit,
-                                stop_price: stop,
-                                exits,
-                                venue_order_id: p.venue_order_id.clone(),
-                                now_ms: now,
-                            })
-                            .await?;
-                        moved.venue_order_id = p.venue_order_id.or(moved.venue_order_id);
-                        moved.updated_at_ms = now;
-                        tracing::info!(
-                            message_id,
-                            client_order_id = moved.client_order_id,
-                            "working order modified"
-                        );
-                        changed.push(moved);
+                let answers = match self.placer_at(venue) {
+                    Ok(placer) => {
+                        placer
+                            .modify_group_with_retries(&group, &working, &targets)
+                            .await
                     }
-                    Ok(p) => failures.push(format!(
-                        "{} is no longer working ({})",
-                        order.client_order_id,
-                        p.status.as_str()
-                    )),
-                    Err(e) => failures.push(format!("{}: {e}", order.client_order_id)),
+                    Err(e) => targets.iter().map(|_| Err(e.clone())).collect(),
+                };
+                for ((&i, mut moved), answer) in group.iter().zip(targets).zip(answers) {
+                    let order = &working[i];
+                    match answer {
+                        Ok(p)
+                            if matches!(
+                                p.status,
+                                OrderStatus::Placed | OrderStatus::PartiallyFilled
+                            ) =>
+                        {
+                            let now = self.clock.now_unix_ms();
+                            self.journal
+                                .reprice(crate::journal::Reprice {
+                                    client_order_id: moved.client_order_id.clone(),
+                                    limit_price: moved.limit_price,
+                                    stop_price: moved.stop_price,
+                                    exits: moved.exits,
+                                    venue_order_id: p.venue_order_id.clone(),
+                                    now_ms: now,
+                                })
+                                .await?;
+                            moved.venue_order_id = p.venue_order_id.or(moved.venue_order_id);
+                            moved.updated_at_ms = now;
+                            tracing::info!(
+                                message_id,
+                                client_order_id = moved.client_order_id,
+                                "working order modified"
+                            );
+                            changed.push(moved);
+                        }
+                        Ok(p) => failures.push(format!(
+                            "{} is no longer working ({})",
+                            order.client_order_id,
+                            p.status.as_str()
+                        )),
+                        Err(e) => failures.push(format!("{}: {e}", order.client_order_id)),
+                    }
                 }
             }
         }
@@ -379,19 +431,27 @@ impl Inner {
         let Some(message) = self.journal.message(&entry.message_id).await? else {
             return Ok(Vec::new());
         };
+        let exits: Vec<OrderRecord> = message
+            .orders
+            .into_iter()
+            .filter(|o| {
+                o.parent.as_deref() == Some(entry.client_order_id.as_str())
+                    && o.status == OrderState::Skipped
+            })
+            .map(|mut o| {
+                o.quantity = entry.filled_quantity;
+                o
+            })
+            .collect();
+        if exits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let results = match self.placer_at(&entry.venue) {
+            Ok(placer) => placer.place_exits(&entry.client_order_id, &exits).await,
+            Err(e) => exits.iter().map(|_| Err(e.clone())).collect(),
+        };
         let mut out = Vec::new();
-        for mut exit in message.orders.into_iter().filter(|o| {
-            o.parent.as_deref() == Some(entry.client_order_id.as_str())
-                && o.status == OrderState::Skipped
-        }) {
-            exit.quantity = entry.filled_quantity;
-            let placed = match super::place::to_request(&exit) {
-                Ok(request) => match self.placer_at(&exit.venue) {
-                    Ok(placer) => placer.place_with_retries(&request).await,
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
+        for (mut exit, placed) in exits.into_iter().zip(results) {
             let now = self.clock.now_unix_ms();
             match placed {
                 Ok(placement) => {
@@ -406,6 +466,84 @@ impl Inner {
             }
         }
         Ok(out)
+    }
+
+    /// Follows the working orders of (account, symbol) at `venue`: each is looked up at the
+    /// venue, and what changed is journaled; an entry that filled gets its protective exits
+    /// now, and an exit cancelled because the other filled (Binance's OCO expires it) is
+    /// recorded as the venue reports it. Answers how many orders changed.
+    pub(super) async fn follow(
+        &self,
+        account: &str,
+        symbol: &str,
+        venue: &str,
+    ) -> Result<usize, JournalError> {
+        let placer = match self.placer_at(venue) {
+            Ok(placer) => placer,
+            Err(e) => {
+                tracing::warn!(venue, error = %e, "cannot follow working orders");
+                return Ok(0);
+            }
+        };
+        let working: Vec<OrderRecord> = self
+            .journal
+            .working_orders(account, symbol)
+            .await?
+            .into_iter()
+            .filter(|o| o.venue == venue)
+            .collect();
+        let mut changed: Vec<OrderRecord> = Vec::new();
+        let mut settlements = Vec::new();
+        for mut order in working {
+            if changed
+                .iter()
+                .any(|c| c.client_order_id == order.client_order_id)
+            {
+                continue;
+            }
+            let found = placer
+                .broker
+                .lookup_working(
+                    &order.symbol,
+                    &order.client_order_id,
+                    order.venue_order_id.as_deref(),
+                )
+                .await;
+            let placement = match found {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(client_order_id = order.client_order_id, error = %e, "cannot look a working order up");
+                    continue;
+                }
+            };
+            let s = resettle(&order, &placement, self.clock.now_unix_ms());
+            if s.status == order.status && s.filled_quantity == order.filled_quantity {
+                continue;
+            }
+            apply(&mut order, &s);
+            self.metrics.order(&order.venue, order.status);
+            tracing::info!(
+                client_order_id = order.client_order_id,
+                status = order.status.as_str(),
+                "a working order changed at the venue"
+            );
+            settlements.push(s);
+            let follow_ups = if order.parent.is_none() && order.status == OrderState::Filled {
+                // An entry filled: its protective exits go now.
+                self.place_exits(&order).await?
+            } else {
+                Vec::new()
+            };
+            changed.push(order);
+            for (o, s) in follow_ups {
+                settlements.push(s);
+                changed.push(o);
+            }
+        }
+        let count = changed.len();
+        self.settle_owners(&changed, &settlements).await?;
+        Ok(count)
     }
 
     /// Writes `settlements` of earlier messages' `orders`, each message with its new outcome,
@@ -536,6 +674,71 @@ impl Placer<'_> {
         })
         .await
         .map_err(|(e, _)| e)
+    }
+
+    /// Moves `targets` (the orders of `group` in `working`, with their new prices): a pair of
+    /// exits the venue holds as one list together, a lone order by itself; one answer each.
+    pub async fn modify_group_with_retries(
+        &self,
+        group: &[usize],
+        working: &[OrderRecord],
+        targets: &[OrderRecord],
+    ) -> Vec<Result<Placement, crate::broker::BrokerError>> {
+        let requests: Result<Vec<crate::order::OrderRequest>, _> =
+            targets.iter().map(super::place::to_request).collect();
+        let requests = match requests {
+            Ok(requests) => requests,
+            Err(e) => return targets.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let [first] = group else {
+            let entry = targets[0].parent.clone().unwrap_or_default();
+            let exits: Vec<(crate::order::OrderRequest, Option<String>)> = requests
+                .into_iter()
+                .zip(group.iter().map(|&i| working[i].venue_order_id.clone()))
+                .collect();
+            let answer = self
+                .with_retries(&entry, "moving the protective exits", || {
+                    self.broker.modify_exits(&entry, &exits)
+                })
+                .await
+                .map_err(|(e, _)| e);
+            return per_exit(answer, targets.len());
+        };
+        vec![
+            self.modify_with_retries(&requests[0], working[*first].venue_order_id.as_deref())
+                .await,
+        ]
+    }
+
+    /// Cancels the protective exits of one entry together (one venue order list), retrying
+    /// transient errors; one answer per exit.
+    pub async fn cancel_exits_with_retries(
+        &self,
+        exits: &[OrderRecord],
+    ) -> Vec<Result<Placement, crate::broker::BrokerError>> {
+        let ids: Vec<(String, Option<String>)> = exits
+            .iter()
+            .map(|o| (o.client_order_id.clone(), o.venue_order_id.clone()))
+            .collect();
+        let symbol = exits.first().map(|o| o.symbol.as_str()).unwrap_or_default();
+        let answer = self
+            .with_retries(symbol, "cancelling the protective exits", || {
+                self.broker.cancel_exits(symbol, &ids)
+            })
+            .await
+            .map_err(|(e, _)| e);
+        per_exit(answer, exits.len())
+            .into_iter()
+            .map(|answer| match answer {
+                Ok(p) if matches!(p.status, OrderStatus::Placed | OrderStatus::PartiallyFilled) => {
+                    Err(BrokerError::Rejected {
+                        message: "the venue still reports the order working after the cancel"
+                            .into(),
+                    })
+                }
+                other => other,
+            })
+            .collect()
     }
 
     /// Cancels one working order, retrying transient errors.

@@ -249,7 +249,7 @@ fn exits(
     if ctx.exits == ExitSupport::Unsupported {
         return Err(obj.invalid(
             first,
-            "this venue cannot attach protective exits (paper and alpaca can); leave it out",
+            "this venue cannot attach protective exits (paper, alpaca and binance can); leave it out",
         ));
     }
     if matches!(order_type, OrderType::Stop | OrderType::StopLimit) {

@@ -25,9 +25,19 @@ fn sign(payload: &str) -> String {
 
 /// POSTs `params` (plus recvWindow/timestamp at `ts_ms`) signed, and returns Binance's code.
 async fn binance_code(venue: &BinanceEmulator, params: &str, ts_ms: i64) -> (u16, i64, String) {
+    binance_post(venue, "/api/v3/order", params, ts_ms).await
+}
+
+/// POSTs `params` to `path` as [`binance_code`] does.
+async fn binance_post(
+    venue: &BinanceEmulator,
+    path: &str,
+    params: &str,
+    ts_ms: i64,
+) -> (u16, i64, String) {
     let query = sign(&format!("{params}&recvWindow=5000&timestamp={ts_ms}"));
     let response = reqwest::Client::new()
-        .post(format!("{}/api/v3/order?{query}", venue.base_url()))
+        .post(format!("{}{path}?{query}", venue.base_url()))
         .header("X-MBX-APIKEY", KEY)
         .send()
         .await
@@ -216,4 +226,75 @@ async fn the_oms_emulator_refuses_unsigned_and_stale_orders() {
     );
     let good = send(now, signer.sign("c", now, body)).await.unwrap();
     assert_eq!(good.status(), 201);
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_ocos_binance_refuses() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(KEY, SECRET, clock.clone()))
+        .await
+        .unwrap();
+    let oco = |params: String| {
+        let venue = &venue;
+        let now = clock.now_unix_ms();
+        async move { binance_post(venue, "/api/v3/orderList/oco", &params, now).await }
+    };
+    venue.set_balance("BTC", "1".parse().unwrap());
+    let sell = "symbol=BTCUSDT&side=SELL&quantity=0.01";
+    let good = "aboveType=LIMIT_MAKER&abovePrice=46000&belowType=STOP_LOSS&belowStopPrice=40000";
+    let cases = [
+        (format!("symbol=BTCUSDT&side=SELL&{good}"), -1102, "'quantity'"),
+        (format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000"), -1102, "'belowType'"),
+        (
+            format!("{sell}&aboveType=STOP_LOSS&aboveStopPrice=46000&belowType=LIMIT_MAKER&belowPrice=40000"),
+            -1197,
+            "must be below",
+        ),
+        (
+            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000&belowType=STOP_LOSS"),
+            -1102,
+            "'belowStopPrice'",
+        ),
+        (
+            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000&aboveTimeInForce=GTC&belowType=STOP_LOSS&belowStopPrice=40000"),
+            -1106,
+            "'aboveTimeInForce'",
+        ),
+        // The take-profit below the last price (42000) would take: the prices are related wrongly.
+        (
+            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=41000&belowType=STOP_LOSS&belowStopPrice=40000"),
+            -2010,
+            "relationship of the prices",
+        ),
+        (
+            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000&belowType=STOP_LOSS&belowStopPrice=43000"),
+            -2010,
+            "relationship of the prices",
+        ),
+        (
+            format!("{sell}&aboveType=LIMIT_MAKER&abovePrice=46000.001&belowType=STOP_LOSS&belowStopPrice=40000"),
+            -1013,
+            "PRICE_FILTER",
+        ),
+        (
+            format!("symbol=BTCUSDT&side=SELL&quantity=5&{good}"),
+            -2010,
+            "insufficient balance",
+        ),
+    ];
+    for (params, code, msg) in cases {
+        let (status, got, text) = oco(params.clone()).await;
+        assert_eq!((status, got), (400, code), "{params}: {text}");
+        assert!(text.contains(msg), "{params}: {text}");
+    }
+    assert!(venue.order_lists().is_empty());
+
+    let listed = format!("{sell}&listClientOrderId=list-1&{good}");
+    assert_eq!(oco(listed.clone()).await.0, 200);
+    let (status, code, msg) = oco(listed).await;
+    assert_eq!(
+        (status, code, msg.as_str()),
+        (400, -2010, "Duplicate order sent.")
+    );
+    assert_eq!(venue.order_lists().len(), 1);
 }

@@ -8,6 +8,7 @@ mod alpaca;
 mod betfair;
 mod binance;
 mod binance_futures;
+mod binance_oco;
 mod build;
 mod e2e;
 mod emulator_checks;

@@ -23,8 +23,15 @@ use serde_json::{json, Value};
 use warp::http::StatusCode;
 
 pub use super::binance_signed::BinanceAuth;
-use super::binance_signed::{bad, err, mandatory, plain_decimal, SignedCheck};
+use super::binance_signed::{
+    bad, check_presence, decimal_param, err, fault_body, mandatory, param, valid_client_id,
+    OrderKey, SignedCheck,
+};
 use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
+
+#[path = "binance_oco.rs"]
+mod oco;
+pub use self::oco::EmulatedList;
 
 /// One tradable symbol and its filters (zero disables a bound, as on Binance).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +82,29 @@ impl EmulatedSymbol {
             min_notional: Decimal::new(5, 0),
             last_price: Decimal::new(42000, 0),
         }
+    }
+
+    /// PRICE_FILTER on `prices` and LOT_SIZE on `quantity`, as filters.md states them
+    /// (`price % tickSize == 0`, `quantity % stepSize == 0`): `-1013 Filter failure: ...`.
+    fn check_filters(
+        &self,
+        prices: &[Option<Decimal>],
+        quantity: Decimal,
+    ) -> Result<(), Box<Reply>> {
+        let on_grid = |v: Decimal, step: Decimal| step.is_zero() || (v % step).is_zero();
+        for p in prices.iter().flatten() {
+            if *p < self.min_price
+                || (!self.max_price.is_zero() && *p > self.max_price)
+                || !on_grid(*p, self.tick_size)
+            {
+                return Err(Box::new(bad(-1013, "Filter failure: PRICE_FILTER")));
+            }
+        }
+        if quantity < self.min_qty || quantity > self.max_qty || !on_grid(quantity, self.step_size)
+        {
+            return Err(Box::new(bad(-1013, "Filter failure: LOT_SIZE")));
+        }
+        Ok(())
     }
 
     fn info(&self) -> Value {
@@ -148,6 +178,8 @@ pub struct EmulatedOrder {
     pub executed_qty: Decimal,
     /// Filled value in the quote asset.
     pub cummulative_quote_qty: Decimal,
+    /// The `orderListId` of the OCO it is a leg of; `-1` for a lone order.
+    pub order_list_id: i64,
 }
 
 impl EmulatedOrder {
@@ -158,15 +190,23 @@ impl EmulatedOrder {
             .as_deref()
             .and_then(|p| p.parse::<Decimal>().ok())
             .unwrap_or_default();
-        json!({
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1,
+        let mut body = json!({
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id, "transactTime": now_ms, "time": now_ms,
             "price": f(price), "origQty": f(self.quantity.parse::<Decimal>().unwrap_or_default()),
             "executedQty": f(self.executed_qty), "cummulativeQuoteQty": f(self.cummulative_quote_qty),
             "status": self.status, "timeInForce": self.time_in_force.clone().unwrap_or_else(|| "GTC".into()),
             "type": self.order_type, "side": self.side, "workingTime": now_ms,
             "selfTradePreventionMode": "EXPIRE_MAKER"
-        })
+        });
+        if let Some(stop) = self
+            .stop_price
+            .as_deref()
+            .and_then(|p| p.parse::<Decimal>().ok())
+        {
+            body["stopPrice"] = json!(f(stop));
+        }
+        body
     }
 
     fn is_open(&self) -> bool {
@@ -182,6 +222,8 @@ struct Book {
     insufficient_balance: bool,
     /// Asset → free balance (nothing is locked by resting orders here).
     balances: HashMap<String, Decimal>,
+    /// OCO order lists, oldest first.
+    lists: Vec<oco::EmulatedList>,
 }
 
 /// Binance's state: the config and the order book. Served as [`BinanceEmulator`].
@@ -191,27 +233,21 @@ pub struct BinanceState {
     config: BinanceEmulatorConfig,
     /// Symbols (as changed since), orders and switches.
     book: Mutex<Book>,
+    /// Faults for the next `POST /api/v3/orderList/oco` requests (the order faults stay with
+    /// `POST /api/v3/order`, so a test can break the OCO behind a good entry).
+    list_faults: Faults,
 }
 
 /// A running Binance emulator; stops when dropped.
 pub type BinanceEmulator = Emulator<BinanceState>;
 
 fn error_body(status: u16) -> Value {
-    match status {
-        429 => {
-            json!({"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."})
-        }
-        _ => {
-            json!({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
-        }
-    }
+    fault_body(status, "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.")
 }
 
+/// Spot's `^[a-zA-Z0-9-_]{1,36}$`.
 fn valid_client_order_id(id: &str) -> bool {
-    (1..=36).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    valid_client_id(id, b"-_")
 }
 
 impl Venue for BinanceState {
@@ -227,6 +263,7 @@ impl Venue for BinanceState {
             orders: Vec::new(),
             next_id: 1000,
             insufficient_balance: false,
+            lists: Vec::new(),
             balances: config
                 .symbols
                 .iter()
@@ -236,6 +273,7 @@ impl Venue for BinanceState {
         Ok(Self {
             config,
             book: Mutex::new(book),
+            list_faults: Faults::default(),
         })
     }
 
@@ -261,6 +299,16 @@ impl Venue for BinanceState {
             ("GET", "/api/v3/account") => Some(self.signed(request, |params| self.account(params))),
             ("DELETE", "/api/v3/order") => {
                 Some(self.signed(request, |params| self.cancel_order(params)))
+            }
+            ("POST", "/api/v3/orderList/oco") => self.list_faults.around(
+                || self.signed(request, |params| self.new_oco(params)),
+                error_body,
+            ),
+            ("GET", "/api/v3/orderList") => {
+                Some(self.signed(request, |params| self.query_list(params)))
+            }
+            ("DELETE", "/api/v3/orderList") => {
+                Some(self.signed(request, |params| self.cancel_list(params)))
             }
             _ => Some(err(StatusCode::NOT_FOUND, -1000, "Unknown endpoint.")),
         }
@@ -377,19 +425,16 @@ impl BinanceState {
         request: &Recorded,
         then: impl FnOnce(&HashMap<String, String>) -> Reply,
     ) -> Reply {
-        let check = SignedCheck {
+        SignedCheck {
             api_key: &self.config.api_key,
             auth: &self.config.auth,
             clock: &self.config.clock,
-        };
-        match check.check(request) {
-            Ok(params) => then(&params),
-            Err(refusal) => *refusal,
         }
+        .answer(request, then)
     }
 
     fn new_order(&self, params: &HashMap<String, String>) -> Reply {
-        let get = |k: &str| params.get(k).filter(|v| !v.is_empty());
+        let get = |k: &str| param(params, k);
         let mut book = self.book();
         let Some(symbol) = get("symbol") else {
             return mandatory("symbol");
@@ -440,39 +485,29 @@ impl BinanceState {
                 &format!("Not all sent parameters were read; read '{read}' parameter(s) but was sent '{sent}'."),
             );
         }
-        for (name, needed) in [
-            ("timeInForce", needs_tif),
-            ("price", needs_price),
-            ("stopPrice", needs_stop),
-        ] {
-            match (needed, get(name)) {
-                (true, None) => return mandatory(name),
-                (false, Some(_)) => {
-                    return bad(
-                        -1106,
-                        &format!("Parameter '{name}' sent when not required."),
-                    )
-                }
-                _ => {}
-            }
+        if let Err(refusal) = check_presence(
+            params,
+            &[
+                ("timeInForce", needs_tif),
+                ("price", needs_price),
+                ("stopPrice", needs_stop),
+            ],
+        ) {
+            return *refusal;
         }
         if let Some(tif) = get("timeInForce") {
             if !["GTC", "IOC", "FOK"].contains(&tif.as_str()) {
                 return bad(-1115, "Invalid timeInForce.");
             }
         }
-        // Err: the malformed parameter's name.
-        let decimal = |name: &'static str| -> Result<Option<Decimal>, &'static str> {
-            get(name).map(|v| plain_decimal(v).ok_or(name)).transpose()
-        };
-        let illegal = |name: &str| {
-            bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."))
-        };
+        let decimal = |name: &str| decimal_param(params, name);
         let (quantity, price, stop_price) =
             match (decimal("quantity"), decimal("price"), decimal("stopPrice")) {
                 (Ok(Some(q)), Ok(p), Ok(s)) => (q, p, s),
                 (Ok(None), _, _) => return mandatory("quantity"),
-                (Err(name), _, _) | (_, Err(name), _) | (_, _, Err(name)) => return illegal(name),
+                (Err(refusal), _, _) | (_, Err(refusal), _) | (_, _, Err(refusal)) => {
+                    return *refusal
+                }
             };
         let client_order_id = match get("newClientOrderId") {
             Some(id) if valid_client_order_id(id) => id.clone(),
@@ -484,21 +519,8 @@ impl BinanceState {
         if rules.status != "TRADING" {
             return bad(-2010, "Market is closed.");
         }
-        // Filters, as filters.md states them (`price % tickSize == 0`, `quantity % stepSize == 0`).
-        let on_grid = |v: Decimal, step: Decimal| step.is_zero() || (v % step).is_zero();
-        for p in [price, stop_price].into_iter().flatten() {
-            if p < rules.min_price
-                || (!rules.max_price.is_zero() && p > rules.max_price)
-                || !on_grid(p, rules.tick_size)
-            {
-                return bad(-1013, "Filter failure: PRICE_FILTER");
-            }
-        }
-        if quantity < rules.min_qty
-            || quantity > rules.max_qty
-            || !on_grid(quantity, rules.step_size)
-        {
-            return bad(-1013, "Filter failure: LOT_SIZE");
+        if let Err(refusal) = rules.check_filters(&[price, stop_price], quantity) {
+            return *refusal;
         }
         if order_type == "MARKET" && quantity > rules.market_max_qty {
             return bad(-1013, "Filter failure: MARKET_LOT_SIZE");
@@ -546,6 +568,7 @@ impl BinanceState {
             } else {
                 Decimal::ZERO
             },
+            order_list_id: -1,
         };
         let body = order.json(self.config.clock.now_unix_ms());
         if crosses {
@@ -593,31 +616,27 @@ impl BinanceState {
     fn cancel_order(&self, params: &HashMap<String, String>) -> Reply {
         let now = self.config.clock.now_unix_ms();
         let mut book = self.book();
-        let Some(symbol) = params.get("symbol").cloned() else {
-            return mandatory("symbol");
+        let key = match OrderKey::from_params(params, |s| book.symbols.contains_key(s)) {
+            Ok(key) => key,
+            Err(refusal) => return *refusal,
         };
-        if !book.symbols.contains_key(&symbol) {
-            return bad(-1121, "Invalid symbol.");
-        }
-        let by_client = params.get("origClientOrderId").cloned();
-        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
-        if by_client.is_none() && by_id.is_none() {
-            return bad(
-                -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            );
-        }
-        let found = book.orders.iter_mut().rev().find(|o| {
-            o.symbol == symbol
-                && by_client.as_ref().is_none_or(|c| &o.client_order_id == c)
-                && by_id.is_none_or(|i| o.order_id == i)
-        });
+        let found = book
+            .orders
+            .iter_mut()
+            .rev()
+            .find(|o| key.names(&o.symbol, &o.client_order_id, o.order_id));
         match found {
             Some(order) if order.is_open() => {
                 order.status = "CANCELED".into();
                 let mut body = order.json(now);
                 body["origClientOrderId"] = json!(order.client_order_id);
                 body["clientOrderId"] = json!(format!("cancel{}", order.order_id));
+                // "Canceling an individual order in an order list will cancel the entire
+                // order list."
+                let list = order.order_list_id;
+                if list >= 0 {
+                    book.end_list(list, "CANCELED");
+                }
                 json_reply(StatusCode::OK, &body)
             }
             _ => bad(-2011, "Unknown order sent."),
@@ -707,25 +726,15 @@ impl BinanceState {
 
     fn query_order(&self, params: &HashMap<String, String>) -> Reply {
         let book = self.book();
-        let Some(symbol) = params.get("symbol") else {
-            return mandatory("symbol");
+        let key = match OrderKey::from_params(params, |s| book.symbols.contains_key(s)) {
+            Ok(key) => key,
+            Err(refusal) => return *refusal,
         };
-        if !book.symbols.contains_key(symbol) {
-            return bad(-1121, "Invalid symbol.");
-        }
-        let by_client = params.get("origClientOrderId");
-        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
-        if by_client.is_none() && by_id.is_none() {
-            return bad(
-                -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            );
-        }
-        let found = book.orders.iter().rev().find(|o| {
-            &o.symbol == symbol
-                && by_client.is_none_or(|c| &o.client_order_id == c)
-                && by_id.is_none_or(|i| o.order_id == i)
-        });
+        let found = book
+            .orders
+            .iter()
+            .rev()
+            .find(|o| key.names(&o.symbol, &o.client_order_id, o.order_id));
         match found {
             Some(order) => json_reply(StatusCode::OK, &order.json(self.config.clock.now_unix_ms())),
             None => bad(-2013, "Order does not exist."),

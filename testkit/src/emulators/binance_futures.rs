@@ -27,7 +27,10 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use warp::http::StatusCode;
 
-use super::binance_signed::{bad, err, mandatory, plain_decimal, BinanceAuth, SignedCheck};
+use super::binance_signed::{
+    bad, check_known, check_presence, decimal_param, err, fault_body, mandatory, param,
+    valid_client_id, BinanceAuth, OrderKey, SignedCheck,
+};
 use super::{json_reply, Emulator, Faults, Recorded, Reply, Venue};
 
 /// One perpetual contract and its filters (zero disables a bound, as on Binance).
@@ -272,24 +275,14 @@ pub struct BinanceFuturesState {
 pub type BinanceFuturesEmulator = Emulator<BinanceFuturesState>;
 
 fn error_body(status: u16) -> Value {
-    match status {
-        429 => {
-            json!({"code": -1003, "msg": "Too many requests; current limit is 2400 requests per minute. Please use the websocket for live updates to avoid polling the API."})
-        }
-        _ => {
-            json!({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
-        }
-    }
+    fault_body(status, "Too many requests; current limit is 2400 requests per minute. Please use the websocket for live updates to avoid polling the API.")
 }
 
+/// Futures' `^[\.A-Z\:/a-z0-9_-]{1,36}$`.
 fn valid_client_order_id(id: &str) -> bool {
-    (1..=36).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'/' | b'_' | b'-'))
+    valid_client_id(id, b".:/_-")
 }
 
-/// Decimal places of `d` as written (`0.010` → 3).
 fn places(d: Decimal) -> u32 {
     d.normalize().scale()
 }
@@ -428,15 +421,12 @@ impl BinanceFuturesState {
         request: &Recorded,
         then: impl FnOnce(&HashMap<String, String>) -> Reply,
     ) -> Reply {
-        let check = SignedCheck {
+        SignedCheck {
             api_key: &self.config.api_key,
             auth: &self.config.auth,
             clock: &self.config.clock,
-        };
-        match check.check(request) {
-            Ok(params) => then(&params),
-            Err(refusal) => *refusal,
         }
+        .answer(request, then)
     }
 
     fn exchange_info(&self) -> Reply {
@@ -454,7 +444,7 @@ impl BinanceFuturesState {
     }
 
     fn new_order(&self, params: &HashMap<String, String>) -> Reply {
-        let get = |k: &str| params.get(k).filter(|v| !v.is_empty());
+        let get = |k: &str| param(params, k);
         let mut book = self.book();
         let Some(symbol) = get("symbol").cloned() else {
             return mandatory("symbol");
@@ -504,23 +494,14 @@ impl BinanceFuturesState {
             "recvWindow",
             "timestamp",
         ];
-        if let Some(unknown) = params.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-            return bad(
-                -1104,
-                &format!("Not all sent parameters were read; '{unknown}' was not."),
-            );
+        if let Err(refusal) = check_known(params, &KNOWN) {
+            return *refusal;
         }
-        for (name, needed) in [("timeInForce", needs_tif), ("price", needs_price)] {
-            match (needed, get(name)) {
-                (true, None) => return mandatory(name),
-                (false, Some(_)) => {
-                    return bad(
-                        -1106,
-                        &format!("Parameter '{name}' sent when not required."),
-                    )
-                }
-                _ => {}
-            }
+        if let Err(refusal) = check_presence(
+            params,
+            &[("timeInForce", needs_tif), ("price", needs_price)],
+        ) {
+            return *refusal;
         }
         if let Some(tif) = get("timeInForce") {
             if !["GTC", "IOC", "FOK", "GTX"].contains(&tif.as_str()) {
@@ -537,15 +518,7 @@ impl BinanceFuturesState {
             Some("true") => true,
             Some(_) => return bad(-4062, "Invalid or improper reduceOnly value."),
         };
-        let decimal = |name: &'static str| -> Result<Option<Decimal>, Box<Reply>> {
-            get(name)
-                .map(|v| {
-                    plain_decimal(v).ok_or_else(|| {
-                        Box::new(bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")))
-                    })
-                })
-                .transpose()
-        };
+        let decimal = |name: &str| decimal_param(params, name);
         let quantity = match decimal("quantity") {
             Ok(Some(q)) => q,
             Ok(None) => return mandatory("quantity"),
@@ -682,25 +655,12 @@ impl BinanceFuturesState {
         book: &'a mut Book,
         params: &HashMap<String, String>,
     ) -> Result<Option<&'a mut FuturesOrder>, Box<Reply>> {
-        let Some(symbol) = params.get("symbol").cloned() else {
-            return Err(Box::new(mandatory("symbol")));
-        };
-        if !book.symbols.contains_key(&symbol) {
-            return Err(Box::new(bad(-1121, "Invalid symbol.")));
-        }
-        let by_client = params.get("origClientOrderId").cloned();
-        let by_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
-        if by_client.is_none() && by_id.is_none() {
-            return Err(Box::new(bad(
-                -1102,
-                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
-            )));
-        }
-        Ok(book.orders.iter_mut().rev().find(|o| {
-            o.symbol == symbol
-                && by_client.as_ref().is_none_or(|c| &o.client_order_id == c)
-                && by_id.is_none_or(|i| o.order_id == i)
-        }))
+        let key = OrderKey::from_params(params, |s| book.symbols.contains_key(s))?;
+        Ok(book
+            .orders
+            .iter_mut()
+            .rev()
+            .find(|o| key.names(&o.symbol, &o.client_order_id, o.order_id)))
     }
 
     fn query_order(&self, params: &HashMap<String, String>) -> Reply {

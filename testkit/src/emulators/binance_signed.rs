@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::Sha256;
 use warp::http::StatusCode;
 
@@ -142,4 +142,141 @@ pub(crate) fn plain_decimal(value: &str) -> Option<Decimal> {
         && int.bytes().all(|b| b.is_ascii_digit())
         && frac.bytes().all(|b| b.is_ascii_digit());
     ok.then(|| value.parse().ok()).flatten()
+}
+
+impl SignedCheck<'_> {
+    /// Binance's refusal of `request`, or `then`'s answer to its decoded parameters.
+    pub(crate) fn answer(
+        &self,
+        request: &Recorded,
+        then: impl FnOnce(&HashMap<String, String>) -> Reply,
+    ) -> Reply {
+        match self.check(request) {
+            Ok(params) => then(&params),
+            Err(refusal) => *refusal,
+        }
+    }
+}
+
+/// The body of an injected fault: `rate_limited` (the API's own `-1003` text) for 429, else
+/// `-1007` (status unknown).
+pub(crate) fn fault_body(status: u16, rate_limited: &str) -> Value {
+    match status {
+        429 => json!({"code": -1003, "msg": rate_limited}),
+        _ => {
+            json!({"code": -1007, "msg": "Timeout waiting for response from backend server. Send status unknown; execution status unknown."})
+        }
+    }
+}
+
+/// A client id of 1 to 36 characters from ASCII letters, digits and `also`.
+pub(crate) fn valid_client_id(id: &str, also: &[u8]) -> bool {
+    (1..=36).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || also.contains(&b))
+}
+
+/// The non-empty parameter `name`.
+pub(crate) fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<&'a String> {
+    params.get(name).filter(|v| !v.is_empty())
+}
+
+/// Each `(name, needed)`: `-1102` when a needed one is missing, `-1106` when one not needed
+/// was sent.
+pub(crate) fn check_presence(
+    params: &HashMap<String, String>,
+    names: &[(&str, bool)],
+) -> Result<(), Box<Reply>> {
+    for (name, needed) in names {
+        match (needed, param(params, name)) {
+            (true, None) => return Err(Box::new(mandatory(name))),
+            (false, Some(_)) => {
+                return Err(Box::new(bad(
+                    -1106,
+                    &format!("Parameter '{name}' sent when not required."),
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The decimal parameter `name` (plain notation), `-1100` when it is malformed.
+pub(crate) fn decimal_param(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<Decimal>, Box<Reply>> {
+    param(params, name)
+        .map(|v| {
+            plain_decimal(v).ok_or_else(|| {
+                Box::new(bad(-1100, &format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")))
+            })
+        })
+        .transpose()
+}
+
+/// Which order a query or cancel names: `symbol` and `orderId` or `origClientOrderId` (`-1102`
+/// when both are missing).
+pub(crate) struct OrderKey {
+    /// `symbol`.
+    pub symbol: String,
+    /// `origClientOrderId`.
+    pub client_order_id: Option<String>,
+    /// `orderId`.
+    pub order_id: Option<i64>,
+}
+
+impl OrderKey {
+    /// The key `params` give, or Binance's refusal (`-1102`; `-1121` for a symbol `known`
+    /// refuses).
+    pub(crate) fn from_params(
+        params: &HashMap<String, String>,
+        known: impl FnOnce(&str) -> bool,
+    ) -> Result<Self, Box<Reply>> {
+        let Some(symbol) = params.get("symbol").cloned() else {
+            return Err(Box::new(mandatory("symbol")));
+        };
+        if !known(&symbol) {
+            return Err(Box::new(bad(-1121, "Invalid symbol.")));
+        }
+        let client_order_id = params.get("origClientOrderId").cloned();
+        let order_id = params.get("orderId").and_then(|i| i.parse::<i64>().ok());
+        if client_order_id.is_none() && order_id.is_none() {
+            return Err(Box::new(bad(
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )));
+        }
+        Ok(Self {
+            symbol,
+            client_order_id,
+            order_id,
+        })
+    }
+
+    /// `true` for the order (symbol, client id, order id) this key names.
+    pub(crate) fn names(&self, symbol: &str, client_order_id: &str, order_id: i64) -> bool {
+        self.symbol == symbol
+            && self
+                .client_order_id
+                .as_deref()
+                .is_none_or(|c| c == client_order_id)
+            && self.order_id.is_none_or(|i| i == order_id)
+    }
+}
+
+/// `-1104` naming the first parameter of `params` not in `known`.
+pub(crate) fn check_known(
+    params: &HashMap<String, String>,
+    known: &[&str],
+) -> Result<(), Box<Reply>> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(Box::new(bad(
+            -1104,
+            &format!("Not all sent parameters were read; '{unknown}' was not."),
+        ))),
+        None => Ok(()),
+    }
 }

@@ -7,8 +7,7 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::super::http::send;
-use super::{error_of, BinanceBroker, Classified};
+use super::BinanceBroker;
 use crate::broker::BrokerError;
 
 /// The part of the account answer that matters here.
@@ -48,23 +47,14 @@ impl BinanceBroker {
 
     /// `GET /api/v3/account`: every asset's free + locked balance.
     async fn balances(&self) -> Result<HashMap<String, Decimal>, BrokerError> {
+        let request = self
+            .rest
+            .request(Method::GET, "/api/v3/account", Vec::new());
+        let account: Account = self.rest.read(request, "account").await?;
         let transient = |message: String| BrokerError::Transient {
             message,
             retry_after: None,
         };
-        let answer = send(self.signed_request(Method::GET, "/api/v3/account", Vec::new()))
-            .await
-            .map_err(|f| transient(format!("Binance account: {}", f.message())))?;
-        if !answer.status.is_success() {
-            return Err(match error_of(&answer) {
-                Classified::Final(e) => e,
-                Classified::Unknown(why) | Classified::Duplicate(why) => {
-                    transient(format!("Binance account: {why}"))
-                }
-            });
-        }
-        let account: Account = serde_json::from_slice(&answer.body)
-            .map_err(|e| transient(format!("Binance account answer is unreadable ({e})")))?;
         let mut held = HashMap::new();
         for b in account.balances {
             let parse = |s: &str| {

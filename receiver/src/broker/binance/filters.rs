@@ -263,6 +263,14 @@ impl SymbolRules {
         Ok(())
     }
 
+    /// The LOT_SIZE grid that sized quantities are rounded down to.
+    pub fn lot_rule(&self) -> Option<crate::broker::LotRule> {
+        self.lot.map(|lot| crate::broker::LotRule {
+            step: lot.step,
+            min: lot.min,
+        })
+    }
+
     /// The `POST /api/v3/order` parameters for `order` (without `recvWindow`, `timestamp` and
     /// `signature`), rounded to these rules, or why Binance would refuse it.
     pub fn order_params(

@@ -11,9 +11,8 @@ use reqwest::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::{
-    api_error, error_of, ApiError, BinanceBroker, BinanceOrder, Classified, CLIENT_ORDER_ID_MAX,
-};
+use super::rest::{api_error, ApiError, Classified};
+use super::{BinanceBroker, BinanceOrder, CLIENT_ORDER_ID_MAX};
 use crate::broker::http::{send, venue_client_id, SendFailure};
 use crate::broker::{BrokerError, OrderStatus, Placement};
 use crate::order::OrderRequest;
@@ -88,7 +87,9 @@ impl BinanceBroker {
         let mut params = rules.order_params(order, &new_id)?;
         params.push(("cancelReplaceMode", "STOP_ON_FAILURE".to_owned()));
         params.push(("cancelOrderId", live_id));
-        let request = self.signed_request(Method::POST, "/api/v3/order/cancelReplace", params);
+        let request = self
+            .rest
+            .request(Method::POST, "/api/v3/order/cancelReplace", params);
         let why = match send(request).await {
             Ok(answer) if answer.status.is_success() => {
                 return serde_json::from_slice::<CancelReplaced>(&answer.body)
@@ -127,7 +128,7 @@ impl BinanceBroker {
                         ),
                     })
                 }
-                _ => match error_of(&answer) {
+                _ => match self.rest.classify(&answer) {
                     Classified::Final(e) => return Err(e),
                     Classified::Unknown(why) | Classified::Duplicate(why) => why,
                 },

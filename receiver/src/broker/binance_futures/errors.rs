@@ -3,90 +3,35 @@
 //! futures API's own list (Error Codes, "USDⓈ-M Futures"); the ones an alert can meet are named
 //! here, the rest are refusals carrying Binance's code and message.
 
+#[cfg(test)]
 use reqwest::StatusCode;
-use serde::Deserialize;
 
-use crate::broker::http::{excerpt, retry_after, Answer};
+use crate::broker::binance::rest::{Classified, Dialect};
+#[cfg(test)]
+use crate::broker::http::Answer;
 use crate::broker::BrokerError;
 
-/// Binance's error body.
-#[derive(Debug, Deserialize)]
-pub(super) struct ApiError {
-    /// `-2019`, ...
-    pub code: i64,
-    /// Binance's text.
-    #[serde(default)]
-    pub msg: String,
-}
-
-/// The error body of `answer`, if it is one.
-pub(super) fn api_error(body: &[u8]) -> Option<ApiError> {
-    serde_json::from_slice(body).ok()
-}
-
-/// A non-2xx answer, sorted by what the caller must do next.
-#[derive(Debug)]
-pub(super) enum Classified {
-    /// A final or retryable error to return as is.
-    Final(BrokerError),
-    /// `-4116 ClientOrderId is duplicated`: an open order already has this id.
-    Duplicate(String),
-    /// Binance may have acted on the request (5xx, `-1006`, `-1007`).
-    Unknown(String),
-}
-
-impl Classified {
-    /// For requests that place nothing (lookups, positions, exchangeInfo, leverage): an unknown
-    /// outcome is simply a transient failure of `what`.
-    pub(super) fn into_error(self, what: &str) -> BrokerError {
-        match self {
-            Self::Final(e) => e,
-            Self::Duplicate(why) | Self::Unknown(why) => BrokerError::Transient {
-                message: format!("Binance futures {what}: {why}"),
-                retry_after: None,
-            },
-        }
-    }
-}
+/// Futures' words and its own codes.
+pub(super) static FUTURES: Dialect = Dialect {
+    venue: "Binance futures",
+    credentials_hint: "check api_key and api_secret/private_key, that the key has futures \
+                       trading enabled and its IP restrictions; testnet keys only work on \
+                       testnet.binancefuture.com",
+    codes: futures_codes,
+};
 
 /// Maps Binance futures' HTTP status and `{"code","msg"}` to what a user can act on.
-pub(super) fn classify(answer: &Answer) -> Classified {
-    let status = answer.status;
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::IM_A_TEAPOT {
-        let what = if status == StatusCode::IM_A_TEAPOT {
-            "has banned this IP for a while (418)"
-        } else {
-            "rate limit (429)"
-        };
-        return Classified::Final(BrokerError::Transient {
-            message: format!("Binance futures {what}: {}", excerpt(&answer.body)),
-            retry_after: retry_after(&answer.headers),
-        });
-    }
-    let Some(ApiError { code, msg }) = api_error(&answer.body) else {
-        if status.is_server_error() {
-            return Classified::Unknown(format!("Binance futures answered {status}"));
-        }
-        return Classified::Final(BrokerError::Rejected {
-            message: format!(
-                "Binance futures answered {status}: {}",
-                excerpt(&answer.body)
-            ),
-        });
-    };
-    let rejected = |message: String| Classified::Final(BrokerError::Rejected { message });
-    let invalid = |message: String| Classified::Final(BrokerError::Invalid { message });
-    let seen = format!("{code}: {msg}");
+#[cfg(test)]
+fn classify(answer: &Answer) -> Classified {
+    crate::broker::binance::rest::classify(answer, &FUTURES)
+}
+
+/// The futures codes an alert can meet beyond those both APIs share.
+fn futures_codes(code: i64, msg: &str, seen: &str) -> Option<Classified> {
+    let rejected = |message: String| Some(Classified::Final(BrokerError::Rejected { message }));
+    let invalid = |message: String| Some(Classified::Final(BrokerError::Invalid { message }));
     match code {
-        -1006 | -1007 => Classified::Unknown(format!("Binance futures {seen}")),
-        _ if status.is_server_error() => {
-            Classified::Unknown(format!("Binance futures answered {status} ({seen})"))
-        }
-        -4116 => Classified::Duplicate(msg),
-        -1003 | -1008 | -1015 | -1016 => Classified::Final(BrokerError::Transient {
-            message: format!("Binance futures is busy ({seen})"),
-            retry_after: retry_after(&answer.headers),
-        }),
+        -4116 => Some(Classified::Duplicate(msg.to_owned())),
         -2019 => rejected(format!(
             "margin insufficient at Binance futures for this order ({seen}): add margin to the \
              futures wallet, lower the quantity or raise the leverage"
@@ -126,18 +71,6 @@ pub(super) fn classify(answer: &Answer) -> Classified {
             "Binance futures takes stop orders only through its Algo Order API ({seen}); send \
              market or limit orders"
         )),
-        -1021 => rejected(format!(
-            "Binance futures says the request time is outside recvWindow ({msg}): check the \
-             system clock (NTP)"
-        )),
-        -2014 | -2015 | -1022 | -1002 => rejected(format!(
-            "Binance futures refused the credentials ({seen}): check api_key and \
-             api_secret/private_key, that the key has futures trading enabled and its IP \
-             restrictions; testnet keys only work on testnet.binancefuture.com"
-        )),
-        -1121 => rejected(format!(
-            "Binance futures does not know this symbol ({seen})"
-        )),
         -4061 | -4062 => rejected(format!(
             "the Binance futures account is in Hedge Mode ({seen}); alertgate trades in One-way \
              Mode: switch Position Mode to One-way"
@@ -152,7 +85,7 @@ pub(super) fn classify(answer: &Answer) -> Classified {
         -2023 => rejected(format!(
             "the Binance futures account is being liquidated ({seen})"
         )),
-        _ => rejected(format!("Binance futures refused the order ({seen})")),
+        _ => None,
     }
 }
 

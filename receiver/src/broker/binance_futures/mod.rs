@@ -32,19 +32,17 @@ mod errors;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use alertgate_shared::{Clock, Secret};
+use alertgate_shared::Clock;
 use reqwest::Method;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 
-use self::errors::{api_error, classify, Classified};
 use super::binance::filters::{plain, SymbolRules};
-use super::binance::sign::{query_string, RequestSigner};
-use super::binance::{credentials, KeyNames};
+use super::binance::rest::{KeyNames, RulesCache, Section, SignedRest};
 use super::config::BinanceFuturesConfig;
-use super::http::{base_url, build_client, excerpt, send, venue_client_id, Answer, SendFailure};
+use super::http::venue_client_id;
 use super::{
     Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement, Positions,
 };
@@ -53,13 +51,12 @@ use crate::order::{OrderRequest, OrderType, Side, TimeInForce};
 
 /// Binance futures' limit on `newClientOrderId` (`^[\.A-Z\:/a-z0-9_-]{1,36}$`).
 pub const CLIENT_ORDER_ID_MAX: usize = 36;
-/// How long a symbol's exchange filters are trusted before they are fetched again.
-const RULES_TTL_SECS: i64 = 3600;
 /// Binance futures' highest leverage.
 const MAX_LEVERAGE: u32 = 125;
 
 const KEYS: KeyNames = KeyNames {
     section: "binance_futures",
+    base_url: "binance_futures.base_url",
     api_key: "binance_futures.api_key",
     api_secret: "binance_futures.api_secret",
     private_key: "binance_futures.private_key",
@@ -130,46 +127,23 @@ struct Account {
     total_margin_balance: String,
 }
 
-/// What one order send produced.
-enum Sent {
-    /// Binance answered with the order.
-    Placed(Placement),
-    /// `-4116`: an open order already has the id.
-    Duplicate,
-    /// The outcome is unknown: it may or may not have been placed.
-    Unknown(String),
-}
-
 /// Binance USDⓈ-M futures.
 pub struct BinanceFuturesBroker {
-    /// REST base URL without trailing slash.
-    base_url: String,
-    /// `X-MBX-APIKEY`.
-    api_key: Secret,
-    /// HMAC secret or Ed25519 key.
-    signer: RequestSigner,
-    /// `recvWindow` sent with every signed request.
-    recv_window_ms: u32,
-    /// Shared client with the configured timeout.
-    client: reqwest::Client,
-    /// `timestamp` source, and the rules cache's age.
-    clock: Arc<dyn Clock>,
+    /// Signed requests to the futures API.
+    rest: SignedRest,
     /// `[broker.binance_futures] leverage`: symbol → leverage to set before its first order.
     leverage: BTreeMap<String, u32>,
     /// Symbols whose leverage this process has set. Held across the call, so two first orders
     /// in one symbol set it once.
     leverage_set: tokio::sync::Mutex<HashSet<String>>,
-    /// Exchange filters per symbol, with the unix second they were fetched.
-    rules: Mutex<HashMap<String, (i64, Arc<SymbolRules>)>>,
+    /// Exchange filters per symbol.
+    rules: RulesCache,
 }
 
 impl fmt::Debug for BinanceFuturesBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BinanceFuturesBroker")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .field("signer", &self.signer)
-            .field("recv_window_ms", &self.recv_window_ms)
+            .field("rest", &self.rest)
             .field("leverage", &self.leverage)
             .finish_non_exhaustive()
     }
@@ -182,13 +156,15 @@ impl BinanceFuturesBroker {
         config: &BinanceFuturesConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, BrokerBuildError> {
-        let (api_key, signer) = credentials(
-            &KEYS,
-            &config.api_key,
-            config.api_secret.as_ref(),
-            config.private_key.as_ref(),
-            config.recv_window_ms,
-        )?;
+        let section = Section {
+            base_url: &config.base_url,
+            api_key: &config.api_key,
+            api_secret: config.api_secret.as_ref(),
+            private_key: config.private_key.as_ref(),
+            recv_window_ms: config.recv_window_ms,
+            timeout_ms: config.timeout_ms,
+        };
+        let rest = SignedRest::from_section(&KEYS, &section, clock, &errors::FUTURES)?;
         if let Some((symbol, leverage)) = config
             .leverage
             .iter()
@@ -202,15 +178,10 @@ impl BinanceFuturesBroker {
             });
         }
         Ok(Self {
-            base_url: base_url("binance_futures.base_url", &config.base_url)?,
-            api_key,
-            signer,
-            recv_window_ms: config.recv_window_ms,
-            client: build_client("binance_futures", config.timeout_ms)?,
-            clock,
+            rest,
             leverage: config.leverage.clone(),
             leverage_set: tokio::sync::Mutex::new(HashSet::new()),
-            rules: Mutex::new(HashMap::new()),
+            rules: RulesCache::default(),
         })
     }
 
@@ -225,81 +196,24 @@ impl BinanceFuturesBroker {
         if !order.reduce_only {
             self.ensure_leverage(&order.symbol).await?;
         }
-        let sent = match self.send_order(params).await {
-            // Binance's filters disagree with the cached ones: fetch them afresh next time.
-            Err(e @ BrokerError::Invalid { .. }) => {
-                self.lock_rules().remove(&order.symbol);
-                return Err(e);
-            }
-            other => other?,
-        };
-        match sent {
-            Sent::Placed(placement) => Ok(placement),
-            Sent::Duplicate => match self.query(&order.symbol, &client_order_id).await? {
-                Some(existing) => Ok(existing),
-                None => Err(BrokerError::Transient {
-                    message: format!(
-                        "Binance futures reports {client_order_id} as a duplicate but cannot find it yet"
-                    ),
-                    retry_after: None,
-                }),
-            },
-            Sent::Unknown(why) => match self.query(&order.symbol, &client_order_id).await {
-                Ok(Some(existing)) => Ok(existing),
-                Ok(None) => Err(BrokerError::Transient {
-                    message: format!(
-                        "Binance futures: {why}; the order is not there, it will be looked up \
-                         again before any resend"
-                    ),
-                    retry_after: None,
-                }),
-                Err(e) => Err(BrokerError::Transient {
-                    message: format!(
-                        "Binance futures: {why}; looking the order up failed too ({e})"
-                    ),
-                    retry_after: None,
-                }),
-            },
-        }
-    }
-
-    fn signed_request(
-        &self,
-        method: Method,
-        path: &str,
-        mut params: Vec<(&'static str, String)>,
-    ) -> reqwest::RequestBuilder {
-        params.push(("recvWindow", self.recv_window_ms.to_string()));
-        params.push(("timestamp", self.clock.now_unix_ms().to_string()));
-        let query = self.signer.sign_query(&query_string(&params));
-        self.client
-            .request(method, format!("{}{path}?{query}", self.base_url))
-            .header("X-MBX-APIKEY", self.api_key.expose())
-    }
-
-    /// Sends a request that places nothing and reads its 2xx body as JSON; `what` names it in
-    /// errors.
-    async fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-        what: &str,
-    ) -> Result<T, BrokerError> {
-        let answer = send(request)
+        let request = self.rest.request(Method::POST, "/fapi/v1/order", params);
+        self.rest
+            .place(
+                request,
+                &self.rules,
+                &order.symbol,
+                &client_order_id,
+                |answer| self.order_of(&answer.body),
+                || self.query(&order.symbol, &client_order_id),
+            )
             .await
-            .map_err(|failure| BrokerError::Transient {
-                message: format!("Binance futures {what}: {}", failure.message()),
-                retry_after: None,
-            })?;
-        if !answer.status.is_success() {
-            return Err(classify(&answer).into_error(what));
-        }
-        serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
-            message: format!(
-                "Binance futures {what} answer is unreadable ({e}): {}",
-                excerpt(&answer.body)
-            ),
-            retry_after: None,
-        })
+    }
+
+    /// An order answer read as a placement.
+    fn order_of(&self, body: &[u8]) -> Result<Placement, BrokerError> {
+        self.rest
+            .parse::<FuturesOrder>(body, "an order")
+            .map(FuturesOrder::placement)
     }
 
     /// Sets the configured leverage of `symbol` once per process, before its first order.
@@ -315,8 +229,8 @@ impl BinanceFuturesBroker {
             ("symbol", symbol.to_owned()),
             ("leverage", leverage.to_string()),
         ];
-        let request = self.signed_request(Method::POST, "/fapi/v1/leverage", params);
-        let _: serde_json::Value = self.read(request, "leverage").await?;
+        let request = self.rest.request(Method::POST, "/fapi/v1/leverage", params);
+        let _: serde_json::Value = self.rest.read(request, "leverage").await?;
         tracing::info!(symbol, leverage, "Binance futures leverage set");
         set.insert(symbol.to_owned());
         Ok(())
@@ -324,14 +238,12 @@ impl BinanceFuturesBroker {
 
     /// The symbol's filters, from the cache or `GET /fapi/v1/exchangeInfo`.
     async fn rules(&self, symbol: &str) -> Result<Arc<SymbolRules>, BrokerError> {
-        let now = self.clock.now_unix();
-        if let Some((fetched, rules)) = self.lock_rules().get(symbol) {
-            if now - fetched < RULES_TTL_SECS {
-                return Ok(rules.clone());
-            }
+        let now = self.rest.clock.now_unix();
+        if let Some(rules) = self.rules.fresh(symbol, now) {
+            return Ok(rules);
         }
-        let url = format!("{}/fapi/v1/exchangeInfo", self.base_url);
-        let info: serde_json::Value = self.read(self.client.get(url), "exchangeInfo").await?;
+        let request = self.rest.public("/fapi/v1/exchangeInfo", &[]);
+        let info: serde_json::Value = self.rest.read(request, "exchangeInfo").await?;
         let rules = Arc::new(
             SymbolRules::from_exchange_info(&info, symbol).ok_or_else(|| {
                 BrokerError::Rejected {
@@ -339,36 +251,8 @@ impl BinanceFuturesBroker {
                 }
             })?,
         );
-        self.lock_rules()
-            .insert(symbol.to_owned(), (now, rules.clone()));
+        self.rules.insert(symbol, now, rules.clone());
         Ok(rules)
-    }
-
-    fn lock_rules(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Arc<SymbolRules>)>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `POST /fapi/v1/order`.
-    async fn send_order(&self, params: Vec<(&'static str, String)>) -> Result<Sent, BrokerError> {
-        let request = self.signed_request(Method::POST, "/fapi/v1/order", params);
-        let answer = match send(request).await {
-            Ok(answer) => answer,
-            Err(SendFailure::NotSent(why)) => {
-                return Err(BrokerError::Transient {
-                    message: format!("Binance futures: {why}"),
-                    retry_after: None,
-                })
-            }
-            Err(SendFailure::Unknown(why)) => return Ok(Sent::Unknown(why)),
-        };
-        if answer.status.is_success() {
-            return parse_order(&answer).map(|o| Sent::Placed(o.placement()));
-        }
-        match classify(&answer) {
-            Classified::Final(e) => Err(e),
-            Classified::Duplicate(_) => Ok(Sent::Duplicate),
-            Classified::Unknown(why) => Ok(Sent::Unknown(why)),
-        }
     }
 
     /// `GET /fapi/v1/order?symbol=&origClientOrderId=`: `None` when Binance has no such order.
@@ -381,19 +265,14 @@ impl BinanceFuturesBroker {
             ("symbol", symbol.to_owned()),
             ("origClientOrderId", client_order_id.to_owned()),
         ];
-        let answer = send(self.signed_request(Method::GET, "/fapi/v1/order", params))
-            .await
-            .map_err(|failure| BrokerError::Transient {
-                message: format!("Binance futures order lookup: {}", failure.message()),
-                retry_after: None,
-            })?;
-        if answer.status.is_success() {
-            return parse_order(&answer).map(|o| Some(o.placement()));
+        match self
+            .rest
+            .lookup("/fapi/v1/order", params, -2013, "order lookup")
+            .await?
+        {
+            Some(body) => self.order_of(&body).map(Some),
+            None => Ok(None),
         }
-        if let Some(errors::ApiError { code: -2013, .. }) = api_error(&answer.body) {
-            return Ok(None);
-        }
-        Err(classify(&answer).into_error("order lookup"))
     }
 
     /// `DELETE /fapi/v1/order?symbol=&origClientOrderId=`. `-2011` (already cancelled or
@@ -408,30 +287,23 @@ impl BinanceFuturesBroker {
             ("symbol", symbol.to_owned()),
             ("origClientOrderId", venue_id.clone()),
         ];
-        let answer = send(self.signed_request(Method::DELETE, "/fapi/v1/order", params))
-            .await
-            .map_err(|failure| BrokerError::Transient {
-                message: format!("Binance futures cancel: {}", failure.message()),
-                retry_after: None,
-            })?;
-        if answer.status.is_success() {
-            return parse_order(&answer).map(FuturesOrder::placement);
-        }
-        if let Some(errors::ApiError { code: -2011, .. }) = api_error(&answer.body) {
-            return match self.query(symbol, &venue_id).await? {
+        match self.rest.delete("/fapi/v1/order", params).await? {
+            Some(body) => self.order_of(&body),
+            None => match self.query(symbol, &venue_id).await? {
                 Some(placement) => Ok(placement),
                 None => Err(BrokerError::Rejected {
                     message: format!("Binance futures has no order {venue_id} to cancel"),
                 }),
-            };
+            },
         }
-        Err(classify(&answer).into_error("cancel"))
     }
 
     /// `GET /fapi/v2/positionRisk`: the signed One-way position of each of `symbols`.
     async fn position_amounts(&self, symbols: &[String]) -> Result<Positions, BrokerError> {
-        let request = self.signed_request(Method::GET, "/fapi/v2/positionRisk", Vec::new());
-        let risks: Vec<PositionRisk> = self.read(request, "positionRisk").await?;
+        let request = self
+            .rest
+            .request(Method::GET, "/fapi/v2/positionRisk", Vec::new());
+        let risks: Vec<PositionRisk> = self.rest.read(request, "positionRisk").await?;
         let mut held: HashMap<String, Decimal> = HashMap::new();
         for risk in risks {
             let amount =
@@ -473,8 +345,10 @@ impl BinanceFuturesBroker {
 impl BinanceFuturesBroker {
     /// `GET /fapi/v2/account` `totalMarginBalance`: wallet balance plus unrealised PnL.
     async fn account_equity(&self) -> Result<Decimal, BrokerError> {
-        let request = self.signed_request(Method::GET, "/fapi/v2/account", Vec::new());
-        let account: Account = self.read(request, "account").await?;
+        let request = self
+            .rest
+            .request(Method::GET, "/fapi/v2/account", Vec::new());
+        let account: Account = self.rest.read(request, "account").await?;
         account
             .total_margin_balance
             .parse::<Decimal>()
@@ -484,16 +358,6 @@ impl BinanceFuturesBroker {
                 retry_after: None,
             })
     }
-}
-
-fn parse_order(answer: &Answer) -> Result<FuturesOrder, BrokerError> {
-    serde_json::from_slice(&answer.body).map_err(|e| BrokerError::Transient {
-        message: format!(
-            "Binance futures sent an order this receiver cannot read ({e}): {}",
-            excerpt(&answer.body)
-        ),
-        retry_after: None,
-    })
 }
 
 /// The `POST /fapi/v1/order` parameters for `order` (without `recvWindow`, `timestamp` and
@@ -626,13 +490,7 @@ impl Broker for BinanceFuturesBroker {
         &'a self,
         symbol: &'a str,
     ) -> BrokerFuture<'a, Result<Option<LotRule>, BrokerError>> {
-        Box::pin(async move {
-            let rules = self.rules(symbol).await?;
-            Ok(rules.lot.map(|lot| LotRule {
-                step: lot.step,
-                min: lot.min,
-            }))
-        })
+        Box::pin(async move { Ok(self.rules(symbol).await?.lot_rule()) })
     }
 
     fn place<'a>(
