@@ -27,7 +27,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// A policy from `initial` to `max`, honouring `Retry-After` up to `max_retry_after`.
-    pub fn new(initial: Duration, max: Duration, max_retry_after: Duration) -> Self {
+    pub const fn new(initial: Duration, max: Duration, max_retry_after: Duration) -> Self {
         Self {
             initial,
             max,

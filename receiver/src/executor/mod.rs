@@ -121,6 +121,13 @@ impl Job {
     }
 }
 
+/// Waits between attempts of a job whose journal failed mid-execution (it keeps its turn).
+const JOURNAL_RETRY: alertgate_shared::retry::Backoff = alertgate_shared::retry::Backoff::new(
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_secs(5),
+    std::time::Duration::ZERO,
+);
+
 /// A message's final result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
@@ -271,25 +278,32 @@ impl Executor {
         let (done, completion) = oneshot::channel();
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            let turn = ticket.turn().await;
+            let mut turn = Some(ticket.turn().await);
             let message_id = job.message_id.clone();
-            // Across receivers sharing the store: the same key's jobs one at a time, and this
-            // message executed by the one receiver holding its lease.
             let mut job = job;
-            let result = match inner.claim(&mut job).await {
-                // `run` releases the turn when it records the outcome, or on its way out.
-                Ok(claim::Claimed::Run(claim)) => {
-                    let result = inner.run(job, turn).await;
-                    drop(claim);
-                    result
+            let mut attempt = 0;
+            let result = loop {
+                let result = inner.claim_and_run(&mut job, &mut turn).await;
+                match result {
+                    // The journal failed before the outcome was recorded, so this job still has
+                    // its (account, symbol) turn: it keeps it and tries again once the journal
+                    // answers (reading the message again, as a resume does), so that no later
+                    // message of the key reaches the venue before this one.
+                    Err(e) if turn.is_some() => {
+                        attempt += 1;
+                        let wait = JOURNAL_RETRY.delay_now(attempt, None);
+                        tracing::warn!(
+                            message_id,
+                            attempt,
+                            error = %e,
+                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "the journal failed during the execution; retrying it, ahead of later messages of its (account, symbol)"
+                        );
+                        tokio::time::sleep(wait).await;
+                        job.resumed = true;
+                    }
+                    other => break other,
                 }
-                Ok(claim::Claimed::Elsewhere) => Ok(Execution {
-                    outcome: Outcome::Pending,
-                    reason: Some(EXECUTING_ELSEWHERE.to_owned()),
-                    orders: Vec::new(),
-                }),
-                Ok(claim::Claimed::Done(execution)) => Ok(execution),
-                Err(e) => Err(e),
             };
             if let Err(e) = &result {
                 tracing::error!(message_id, error = %e, "execution interrupted; a redelivery or the resume sweep resumes it");
@@ -396,14 +410,48 @@ impl Inner {
     }
 
     /// Runs one job holding its turn: every step after the queue.
-    async fn run(&self, job: Job, turn: Turn<Key>) -> Result<Execution, JournalError> {
+    /// Across receivers sharing the store: the same key's jobs one at a time, and this message
+    /// executed by the one receiver holding its lease. `turn` is taken when the outcome is
+    /// recorded; it is still there when the journal failed before that.
+    async fn claim_and_run(
+        &self,
+        job: &mut Job,
+        turn: &mut Option<Turn<Key>>,
+    ) -> Result<Execution, JournalError> {
+        match self.claim(job).await? {
+            claim::Claimed::Run(claim) => {
+                let result = self.run(job, turn).await;
+                drop(claim);
+                result
+            }
+            claim::Claimed::Elsewhere => {
+                // Another receiver executes it: this one's turn is of no use to it.
+                turn.take();
+                Ok(Execution {
+                    outcome: Outcome::Pending,
+                    reason: Some(EXECUTING_ELSEWHERE.to_owned()),
+                    orders: Vec::new(),
+                })
+            }
+            claim::Claimed::Done(execution) => {
+                turn.take();
+                Ok(execution)
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        job: &Job,
+        turn: &mut Option<Turn<Key>>,
+    ) -> Result<Execution, JournalError> {
         let broker = match self.broker(&job.venue) {
             Ok(broker) => broker,
             Err(e) => {
                 let finished = Finished::without_orders(Outcome::Failed, Some(e.to_string()));
                 return self
                     .recorder()
-                    .record(&job.message_id, finished, turn)
+                    .record(&job.message_id, finished, turn.take())
                     .await;
             }
         };
@@ -431,10 +479,10 @@ impl Inner {
                 };
                 return self
                     .recorder()
-                    .record(&job.message_id, finished, turn)
+                    .record(&job.message_id, finished, turn.take())
                     .await;
             }
-            Work::Legs(legs) => match self.prepare(&job, broker, legs).await? {
+            Work::Legs(legs) => match self.prepare(job, broker, legs).await? {
                 Prepared::Orders(orders) => {
                     let planned = self.journal.plan(orders.clone());
                     if broker.shares_journal() {
@@ -449,7 +497,7 @@ impl Inner {
                 Prepared::Finished(finished) => {
                     return self
                         .recorder()
-                        .record(&job.message_id, finished, turn)
+                        .record(&job.message_id, finished, turn.take())
                         .await
                 }
             },
@@ -465,7 +513,7 @@ impl Inner {
             settlements: placed.settlements,
         };
         self.recorder()
-            .record(&job.message_id, finished, turn)
+            .record(&job.message_id, finished, turn.take())
             .await
     }
 

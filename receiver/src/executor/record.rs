@@ -56,7 +56,7 @@ impl Recorder<'_> {
         &self,
         message_id: &str,
         finished: Finished,
-        turn: Turn<Key>,
+        turn: Option<Turn<Key>>,
     ) -> Result<Execution, JournalError> {
         let Finished {
             outcome,

@@ -84,7 +84,7 @@ impl Executor {
         };
         inner
             .recorder()
-            .record(&order.message_id, finished, turn)
+            .record(&order.message_id, finished, Some(turn))
             .await
             .map(Some)
     }
