@@ -51,6 +51,20 @@ impl TestSchema {
         Ok(Self { name, url, base })
     }
 
+    /// The server's address (host and port of its URL), for a proxy in front of it.
+    pub fn server_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs as _;
+        let rest = self
+            .base
+            .split_once('@')
+            .map_or(self.base.as_str(), |(_, r)| r);
+        let host_port = rest.split(['/', '?']).next().unwrap_or(rest);
+        host_port
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no address for {host_port}"))
+    }
+
     /// This schema's URL with its host and port replaced by `addr` (a [`crate::proxy::Proxy`]).
     pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
         let rest = self

@@ -285,8 +285,9 @@ impl Executor {
             let result = loop {
                 let result = inner.claim_and_run(&mut job, &mut turn).await;
                 match result {
-                    // The journal failed before the outcome was recorded, so this job still has
-                    // its (account, symbol) turn: it keeps it and tries again once the journal
+                    // The journal failed before the outcome was recorded (or while recording
+                    // one with an order the venue does not have), so this job still has its
+                    // (account, symbol) turn: it keeps it and tries again once the journal
                     // answers (reading the message again, as a resume does), so that no later
                     // message of the key reaches the venue before this one.
                     Err(e) if turn.is_some() => {
@@ -412,7 +413,7 @@ impl Inner {
     /// Runs one job holding its turn: every step after the queue.
     /// Across receivers sharing the store: the same key's jobs one at a time, and this message
     /// executed by the one receiver holding its lease. `turn` is taken when the outcome is
-    /// recorded; it is still there when the journal failed before that.
+    /// recorded ([`Recorder::record`]); it is still there when the journal failed before that.
     async fn claim_and_run(
         &self,
         job: &mut Job,
@@ -451,7 +452,7 @@ impl Inner {
                 let finished = Finished::without_orders(Outcome::Failed, Some(e.to_string()));
                 return self
                     .recorder()
-                    .record(&job.message_id, finished, turn.take())
+                    .record(&job.message_id, finished, turn)
                     .await;
             }
         };
@@ -479,7 +480,7 @@ impl Inner {
                 };
                 return self
                     .recorder()
-                    .record(&job.message_id, finished, turn.take())
+                    .record(&job.message_id, finished, turn)
                     .await;
             }
             Work::Legs(legs) => match self.prepare(job, broker, legs).await? {
@@ -497,7 +498,7 @@ impl Inner {
                 Prepared::Finished(finished) => {
                     return self
                         .recorder()
-                        .record(&job.message_id, finished, turn.take())
+                        .record(&job.message_id, finished, turn)
                         .await
                 }
             },
@@ -513,7 +514,7 @@ impl Inner {
             settlements: placed.settlements,
         };
         self.recorder()
-            .record(&job.message_id, finished, turn.take())
+            .record(&job.message_id, finished, turn)
             .await
     }
 

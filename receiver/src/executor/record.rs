@@ -1,6 +1,10 @@
 //! Outcome recording: the venue's answers and the message's outcome go to the journal in one
 //! write, the position cache moves with the fills, and the (account, symbol) turn is released
-//! (by dropping it) between queuing that write and waiting for it to be durable.
+//! (by dropping it) between queuing that write and waiting for it to be durable, when every
+//! order is known to the venue. An order the venue does not have (never confirmed, refused, or
+//! not sent) is still `new` in the journal until that write commits: were the write lost, a
+//! resume would send it, so the turn is kept until the write is durable, and kept on an error
+//! for the job to retry ahead of the key's later messages.
 
 use alertgate_shared::Clock;
 use rust_decimal::Decimal;
@@ -9,7 +13,7 @@ use super::positions::{PositionCache, PositionKey};
 use super::queue::Turn;
 use super::tally::Tally;
 use super::{Execution, Key};
-use crate::journal::{Journal, JournalError, OrderRecord, Outcome, Settlement};
+use crate::journal::{Journal, JournalError, OrderRecord, OrderState, Outcome, Settlement};
 
 /// What recording needs.
 #[derive(Debug, Clone, Copy)]
@@ -52,11 +56,13 @@ impl Finished {
 impl Recorder<'_> {
     /// Queues the completion write, moves the cached positions, releases `turn` (the journal's
     /// single writer keeps the next job's writes behind this one), then waits for the write.
+    /// `turn` is released only once the write is durable when an order is not at the venue,
+    /// and is still there after an error then (see the module's documentation).
     pub async fn record(
         &self,
         message_id: &str,
         finished: Finished,
-        turn: Option<Turn<Key>>,
+        turn: &mut Option<Turn<Key>>,
     ) -> Result<Execution, JournalError> {
         let Finished {
             outcome,
@@ -81,7 +87,9 @@ impl Recorder<'_> {
         // The fills happened at the venue: the next job must see them, even before the journal
         // has them on disk.
         self.positions.apply(&deltas);
-        drop(turn);
+        if orders.iter().all(|o| at_venue(o.status)) {
+            turn.take();
+        }
         if let Err(e) = written.await {
             // The journal may be behind the cache now: reload these keys from it next time. The
             // write may have committed all the same (its answer lost): the tally learns which
@@ -91,6 +99,7 @@ impl Recorder<'_> {
             self.tally.unsure(message_id, Some(outcome));
             return Err(e);
         }
+        turn.take();
         self.tally.written(message_id, outcome);
         tracing::info!(
             message_id,
@@ -103,5 +112,17 @@ impl Recorder<'_> {
             reason,
             orders,
         })
+    }
+}
+
+/// Whether the venue has an order in this state, so that a resume finds it there (by its
+/// client order id) instead of sending it.
+fn at_venue(status: OrderState) -> bool {
+    match status {
+        OrderState::Placed
+        | OrderState::PartiallyFilled
+        | OrderState::Filled
+        | OrderState::Cancelled => true,
+        OrderState::New | OrderState::Failed | OrderState::Skipped | OrderState::Unknown => false,
     }
 }

@@ -84,7 +84,7 @@ impl Executor {
         };
         inner
             .recorder()
-            .record(&order.message_id, finished, Some(turn))
+            .record(&order.message_id, finished, &mut Some(turn))
             .await
             .map(Some)
     }

@@ -38,6 +38,8 @@ struct Recorder {
     seen: StdMutex<Vec<String>>,
     calls: AtomicU64,
     transient_failures: StdMutex<u32>,
+    /// A link taken down at the last transient failure.
+    down_at_last_failure: StdMutex<Option<Arc<alertgate_testkit::proxy::Proxy>>>,
 }
 
 impl Broker for Recorder {
@@ -54,6 +56,11 @@ impl Broker for Recorder {
                 let mut failures = self.transient_failures.lock().unwrap();
                 if *failures > 0 {
                     *failures -= 1;
+                    if *failures == 0 {
+                        if let Some(link) = self.down_at_last_failure.lock().unwrap().take() {
+                            link.down();
+                        }
+                    }
                     self.seen
                         .lock()
                         .unwrap()
@@ -102,23 +109,27 @@ async fn setup(broker: Arc<Recorder>) -> (tempfile::TempDir, Arc<SqliteJournal>,
     let dir = tempfile::tempdir().unwrap();
     let journal =
         Arc::new(SqliteJournal::open(&dir.path().join("j.db"), Duration::from_secs(1)).unwrap());
+    let executor = executor_on(journal.clone(), broker);
+    (dir, journal, executor)
+}
+
+fn executor_on(journal: Arc<dyn Journal>, broker: Arc<Recorder>) -> Executor {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let config = ExecutorConfig {
         retry_base_ms: 1,
         ..ExecutorConfig::default()
     };
-    let executor = Executor::new(
-        journal.clone(),
+    Executor::new(
+        journal,
         crate::routing::Venues::of(vec![("recorder".into(), broker)]),
         RiskGates::new(RiskConfig::default(), clock.clone()),
         clock,
         config,
         Metrics::new(),
-    );
-    (dir, journal, executor)
+    )
 }
 
-async fn admit(journal: &SqliteJournal, id: &str) {
+async fn admit(journal: &(impl Journal + ?Sized), id: &str) {
     let m = NewMessage {
         id: id.into(),
         account: Some("main".into()),
@@ -140,7 +151,7 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
     let mut completions = Vec::new();
     for i in 0..4 {
         let id = format!("msg_{i}");
-        admit(&journal, &id).await;
+        admit(&*journal, &id).await;
         let job = Job {
             message_id: id,
             account: "main".into(),
@@ -168,7 +179,7 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
     let broker = Arc::new(Recorder::default());
     *broker.transient_failures.lock().unwrap() = 2;
     let (_dir, journal, executor) = setup(broker.clone()).await;
-    admit(&journal, "msg_r").await;
+    admit(&*journal, "msg_r").await;
     let job = Job {
         message_id: "msg_r".into(),
         account: "main".into(),
@@ -184,12 +195,77 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
     assert_eq!(seen, vec!["retry msg_r-0", "retry msg_r-0", "msg_r-0"]);
 }
 
+fn job(id: &str, symbol: &str) -> Job {
+    Job {
+        message_id: id.into(),
+        account: "main".into(),
+        strategy: None,
+        venue: "recorder".into(),
+        scale: None,
+        work: Work::Legs(vec![leg(symbol)]),
+        resumed: false,
+    }
+}
+
+/// Chaos `--postgres` seed 2003: the venue never confirmed an order (`unknown`), and the write
+/// of that outcome was lost with the database. The order is still `new` in the journal, so it
+/// is sent again when the message resumes: it must be sent before the next message of its
+/// (account, symbol), which waits for the key's turn meanwhile.
+#[tokio::test]
+async fn an_unknown_order_whose_outcome_write_is_lost_goes_to_the_venue_before_the_next_message() {
+    let schema = alertgate_testkit::postgres::TestSchema::create()
+        .await
+        .unwrap();
+    let database = Arc::new(
+        alertgate_testkit::proxy::Proxy::start(schema.server_addr().unwrap())
+            .await
+            .unwrap(),
+    );
+    let journal = Arc::new(
+        crate::journal::PostgresJournal::open(&schema.url_via(database.addr), 2)
+            .await
+            .unwrap(),
+    );
+    let broker = Arc::new(Recorder::default());
+    let attempts = ExecutorConfig::default().max_attempts;
+    *broker.transient_failures.lock().unwrap() = attempts;
+    *broker.down_at_last_failure.lock().unwrap() = Some(database.clone());
+    let executor = executor_on(journal.clone(), broker.clone());
+    admit(&*journal, "msg_lost").await;
+    admit(&*journal, "msg_next").await;
+
+    let lost = executor.submit(job("msg_lost", "AAA"));
+    let next = executor.submit(job("msg_next", "AAA"));
+    // The database is down from the last failed attempt on; it comes back a moment later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    database.up();
+
+    let lost = lost
+        .await
+        .unwrap()
+        .expect("retried once the journal answered");
+    let next = next.await.unwrap().unwrap();
+    assert_eq!(
+        (lost.outcome, next.outcome),
+        (Outcome::Filled, Outcome::Filled)
+    );
+    let placed: Vec<String> = broker
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| !s.starts_with("retry"))
+        .cloned()
+        .collect();
+    assert_eq!(placed, ["msg_lost-0", "msg_next-0"], "in the key's order");
+}
+
 #[tokio::test]
 async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_last_attempt() {
     let broker = Arc::new(Recorder::default());
     *broker.transient_failures.lock().unwrap() = 100;
     let (_dir, journal, executor) = setup(broker.clone()).await;
-    admit(&journal, "msg_f").await;
+    admit(&*journal, "msg_f").await;
     let job = Job {
         message_id: "msg_f".into(),
         account: "main".into(),
@@ -276,7 +352,7 @@ proptest::proptest! {
             let mut model = Decimal::ZERO;
             for (i, (action, quantity)) in steps.iter().enumerate() {
                 let id = format!("msg_{i}");
-                admit(&journal, &id).await;
+                admit(&*journal, &id).await;
                 let job = Job { message_id: id, account: "main".into(), strategy: None, venue: "paper".into(), scale: None, work: Work::Legs(vec![action_leg(*action, *quantity)]), resumed: false };
                 let done = executor.submit(job).await.unwrap().unwrap();
                 assert_eq!(done.outcome, Outcome::Filled);

@@ -16,9 +16,7 @@ use crate::helpers::{buy, messages_counted, on_postgres, spawn_in, Options, Test
 
 /// A receiver whose database is reached through the returned proxy.
 async fn receiver_behind_proxy(schema: &TestSchema) -> (TestApp, Proxy) {
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap())
-        .await
-        .unwrap();
+    let proxy = Proxy::start(schema.server_addr().unwrap()).await.unwrap();
     let options = Options::configured(|s| s.executor.resume_after_seconds = 86_400);
     let work = Arc::new(Workdir::new(&options));
     let options = on_postgres(&work, schema, &options);
