@@ -4,7 +4,7 @@
 //! The long campaign is `deploy/chaos.sh 1000`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use alertgate_e2e::chaos::{self, Options};
+use alertgate_e2e::chaos::{self, schedule, Options};
 
 /// Seeds that once found a defect (RELIABILITY.md says which), replayed on every run; those in
 /// the ten seeds stay here when those change.
@@ -27,16 +27,17 @@ const REGRESSIONS: [u64; 7] = [5, 6, 8, 9, 20, 22, 27];
 ///   message to the resume sweep; fixed in the receiver's redelivery (RELIABILITY.md, item 3).
 const POSTGRES_REGRESSIONS: [u64; 2] = [2003, 2026];
 
+/// A few seconds of traffic each keeps ten seeds near two minutes on two cores.
+const TRAFFIC_MS: u64 = 2_000;
+
 async fn campaign(seeds: impl IntoIterator<Item = u64>) {
-    run(seeds, false).await;
+    run(seeds, Options::default()).await;
 }
 
-async fn run(seeds: impl IntoIterator<Item = u64>, postgres: bool) {
-    // A few seconds of traffic each keeps ten seeds near two minutes on two cores.
+async fn run(seeds: impl IntoIterator<Item = u64>, options: Options) {
     let options = Options {
-        traffic_ms: 2_000,
-        postgres,
-        ..Options::default()
+        traffic_ms: TRAFFIC_MS,
+        ..options
     };
     assert!(
         options.strict_order,
@@ -63,5 +64,34 @@ async fn ten_seeds_of_faults_and_every_regression_seed_break_no_invariant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_postgres_regression_seed_breaks_no_invariant() {
-    run(POSTGRES_REGRESSIONS, true).await;
+    let postgres = Options {
+        postgres: true,
+        ..Options::default()
+    };
+    run(POSTGRES_REGRESSIONS, postgres).await;
+}
+
+/// The receiver in a network namespace of its own, and the first three seeds whose schedule
+/// partitions its link to the relay (the veth pair down: packets dropped, not refused). Needs
+/// root and iproute2, as `.ci/run` has (it installs packages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_seeds_with_a_partition_between_relay_and_receiver_break_no_invariant() {
+    if !chaos::partitions_possible() {
+        eprintln!("skipped: partitions need root and ip netns (.ci/run runs as root)");
+        return;
+    }
+    let netns = Options {
+        netns: true,
+        traffic_ms: TRAFFIC_MS,
+        ..Options::default()
+    };
+    let partitioned: Vec<u64> = (1..)
+        .filter(|&seed| {
+            chaos::schedule_of(seed, &netns)
+                .iter()
+                .any(|e| matches!(e.fault, schedule::Fault::Partition(_)))
+        })
+        .take(3)
+        .collect();
+    run(partitioned, netns).await;
 }

@@ -265,6 +265,9 @@ impl Interpreter {
     }
 }
 
+/// How often a redelivery reads a message another receiver executes, until the inline deadline.
+const ELSEWHERE_POLL: Duration = Duration::from_millis(25);
+
 /// What `POST /v1/alerts` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -287,6 +290,14 @@ pub enum Reply {
     },
     /// 503: the journal could not be written; the relay retries.
     Unavailable(JournalError),
+    /// 503 with `Retry-After`: the message is `pending` and another receiver holds its lease
+    /// (executing it, or dead and not yet expired). The relay retries, and keeps the later
+    /// alerts of its (account, ticker) back meanwhile: answered 202, they could reach the venue
+    /// before it, were the other receiver dead (resumed only once its lease expires).
+    ExecutingElsewhere {
+        /// The message id.
+        id: String,
+    },
 }
 
 /// Where one copy of a message stands.
@@ -484,8 +495,10 @@ impl Ingest {
     /// `pending` that nothing executes (a first delivery whose commit lost its answer, an
     /// execution a journal error interrupted) resumes now, as the resume sweep would, and the
     /// answer waits for it within the inline deadline as a first delivery's does.
-    async fn redelivered(&self, record: MessageRecord, turn: Turn<String>) -> Reply {
-        let completion = if record.outcome == Outcome::Pending {
+    async fn redelivered(&self, mut record: MessageRecord, turn: Turn<String>) -> Reply {
+        let completion = if record.outcome == Outcome::Pending
+            && !self.executor.is_active(&record.id)
+        {
             match self.executor.resumable(&record.id).await {
                 Ok(true) => {
                     tracing::info!(id = record.id, "resuming a redelivered pending message");
@@ -494,7 +507,20 @@ impl Ingest {
                         Err(e) => return Reply::Unavailable(e),
                     }
                 }
-                Ok(false) => None,
+                Ok(false) => match self.finished_elsewhere(&record.id).await {
+                    Ok(Some(done)) => {
+                        record = done;
+                        None
+                    }
+                    Ok(None) => {
+                        tracing::info!(
+                            id = record.id,
+                            "a redelivered pending message is leased by another receiver; answering 503"
+                        );
+                        return Reply::ExecutingElsewhere { id: record.id };
+                    }
+                    Err(e) => return Reply::Unavailable(e),
+                },
                 Err(e) => return Reply::Unavailable(e),
             }
         } else {
@@ -528,6 +554,24 @@ impl Ingest {
                 copies,
             },
             None => Reply::from_record(record, true, copies),
+        }
+    }
+
+    /// Waits, within the inline deadline, for another receiver holding message `id`'s lease
+    /// to finish it: the record once it is final, `None` when it is still `pending`.
+    async fn finished_elsewhere(&self, id: &str) -> Result<Option<MessageRecord>, JournalError> {
+        let deadline = tokio::time::Instant::now() + self.inline_deadline;
+        loop {
+            if let Some(record) = self.journal.message(id).await? {
+                if record.outcome != Outcome::Pending {
+                    return Ok(Some(record));
+                }
+            }
+            let next = tokio::time::Instant::now() + ELSEWHERE_POLL;
+            if next > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep_until(next).await;
         }
     }
 

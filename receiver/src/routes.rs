@@ -365,6 +365,22 @@ pub fn alert_reply(reply: Reply) -> Response {
     match reply {
         Reply::Unverified(e) => error(StatusCode::UNAUTHORIZED, e.error_code(), None),
         Reply::Unavailable(e) => journal_unavailable(&e),
+        Reply::ExecutingElsewhere { id } => {
+            let message = format!(
+                "message {id} is pending and leased by another receiver (executing it, or \
+                 stopped until its lease expires: executor.lease_seconds); retry"
+            );
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::executor::EXECUTING_ELSEWHERE,
+                Some(&message),
+            );
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            response
+        }
         Reply::Recorded {
             id,
             outcome,

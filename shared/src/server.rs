@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -107,11 +107,31 @@ struct Tracked<I> {
     activity: Activity,
 }
 
-/// When a [`Tracked`] stream last read or wrote (milliseconds after `since`).
+/// When a [`Tracked`] stream last read or wrote (milliseconds after `since`), and how many of
+/// its requests are being answered (a handler that takes its time is not an idle connection).
 #[derive(Debug, Clone)]
 struct Activity {
     since: tokio::time::Instant,
     last_ms: Arc<AtomicU64>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request in flight on its connection's [`Activity`] until dropped.
+struct InFlight(Activity);
+
+impl InFlight {
+    fn new(activity: &Activity) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // The answer's bytes come next: idleness counts from here.
+        self.0.touch();
+    }
 }
 
 impl Activity {
@@ -120,11 +140,15 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Completes once no byte has moved for `limit`.
+    /// Completes once no byte has moved for `limit` while no request was being answered.
     async fn idle_for(&self, limit: Duration) {
         loop {
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let idle = self.since.elapsed().saturating_sub(last);
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(limit).await;
+                continue;
+            }
             if idle >= limit {
                 return;
             }
@@ -138,6 +162,7 @@ impl<I> Tracked<I> {
         let activity = Activity {
             since: tokio::time::Instant::now(),
             last_ms: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         };
         Self { inner, activity }
     }
@@ -223,6 +248,7 @@ async fn serve_connection<I, F>(
     gate: Option<Gate>,
     watcher: hyper_util::server::graceful::Watcher,
     head_timeout: Duration,
+    activity: Activity,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Filter<Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
@@ -242,7 +268,13 @@ async fn serve_connection<I, F>(
         if let Some(c) = &certs {
             req.extensions_mut().insert(c.clone());
         }
-        Either::Right(warp_svc.clone().call(req))
+        let answering = InFlight::new(&activity);
+        let call = warp_svc.clone().call(req);
+        Either::Right(async move {
+            let response = call.await;
+            drop(answering);
+            response
+        })
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     let conn = watcher.watch(conn.into_owned());
@@ -311,6 +343,7 @@ pub async fn serve<F>(
         let _ = tcp.set_nodelay(true);
         let tcp = Tracked::new(tcp);
         let activity = tcp.activity.clone();
+        let activity_inside = activity.clone();
         let builder = builder.clone();
         let filter = filter.clone();
         let watcher = graceful.watcher();
@@ -329,6 +362,7 @@ pub async fn serve<F>(
                         gate,
                         watcher,
                         head_timeout,
+                        activity_inside,
                     )
                     .await;
                 };
@@ -358,6 +392,7 @@ pub async fn serve<F>(
                     gate,
                     watcher,
                     head_timeout,
+                    activity_inside,
                 )
                 .await;
             };

@@ -15,7 +15,8 @@
 //! - [`wait`]: [`eventually`], polling with a deadline.
 //! - [`net`], [`files`]: free loopback ports, temporary folders, secret files.
 //! - [`postgres`]: a PostgreSQL schema of its own per test; [`proxy`]: a fault-injecting TCP
-//!   proxy (down/up, latency, stalls, resets mid-request, dropped answers), Toxiproxy-style.
+//!   proxy (down/up, latency, stalls, resets mid-request, dropped answers), Toxiproxy-style;
+//!   [`netns`]: a network namespace joined by veth pairs, for partitions below TCP (root).
 
 pub mod browser;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod emulators;
 pub mod files;
 pub mod logs;
 pub mod net;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod proxy;

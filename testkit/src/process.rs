@@ -76,6 +76,9 @@ pub struct Service {
     ready: Ready,
     /// Run under `sh -c 'ulimit -n HARD'`, for tests that open thousands of connections.
     raise_open_files: bool,
+    /// Run in this network namespace (`ip netns exec NAME`, which execs the binary in place:
+    /// signals reach it).
+    netns: Option<String>,
     /// The running process, if any.
     child: Option<Child>,
     /// Log lines [`wait_for_log`](Self::wait_for_log) has already looked at.
@@ -100,6 +103,7 @@ impl Service {
             env: Vec::new(),
             ready,
             raise_open_files: false,
+            netns: None,
             child: None,
             seen_lines: 0,
         }
@@ -120,6 +124,12 @@ impl Service {
     /// Raises the process's soft open-files limit to the hard limit.
     pub fn raise_open_files_limit(mut self) -> Self {
         self.raise_open_files = true;
+        self
+    }
+
+    /// Runs the process in network namespace `name` ([`crate::netns::Namespace`]).
+    pub fn in_netns(mut self, name: &str) -> Self {
+        self.netns = Some(name.to_owned());
         self
     }
 
@@ -145,18 +155,23 @@ impl Service {
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
         let run: [OsString; 3] = ["run".into(), "--config".into(), self.config.clone().into()];
-        let mut command = if self.raise_open_files {
-            let mut sh = Command::new("sh");
-            sh.arg("-c")
-                .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
-                .arg(&self.bin)
-                .args(run);
-            sh
-        } else {
-            let mut direct = Command::new(&self.bin);
-            direct.args(run);
-            direct
-        };
+        // The program and its arguments, under `sh` (the open-files limit) and `ip netns exec`
+        // (the namespace) as asked; each execs the next in place.
+        let mut argv: Vec<OsString> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip".into(), "netns".into(), "exec".into(), ns.into()]);
+        }
+        if self.raise_open_files {
+            argv.extend([
+                "sh".into(),
+                "-c".into(),
+                r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#.into(),
+            ]);
+        }
+        argv.push(self.bin.clone().into());
+        argv.extend(run);
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
         command
             .env_remove("RUST_LOG")
             .envs(self.env.iter().cloned())

@@ -130,7 +130,13 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy to `target` on a free loopback port, with no toxics.
     pub async fn start(target: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), target).await
+    }
+
+    /// Starts a proxy to `target` listening on `listen` (port 0: a free one), with no toxics:
+    /// on a veth's address, for a process in a network namespace ([`crate::netns`]).
+    pub async fn start_on(listen: SocketAddr, target: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             toxics: Mutex::new(Toxics::default()),

@@ -1,7 +1,7 @@
 //! `alertgate-chaos`: the fault campaign (what `deploy/chaos.sh` runs).
 //!
 //! ```text
-//! alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--lax-order]
+//! alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--netns] [--keep] [--lax-order]
 //! ```
 //! Runs seeds FIRST..FIRST+SEEDS (default 1..=10), or only the `--seed`s given, one after
 //! another, printing a line per seed, the details of every violated one (seed, fault schedule,
@@ -19,7 +19,7 @@ struct Args {
     options: Options,
 }
 
-const USAGE: &str = "usage: alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--keep] [--lax-order]";
+const USAGE: &str = "usage: alertgate-chaos [SEEDS] [--from FIRST] [--seed N]... [--traffic-ms MS] [--disk] [--postgres] [--netns] [--keep] [--lax-order]";
 
 fn parse() -> anyhow::Result<Args> {
     let mut count: u64 = 10;
@@ -39,6 +39,7 @@ fn parse() -> anyhow::Result<Args> {
             "--traffic-ms" => options.traffic_ms = number(args.next(), "--traffic-ms")?,
             "--disk" => options.disk = true,
             "--postgres" => options.postgres = true,
+            "--netns" => options.netns = true,
             "--keep" => options.keep = true,
             "--lax-order" => options.strict_order = false,
             "-h" | "--help" => bail!("{USAGE}"),
@@ -48,6 +49,9 @@ fn parse() -> anyhow::Result<Args> {
     }
     if options.disk && !chaos::disk_faults_possible() {
         bail!("--disk mounts a tmpfs under the spool and the journal: run as root");
+    }
+    if options.netns && !chaos::partitions_possible() {
+        bail!("--netns puts the receiver in a network namespace (ip netns): run as root with iproute2");
     }
     let seeds = if only.is_empty() {
         (from..from.saturating_add(count)).collect()
@@ -87,11 +91,15 @@ async fn campaign(args: Args) -> ExitCode {
     println!(
         "chaos: {total} seed(s), {} ms of traffic each{}",
         args.options.traffic_ms,
-        if args.options.disk {
-            ", full disks on"
-        } else {
-            ""
-        }
+        [
+            (args.options.disk, ", full disks on"),
+            (args.options.postgres, ", the receiver on PostgreSQL"),
+            (args.options.netns, ", the receiver in a network namespace"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, what)| *what)
+        .collect::<String>()
     );
     for (i, seed) in args.seeds.iter().enumerate() {
         match chaos::run_seed(*seed, &args.options).await {

@@ -35,6 +35,7 @@ use alertgate_testkit::emulators::binance::{
     BinanceEmulator, BinanceEmulatorConfig, EmulatedSymbol,
 };
 use alertgate_testkit::emulators::Fault as VenueFault;
+use alertgate_testkit::netns::{Namespace, Veth as NetnsVeth};
 use alertgate_testkit::postgres::{PrivateServer, TestSchema};
 use alertgate_testkit::proxy::Proxy;
 use alertgate_testkit::{free_addr, secret_file, Ready, Service};
@@ -42,7 +43,7 @@ use anyhow::Context as _;
 
 use self::disk::Tmpfs;
 use self::rng::Rng;
-use self::schedule::{Allowed, Disk, Event, Fault, Link, Proc};
+use self::schedule::{Allowed, Disk, Event, Fault, Link, Proc, Veth};
 use self::traffic::{Answer, Attempt, Planned, Shared};
 use crate::{config, keygen, service};
 
@@ -60,6 +61,9 @@ pub struct Options {
     pub postgres: bool,
     /// Keep each seed's folder (configs, logs, spool, journal), not only a failing one's.
     pub keep: bool,
+    /// The receiver runs in a network namespace of its own, joined by veth pairs (root), and
+    /// partitions of the relay's link to it join the faults.
+    pub netns: bool,
     /// Venue orders out of acceptance order per (account, symbol) fail the seed (the default);
     /// off (`--lax-order`), they are only reported, as `out_of_order`.
     pub strict_order: bool,
@@ -73,6 +77,7 @@ impl Default for Options {
             postgres: false,
             quiet_within: Duration::from_secs(60),
             keep: false,
+            netns: false,
             strict_order: true,
         }
     }
@@ -251,6 +256,8 @@ struct Stack {
     /// With `--postgres`: the receiver's schema, the proxy in front of the server, and the
     /// server itself (the seed's own, so that `postgres_restart` can crash it for real).
     database: Option<(TestSchema, Proxy, Arc<PrivateServer>)>,
+    /// With `--netns`: the receiver's namespace and its link to the relay's side.
+    netns: Option<(Namespace, NetnsVeth)>,
 }
 
 impl Stack {
@@ -259,8 +266,33 @@ impl Stack {
         accounts: &[String],
         disk: bool,
         postgres: bool,
+        netns: bool,
     ) -> anyhow::Result<Self> {
         keygen(&root.join("relay-signing"))?;
+        // With `--netns` the receiver is reached from here over a veth pair (`to_receiver`: the
+        // relay's deliveries) and reaches the venue and the database over another (`outward`,
+        // also the harness's way to its readiness and metrics), whose addresses on this side
+        // the proxies listen on. Without, everything is on loopback.
+        let netns = if netns {
+            let mut ns = Namespace::create()?;
+            let to_receiver = ns.add_link()?;
+            let outward = ns.add_link()?;
+            Some((ns, to_receiver, outward))
+        } else {
+            None
+        };
+        let here = |port: u16| match &netns {
+            Some((_, _, outward)) => SocketAddr::from((outward.outside_ip, port)),
+            None => SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        // Where the receiver listens, and where the harness reaches it.
+        let receiver_port = |addr: SocketAddr| match &netns {
+            Some((_, _, outward)) => (
+                SocketAddr::from(([0, 0, 0, 0], addr.port())),
+                SocketAddr::from((outward.inside_ip, addr.port())),
+            ),
+            None => (addr, addr),
+        };
         let mut disks = Vec::new();
         let (spool_parent, journal_parent) = if disk {
             let spool = Tmpfs::mount(&root.join("spool-disk"), "512k")?;
@@ -286,11 +318,12 @@ impl Stack {
             .trim_start_matches("http://")
             .parse()
             .context("the venue's address")?;
-        let venue_link = Proxy::start(venue_addr).await?;
+        let venue_link = Proxy::start_on(here(0), venue_addr).await?;
 
         let key = SecretRef::File(root.join("relay-signing.pub"));
         let mut r = config::receiver(vec![key], &journal_path);
-        r.server.listen = free_addr()?;
+        let (listen, receiver_addr) = receiver_port(free_addr()?);
+        r.server.listen = listen;
         r.broker.kind = BrokerKind::Binance;
         r.broker.binance = Some(BinanceConfig {
             base_url: format!("http://{}", venue_link.addr),
@@ -314,14 +347,14 @@ impl Stack {
         r.ops = Some(OpsConfig {
             token: SecretRef::Env("E2E_OPS_TOKEN".into()),
         });
-        let receiver_metrics = free_addr()?;
+        let (metrics_listen, receiver_metrics) = receiver_port(free_addr()?);
         r.metrics = Some(MetricsConfig {
-            listen: receiver_metrics,
+            listen: metrics_listen,
         });
         let database = if postgres {
             let server = Arc::new(tokio::task::spawn_blocking(PrivateServer::start).await??);
             let schema = TestSchema::create_on(&server.url()).await?;
-            let link = Proxy::start(server.addr()).await?;
+            let link = Proxy::start_on(here(0), server.addr()).await?;
             let url_file = root.join("database-url");
             std::fs::write(&url_file, schema.url_via(link.addr))?;
             r.store.kind = StoreKind::Postgres;
@@ -332,7 +365,11 @@ impl Stack {
         } else {
             None
         };
-        let receiver_link = Proxy::start(r.server.listen).await?;
+        let receiver_link = Proxy::start(match &netns {
+            Some((_, to_receiver, _)) => SocketAddr::from((to_receiver.inside_ip, listen.port())),
+            None => receiver_addr,
+        })
+        .await?;
 
         let mut s = config::relay(
             &format!("http://{}/v1/alerts", receiver_link.addr),
@@ -364,8 +401,11 @@ impl Stack {
             "receiver",
             "alertgate-receiver",
             &receiver_path,
-            Ready::Http(r.server.listen),
+            Ready::Http(receiver_addr),
         )?;
+        if let Some((ns, _, _)) = &netns {
+            receiver = receiver.in_netns(ns.name());
+        }
         let mut relay = service(
             "relay",
             "alertgate-relay",
@@ -398,7 +438,17 @@ impl Stack {
             journal_path,
             disks,
             database,
+            netns: netns.map(|(ns, to_receiver, _)| (ns, to_receiver)),
         })
+    }
+
+    /// Takes the receiver's end of a veth link down or up.
+    fn set_veth(&self, veth: Veth, up: bool) -> anyhow::Result<()> {
+        match (veth, &self.netns) {
+            (Veth::RelayReceiver, Some((ns, link))) => ns.set_link(link, up),
+            // Never drawn without `--netns`.
+            (_, None) => Ok(()),
+        }
     }
 
     /// The journal as it is now.
@@ -436,6 +486,7 @@ impl Stack {
         self.venue.clear_faults();
         self.venue.set_unreachable(false);
         self.clock.set_skew_ms(0);
+        self.set_veth(Veth::RelayReceiver, true)?;
         for (_, d) in &self.disks {
             d.free()?;
         }
@@ -571,6 +622,10 @@ async fn inflict(
                     undo.push((Instant::now() + lasting, event.clone()));
                 }
             }
+            Fault::Partition(v) => {
+                stack.set_veth(*v, false)?;
+                undo.push((Instant::now() + lasting, event.clone()));
+            }
         }
     }
     undo_due(
@@ -604,6 +659,7 @@ async fn undo_due(
             Fault::Cut(l) => stack.link(l).up(),
             Fault::ClockSkew(_) => stack.clock.set_skew_ms(0),
             Fault::DatabaseRestart => stack.link(Link::ReceiverDatabase).up(),
+            Fault::Partition(v) => stack.set_veth(v, true)?,
             Fault::DiskFull(d) => {
                 if let Some((_, disk)) = stack.disks.iter().find(|(k, _)| *k == d) {
                     disk.free()?;
@@ -667,27 +723,38 @@ async fn receiver_messages(http: &reqwest::Client, addr: SocketAddr) -> BTreeMap
     by
 }
 
+/// The fault schedule seed `seed` draws under `options` (what [`run_seed`] injects).
+pub fn schedule_of(seed: u64, options: &Options) -> Vec<Event> {
+    let allowed = Allowed {
+        disk: options.disk,
+        postgres: options.postgres,
+        netns: options.netns,
+    };
+    schedule::draw(&mut Rng::new(seed).fork(2), options.traffic_ms, allowed)
+}
+
 /// Runs one seed: stack, traffic and faults, quiescence, the check.
 pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedReport, Vec<Planned>)> {
     let began = Instant::now();
-    let rng = Rng::new(seed);
-    let mut traffic_rng = rng.fork(1);
-    let mut fault_rng = rng.fork(2);
+    let mut traffic_rng = Rng::new(seed).fork(1);
     let accounts = traffic::accounts(&mut traffic_rng);
     let plans: Vec<Planned> = accounts
         .iter()
         .flat_map(|a| traffic::plan(&mut traffic_rng, seed, a, options.traffic_ms))
         .collect();
-    let allowed = Allowed {
-        disk: options.disk,
-        postgres: options.postgres,
-    };
-    let schedule = schedule::draw(&mut fault_rng, options.traffic_ms, allowed);
+    let schedule = schedule_of(seed, options);
 
     let dir = tempfile::Builder::new()
         .prefix(&format!("alertgate-chaos-{seed}-"))
         .tempdir()?;
-    let mut stack = Stack::start(dir.path(), &accounts, options.disk, options.postgres).await?;
+    let mut stack = Stack::start(
+        dir.path(),
+        &accounts,
+        options.disk,
+        options.postgres,
+        options.netns,
+    )
+    .await?;
     let shared = Arc::new(Shared::default());
     let started = Instant::now();
     let senders: Vec<_> = accounts
@@ -827,6 +894,11 @@ pub async fn run_seed(seed: u64, options: &Options) -> anyhow::Result<(SeedRepor
 /// Whether full-disk faults can run here (the harness is root and may mount a tmpfs).
 pub fn disk_faults_possible() -> bool {
     disk::can_mount()
+}
+
+/// Whether partitions can run here (the harness is root, with `ip netns`).
+pub fn partitions_possible() -> bool {
+    Namespace::available()
 }
 
 /// Faults injected over many seeds, by kind.

@@ -17,6 +17,13 @@ pub enum Link {
     ReceiverDatabase,
 }
 
+/// The receiver in a network namespace of its own (`--netns`, root): its links to the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Veth {
+    /// What the relay's deliveries cross (behind the relay → receiver proxy).
+    RelayReceiver,
+}
+
 /// A process of the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Proc {
@@ -66,10 +73,12 @@ pub enum Fault {
     ClockSkew(i64),
     /// The disk under the spool or the journal is full for the duration.
     DiskFull(Disk),
-    /// PostgreSQL "restarts": every connection of the receiver's schema is terminated and the
-    /// server is unreachable for the duration (through the proxy in front of it; the machine's
-    /// server, shared with other tests, keeps running).
+    /// PostgreSQL restarts: the seed's own server crashes (no checkpoint, every connection
+    /// cut), is unreachable for the duration and recovers from its WAL.
     DatabaseRestart,
+    /// The veth pair is down at the receiver's namespace for the duration: a partition below
+    /// TCP (packets dropped, connections stall, nothing is refused).
+    Partition(Veth),
 }
 
 impl Fault {
@@ -92,6 +101,7 @@ impl Fault {
             Self::DiskFull(Disk::Spool) => "disk_full_spool".into(),
             Self::DiskFull(Disk::Journal) => "disk_full_journal".into(),
             Self::DatabaseRestart => "postgres_restart".into(),
+            Self::Partition(Veth::RelayReceiver) => "partition_relay_receiver".into(),
         }
     }
 }
@@ -142,6 +152,8 @@ pub struct Allowed {
     pub disk: bool,
     /// The receiver is on PostgreSQL: its link and restarts.
     pub postgres: bool,
+    /// The receiver is in a network namespace: partitions of its veth link.
+    pub netns: bool,
 }
 
 /// The faults of one seed: 2 to 6 of them, within the first `traffic_ms`.
@@ -157,6 +169,9 @@ pub fn draw(rng: &mut Rng, traffic_ms: u64, allowed: Allowed) -> Vec<Event> {
     if allowed.postgres {
         links.push(Link::ReceiverDatabase);
         extra.push(Fault::DatabaseRestart);
+    }
+    if allowed.netns {
+        extra.push(Fault::Partition(Veth::RelayReceiver));
     }
     let procs = [Proc::Relay, Proc::Receiver];
     let mut events: Vec<Event> = (0..count)
@@ -206,7 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_seed_draws_the_same_schedule_and_disk_faults_only_when_allowed() {
+    fn a_seed_draws_the_same_schedule_and_disk_faults_and_partitions_only_when_allowed() {
         let a = draw(&mut Rng::new(42), 4_000, Allowed::default());
         let b = draw(&mut Rng::new(42), 4_000, Allowed::default());
         assert_eq!(a, b);
@@ -222,12 +237,22 @@ mod tests {
                 4_000,
                 Allowed {
                     disk: true,
-                    postgres: false,
+                    ..Allowed::default()
                 },
             )
         });
         assert!(disk
             .into_iter()
             .any(|e| matches!(e.fault, Fault::DiskFull(_))));
+        let partition = |allowed| {
+            (0..300)
+                .flat_map(|s| draw(&mut Rng::new(s), 4_000, allowed))
+                .any(|e| matches!(e.fault, Fault::Partition(_)))
+        };
+        assert!(!partition(Allowed::default()));
+        assert!(partition(Allowed {
+            netns: true,
+            ..Allowed::default()
+        }));
     }
 }

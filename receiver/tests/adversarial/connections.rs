@@ -84,3 +84,34 @@ async fn an_http2_connection_idle_after_one_request_is_closed_at_the_header_read
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// A delivery whose answer takes longer than `header_read_timeout_ms` (a slow venue, within
+/// `executor.inline_deadline_ms`) is answered, not cut as an idle connection: the deadline
+/// counts silence while no request is being answered.
+#[tokio::test]
+async fn a_delivery_answered_after_the_header_read_timeout_still_gets_its_answer() {
+    let app = spawn_app_with(Options::configured(|s| {
+        s.server.header_read_timeout_ms = 500;
+        s.executor.inline_deadline_ms = 30_000;
+        s.broker.paper = Some(alertgate_receiver::broker::config::PaperConfig {
+            fill_delay_ms: 1_500,
+            ..Default::default()
+        });
+    }))
+    .await;
+    let started = std::time::Instant::now();
+    let answer = app
+        .deliver("msg_slow_answer", &app.envelope(&buy("1")))
+        .await;
+    assert_eq!(
+        (answer.status, answer.outcome()),
+        (200, "filled"),
+        "{:?}",
+        answer.body
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "the answer waited for the venue"
+    );
+    app.stop().await;
+}

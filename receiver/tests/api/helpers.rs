@@ -227,6 +227,8 @@ pub fn buy(quantity: &str) -> Value {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl Answer {
@@ -241,9 +243,18 @@ impl Answer {
 
 async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, body }
+    Answer {
+        status,
+        body,
+        retry_after,
+    }
 }
 
 /// An envelope as the relay makes it.
