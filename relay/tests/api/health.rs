@@ -33,7 +33,16 @@ async fn metrics_expose_the_documented_names() {
         r#"alertgate_relay_forward_total{outcome="delivered"}"#,
     )
     .await;
-    let text = relay.metrics().await;
+    // The delivery is counted when the receiver answers, and the spool's gauge moves once the
+    // delivery is recorded in the spool, a moment later (CI caught the gap on a loaded machine).
+    let mut text = relay.metrics().await;
+    for _ in 0..500 {
+        if text.contains("alertgate_relay_spool_pending 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        text = relay.metrics().await;
+    }
     for name in [
         r#"alertgate_relay_requests_total{outcome="accepted"} 1"#,
         r#"alertgate_relay_requests_total{outcome="invalid_json"} 1"#,
