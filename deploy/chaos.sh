@@ -23,10 +23,11 @@ case "$profile" in
 esac
 
 cleanup() {
-  # A harness killed mid-seed leaves its tmpfs mounted: unmount what it left.
+  # A harness killed mid-seed leaves its tmpfs mounted: unmount what it left. Not lazily: a
+  # mount still in use (another campaign's live seed) is busy and stays (seed 994, RELIABILITY.md).
   if [ "$(id -u)" = 0 ] && command -v findmnt >/dev/null; then
     findmnt -rn -o TARGET | grep -E '/alertgate-chaos-[0-9]+-[^/]+/(spool|journal)-disk$' |
-      while read -r m; do umount -l "$m" || true; done || true
+      while read -r m; do umount "$m" 2>/dev/null || true; done || true
   fi
   # ... and its network namespaces, with their veth pairs (testkit netns: "agns", then this
   # script's pid modulo 100000, ALERTGATE_NETNS_OWNER, and a counter), not another campaign's.

@@ -536,6 +536,14 @@ impl Ingest {
             },
             None => None,
         };
+        if executed.as_ref().is_some_and(|e| {
+            e.outcome == Outcome::Pending
+                && e.reason.as_deref() == Some(crate::executor::EXECUTING_ELSEWHERE)
+        }) {
+            // The resumed job found another receiver's lease at its claim: as above, the relay
+            // retries rather than sending the key's later alerts.
+            return Reply::ExecutingElsewhere { id: record.id };
+        }
         let copies = match self.copy_records(&record).await {
             Ok(copies) => copies,
             Err(e) => return Reply::Unavailable(e),
