@@ -152,15 +152,7 @@ async fn jobs_for_one_symbol_reach_the_broker_in_submission_order() {
     for i in 0..4 {
         let id = format!("msg_{i}");
         admit(&*journal, &id).await;
-        let job = Job {
-            message_id: id,
-            account: "main".into(),
-            strategy: None,
-            venue: "recorder".into(),
-            scale: None,
-            work: Work::Legs(vec![leg("AAA")]),
-            resumed: false,
-        };
+        let job = job(&id, "AAA");
         completions.push(executor.submit(job));
     }
     for c in completions {
@@ -180,15 +172,7 @@ async fn a_transient_error_is_retried_with_the_same_client_order_id() {
     *broker.transient_failures.lock().unwrap() = 2;
     let (_dir, journal, executor) = setup(broker.clone()).await;
     admit(&*journal, "msg_r").await;
-    let job = Job {
-        message_id: "msg_r".into(),
-        account: "main".into(),
-        strategy: None,
-        venue: "recorder".into(),
-        scale: None,
-        work: Work::Legs(vec![leg("AAA")]),
-        resumed: false,
-    };
+    let job = job("msg_r", "AAA");
     let done = executor.submit(job).await.unwrap().unwrap();
     assert_eq!(done.outcome, Outcome::Filled);
     let seen = broker.seen.lock().unwrap().clone();
@@ -266,15 +250,7 @@ async fn a_venue_that_stays_unavailable_leaves_the_message_unknown_after_the_las
     *broker.transient_failures.lock().unwrap() = 100;
     let (_dir, journal, executor) = setup(broker.clone()).await;
     admit(&*journal, "msg_f").await;
-    let job = Job {
-        message_id: "msg_f".into(),
-        account: "main".into(),
-        strategy: None,
-        venue: "recorder".into(),
-        scale: None,
-        work: Work::Legs(vec![leg("AAA")]),
-        resumed: false,
-    };
+    let job = job("msg_f", "AAA");
     let done = executor.submit(job).await.unwrap().unwrap();
     assert_eq!(
         done.outcome,
