@@ -35,6 +35,8 @@ fn message(id: String, key: String) -> NewMessage {
         reason: None,
         now_ms: now,
         dedupe_since_ms: now - WINDOW_MS,
+        keys: vec![("main".into(), "BTCUSDT".into())],
+        lease_until_ms: now,
     }
 }
 

@@ -255,9 +255,24 @@ impl Receiver {
                 let mut ticks = tokio::time::interval(interval);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    tokio::select! {
-                        _ = ticks.tick() => {}
+                    let requested = tokio::select! {
+                        _ = ticks.tick() => None,
+                        ids = ingest.executor.resume_requests() => Some(ids),
                         _ = stopped.wait_for(|s| *s) => return,
+                    };
+                    if let Some(ids) = requested {
+                        // Earlier messages later ones wait for, that nobody executes.
+                        match ingest.resume_ids(ids).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::warn!(
+                                resumed = n,
+                                "resumed abandoned executions later messages wait for"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot resume abandoned executions")
+                            }
+                        }
+                        continue;
                     }
                     match ingest.resume_stuck(after).await {
                         Ok(0) => {}

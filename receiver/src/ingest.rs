@@ -594,15 +594,20 @@ impl Ingest {
         now_ms: i64,
         dedupe: bool,
     ) -> Result<(Admission, Option<Job>), JournalError> {
-        let (outcome, reason, routed) = match reading.verdict {
-            Verdict::Execute(routed) => (Outcome::Pending, None, Some(routed)),
-            Verdict::Final(outcome, reason) => (outcome, Some(reason), None),
+        let (outcome, reason, job) = match (reading.verdict, reading.account.clone()) {
+            (Verdict::Execute(routed), Some(account)) => (
+                Outcome::Pending,
+                None,
+                Some(job_for(id.to_owned(), account, routed)),
+            ),
+            (Verdict::Execute(_), None) => (Outcome::Pending, None, None),
+            (Verdict::Final(outcome, reason), _) => (outcome, Some(reason), None),
         };
         let admitted = self
             .journal
             .admit(NewMessage {
                 id: id.to_owned(),
-                account: reading.account.clone(),
+                account: reading.account,
                 idempotency_key: reading.idempotency_key.filter(|_| dedupe),
                 received_at_ms: reading.received_at_ms,
                 envelope: body,
@@ -610,6 +615,11 @@ impl Ingest {
                 reason,
                 now_ms,
                 dedupe_since_ms: now_ms - self.dedupe_window_ms,
+                keys: job
+                    .as_ref()
+                    .map(|j| j.keys().into_iter().collect())
+                    .unwrap_or_default(),
+                lease_until_ms: self.executor.lease_until(now_ms),
             })
             .await;
         let admission = match admitted {
@@ -625,12 +635,8 @@ impl Ingest {
                 self.executor.tally().written(id, record.outcome);
             }
         }
-        let job = match (&admission, routed, reading.account) {
-            (Admission::New(record), Some(routed), Some(account))
-                if record.outcome == Outcome::Pending =>
-            {
-                Some(job_for(id.to_owned(), account, routed))
-            }
+        let job = match &admission {
+            Admission::New(record) if record.outcome == Outcome::Pending => job,
             _ => None,
         };
         Ok((admission, job))
@@ -709,6 +715,20 @@ impl Ingest {
             .filter(|m| m.recorded_at_ms <= cutoff && !self.executor.is_active(&m.id))
             .collect();
         self.resume(stuck).await
+    }
+
+    /// Resumes the messages `ids` that are still `pending` and to be resumed here
+    /// ([`Executor::resumable`]); returns how many were.
+    pub async fn resume_ids(&self, ids: Vec<String>) -> Result<usize, JournalError> {
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.journal.message(&id).await? {
+                if record.outcome == Outcome::Pending {
+                    records.push(record);
+                }
+            }
+        }
+        self.resume(records).await
     }
 
     /// Reads the messages whose final writes lost their answers, so each is counted if the

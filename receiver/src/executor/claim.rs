@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::{Execution, Inner, Job, Work};
-use crate::journal::{JournalError, KeyHold, Outcome};
+use crate::journal::{EarlierPending, JournalError, KeyHold, Outcome};
 
 /// What claiming found.
 pub(super) enum Claimed {
@@ -19,6 +19,9 @@ pub(super) enum Claimed {
     Elsewhere,
     /// Another receiver finished the message while this one waited.
     Done(Execution),
+    /// A message of these keys journaled before this one is still `pending` (on a shared
+    /// store): it goes first. The keys are let go again.
+    Behind(EarlierPending),
 }
 
 /// The keys and the lease renewal of a running job.
@@ -53,11 +56,19 @@ impl Inner {
         let shared = hold.is_shared();
         if shared {
             // Other receivers may have filled orders of these keys: positions are read again.
-            self.positions.forget_symbols(keys);
+            self.positions.forget_symbols(keys.clone());
         }
         if shared || job.resumed {
             if let Some(done) = self.refresh(job).await? {
                 return Ok(done);
+            }
+        }
+        if shared {
+            // Keys are held in arrival order per receiver, but a receiver that died after its
+            // answer (or whose job waits in its own queue) leaves an earlier message of these
+            // keys `pending`: a later one running first would reach the venue out of order.
+            if let Some(earlier) = self.journal.earliest_pending(&job.message_id, keys).await? {
+                return Ok(Claimed::Behind(earlier));
             }
         }
         if !shared {
@@ -97,7 +108,7 @@ impl Inner {
     }
 
     /// `executor.lease_seconds` in ms.
-    fn lease_ms(&self) -> i64 {
+    pub(super) fn lease_ms(&self) -> i64 {
         i64::try_from(self.config.lease_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 

@@ -38,7 +38,9 @@ use rust_decimal::Decimal;
 use crate::broker::{Broker, BrokerError, LotRule};
 use crate::config::ExecutorConfig;
 use crate::controls::daily_loss;
-use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderRecord, Outcome};
+use crate::journal::{
+    EarlierPending, EventKind, Journal, JournalError, NotifyEvent, OrderRecord, Outcome,
+};
 use crate::metrics::Metrics;
 use crate::normalize::{Action, Leg, Sizing};
 use crate::risk::{Candidate, RiskGates, Standing};
@@ -107,7 +109,7 @@ pub struct Job {
 
 impl Job {
     /// The (account, symbol) keys the job touches.
-    fn keys(&self) -> BTreeSet<Key> {
+    pub fn keys(&self) -> BTreeSet<Key> {
         match &self.work {
             Work::Legs(legs) => legs
                 .iter()
@@ -127,6 +129,22 @@ const JOURNAL_RETRY: alertgate_shared::retry::Backoff = alertgate_shared::retry:
     std::time::Duration::from_secs(5),
     std::time::Duration::ZERO,
 );
+
+/// Waits of a job that found an earlier `pending` message of its keys on a shared store, before
+/// it looks again (it lets its turn go meanwhile).
+const BEHIND_RETRY: alertgate_shared::retry::Backoff = alertgate_shared::retry::Backoff::new(
+    std::time::Duration::from_millis(25),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::ZERO,
+);
+
+/// What claiming and running a job came to.
+enum Step {
+    /// The job is done (or another receiver executes or finished its message).
+    Finished(Execution),
+    /// An earlier `pending` message shares a key: that one goes first.
+    Behind(EarlierPending),
+}
 
 /// A message's final result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +206,11 @@ struct Inner {
     idle: Notify,
     /// Accounts whose daily-loss lock was announced today.
     lock_notices: crate::controls::LockNotices,
+    /// Earlier `pending` messages that jobs wait for and that no receiver holds a lease on (the
+    /// one executing them died or gave up): to be resumed now ([`Executor::resume_requests`]).
+    resume_requests: Mutex<BTreeSet<String>>,
+    /// Woken when `resume_requests` gains one.
+    resume_requested: Notify,
 }
 
 /// `true` when `{message_id}-...` fits every venue's client id rules: at most 32 characters
@@ -254,6 +277,8 @@ impl Executor {
                 active: Mutex::new(HashSet::new()),
                 idle: Notify::new(),
                 lock_notices: crate::controls::LockNotices::default(),
+                resume_requests: Mutex::new(BTreeSet::new()),
+                resume_requested: Notify::new(),
             }),
         }
     }
@@ -281,10 +306,27 @@ impl Executor {
             let mut turn = Some(ticket.turn().await);
             let message_id = job.message_id.clone();
             let mut job = job;
-            let mut attempt = 0;
+            let (mut attempt, mut behind) = (0, 0);
             let result = loop {
-                let result = inner.claim_and_run(&mut job, &mut turn).await;
-                match result {
+                match inner.claim_and_run(&mut job, &mut turn).await {
+                    Ok(Step::Finished(execution)) => break Ok(execution),
+                    // Another receiver journaled a message of these keys earlier and has not
+                    // finished it (it may have died after answering): this job lets its turn
+                    // go, so that message can run here too, and looks again.
+                    Ok(Step::Behind(earlier)) => {
+                        behind += 1;
+                        if behind == 1 {
+                            tracing::info!(
+                                message_id,
+                                earlier = earlier.message_id,
+                                "waiting for an earlier pending message of the same (account, symbol)"
+                            );
+                        }
+                        inner.request_resume_if_abandoned(&earlier);
+                        tokio::time::sleep(BEHIND_RETRY.delay_now(behind, None)).await;
+                        job.resumed = true;
+                        turn = Some(inner.queue.enqueue(job.keys()).turn().await);
+                    }
                     // The journal failed before the outcome was recorded (or while recording
                     // one with an order the venue does not have), so this job still has its
                     // (account, symbol) turn: it keeps it and tries again once the journal
@@ -303,7 +345,7 @@ impl Executor {
                         tokio::time::sleep(wait).await;
                         job.resumed = true;
                     }
-                    other => break other,
+                    Err(e) => break Err(e),
                 }
             };
             if let Err(e) = &result {
@@ -348,6 +390,27 @@ impl Executor {
         self.inner.take_lease(message_id).await
     }
 
+    /// Until when (unix ms) a receiver admitting a message at `now_ms` leases it
+    /// (`executor.lease_seconds`).
+    pub fn lease_until(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(self.inner.lease_ms())
+    }
+
+    /// Waits until jobs ask for earlier `pending` messages to be resumed (messages of their keys
+    /// that no receiver holds a lease on), and returns their ids.
+    pub async fn resume_requests(&self) -> Vec<String> {
+        loop {
+            let notified = self.inner.resume_requested.notified();
+            let ids: Vec<String> = std::mem::take(&mut *self.inner.lock_requests())
+                .into_iter()
+                .collect();
+            if !ids.is_empty() {
+                return ids;
+            }
+            notified.await;
+        }
+    }
+
     /// `messages_total`, counted once per message.
     pub fn tally(&self) -> &Tally {
         &self.inner.tally
@@ -371,6 +434,28 @@ impl Executor {
 impl Inner {
     fn lock_active(&self) -> MutexGuard<'_, HashSet<String>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_requests(&self) -> MutexGuard<'_, BTreeSet<String>> {
+        self.resume_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for `earlier` to be resumed when no job of this receiver executes it and no
+    /// receiver's lease on it is running: whoever executed it is gone.
+    fn request_resume_if_abandoned(&self, earlier: &EarlierPending) {
+        let now = self.clock.now_unix_ms();
+        let leased = earlier
+            .lease
+            .as_ref()
+            .is_some_and(|(_, until)| *until > now);
+        if leased || self.lock_active().contains(&earlier.message_id) {
+            return;
+        }
+        if self.lock_requests().insert(earlier.message_id.clone()) {
+            self.resume_requested.notify_one();
+        }
     }
 
     /// The broker of the venue named `venue`; a venue no longer configured (renamed or
@@ -418,25 +503,29 @@ impl Inner {
         &self,
         job: &mut Job,
         turn: &mut Option<Turn<Key>>,
-    ) -> Result<Execution, JournalError> {
+    ) -> Result<Step, JournalError> {
         match self.claim(job).await? {
             claim::Claimed::Run(claim) => {
                 let result = self.run(job, turn).await;
                 drop(claim);
-                result
+                result.map(Step::Finished)
             }
             claim::Claimed::Elsewhere => {
                 // Another receiver executes it: this one's turn is of no use to it.
                 turn.take();
-                Ok(Execution {
+                Ok(Step::Finished(Execution {
                     outcome: Outcome::Pending,
                     reason: Some(EXECUTING_ELSEWHERE.to_owned()),
                     orders: Vec::new(),
-                })
+                }))
             }
             claim::Claimed::Done(execution) => {
                 turn.take();
-                Ok(execution)
+                Ok(Step::Finished(execution))
+            }
+            claim::Claimed::Behind(earlier) => {
+                turn.take();
+                Ok(Step::Behind(earlier))
             }
         }
     }

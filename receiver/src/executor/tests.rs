@@ -140,6 +140,8 @@ async fn admit(journal: &(impl Journal + ?Sized), id: &str) {
         reason: None,
         now_ms: 0,
         dedupe_since_ms: 0,
+        keys: Vec::new(),
+        lease_until_ms: 0,
     };
     assert!(matches!(journal.admit(m).await.unwrap(), Admission::New(_)));
 }

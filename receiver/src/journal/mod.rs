@@ -220,6 +220,14 @@ pub struct NewMessage {
     /// A message with the same (account, idempotency key) journaled at or after this time (unix ms)
     /// makes this one a `duplicate`.
     pub dedupe_since_ms: i64,
+    /// The (account, venue symbol) keys a `pending` message's orders are queued by. A store
+    /// several receivers share keeps them while the message is `pending`, so that a job of a
+    /// later message of a key runs only after it ([`Journal::earliest_pending`]).
+    pub keys: Vec<(String, String)>,
+    /// A store several receivers share leases a new `pending` message to the admitting journal
+    /// ([`Journal::writer`]) until this time (unix ms), so that no other receiver resumes it
+    /// while it waits for its turn here ([`Journal::lease`]).
+    pub lease_until_ms: i64,
 }
 
 impl NewMessage {
@@ -252,6 +260,15 @@ impl NewMessage {
 pub(crate) fn new_writer() -> String {
     use rand::Rng;
     format!("receiver-{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+/// A `pending` message journaled before another of its keys ([`Journal::earliest_pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierPending {
+    /// Its id.
+    pub message_id: String,
+    /// Who holds its execution lease and until when (unix ms), if anyone ever did.
+    pub lease: Option<(String, i64)>,
 }
 
 /// What [`Journal::admit`] did.
@@ -474,6 +491,20 @@ pub trait Journal: Send + Sync + Debug {
     fn lease(&self, id: &str, holder: &str, now_ms: i64, until_ms: i64) -> JournalFuture<bool> {
         let _ = (id, holder, now_ms, until_ms);
         Box::pin(async { Ok(true) })
+    }
+
+    /// The `pending` message journaled first, before message `id`, that shares one of `keys`:
+    /// the one a job of `id` must let go first so that a key's messages reach the venue in
+    /// arrival order across receivers. A store several receivers share keeps each `pending`
+    /// message's keys ([`NewMessage::keys`]); the embedded store serves one receiver, whose
+    /// queue keeps that order by itself, and finds none.
+    fn earliest_pending(
+        &self,
+        id: &str,
+        keys: Vec<(String, String)>,
+    ) -> JournalFuture<Option<EarlierPending>> {
+        let _ = (id, keys);
+        Box::pin(async { Ok(None) })
     }
 
     /// Waits until no other receiver executes a job for any of these (account, symbol) keys,

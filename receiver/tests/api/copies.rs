@@ -172,6 +172,8 @@ async fn copies_a_crash_left_unjournaled_or_unexecuted_run_once_at_the_next_star
                     reason: None,
                     now_ms,
                     dedupe_since_ms: 0,
+                    keys: Vec::new(),
+                    lease_until_ms: now_ms,
                 })
                 .await
                 .unwrap();

@@ -1,6 +1,7 @@
 //! Several receiver processes on one PostgreSQL database (a schema of its own per test):
-//! one execution per webhook-id across receivers, and a dead receiver's leased execution
-//! finished by another with the same client order id.
+//! one execution per webhook-id across receivers, a dead receiver's leased execution
+//! finished by another with the same client order id, and a key's later alert held back
+//! behind an earlier one that a dead receiver left `pending`.
 
 use std::net::SocketAddr;
 
@@ -181,6 +182,116 @@ async fn a_receiver_killed_while_holding_a_lease_is_finished_by_another_after_th
     assert!(
         survivor.log_text().contains("resum"),
         "the survivor resumed it: {}",
+        survivor.log_tail()
+    );
+    survivor.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_later_alert_waits_for_an_earlier_one_a_receiver_answered_202_for_and_then_died() {
+    let schema = TestSchema::create().await.unwrap();
+    let work = Workdir::new(&Options::default());
+    // No resume sweep within the test: the waiting job itself gets the abandoned message
+    // resumed once its lease has run out.
+    let lease = |s: &mut alertgate_receiver::Settings| {
+        s.executor.lease_seconds = 2;
+        s.executor.resume_interval_ms = 600_000;
+        s.executor.resume_after_seconds = 600;
+    };
+    let slow = on_postgres(
+        &work,
+        &schema,
+        &Options::configured(move |s| {
+            lease(s);
+            s.broker.paper = Some(PaperConfig {
+                fill_delay_ms: 60_000,
+                ..PaperConfig::default()
+            });
+            s.executor.inline_deadline_ms = 50;
+        }),
+    );
+    let fast = on_postgres(
+        &work,
+        &schema,
+        &Options::configured(move |s| {
+            lease(s);
+            s.executor.inline_deadline_ms = 300;
+        }),
+    );
+    let (mut dying, dying_addr) = start(&work, &slow, "receiver-dying").await;
+    let (mut survivor, survivor_addr) = start(&work, &fast, "receiver-survivor").await;
+
+    let first = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
+    let a = ProcessClient::new(&work, dying_addr)
+        .deliver("msg_first", &first)
+        .await;
+    assert_eq!((a.status, a.outcome()), (202, "pending"), "{:?}", a.body);
+    until(
+        "the first order journaled before the venue answers",
+        || async {
+            schema
+                .query_text("SELECT status FROM orders WHERE client_order_id = 'msg_first-0'")
+                .await
+                .unwrap()
+                == ["new"]
+        },
+    )
+    .await;
+    dying.kill9().unwrap();
+
+    // The relay got its 202 for the first alert, so it sends the next one of the same
+    // (account, ticker), here to the survivor. It must not reach the venue before the first.
+    let second = envelope_at(&buy("2"), time::OffsetDateTime::now_utc());
+    let client = ProcessClient::new(&work, survivor_addr);
+    let b = client.deliver("msg_second", &second).await;
+    assert_eq!(
+        (b.status, b.outcome()),
+        (202, "pending"),
+        "the later alert waits: {:?}",
+        b.body
+    );
+    assert_eq!(
+        count(&schema, "SELECT COUNT(*) FROM paper_orders").await,
+        0,
+        "nothing reached the venue while the first alert's lease runs"
+    );
+
+    until("both alerts to be placed", || async {
+        count(
+            &schema,
+            "SELECT COUNT(*) FROM messages WHERE outcome = 'filled'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    let order = schema
+        .query_text("SELECT client_order_id FROM paper_orders ORDER BY created_at, client_order_id")
+        .await
+        .unwrap();
+    assert_eq!(order, ["msg_first-0", "msg_second-0"], "in arrival order");
+    assert!(
+        count(
+            &schema,
+            "SELECT COUNT(*) FROM paper_orders WHERE client_order_id = 'msg_first-0' AND created_at < \
+             (SELECT created_at FROM paper_orders WHERE client_order_id = 'msg_second-0')"
+        )
+        .await
+            == 1,
+        "the first reached the venue strictly before the second"
+    );
+    assert_eq!(
+        count(&schema, "SELECT quantity FROM positions").await,
+        3,
+        "each fill moved the position once"
+    );
+    let again = client.deliver("msg_second", &second).await;
+    assert_eq!((again.status, again.outcome()), (200, "filled"));
+    assert!(
+        survivor
+            .log_text()
+            .contains("waiting for an earlier pending message"),
+        "{}",
         survivor.log_tail()
     );
     survivor.stop().await.unwrap();

@@ -83,6 +83,8 @@ fn message(id: &str, key: Option<&str>, now_ms: i64) -> NewMessage {
         reason: None,
         now_ms,
         dedupe_since_ms: now_ms - 300_000,
+        keys: Vec::new(),
+        lease_until_ms: now_ms,
     }
 }
 
@@ -514,6 +516,96 @@ async fn a_lease_is_held_by_one_receiver_until_it_expires_or_the_message_finishe
             s.journal.lease("m1", "a", 60_001, 90_001).await.unwrap(),
             "finishing released it"
         );
+    }
+}
+
+fn keyed(id: &str, keys: &[&str], now_ms: i64) -> NewMessage {
+    NewMessage {
+        keys: keys
+            .iter()
+            .map(|symbol| ("main".to_owned(), (*symbol).to_owned()))
+            .collect(),
+        lease_until_ms: now_ms + 30_000,
+        ..message(id, None, now_ms)
+    }
+}
+
+#[tokio::test]
+async fn a_pending_message_goes_before_later_ones_of_its_keys_until_it_finishes() {
+    let key = |symbol: &str| vec![("main".to_owned(), symbol.to_owned())];
+    for s in stores().await {
+        s.journal.admit(keyed("m1", &["A"], 1_000)).await.unwrap();
+        s.journal
+            .admit(keyed("m2", &["A", "B"], 2_000))
+            .await
+            .unwrap();
+        s.journal.admit(keyed("m3", &["B"], 3_000)).await.unwrap();
+        s.journal.admit(keyed("m4", &["C"], 4_000)).await.unwrap();
+        let both = [key("A"), key("B")].concat();
+        let first = |id: &'static str, keys: Vec<(String, String)>| {
+            let journal = s.journal.clone();
+            async move {
+                journal
+                    .earliest_pending(id, keys)
+                    .await
+                    .unwrap()
+                    .map(|e| e.message_id)
+            }
+        };
+        if !s.shared() {
+            // One receiver per file: its queue keeps arrival order, nothing is kept.
+            assert_eq!(first("m3", key("B")).await, None, "{}", s.name);
+            continue;
+        }
+        let earlier = s
+            .journal
+            .earliest_pending("m2", both.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(earlier.message_id, "m1");
+        assert_eq!(
+            earlier.lease,
+            Some((s.journal.writer().to_owned(), 31_000)),
+            "leased to the admitting receiver"
+        );
+        assert_eq!(first("m3", key("B")).await.as_deref(), Some("m2"));
+        assert_eq!(
+            first("m1", key("A")).await,
+            None,
+            "nothing before the first"
+        );
+        assert_eq!(first("m4", key("C")).await, None, "another key");
+        // Asked with more keys than its own, a message still finds only earlier ones.
+        assert_eq!(first("m1", both.clone()).await, None);
+
+        s.journal
+            .finish("m1", Outcome::Filled, None, 5_000)
+            .await
+            .unwrap();
+        assert_eq!(first("m2", both.clone()).await, None, "m1 finished");
+        assert_eq!(first("m3", key("B")).await.as_deref(), Some("m2"));
+        s.journal
+            .finish("m2", Outcome::Pending, Some("still running".into()), 5_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            first("m3", key("B")).await.as_deref(),
+            Some("m2"),
+            "still pending"
+        );
+        s.journal
+            .finish("m2", Outcome::Failed, None, 6_000)
+            .await
+            .unwrap();
+        assert_eq!(first("m3", key("B")).await, None, "every outcome releases");
+
+        // A duplicate is final at admission and holds nothing back.
+        let mut dup = keyed("m5", &["C"], 7_000);
+        dup.outcome = Outcome::Duplicate;
+        s.journal.admit(dup).await.unwrap();
+        s.journal.admit(keyed("m6", &["C"], 8_000)).await.unwrap();
+        assert_eq!(first("m6", key("C")).await.as_deref(), Some("m4"));
     }
 }
 

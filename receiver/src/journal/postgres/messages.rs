@@ -9,7 +9,7 @@ use super::orders::{query_orders, ORDER_COLUMNS};
 use super::outbox;
 use super::pg;
 use crate::journal::events::NotifyEvent;
-use crate::journal::{Admission, JournalError, MessageRecord, NewMessage, Outcome};
+use crate::journal::{Admission, EarlierPending, JournalError, MessageRecord, NewMessage, Outcome};
 
 const MESSAGE_COLUMNS: &str =
     "id, account, idempotency_key, received_at, recorded_at, updated_at, outcome, reason, envelope, finished_by";
@@ -94,9 +94,10 @@ pub(super) async fn admit(
         }
     }
     let inserted = tx
-        .execute(
+        .query_opt(
             "INSERT INTO messages (id, account, idempotency_key, received_at, recorded_at, updated_at, envelope, \
-             outcome, reason, finished_by) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+             outcome, reason, finished_by) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING \
+             RETURNING seq",
             &[
                 &m.id,
                 &m.account,
@@ -111,12 +112,17 @@ pub(super) async fn admit(
         )
         .await
         .map_err(pg)?;
-    if inserted == 0 {
+    let Some(inserted) = inserted else {
         // Another receiver journaled it between our read and our insert.
         let existing = load(tx, &m.id)
             .await?
             .ok_or_else(|| JournalError::Corrupt(format!("message {} vanished", m.id)))?;
         return Ok(Admission::Seen(existing));
+    };
+    if outcome == Outcome::Pending {
+        let seq: i64 = inserted.try_get(0).map_err(pg)?;
+        keep_keys(tx, &m.id, &m.keys, seq).await?;
+        super::leases::take(tx, &m.id, writer, m.now_ms, m.lease_until_ms).await?;
     }
     let now_ms = m.now_ms;
     let record = m.into_record(outcome, reason, writer);
@@ -162,6 +168,9 @@ pub(super) async fn finish(
         tx.execute("DELETE FROM leases WHERE message_id = $1", &[&id])
             .await
             .map_err(pg)?;
+        tx.execute("DELETE FROM pending_keys WHERE message_id = $1", &[&id])
+            .await
+            .map_err(pg)?;
     }
     // The outcome's notification event, in the outcome's transaction (as SQLite's).
     if before.as_deref() != Some(outcome.as_str()) {
@@ -172,6 +181,67 @@ pub(super) async fn finish(
         }
     }
     Ok(())
+}
+
+/// Records the (account, symbol) keys of `pending` message `id`, journaled as `seq`.
+async fn keep_keys(
+    tx: &Transaction<'_>,
+    id: &str,
+    keys: &[(String, String)],
+    seq: i64,
+) -> Result<(), JournalError> {
+    for (account, symbol) in keys {
+        tx.execute(
+            "INSERT INTO pending_keys (message_id, account, symbol, seq) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+            &[&id, account, symbol, &seq],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// The `pending` message journaled first before message `id` that shares one of `keys`, with
+/// its lease. A message that is not `pending` any more (or unknown) has nothing before it.
+pub(super) async fn earliest_pending(
+    tx: &Transaction<'_>,
+    id: &str,
+    keys: &[(String, String)],
+) -> Result<Option<EarlierPending>, JournalError> {
+    let Some(own) = tx
+        .query_opt("SELECT seq FROM messages WHERE id = $1", &[&id])
+        .await
+        .map_err(pg)?
+    else {
+        return Ok(None);
+    };
+    let own: i64 = own.try_get(0).map_err(pg)?;
+    let mut first: Option<(i64, EarlierPending)> = None;
+    for (account, symbol) in keys {
+        let row = tx
+            .query_opt(
+                "SELECT k.seq, k.message_id, l.holder, l.expires_at FROM pending_keys k \
+                 LEFT JOIN leases l ON l.message_id = k.message_id \
+                 WHERE k.account = $1 AND k.symbol = $2 AND k.seq < $3 ORDER BY k.seq LIMIT 1",
+                &[account, symbol, &own],
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = row else { continue };
+        let seq: i64 = row.try_get(0).map_err(pg)?;
+        if first.as_ref().is_some_and(|(s, _)| *s <= seq) {
+            continue;
+        }
+        let holder: Option<String> = row.try_get(2).map_err(pg)?;
+        let expires: Option<i64> = row.try_get(3).map_err(pg)?;
+        let earlier = EarlierPending {
+            message_id: row.try_get(1).map_err(pg)?,
+            lease: holder.zip(expires),
+        };
+        first = Some((seq, earlier));
+    }
+    Ok(first.map(|(_, e)| e))
 }
 
 /// Messages still `pending`, oldest first.

@@ -20,9 +20,9 @@ use rust_decimal::Decimal;
 use tokio_postgres::{NoTls, Transaction};
 
 use super::{
-    Admission, DeliveryRecord, Fill, Journal, JournalError, JournalFuture, KeyHold, MessageRecord,
-    NewMessage, NotifyEvent, OrderRecord, OrderState, OutboxEntry, Outcome, PlacementStore,
-    PositionRecord, Reprice, Settlement, StrategySwitch, VenuePosition,
+    Admission, DeliveryRecord, EarlierPending, Fill, Journal, JournalError, JournalFuture, KeyHold,
+    MessageRecord, NewMessage, NotifyEvent, OrderRecord, OrderState, OutboxEntry, Outcome,
+    PlacementStore, PositionRecord, Reprice, Settlement, StrategySwitch, VenuePosition,
 };
 use crate::order::Placement;
 
@@ -287,6 +287,15 @@ impl Journal for PostgresJournal {
         self.tx(move |t| {
             Box::pin(async move { leases::take(t, &id, &holder, now_ms, until_ms).await })
         })
+    }
+
+    fn earliest_pending(
+        &self,
+        id: &str,
+        keys: Vec<(String, String)>,
+    ) -> JournalFuture<Option<EarlierPending>> {
+        let id = id.to_owned();
+        self.tx(move |t| Box::pin(async move { messages::earliest_pending(t, &id, &keys).await }))
     }
 
     fn hold_keys(&self, keys: Vec<(String, String)>) -> JournalFuture<KeyHold> {

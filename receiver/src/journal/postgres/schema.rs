@@ -148,13 +148,23 @@ ALTER TABLE messages ADD COLUMN finished_by TEXT;
 ];
 
 /// Objects only PostgreSQL needs (several receivers), created with `IF NOT EXISTS` after the
-/// numbered migrations so they never take a number SQLite uses: the execution leases.
+/// numbered migrations so they never take a number SQLite uses: the execution leases, and the
+/// (account, symbol) keys of each `pending` message with its arrival `seq` (a job runs only
+/// once no earlier `pending` message shares one of its keys).
 const SHARED_ONLY: &str = r#"
 CREATE TABLE IF NOT EXISTS leases (
     message_id TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending_keys (
+    message_id TEXT NOT NULL,
+    account    TEXT NOT NULL,
+    symbol     TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    PRIMARY KEY (message_id, account, symbol)
+);
+CREATE INDEX IF NOT EXISTS pending_keys_in_order ON pending_keys (account, symbol, seq);
 "#;
 
 /// Applies pending migrations under a session advisory lock keyed by the schema, so receivers
