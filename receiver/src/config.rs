@@ -178,6 +178,10 @@ pub struct StoreConfig {
     /// The PostgreSQL URL (`env:` or `file:`: URLs carry passwords); `kind = "postgres"` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<SecretRef>,
+    /// The CA certificates (PEM) that sign the database server's certificate, when `url` says
+    /// `sslmode=require`; without it the public web roots are trusted. `kind = "postgres"` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
     /// PostgreSQL connections per receiver.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,

@@ -148,11 +148,23 @@ pub struct PrivateServer {
     pg_ctl: std::path::PathBuf,
     /// Where it listens (127.0.0.1).
     pub port: u16,
+    /// Server settings beyond the defaults (`-c name=value ...`).
+    extra: String,
 }
 
 impl PrivateServer {
     /// Creates the cluster (`initdb`, trust authentication for `postgres`) and starts it.
     pub fn start() -> anyhow::Result<Self> {
+        Self::create(None)
+    }
+
+    /// As [`PrivateServer::start`], accepting TLS (`ssl = on`) with this PEM certificate chain
+    /// and key; plain connections are still accepted.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> anyhow::Result<Self> {
+        Self::create(Some((cert_pem, key_pem)))
+    }
+
+    fn create(tls: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let bin = Self::bin_dir()?;
         let dir = tempfile::Builder::new().prefix("alertgate-pg-").tempdir()?;
         if nix::unistd::Uid::effective().is_root() {
@@ -160,10 +172,11 @@ impl PrivateServer {
                 .ok_or_else(|| anyhow::anyhow!("no `postgres` user to run PostgreSQL as"))?;
             nix::unistd::chown(dir.path(), Some(user.uid), Some(user.gid))?;
         }
-        let server = Self {
+        let mut server = Self {
             pg_ctl: bin.join("pg_ctl"),
             port: crate::free_port()?,
             dir,
+            extra: String::new(),
         };
         let data = server.data();
         server.run(
@@ -180,6 +193,29 @@ impl PrivateServer {
                 "UTF8",
             ],
         )?;
+        if let Some((cert, key)) = tls {
+            // PostgreSQL wants its key readable by its own user only.
+            let (cert_file, key_file) = (
+                server.dir.path().join("server.crt"),
+                server.dir.path().join("server.key"),
+            );
+            std::fs::write(&cert_file, cert)?;
+            std::fs::write(&key_file, key)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+            if nix::unistd::Uid::effective().is_root() {
+                let user = nix::unistd::User::from_name("postgres")?
+                    .ok_or_else(|| anyhow::anyhow!("no `postgres` user to run PostgreSQL as"))?;
+                for file in [&cert_file, &key_file] {
+                    nix::unistd::chown(file, Some(user.uid), Some(user.gid))?;
+                }
+            }
+            server.extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            );
+        }
         server.ctl(&["start"])?;
         Ok(server)
     }
@@ -219,9 +255,10 @@ impl PrivateServer {
         let data = self.data();
         let log = self.dir.path().join("server.log").display().to_string();
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let mut all = vec!["-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options];
         all.extend_from_slice(args);

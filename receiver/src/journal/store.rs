@@ -35,6 +35,12 @@ impl StoreConfig {
                         "only for kind = \"postgres\" (set kind, or remove url)",
                     ));
                 }
+                if self.tls_ca_file.is_some() {
+                    return Err(Invalid::new(
+                        "store.tls_ca_file",
+                        "only for kind = \"postgres\" (set kind, or remove tls_ca_file)",
+                    ));
+                }
             }
             StoreKind::Postgres => {
                 let Some(url) = &self.url else {
@@ -47,6 +53,10 @@ impl StoreConfig {
                     .map_err(|e| Invalid::new("store.url", e.to_string()))?;
                 if self.pool_size == 0 {
                     return Err(Invalid::new("store.pool_size", "must be at least 1"));
+                }
+                if let Some(ca) = &self.tls_ca_file {
+                    alertgate_shared::tls::certificates(ca, "tls_ca_file")
+                        .map_err(|e| Invalid::new("store.tls_ca_file", e.message))?;
                 }
             }
         }
@@ -73,7 +83,14 @@ impl StoreConfig {
                     .ok_or_else(|| JournalError::Storage("store.url is not set".into()))?
                     .resolve()
                     .map_err(|e| JournalError::Storage(format!("store.url: {e}")))?;
-                let j = Arc::new(PostgresJournal::open(url.expose(), self.pool_size).await?);
+                let j = Arc::new(
+                    PostgresJournal::open_with(
+                        url.expose(),
+                        self.pool_size,
+                        self.tls_ca_file.as_deref(),
+                    )
+                    .await?,
+                );
                 Ok(Store {
                     journal: j.clone(),
                     book: j,

@@ -886,3 +886,65 @@ async fn the_journal_that_takes_a_message_out_of_pending_is_recorded_as_its_fini
         assert_eq!(stored.finished_by, admitted.finished_by, "{}", s.name);
     }
 }
+
+/// PostgreSQL only (TLS is the network's): a server of the test's own with a certificate from
+/// `alertgate-receiver certs`' private CA for 127.0.0.1.
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_servers_certificate_and_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    alertgate_receiver::certs::generate(dir.path(), "127.0.0.1").unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let server = alertgate_testkit::postgres::PrivateServer::start_tls(
+        &read("receiver.pem"),
+        &read("receiver.key"),
+    )
+    .unwrap();
+    let ca = dir.path().join("ca.pem");
+    let tls_url = format!("{}?sslmode=require", server.url());
+
+    let journal = PostgresJournal::open_with(&tls_url, 2, Some(&ca))
+        .await
+        .unwrap();
+    journal.admit(message("m1", None, 1_000)).await.unwrap();
+    assert_eq!(
+        journal.message("m1").await.unwrap().unwrap().outcome,
+        Outcome::Pending
+    );
+    // The server's view: every connection the journal made is encrypted.
+    let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT COUNT(*) FILTER (WHERE s.ssl), COUNT(*) FILTER (WHERE NOT s.ssl) \
+             FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+             WHERE a.application_name = 'alertgate-receiver'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (encrypted, plain): (i64, i64) = (row.get(0), row.get(1));
+    assert!(encrypted >= 1, "{encrypted} encrypted connections");
+    assert_eq!(plain, 0, "no plain-text connection");
+
+    // Not signed by a trusted CA (the public roots): refused, saying why.
+    let e = PostgresJournal::open_with(&tls_url, 2, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("certificate"), "{e}");
+    // Signed, but for another name than the URL's host.
+    let by_name = tls_url.replace("127.0.0.1", "localhost");
+    let e = PostgresJournal::open_with(&by_name, 2, Some(&ca))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("certificate"), "{e}");
+    // A CA file without sslmode=require would be ignored: refused instead.
+    let e = PostgresJournal::open_with(&server.url(), 2, Some(&ca))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sslmode=require"), "{e}");
+}

@@ -34,6 +34,7 @@ mod orders;
 mod outbox;
 mod placements;
 pub mod schema;
+mod tls;
 
 /// How long a call waits to connect (or for a free pooled connection) before it fails with 503.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,7 +68,20 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> JournalError {
         Some(db) => {
             JournalError::Storage(format!("postgres: {} ({})", db.message(), db.code().code()))
         }
-        None => JournalError::Storage(format!("postgres: {e}")),
+        None => {
+            // The cause (a refused certificate, a reset connection) is the useful part.
+            let mut text = format!("postgres: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.ends_with(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            JournalError::Storage(text)
+        }
     }
 }
 
@@ -83,11 +97,35 @@ type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, JournalError>> + Se
 impl PostgresJournal {
     /// Connects to `url` (a `postgres://` URL or key=value string) with up to `pool_size`
     /// connections and migrates the schema. Tables go into the connection's `search_path` (a URL
-    /// may choose it: `?options=-c%20search_path%3Dname`).
+    /// may choose it: `?options=-c%20search_path%3Dname`). In plain text unless the URL says
+    /// `sslmode=require` ([`PostgresJournal::open_with`]).
     pub async fn open(url: &str, pool_size: usize) -> Result<Self, JournalError> {
+        Self::open_with(url, pool_size, None).await
+    }
+
+    /// As [`PostgresJournal::open`]; with `sslmode=require` in `url` over TLS, the server's
+    /// certificate verified against `tls_ca_file` (PEM) or else the public web roots ([`tls`]).
+    pub async fn open_with(
+        url: &str,
+        pool_size: usize,
+        tls_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, JournalError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| JournalError::Storage("store.url is not a PostgreSQL URL".into()))?;
+        let tls = if matches!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        ) {
+            Some(tls::Rustls::new(tls_ca_file)?)
+        } else if tls_ca_file.is_some() {
+            return Err(JournalError::Storage(
+                "store.tls_ca_file is set but store.url does not ask for TLS: add sslmode=require to it"
+                    .into(),
+            ));
+        } else {
+            None
+        };
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -97,13 +135,13 @@ impl PostgresJournal {
         // Verified: an idle connection is checked (one round trip) before it is handed out, so
         // after the database went away and came back the first call does not fail on a dead one.
         let build = |wait: Option<Duration>| {
-            let manager = Manager::from_config(
-                config.clone(),
-                NoTls,
-                ManagerConfig {
-                    recycling_method: RecyclingMethod::Verified,
-                },
-            );
+            let verified = || ManagerConfig {
+                recycling_method: RecyclingMethod::Verified,
+            };
+            let manager = match &tls {
+                Some(tls) => Manager::from_config(config.clone(), tls.clone(), verified()),
+                None => Manager::from_config(config.clone(), NoTls, verified()),
+            };
             Pool::builder(manager)
                 .max_size(pool_size.max(1))
                 .runtime(Runtime::Tokio1)
