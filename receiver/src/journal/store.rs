@@ -149,4 +149,28 @@ mod tests {
             StoreKind::Sqlite
         );
     }
+
+    #[test]
+    fn a_database_ca_file_must_hold_certificates_and_is_for_postgres_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = parse(&format!(
+            "kind = \"postgres\"\nurl = \"env:AG_STORE_TEST_URL\"\ntls_ca_file = {:?}\n",
+            missing.display().to_string()
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("store.tls_ca_file") && err.contains("missing.pem"),
+            "{err}"
+        );
+        let err = parse("path = \"x.db\"\ntls_ca_file = \"ca.pem\"\n").unwrap_err();
+        assert!(err.contains("store.tls_ca_file"), "{err}");
+        crate::certs::generate(dir.path(), "db.internal").unwrap();
+        let ca = dir.path().join("ca.pem").display().to_string();
+        let s = parse(&format!(
+            "kind = \"postgres\"\nurl = \"env:AG_STORE_TEST_URL\"\ntls_ca_file = {ca:?}\n"
+        ))
+        .unwrap();
+        assert_eq!(s.store.tls_ca_file.unwrap().display().to_string(), ca);
+    }
 }
