@@ -1,9 +1,10 @@
 //! Reconciliation (DESIGN section 12, "Positions and reconciliation"): at start and every
 //! `[reconcile] interval_seconds`, the receiver
 //!
-//! 0. follows the working orders at venues whose protective exits it places after the fill
-//!    (Binance Spot's OCO): an entry that filled gets its exits, an exit the venue expired
-//!    when the other filled is journaled;
+//! 0. follows the working orders at every real venue: a resting order that filled there is
+//!    journaled and moves the position; an entry that filled gets its protective exits (Binance
+//!    Spot's OCO, placed now; Alpaca's bracket legs, journaled as orders of their own); an exit
+//!    the venue cancelled when the other filled is journaled;
 //! 1. looks up every `unknown` order by its client order id and settles it to the venue's
 //!    status (through the executor, in the (account, symbol) queue, so it never races a job);
 //!    an order the venue still does not know after `unknown_grace_seconds` becomes `failed`,
@@ -27,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use crate::executor::{Executor, Found};
 use crate::journal::{EventKind, Journal, JournalError, NotifyEvent, OrderState, VenuePosition};
 use crate::metrics::Metrics;
-use crate::order::ExitSupport;
 use crate::routing::Venues;
 
 /// The reason an `unknown` order the venue never heard of ends with (outcome `failed`).
@@ -190,20 +190,25 @@ impl Reconciler {
         }
     }
 
-    /// Looks up the working orders at venues whose protective exits the receiver places after
-    /// the entry filled ([`ExitSupport::Oco`]): a resting entry that filled gets its exits, and
-    /// an exit the venue expired because the other filled is journaled.
+    /// Looks up the working orders at every real venue (the paper venue fills its own when a
+    /// later alert's price crosses them): a resting order that filled there is journaled with
+    /// its fill and moves the position, an entry that filled gets its protective exits (placed
+    /// now where the receiver places them, journaled as orders of their own where the venue
+    /// holds them as legs), and an exit the venue cancelled because the other filled is
+    /// journaled.
     async fn follow_working(&self, pass: &mut Pass) -> Result<(), JournalError> {
         let mut keys: BTreeSet<(String, String, String)> = BTreeSet::new();
+        let mut candidates = self.journal.unadopted_brackets().await?;
         for status in [OrderState::Placed, OrderState::PartiallyFilled] {
-            for order in self.journal.orders_with_status(status).await? {
-                let follows = self
-                    .venues
-                    .get(&order.venue)
-                    .is_some_and(|v| v.broker.exits() == ExitSupport::Oco);
-                if follows {
-                    keys.insert((order.account, order.symbol, order.venue));
-                }
+            candidates.extend(self.journal.orders_with_status(status).await?);
+        }
+        for order in candidates {
+            let follows = self
+                .venues
+                .get(&order.venue)
+                .is_some_and(|v| !v.broker.simulates_resting());
+            if follows {
+                keys.insert((order.account, order.symbol, order.venue));
             }
         }
         for (account, symbol, venue) in keys {

@@ -23,8 +23,11 @@ use super::http::{
     base_url, build_client, excerpt, retry_after, send, venue_client_id, Answer, SendFailure,
 };
 use super::Positions;
-use super::{Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus, Placement};
-use crate::order::OrderRequest;
+use super::{
+    AttachedLeg, Broker, BrokerBuildError, BrokerError, BrokerFuture, LotRule, OrderStatus,
+    Placement,
+};
+use crate::order::{OrderRequest, OrderType};
 
 /// Alpaca's limit on `client_order_id`.
 pub const CLIENT_ORDER_ID_MAX: usize = 48;
@@ -155,6 +158,24 @@ impl AlpacaOrder {
                 .flatten(),
         };
         (body.limit_price.is_some() || body.stop_price.is_some()).then_some(body)
+    }
+
+    /// A bracket's exit leg as alertgate journals it: its kind from its type (a limit is the
+    /// take-profit, a stop the stop-loss); `None` for a type a bracket does not have.
+    fn attached(self) -> Option<AttachedLeg> {
+        let order_type = match self.order_type.as_deref()? {
+            "limit" => OrderType::Limit,
+            "stop" => OrderType::Stop,
+            "stop_limit" => OrderType::StopLimit,
+            _ => return None,
+        };
+        let (limit_price, stop_price) = (decimal(&self.limit_price), decimal(&self.stop_price));
+        Some(AttachedLeg {
+            order_type,
+            limit_price,
+            stop_price,
+            placement: self.placement(),
+        })
     }
 
     fn placement(self) -> Placement {
@@ -548,7 +569,11 @@ impl AlpacaBroker {
                 })
             }
         };
-        let Some(mut now) = self.find_order(&venue_cid).await? else {
+        let Some(mut now) = self
+            .live_order(&venue_cid, Some(&id))
+            .await?
+            .map(AlpacaOrder::placement)
+        else {
             return Err(BrokerError::Transient {
                 message: format!("Alpaca cancelled {id} but cannot find it"),
                 retry_after: None,
@@ -705,6 +730,41 @@ impl Broker for AlpacaBroker {
         Box::pin(async move {
             let venue_id = venue_client_id(client_order_id, self.max_client_id_len());
             self.find_order(&venue_id).await
+        })
+    }
+
+    fn lookup_working<'a>(
+        &'a self,
+        _symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
+        Box::pin(async move {
+            let venue_cid = venue_client_id(client_order_id, self.max_client_id_len());
+            Ok(self
+                .live_order(&venue_cid, venue_order_id)
+                .await?
+                .map(AlpacaOrder::placement))
+        })
+    }
+
+    fn attached_legs<'a>(
+        &'a self,
+        _symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Vec<AttachedLeg>, BrokerError>> {
+        Box::pin(async move {
+            let venue_cid = venue_client_id(client_order_id, self.max_client_id_len());
+            let Some(entry) = self.live_order(&venue_cid, venue_order_id).await? else {
+                return Ok(Vec::new());
+            };
+            Ok(entry
+                .legs
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(AlpacaOrder::attached)
+                .collect())
         })
     }
 

@@ -28,6 +28,19 @@ use crate::journal::PlacementStore;
 use crate::order::OrderRequest;
 pub use crate::order::{OrderStatus, Placement};
 
+/// A protective exit a venue holds as a leg of its entry ([`Broker::attached_legs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedLeg {
+    /// `limit` (the take-profit) or `stop`/`stop_limit` (the stop-loss).
+    pub order_type: crate::order::OrderType,
+    /// Its limit price.
+    pub limit_price: Option<Decimal>,
+    /// Its stop price.
+    pub stop_price: Option<Decimal>,
+    /// Where it stands (with the leg's own venue id).
+    pub placement: Placement,
+}
+
 pub mod alpaca;
 pub mod betfair;
 pub mod binance;
@@ -307,6 +320,21 @@ pub trait Broker: Send + Sync + Debug {
     ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
         let _ = venue_order_id;
         self.lookup(symbol, client_order_id)
+    }
+
+    /// The protective exits the venue holds as legs of entry `client_order_id` (venue id
+    /// `venue_order_id`), as they stand: for venues whose exits are
+    /// [`crate::order::ExitSupport::Attached`] (Alpaca's bracket), so that once the entry filled
+    /// the journal lists them as orders of their own, to follow, cancel and move. Empty where
+    /// exits are orders of their own.
+    fn attached_legs<'a>(
+        &'a self,
+        symbol: &'a str,
+        client_order_id: &'a str,
+        venue_order_id: Option<&'a str>,
+    ) -> BrokerFuture<'a, Result<Vec<AttachedLeg>, BrokerError>> {
+        let _ = (symbol, client_order_id, venue_order_id);
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     /// `true` when resting orders are simulated inside the receiver (the paper broker): a later

@@ -127,6 +127,7 @@ impl Inner {
         let symbols: BTreeSet<&str> = legs.iter().map(|l| l.symbol.as_str()).collect();
         let mut working = Vec::new();
         for symbol in symbols {
+            self.sync_with_venue(account, symbol, venue).await?;
             working.extend(
                 self.journal
                     .working_orders(account, symbol)
@@ -204,6 +205,7 @@ impl Inner {
         let mut seen = BTreeSet::new();
         let mut unchanged = 0usize;
         for leg in legs {
+            self.sync_with_venue(account, &leg.symbol, venue).await?;
             let working: Vec<OrderRecord> = self
                 .journal
                 .working_orders(account, &leg.symbol)
@@ -468,6 +470,110 @@ impl Inner {
         Ok(out)
     }
 
+    /// Before a cancel or a modify acts on what the journal lists as working: at a real venue,
+    /// what changed there since (an entry that filled, whose exits now rest as orders of their
+    /// own or as the venue's legs of it, [`Inner::follow`]), so they are cancelled or moved too.
+    /// The paper venue's resting orders change only inside the receiver.
+    async fn sync_with_venue(
+        &self,
+        account: &str,
+        symbol: &str,
+        venue: &str,
+    ) -> Result<(), JournalError> {
+        if self.broker(venue).is_ok_and(|b| !b.simulates_resting()) {
+            self.follow(account, symbol, venue).await?;
+        }
+        Ok(())
+    }
+
+    /// Journals, as orders of their own, the protective exits that `venue` holds as legs of
+    /// entries of (account, symbol) that have filled (Alpaca's bracket,
+    /// [`Broker::attached_legs`]): from then on the journal lists them as working orders, so
+    /// they are followed, cancelled and moved like any other (the venue's leg id is their venue
+    /// order id; their client id is the entry's with `-tp`/`-sl`, journal-side only). A leg that
+    /// already filled moves the position now. Answers how many legs were journaled.
+    pub(super) async fn adopt_legs(
+        &self,
+        account: &str,
+        symbol: &str,
+        venue: &str,
+    ) -> Result<usize, JournalError> {
+        let entries: Vec<OrderRecord> = self
+            .journal
+            .unadopted_brackets()
+            .await?
+            .into_iter()
+            .filter(|o| o.account == account && o.symbol == symbol && o.venue == venue)
+            .collect();
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let Ok(broker) = self.broker(venue) else {
+            return Ok(0);
+        };
+        let mut legs: Vec<OrderRecord> = Vec::new();
+        let mut settlements = Vec::new();
+        for entry in &entries {
+            let attached = match broker
+                .attached_legs(
+                    &entry.symbol,
+                    &entry.client_order_id,
+                    entry.venue_order_id.as_deref(),
+                )
+                .await
+            {
+                Ok(attached) => attached,
+                Err(e) => {
+                    tracing::warn!(client_order_id = entry.client_order_id, error = %e, "cannot read a filled bracket's exit legs yet");
+                    continue;
+                }
+            };
+            let now = self.clock.now_unix_ms();
+            for leg in attached {
+                let suffix = match leg.order_type {
+                    OrderType::Limit => "tp",
+                    _ => "sl",
+                };
+                let mut order = OrderRecord {
+                    client_order_id: format!("{}-{suffix}", entry.client_order_id),
+                    side: entry.side.opposite(),
+                    quantity: entry.filled_quantity,
+                    order_type: leg.order_type,
+                    limit_price: leg.limit_price,
+                    stop_price: leg.stop_price,
+                    reference_price: None,
+                    status: OrderState::New,
+                    venue_order_id: leg.placement.venue_order_id.clone(),
+                    filled_quantity: Decimal::ZERO,
+                    average_price: None,
+                    error: None,
+                    sizing: None,
+                    waits_for_fill: false,
+                    exits: crate::order::Exits::default(),
+                    parent: Some(entry.client_order_id.clone()),
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    ..entry.clone()
+                };
+                let s = resettle(&order, &leg.placement, now);
+                self.journal.plan(vec![order.clone()]).await?;
+                apply(&mut order, &s);
+                self.metrics.order(&order.venue, order.status);
+                tracing::info!(
+                    client_order_id = order.client_order_id,
+                    parent = entry.client_order_id,
+                    status = order.status.as_str(),
+                    "a filled bracket's exit leg journaled"
+                );
+                settlements.push(s);
+                legs.push(order);
+            }
+        }
+        let count = legs.len();
+        self.settle_owners(&legs, &settlements).await?;
+        Ok(count)
+    }
+
     /// Follows the working orders of (account, symbol) at `venue`: each is looked up at the
     /// venue, and what changed is journaled; an entry that filled gets its protective exits
     /// now, and an exit cancelled because the other filled (Binance's OCO expires it) is
@@ -485,6 +591,7 @@ impl Inner {
                 return Ok(0);
             }
         };
+        let adopted = self.adopt_legs(account, symbol, venue).await?;
         let working: Vec<OrderRecord> = self
             .journal
             .working_orders(account, symbol)
@@ -543,7 +650,16 @@ impl Inner {
         }
         let count = changed.len();
         self.settle_owners(&changed, &settlements).await?;
-        Ok(count)
+        // An entry that just filled with its exits attached at the venue: its legs now.
+        let filled_brackets = changed
+            .iter()
+            .any(|o| o.parent.is_none() && o.status == OrderState::Filled && !o.exits.is_empty());
+        let late = if filled_brackets {
+            self.adopt_legs(account, symbol, venue).await?
+        } else {
+            0
+        };
+        Ok(count + adopted + late)
     }
 
     /// Writes `settlements` of earlier messages' `orders`, each message with its new outcome,

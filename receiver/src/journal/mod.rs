@@ -480,6 +480,11 @@ pub trait Journal: Send + Sync + Debug {
     /// Every strategy switch recorded, by name.
     fn strategies(&self) -> JournalFuture<Vec<StrategySwitch>>;
 
+    /// Entries that filled at a venue holding their protective exits as legs of their own
+    /// (Alpaca's bracket, [`OrderRecord::exits`]) and whose legs are not journaled yet as
+    /// orders with the entry as [`OrderRecord::parent`]: the legs to adopt (oldest first).
+    fn unadopted_brackets(&self) -> JournalFuture<Vec<OrderRecord>>;
+
     /// The `limit` messages journaled last, newest first, with their orders (the dashboard's
     /// timeline).
     fn recent_messages(&self, limit: u32) -> JournalFuture<Vec<MessageRecord>>;

@@ -886,3 +886,37 @@ async fn binance_spot_still_refuses_a_perpetual_ticker_while_the_futures_venue_t
         .await;
     assert_eq!(taken.outcome(), "filled", "{:?}", taken.body);
 }
+
+#[tokio::test]
+async fn a_resting_limit_that_fills_at_binance_later_is_journaled_by_the_next_reconciliation() {
+    let a = app().await;
+    let (id, rest) = a
+        .app
+        .send(&perp(
+            json!({"action": "buy", "quantity": "0.01", "order_type": "limit", "limit_price": "49000"}),
+        ))
+        .await;
+    assert_eq!(rest.outcome(), "placed", "{:?}", rest.body);
+    let pass = a.app.reconciler.run_once().await.unwrap();
+    assert_eq!(pass.followed, 0, "still resting");
+
+    // The market comes down to the limit: Binance fills it.
+    a.s.venue.fill_open_orders();
+    let pass = a.app.reconciler.run_once().await.unwrap();
+    assert_eq!(pass.followed, 1);
+    let message = a.app.message(&id).await;
+    assert_eq!(message.outcome(), "filled", "{:?}", message.body);
+    assert_eq!(message.orders()[0]["filled_quantity"], "0.01");
+    let positions = a.app.positions().await;
+    let row = positions.iter().find(|p| p["symbol"] == "BTCUSDT").unwrap();
+    assert_eq!(row["position"], "0.01", "{row:?}");
+    assert_eq!(
+        row["drift"], "0",
+        "the journal agrees with Binance: {row:?}"
+    );
+    assert_eq!(
+        a.app.reconciler.run_once().await.unwrap().followed,
+        0,
+        "journaled once"
+    );
+}

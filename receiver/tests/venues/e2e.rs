@@ -23,10 +23,11 @@ const ALPACA_KEY: &str = "PKE2EKEYID";
 const ALPACA_SECRET: &str = "alpaca-e2e-secret";
 
 /// A receiver placing orders at `broker`, retrying quickly and waiting long enough inline for a
-/// 1 s `Retry-After`.
+/// 1 s `Retry-After`; reconciliation runs when a test asks.
 async fn app(broker: BrokerConfig) -> TestApp {
     spawn_app_with(Options::configured(move |s| {
         s.broker = broker.clone();
+        s.reconcile.interval_seconds = 0;
         s.executor.inline_deadline_ms = 8000;
         s.executor.max_attempts = 4;
         s.executor.retry_base_ms = 50;
@@ -483,4 +484,171 @@ async fn alpaca_a_modify_alert_moves_a_resting_brackets_stop_leg_once_even_when_
     // Resent at the same level: unchanged, nothing sent.
     let (_, again) = a.app.send(&trail).await;
     assert_eq!(again.body["reason"], "unchanged", "{:?}", again.body);
+}
+
+/// The journal's orders of message `id`, by client id: (status, type, price, filled quantity).
+async fn journaled(app: &TestApp, id: &str) -> Vec<(String, String, String, String, String)> {
+    app.message(id)
+        .await
+        .orders()
+        .iter()
+        .map(|o| {
+            let text = |k: &str| o[k].as_str().unwrap_or_default().to_owned();
+            let price = if o["order_type"] == "stop" {
+                text("stop_price")
+            } else {
+                text("limit_price")
+            };
+            (
+                text("client_order_id"),
+                text("status"),
+                text("order_type"),
+                price,
+                text("filled_quantity"),
+            )
+        })
+        .collect()
+}
+
+fn position(positions: &[Value], symbol: &str) -> String {
+    positions
+        .iter()
+        .find(|p| p["symbol"] == symbol)
+        .map(|p| p["position"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| "0".to_owned())
+}
+
+#[tokio::test]
+async fn alpaca_a_filled_brackets_legs_are_journaled_trailed_and_followed_to_the_take_profit() {
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+    let (id, entry) = a
+        .app
+        .send(&aapl(json!({"order_type": "limit", "limit_price": "185",
+                           "take_profit": "200", "stop_loss": "170"})))
+        .await;
+    assert_eq!(entry.outcome(), "placed", "{:?}", entry.body);
+    let cid = entry.orders()[0]["client_order_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The market trades through the limit: Alpaca fills the entry and its legs go live. The
+    // next reconciliation pass journals the fill (the position moves) and the two legs.
+    assert_eq!(a.venue.trade("AAPL", "184".parse().unwrap()).len(), 1);
+    let pass = a.app.reconciler.run_once().await.unwrap();
+    assert_eq!(pass.followed, 3, "the entry filled, two legs adopted");
+    let tp = format!("{cid}-tp");
+    let sl = format!("{cid}-sl");
+    let row = |c: &str, status: &str, kind: &str, price: &str, filled: &str| {
+        (
+            c.to_owned(),
+            status.to_owned(),
+            kind.to_owned(),
+            price.to_owned(),
+            filled.to_owned(),
+        )
+    };
+    let mut orders = journaled(&a.app, &id).await;
+    orders.sort();
+    let mut expected = vec![
+        row(&cid, "filled", "limit", "185", "2"),
+        row(&tp, "placed", "limit", "200", "0"),
+        row(&sl, "placed", "stop", "170", "0"),
+    ];
+    expected.sort();
+    assert_eq!(orders, expected);
+    assert_eq!(position(&a.app.positions().await, "AAPL"), "2");
+    assert_eq!(
+        a.app.reconciler.run_once().await.unwrap().followed,
+        0,
+        "adopted once"
+    );
+
+    // The trader trails the stop from TradingView: Alpaca's stop leg is replaced, once.
+    let trail = json!({"symbol": "NASDAQ:AAPL", "action": "modify", "stop_loss": "178"});
+    let (_, moved) = a.app.send(&trail).await;
+    assert_eq!(moved.outcome(), "placed", "{:?}", moved.body);
+    assert_eq!(
+        moved.body["reason"],
+        format!("modified {sl}"),
+        "{:?}",
+        moved.body
+    );
+    let live_stops: Vec<_> = a
+        .venue
+        .legs()
+        .into_iter()
+        .filter(|l| l.order_type == "stop" && l.is_open())
+        .collect();
+    assert_eq!(live_stops.len(), 1, "exactly one live stop: {live_stops:?}");
+    assert_eq!(live_stops[0].stop_price.as_deref(), Some("178"));
+    let (_, again) = a.app.send(&trail).await;
+    assert_eq!(again.body["reason"], "unchanged", "{:?}", again.body);
+
+    // The take-profit fills; Alpaca cancels the stop, and the journal follows both.
+    assert_eq!(a.venue.trade("AAPL", "201".parse().unwrap()).len(), 1);
+    a.app.reconciler.run_once().await.unwrap();
+    let by_id: std::collections::BTreeMap<String, String> = journaled(&a.app, &id)
+        .await
+        .into_iter()
+        .map(|(c, status, ..)| (c, status))
+        .collect();
+    assert_eq!(by_id[&tp], "filled");
+    assert_eq!(by_id[&sl], "cancelled");
+    assert_eq!(a.app.message(&id).await.outcome(), "filled");
+    assert_eq!(position(&a.app.positions().await, "AAPL"), "0");
+    assert_eq!(a.venue.position("AAPL"), rust_decimal::Decimal::ZERO);
+}
+
+#[tokio::test]
+async fn alpaca_a_cancel_alert_after_a_brackets_entry_filled_cancels_its_live_legs() {
+    let a = alpaca_with_secret(ALPACA_SECRET).await;
+    // A market entry: Alpaca answers `accepted` and fills it right after.
+    let (id, entry) = a
+        .app
+        .send(&aapl(json!({"take_profit": "200", "stop_loss": "170"})))
+        .await;
+    assert_eq!(entry.outcome(), "placed", "{:?}", entry.body);
+    assert!(a.venue.legs().iter().all(|l| l.is_open()));
+
+    let (_, cancel) = a
+        .app
+        .send(&json!({"symbol": "NASDAQ:AAPL", "action": "cancel"}))
+        .await;
+    assert_eq!(cancel.outcome(), "cancelled", "{:?}", cancel.body);
+    let legs = a.venue.legs();
+    assert_eq!(legs.len(), 2);
+    assert!(
+        legs.iter().all(|l| l.status == "canceled"),
+        "both legs cancelled at Alpaca: {legs:?}"
+    );
+    let statuses: Vec<(String, String)> = journaled(&a.app, &id)
+        .await
+        .into_iter()
+        .map(|(c, status, ..)| (c, status))
+        .collect();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(
+        statuses.iter().any(|(_, s)| s == "filled"),
+        "the entry filled: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|(_, s)| s == "cancelled").count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        position(&a.app.positions().await, "AAPL"),
+        "2",
+        "the entry's fill stays"
+    );
+    let (_, nothing) = a
+        .app
+        .send(&json!({"symbol": "NASDAQ:AAPL", "action": "cancel"}))
+        .await;
+    assert_eq!(
+        nothing.body["reason"], "nothing_to_cancel",
+        "{:?}",
+        nothing.body
+    );
 }

@@ -254,9 +254,17 @@ async fn risk_limits_are_per_venue_and_reconciliation_asks_each_venue_about_its_
         eth["venue_position"].is_null(),
         "paper reports none: {eth:?}"
     );
+    // Alpaca answered the market order `accepted` (placed); it filled there, and the pass
+    // followed it: the fill is journaled and the position agrees with Alpaca's.
+    let aapl = row("stocks", "AAPL");
+    assert_eq!(
+        (&aapl["position"], &aapl["venue_position"]),
+        (&json!("3"), &json!("3")),
+        "{aapl:?}"
+    );
     assert_eq!(
         rows.len(),
-        2,
+        3,
         "each position at the venue its orders went to: {rows:?}"
     );
     let metrics = t.app.metrics().await;

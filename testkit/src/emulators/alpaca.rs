@@ -276,6 +276,68 @@ impl Emulator<AlpacaState> {
     pub fn set_equity(&self, value: Decimal) {
         self.venue().book().equity = value;
     }
+
+    /// The market trades `symbol` at `price`: every open order it crosses fills completely (a
+    /// buy limit at or above the price, a sell limit at or below, at the limit; a sell stop at
+    /// or above the price, a buy stop at or below, at the price), entries before exit legs, as
+    /// Alpaca fills them. An entry's `held` legs then become `new`; a leg that fills cancels the
+    /// other legs of its entry (one-cancels-other). Positions move by the fills. Answers the ids
+    /// of the orders that filled.
+    pub fn trade(&self, symbol: &str, price: Decimal) -> Vec<String> {
+        let mut book = self.venue().book();
+        let book = &mut *book;
+        let mut filled = Vec::new();
+        let crosses = |o: &AlpacaOrderRecord| {
+            let at = |p: &Option<String>| p.as_deref().and_then(|v| v.parse::<Decimal>().ok());
+            let open = matches!(o.status.as_str(), "new" | "partially_filled");
+            let fill = match (o.order_type.as_str(), o.side.as_str()) {
+                ("limit", "buy") => at(&o.limit_price).filter(|l| price <= *l),
+                ("limit", _) => at(&o.limit_price).filter(|l| price >= *l),
+                ("stop", "buy") => at(&o.stop_price).filter(|s| price >= *s).map(|_| price),
+                ("stop", _) => at(&o.stop_price).filter(|s| price <= *s).map(|_| price),
+                _ => None,
+            };
+            fill.filter(|_| open && o.symbol == symbol)
+        };
+        let mut fill =
+            |o: &mut AlpacaOrderRecord, at: Decimal, positions: &mut HashMap<String, Decimal>| {
+                let qty = o.qty.parse::<Decimal>().unwrap_or_default();
+                o.status = "filled".into();
+                o.filled_qty = qty;
+                o.filled_avg_price = Some(at);
+                let signed = if o.side == "buy" { qty } else { -qty };
+                *positions.entry(o.symbol.clone()).or_default() += signed;
+                filled.push(o.id.clone());
+            };
+        for order in &mut book.orders {
+            if let Some(at) = crosses(order) {
+                fill(order, at, &mut book.positions);
+                for leg in book.legs.iter_mut().filter(|l| {
+                    l.parent_id.as_deref() == Some(order.id.as_str()) && l.status == "held"
+                }) {
+                    leg.status = "new".into();
+                }
+            }
+        }
+        let mut done_parents = Vec::new();
+        for leg in &mut book.legs {
+            if let Some(at) = crosses(leg) {
+                if done_parents.contains(&leg.parent_id) {
+                    continue;
+                }
+                fill(leg, at, &mut book.positions);
+                done_parents.push(leg.parent_id.clone());
+            }
+        }
+        for leg in book
+            .legs
+            .iter_mut()
+            .filter(|l| done_parents.contains(&l.parent_id) && l.is_open())
+        {
+            leg.status = "canceled".into();
+        }
+        filled
+    }
 }
 
 impl AlpacaState {

@@ -273,6 +273,10 @@ impl Journal for PostgresJournal {
         self.tx(move |t| Box::pin(async move { orders::working(t, &account, &symbol).await }))
     }
 
+    fn unadopted_brackets(&self) -> JournalFuture<Vec<OrderRecord>> {
+        self.tx(|t| Box::pin(orders::unadopted_brackets(t)))
+    }
+
     fn reprice(&self, change: Reprice) -> JournalFuture<()> {
         self.tx(move |t| Box::pin(async move { orders::reprice(t, &change).await }))
     }

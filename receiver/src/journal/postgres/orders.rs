@@ -229,6 +229,21 @@ pub(super) async fn working(
     .await
 }
 
+/// Filled entries whose protective exits the venue holds as their legs (as SQLite's).
+pub(super) async fn unadopted_brackets(
+    tx: &Transaction<'_>,
+) -> Result<Vec<OrderRecord>, JournalError> {
+    query_orders(
+        tx,
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'filled' AND parent IS NULL AND (take_profit IS NOT NULL OR stop_loss IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM orders c WHERE c.parent = orders.client_order_id) ORDER BY seq"
+        ),
+        &[],
+    )
+    .await
+}
+
 /// Records a modify's new prices.
 pub(super) async fn reprice(tx: &Transaction<'_>, r: &Reprice) -> Result<(), JournalError> {
     tx.execute(

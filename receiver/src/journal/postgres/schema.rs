@@ -145,6 +145,12 @@ ALTER TABLE positions ADD PRIMARY KEY (account, venue, symbol);
     r#"
 ALTER TABLE messages ADD COLUMN finished_by TEXT;
 "#,
+    // 8: the legs of filled brackets (as SQLite's 8).
+    r#"
+CREATE INDEX orders_attached_exits ON orders (account, symbol)
+    WHERE status = 'filled' AND parent IS NULL AND (take_profit IS NOT NULL OR stop_loss IS NOT NULL);
+CREATE INDEX orders_by_parent ON orders (parent) WHERE parent IS NOT NULL;
+"#,
 ];
 
 /// Objects only PostgreSQL needs (several receivers), created with `IF NOT EXISTS` after the

@@ -249,6 +249,10 @@ impl Journal for SqliteJournal {
         self.call_uncommitted(move |c| orders::working(c, &account, &symbol))
     }
 
+    fn unadopted_brackets(&self) -> JournalFuture<Vec<OrderRecord>> {
+        self.call_uncommitted(orders::unadopted_brackets)
+    }
+
     fn reprice(&self, change: Reprice) -> JournalFuture<()> {
         self.call(move |c| controls::reprice(c, &change))
     }

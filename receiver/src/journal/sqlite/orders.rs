@@ -262,6 +262,19 @@ pub(super) fn working(
     )
 }
 
+/// Filled entries whose protective exits the venue holds as their legs (Alpaca's bracket) and
+/// whose legs are not journaled yet, oldest first.
+pub(super) fn unadopted_brackets(conn: &Connection) -> Result<Vec<OrderRecord>, JournalError> {
+    query_orders(
+        conn,
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'filled' AND parent IS NULL AND (take_profit IS NOT NULL OR stop_loss IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM orders c WHERE c.parent = orders.client_order_id) ORDER BY seq"
+        ),
+        [],
+    )
+}
+
 /// The newest `limit` orders first.
 pub(super) fn recent(conn: &Connection, limit: u32) -> Result<Vec<OrderRecord>, JournalError> {
     query_orders(

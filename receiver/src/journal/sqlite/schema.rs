@@ -154,6 +154,14 @@ ALTER TABLE positions_by_venue RENAME TO positions;
     r#"
 ALTER TABLE messages ADD COLUMN finished_by TEXT;
 "#,
+    // 8: protective exits a venue holds as legs of their entry (Alpaca's bracket), journaled as
+    // orders of their own once the entry filled: the filled entries whose legs are not listed
+    // yet, and an order's exits by parent.
+    r#"
+CREATE INDEX orders_attached_exits ON orders (account, symbol)
+    WHERE status = 'filled' AND parent IS NULL AND (take_profit IS NOT NULL OR stop_loss IS NOT NULL);
+CREATE INDEX orders_by_parent ON orders (parent) WHERE parent IS NOT NULL;
+"#,
 ];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
