@@ -303,6 +303,9 @@ pub struct Placement {
     pub filled_quantity: Decimal,
     /// Average fill price, when anything filled.
     pub average_price: Option<Decimal>,
+    /// What the venue charged for the fills so far, in the symbol's quote currency (the one PnL
+    /// is counted in); `None` when its answer does not say.
+    pub fee: Option<Decimal>,
 }
 
 #[cfg(test)]

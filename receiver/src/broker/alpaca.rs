@@ -193,6 +193,7 @@ impl AlpacaOrder {
             _ => OrderStatus::Placed,
         };
         Placement {
+            fee: None,
             venue_order_id: Some(self.id),
             status,
             filled_quantity: filled,

@@ -143,6 +143,10 @@ pub struct PaperConfig {
     /// Round sized quantities down to this step (default: no rounding).
     #[serde(default)]
     pub lot_step: Option<Decimal>,
+    /// The fee charged on each fill, as a fraction of its notional (`"0.001"`: 0.1 %, what
+    /// many exchanges charge a taker); counted in the daily PnL. Default 0.
+    #[serde(default)]
+    pub fee_rate: Decimal,
 }
 
 impl Default for PaperConfig {
@@ -151,6 +155,7 @@ impl Default for PaperConfig {
             fill_delay_ms: 0,
             equity: default_paper_equity(),
             lot_step: None,
+            fee_rate: Decimal::ZERO,
         }
     }
 }

@@ -396,6 +396,7 @@ fn oms_placement(body: &[u8]) -> Placement {
         _ => OrderStatus::Placed,
     };
     Placement {
+        fee: None,
         venue_order_id: text("id").or_else(|| text("order_id")),
         status,
         filled_quantity: decimal("filled_quantity").unwrap_or(Decimal::ZERO),

@@ -427,10 +427,20 @@ pub fn build_venue(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Broker>, BrokerBuildError> {
     Ok(match venue {
+        VenueBroker::Paper(paper) if !(Decimal::ZERO..Decimal::ONE).contains(&paper.fee_rate) => {
+            return Err(BrokerBuildError::Invalid {
+                key: "paper.fee_rate",
+                message: format!(
+                    "{} is not a fraction of the notional from 0 (no fee) up to 1 (\"0.001\" is 0.1 %)",
+                    paper.fee_rate
+                ),
+            })
+        }
         VenueBroker::Paper(paper) => Arc::new(
             paper::PaperBroker::new(book, clock, Duration::from_millis(paper.fill_delay_ms))
                 .with_equity(paper.equity)
-                .with_lot_step(paper.lot_step),
+                .with_lot_step(paper.lot_step)
+                .with_fee_rate(paper.fee_rate),
         ),
         VenueBroker::Binance(section) => {
             Arc::new(binance::BinanceBroker::from_config(section, clock)?)
@@ -445,4 +455,31 @@ pub fn build_venue(
             binance_futures::BinanceFuturesBroker::from_config(section, clock)?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paper_fee_rate_outside_zero_to_one_is_refused_naming_the_key() {
+        let build = |rate: &str| {
+            let paper = config::PaperConfig {
+                fee_rate: rate.parse().unwrap(),
+                ..config::PaperConfig::default()
+            };
+            build_venue(
+                &VenueBroker::Paper(paper),
+                Arc::new(crate::journal::MemoryPlacements::default()),
+                Arc::new(alertgate_shared::SystemClock),
+            )
+        };
+        for bad in ["-0.001", "1", "2"] {
+            let e = build(bad).unwrap_err().to_string();
+            assert!(e.starts_with("broker.paper.fee_rate:"), "{bad}: {e}");
+        }
+        for good in ["0", "0.001"] {
+            assert!(build(good).is_ok(), "{good}");
+        }
+    }
 }

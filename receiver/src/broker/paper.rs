@@ -34,6 +34,8 @@ pub struct PaperBroker {
     equity: Decimal,
     /// `[broker.paper] lot_step`: sized quantities round down to it; `None`: no rounding.
     lot_step: Option<Decimal>,
+    /// `[broker.paper] fee_rate`: the fee on each fill, as a fraction of its notional.
+    fee_rate: Decimal,
 }
 
 impl PaperBroker {
@@ -45,7 +47,26 @@ impl PaperBroker {
             fill_delay,
             equity: super::config::DEFAULT_PAPER_EQUITY,
             lot_step: None,
+            fee_rate: Decimal::ZERO,
         }
+    }
+
+    /// Charges `rate` × notional on every fill (reported as the placement's fee).
+    pub fn with_fee_rate(mut self, rate: Decimal) -> Self {
+        self.fee_rate = rate.max(Decimal::ZERO);
+        self
+    }
+
+    /// `placement` with the fee of what it filled (derived, so every answer for an order,
+    /// first or looked up again, reports the same fee).
+    fn charged(&self, mut placement: Placement) -> Placement {
+        if let Some(price) = placement.average_price {
+            if !self.fee_rate.is_zero() && !placement.filled_quantity.is_zero() {
+                placement.fee =
+                    Some((placement.filled_quantity * price * self.fee_rate).normalize());
+            }
+        }
+        placement
     }
 
     /// The account equity `percent_of_equity` sizes from.
@@ -79,6 +100,7 @@ pub fn answer(order: &OrderRequest) -> Result<Placement, BrokerError> {
                 status: OrderStatus::Filled,
                 filled_quantity: order.quantity.get(),
                 average_price: Some(price.get()),
+                fee: None,
             })
         }
         OrderType::Limit | OrderType::Stop | OrderType::StopLimit => Ok(Placement {
@@ -86,6 +108,7 @@ pub fn answer(order: &OrderRequest) -> Result<Placement, BrokerError> {
             status: OrderStatus::Placed,
             filled_quantity: Decimal::ZERO,
             average_price: None,
+            fee: None,
         }),
     }
 }
@@ -131,9 +154,9 @@ impl Broker for PaperBroker {
                 Some(p)
                     if matches!(p.status, OrderStatus::Placed | OrderStatus::PartiallyFilled) =>
                 {
-                    Ok(p)
+                    Ok(self.charged(p))
                 }
-                Some(p) => Ok(p),
+                Some(p) => Ok(self.charged(p)),
                 None => Err(BrokerError::Rejected {
                     message: format!("paper: no order {}", order.client_order_id),
                 }),
@@ -164,7 +187,7 @@ impl Broker for PaperBroker {
                     .await
                     .map_err(transient)?;
             }
-            Ok(Some(placement))
+            Ok(Some(self.charged(placement)))
         })
     }
 
@@ -191,7 +214,7 @@ impl Broker for PaperBroker {
                     .await
                     .map_err(transient)?;
             }
-            Ok(placement)
+            Ok(self.charged(placement))
         })
     }
 
@@ -208,7 +231,10 @@ impl Broker for PaperBroker {
         _symbol: &'a str,
         client_order_id: &'a str,
     ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
-        Box::pin(async move { self.book.lookup(client_order_id).await.map_err(transient) })
+        Box::pin(async move {
+            let found = self.book.lookup(client_order_id).await.map_err(transient)?;
+            Ok(found.map(|p| self.charged(p)))
+        })
     }
 
     fn lot_rule<'a>(
@@ -233,10 +259,12 @@ impl Broker for PaperBroker {
                 tokio::time::sleep(self.fill_delay).await;
             }
             let placement = answer(order)?;
-            self.book
+            let kept = self
+                .book
                 .record_once(&order.client_order_id, placement, self.clock.now_unix_ms())
                 .await
-                .map_err(transient)
+                .map_err(transient)?;
+            Ok(self.charged(kept))
         })
     }
 }

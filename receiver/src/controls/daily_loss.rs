@@ -3,8 +3,11 @@
 //! realizes (fill price − average cost) × quantity closed (the other way round for a short); a fill
 //! through zero closes at the average and opens the rest at the fill price.
 //!
-//! Fees are not counted: none of the venues' answers the receiver journals carries a fee in the
-//! quote currency (Binance reports commission in the commission asset, often BNB).
+//! Fees count where the venue reported them ([`Fill::fee`], in the quote currency): each fill's
+//! fee is a realized loss on the day of the fill, opening fills included. Binance Spot reports
+//! commission with each fill (converted when paid in the base asset; BNB and other assets are
+//! not counted, as their price is unknown here), the paper venue charges `fee_rate`; the other
+//! venues' order answers carry no fee.
 
 use std::collections::HashMap;
 
@@ -68,7 +71,7 @@ pub fn realized_since(fills: &[Fill], since_ms: i64) -> Decimal {
             .or_default()
             .apply(signed(fill.side, fill.quantity), fill.price);
         if fill.at_ms >= since_ms {
-            realized += pnl;
+            realized += pnl - fill.fee;
         }
     }
     realized
@@ -85,8 +88,27 @@ mod tests {
             side,
             quantity: Decimal::from(quantity),
             price: Decimal::from(price),
+            fee: Decimal::ZERO,
             at_ms,
         }
+    }
+
+    #[test]
+    fn fees_of_the_days_fills_are_realized_losses_opening_fills_included() {
+        let day = 10 * DAY_MS;
+        let with_fee = |mut f: Fill, fee: &str| {
+            f.fee = fee.parse().unwrap();
+            f
+        };
+        let fills = [
+            // Yesterday's fee is yesterday's.
+            with_fee(fill("A", Side::Buy, 1, 100, day - 1), "0.5"),
+            // Today: sell at 110 (+10) paying 0.25, open another at 120 paying 0.75.
+            with_fee(fill("A", Side::Sell, 1, 110, day + 1), "0.25"),
+            with_fee(fill("A", Side::Buy, 1, 120, day + 2), "0.75"),
+        ];
+        assert_eq!(realized_since(&fills, day), Decimal::from(9));
+        assert_eq!(realized_since(&fills, 0), "8.5".parse::<Decimal>().unwrap());
     }
 
     #[test]

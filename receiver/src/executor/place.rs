@@ -422,6 +422,7 @@ pub(super) fn to_request(o: &OrderRecord) -> Result<OrderRequest, BrokerError> {
 /// The venue's answer as a settlement, with the position change its fill causes.
 pub(super) fn settlement(order: &OrderRecord, p: &Placement, now_ms: i64) -> Settlement {
     Settlement {
+        fee: p.fee,
         client_order_id: order.client_order_id.clone(),
         status: OrderState::from_status(p.status),
         venue_order_id: p.venue_order_id.clone(),
@@ -436,6 +437,7 @@ pub(super) fn settlement(order: &OrderRecord, p: &Placement, now_ms: i64) -> Set
 /// A failed order as a settlement: nothing filled.
 fn failed(order: &OrderRecord, error: &BrokerError, now_ms: i64) -> Settlement {
     Settlement {
+        fee: None,
         client_order_id: order.client_order_id.clone(),
         status: OrderState::Failed,
         venue_order_id: None,
@@ -492,6 +494,7 @@ mod tests {
                     status: OrderStatus::Filled,
                     filled_quantity: order.quantity.get(),
                     average_price: None,
+                    fee: None,
                 })
             })
         }

@@ -56,6 +56,7 @@ impl Executor {
                 error: Some(NOT_FOUND_AT_VENUE.to_owned()),
                 position_delta: Decimal::ZERO,
                 now_ms: now,
+                fee: None,
             },
         };
         adopt(current, &settled);

@@ -82,6 +82,7 @@ impl Broker for Recorder {
                 status: OrderStatus::Filled,
                 filled_quantity: order.quantity.get(),
                 average_price: order.reference_price.map(Positive::get),
+                fee: None,
             })
         })
     }

@@ -389,6 +389,9 @@ pub struct Settlement {
     /// Signed change of the (account, symbol) position (buy positive), applied once: only when
     /// the order moves out of `new` or `unknown`.
     pub position_delta: Decimal,
+    /// The fee for the order's fills so far ([`crate::order::Placement::fee`]); `None` keeps
+    /// what was recorded.
+    pub fee: Option<Decimal>,
     /// Now (unix ms).
     pub now_ms: i64,
 }
@@ -572,6 +575,8 @@ pub struct Fill {
     pub quantity: Decimal,
     /// Average fill price.
     pub price: Decimal,
+    /// The fee the venue reported for it, in the quote currency (zero when none was).
+    pub fee: Decimal,
     /// When the fill was recorded (unix ms).
     pub at_ms: i64,
 }

@@ -258,6 +258,30 @@ async fn a_daily_loss_of_501_against_500_locks_opening_orders_until_midnight_utc
 }
 
 #[tokio::test]
+async fn fees_count_in_the_daily_loss_opening_fills_included() {
+    let app = spawn_app_with(at("2026-03-09T10:00:00Z", |s| {
+        s.risk.max_daily_loss = Some(dec("500"));
+        s.broker.paper = Some(alertgate_receiver::broker::config::PaperConfig {
+            fee_rate: dec("0.001"),
+            ..Default::default()
+        });
+    }))
+    .await;
+    // Buy 3 at 2000 (fee 6), sell them at 1837: 489 lost on the price, 5.511 more in fees.
+    let (_, bought) = app.send(&alert("buy", "3", "2000")).await;
+    assert_eq!(bought.outcome(), "filled", "{:?}", bought.body);
+    assert_eq!(
+        outcome(&app, &alert("sell", "3", "1837")).await,
+        is("filled", None)
+    );
+    assert_eq!(
+        outcome(&app, &alert("buy", "1", "2000")).await,
+        is("rejected", Some("max_daily_loss")),
+        "489 + 6 + 5.511 = 500.511 is over the limit; the price alone was not"
+    );
+}
+
+#[tokio::test]
 async fn the_signal_age_is_measured_from_sent_at() {
     let app = spawn_app_with(at("2026-03-09T10:00:00Z", |s| {
         s.risk.max_signal_age_seconds = Some(30);

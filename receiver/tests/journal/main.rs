@@ -131,6 +131,7 @@ fn fill(cid: &str, qty: &str, delta: &str, now_ms: i64) -> Settlement {
         error: None,
         position_delta: delta.parse().unwrap(),
         now_ms,
+        fee: None,
     }
 }
 
@@ -403,6 +404,7 @@ async fn the_paper_book_keeps_the_first_placement_per_client_order_id() {
             status: OrderStatus::Filled,
             filled_quantity: "2.5".parse().unwrap(),
             average_price: Some("101.25".parse().unwrap()),
+            fee: None,
         };
         let second = Placement {
             venue_order_id: Some("paper-2".into()),
@@ -715,6 +717,7 @@ async fn the_paper_book_takes_a_resting_orders_later_answer() {
             status: OrderStatus::Placed,
             filled_quantity: Decimal::ZERO,
             average_price: None,
+            fee: None,
         };
         s.book.record_once("c1", resting.clone(), 1).await.unwrap();
         let cancelled = Placement {
@@ -947,4 +950,66 @@ async fn postgres_over_tls_verifies_the_servers_certificate_and_its_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("sslmode=require"), "{e}");
+}
+
+#[tokio::test]
+async fn a_reported_fee_is_read_back_with_its_fill_and_kept_when_a_later_answer_has_none() {
+    for s in stores().await {
+        s.journal.admit(message("m1", None, 1_000)).await.unwrap();
+        s.journal
+            .plan(vec![
+                order("m1", 0, "BTCUSDT", Side::Buy, "0.01"),
+                order("m1", 1, "ETHUSDT", Side::Buy, "1"),
+            ])
+            .await
+            .unwrap();
+        let with_fee = Settlement {
+            fee: Some("0.42".parse().unwrap()),
+            ..fill("m1-0", "0.01", "0.01", 2_000)
+        };
+        s.journal
+            .complete(
+                vec![with_fee, fill("m1-1", "1", "1", 2_000)],
+                "m1",
+                Outcome::Filled,
+                None,
+                2_000,
+            )
+            .await
+            .unwrap();
+        let fees = |fills: Vec<alertgate_receiver::journal::Fill>| -> Vec<(String, String)> {
+            fills
+                .into_iter()
+                .map(|f| (f.symbol, f.fee.to_string()))
+                .collect()
+        };
+        let mut got = fees(s.journal.fills("main").await.unwrap());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("BTCUSDT".to_owned(), "0.42".to_owned()),
+                ("ETHUSDT".to_owned(), "0".to_owned())
+            ],
+            "{}",
+            s.name
+        );
+        // A later answer without a fee (a lookup) keeps the one reported.
+        s.journal
+            .complete(
+                vec![fill("m1-0", "0.01", "0", 3_000)],
+                "m1",
+                Outcome::Filled,
+                None,
+                3_000,
+            )
+            .await
+            .unwrap();
+        let got = fees(s.journal.fills("main").await.unwrap());
+        assert!(
+            got.contains(&("BTCUSDT".to_owned(), "0.42".to_owned())),
+            "{}: {got:?}",
+            s.name
+        );
+    }
 }

@@ -25,7 +25,16 @@ const ALPACA_SECRET: &str = "alpaca-e2e-secret";
 /// A receiver placing orders at `broker`, retrying quickly and waiting long enough inline for a
 /// 1 s `Retry-After`; reconciliation runs when a test asks.
 async fn app(broker: BrokerConfig) -> TestApp {
+    app_with(broker, |_| {}).await
+}
+
+/// As [`app`], with `extra` settings on top.
+async fn app_with(
+    broker: BrokerConfig,
+    extra: impl Fn(&mut alertgate_receiver::Settings) + Send + Sync + 'static,
+) -> TestApp {
     spawn_app_with(Options::configured(move |s| {
+        extra(s);
         s.broker = broker.clone();
         s.reconcile.interval_seconds = 0;
         s.executor.inline_deadline_ms = 8000;
@@ -43,6 +52,13 @@ struct Binance {
 }
 
 async fn binance_with_secret(secret: &str) -> Binance {
+    binance_with(secret, |_| {}).await
+}
+
+async fn binance_with(
+    secret: &str,
+    extra: impl Fn(&mut alertgate_receiver::Settings) + Send + Sync + 'static,
+) -> Binance {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let venue = BinanceEmulator::start(BinanceEmulatorConfig::hmac(
         BINANCE_KEY,
@@ -67,7 +83,7 @@ async fn binance_with_secret(secret: &str) -> Binance {
     };
     Binance {
         venue,
-        app: app(broker).await,
+        app: app_with(broker, extra).await,
         _dir: dir,
     }
 }
@@ -650,5 +666,49 @@ async fn alpaca_a_cancel_alert_after_a_brackets_entry_filled_cancels_its_live_le
         nothing.body["reason"], "nothing_to_cancel",
         "{:?}",
         nothing.body
+    );
+}
+
+#[tokio::test]
+async fn binance_commissions_count_in_the_daily_loss() {
+    let b = binance_with(BINANCE_SECRET, |s| {
+        s.risk.max_daily_loss = Some("0.5".parse().unwrap());
+    })
+    .await;
+    // Bought and sold at the same price: nothing lost on the price, 0.1 % paid twice (the buy
+    // in BTC, 0.00001 at 42000; the sell in USDT): 0.84 USDT.
+    let (_, bought) = b.app.send(&btc("0.01")).await;
+    assert_eq!(bought.outcome(), "filled", "{:?}", bought.body);
+    let post = b.venue.order_posts().last().unwrap().clone();
+    assert_eq!(post.param("newOrderRespType").as_deref(), Some("FULL"));
+    let sell = json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "quantity": "0.01", "price": "42000"});
+    let (_, sold) = b.app.send(&sell).await;
+    assert_eq!(sold.outcome(), "filled", "{:?}", sold.body);
+    let (_, refused) = b.app.send(&btc("0.01")).await;
+    assert_eq!(
+        (refused.outcome(), &refused.body["reason"]),
+        ("rejected", &json!("max_daily_loss")),
+        "{:?}",
+        refused.body
+    );
+}
+
+#[tokio::test]
+async fn binance_commission_paid_in_bnb_is_not_counted() {
+    let b = binance_with(BINANCE_SECRET, |s| {
+        s.risk.max_daily_loss = Some("0.5".parse().unwrap());
+    })
+    .await;
+    b.venue.set_commission_asset(Some("BNB"));
+    let (_, bought) = b.app.send(&btc("0.01")).await;
+    assert_eq!(bought.outcome(), "filled", "{:?}", bought.body);
+    let sell = json!({"symbol": "BINANCE:BTCUSDT", "action": "sell", "quantity": "0.01", "price": "42000"});
+    assert_eq!(b.app.send(&sell).await.1.outcome(), "filled");
+    let (_, again) = b.app.send(&btc("0.01")).await;
+    assert_eq!(
+        again.outcome(),
+        "filled",
+        "BNB's price is unknown here: no fee is claimed: {:?}",
+        again.body
     );
 }

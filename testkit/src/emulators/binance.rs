@@ -151,6 +151,10 @@ impl BinanceEmulatorConfig {
     }
 }
 
+/// The taker commission every trade pays (as `commissionRates.taker` says): 0.1 %. The
+/// balances are moved by the trade only, not by its commission.
+const TAKER_RATE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
+
 /// An order the emulator accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatedOrder {
@@ -224,6 +228,9 @@ struct Book {
     balances: HashMap<String, Decimal>,
     /// OCO order lists, oldest first.
     lists: Vec<oco::EmulatedList>,
+    /// The asset commission is paid in ([`BinanceEmulator::set_commission_asset`]); `None`: the
+    /// asset the trade brings in (the base asset for a buy, the quote asset for a sell).
+    commission_asset: Option<String>,
 }
 
 /// Binance's state: the config and the order book. Served as [`BinanceEmulator`].
@@ -264,6 +271,7 @@ impl Venue for BinanceState {
             next_id: 1000,
             insufficient_balance: false,
             lists: Vec::new(),
+            commission_asset: None,
             balances: config
                 .symbols
                 .iter()
@@ -319,6 +327,12 @@ impl Emulator<BinanceState> {
     /// Every order accepted, in order.
     pub fn orders(&self) -> Vec<EmulatedOrder> {
         self.venue().book().orders.clone()
+    }
+
+    /// Makes trades pay their commission in `asset` (`"BNB"`, as with Binance's BNB discount);
+    /// `None`: in the asset the trade brings in.
+    pub fn set_commission_asset(&self, asset: Option<&str>) {
+        self.venue().book().commission_asset = asset.map(str::to_owned);
     }
 
     /// Makes new orders fail with `-2010 Account has insufficient balance for requested action.`
@@ -570,7 +584,33 @@ impl BinanceState {
             },
             order_list_id: -1,
         };
-        let body = order.json(self.config.clock.now_unix_ms());
+        let mut body = order.json(self.config.clock.now_unix_ms());
+        // FULL (the default for MARKET and LIMIT) lists the trades, each with its commission:
+        // the taker rate of `commissionRates`, in the asset the trade brings in.
+        let full = match get("newOrderRespType").map(String::as_str) {
+            Some(kind) => kind == "FULL",
+            None => matches!(order_type.as_str(), "MARKET" | "LIMIT"),
+        };
+        if full {
+            let mut fills = Vec::new();
+            if crosses {
+                let f = |d: Decimal| format!("{:.8}", d);
+                let (asset, commission) = match (&book.commission_asset, side.as_str()) {
+                    (Some(asset), _) => (asset.clone(), order.executed_qty * TAKER_RATE),
+                    (None, "BUY") => (rules.base_asset.clone(), order.executed_qty * TAKER_RATE),
+                    (None, _) => (
+                        rules.quote_asset.clone(),
+                        order.cummulative_quote_qty * TAKER_RATE,
+                    ),
+                };
+                fills.push(json!({
+                    "price": f(rules.last_price), "qty": f(order.executed_qty),
+                    "commission": f(commission), "commissionAsset": asset,
+                    "tradeId": order.order_id
+                }));
+            }
+            body["fills"] = Value::Array(fills);
+        }
         if crosses {
             let (qty, quote) = (order.executed_qty, order.cummulative_quote_qty);
             book.settle_fill(symbol, side, qty, quote);

@@ -98,6 +98,7 @@ fn placement(
         _ => OrderStatus::Placed,
     };
     Placement {
+        fee: None,
         venue_order_id: bet_id,
         status,
         filled_quantity: matched.normalize(),

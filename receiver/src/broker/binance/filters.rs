@@ -359,7 +359,8 @@ impl SymbolRules {
             params.push(("stopPrice", plain(stop)));
         }
         params.push(("newClientOrderId", client_order_id.to_owned()));
-        params.push(("newOrderRespType", "RESULT".to_owned()));
+        // FULL: the answer lists the trades with their commission (the fee in the daily PnL).
+        params.push(("newOrderRespType", "FULL".to_owned()));
         Ok(params)
     }
 }

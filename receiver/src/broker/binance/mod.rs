@@ -57,6 +57,39 @@ struct BinanceOrder {
     /// `orderListId`: the OCO it is a leg of, `-1` for a lone order.
     #[serde(default)]
     order_list_id: Option<i64>,
+    /// The trades of a new order's `FULL` answer, each with its commission.
+    #[serde(default)]
+    fills: Vec<BinanceFill>,
+}
+
+/// One trade of a `FULL` new-order answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BinanceFill {
+    price: String,
+    commission: String,
+    commission_asset: String,
+}
+
+/// The commission of `fills` in `quote_asset` (what PnL is counted in): paid in the quote asset
+/// as is, in the base asset at each trade's price. `None` when a trade paid it in another asset
+/// (BNB), whose price is unknown here, or when there are no trades.
+fn fee_in_quote(fills: &[BinanceFill], base_asset: &str, quote_asset: &str) -> Option<Decimal> {
+    if fills.is_empty() {
+        return None;
+    }
+    let mut fee = Decimal::ZERO;
+    for fill in fills {
+        let commission = fill.commission.parse::<Decimal>().ok()?;
+        fee += if fill.commission_asset == quote_asset {
+            commission
+        } else if fill.commission_asset == base_asset {
+            commission * fill.price.parse::<Decimal>().ok()?
+        } else {
+            return None;
+        };
+    }
+    Some(fee.normalize())
 }
 
 impl BinanceOrder {
@@ -80,6 +113,7 @@ impl BinanceOrder {
         let average_price =
             (filled > Decimal::ZERO && quote > Decimal::ZERO).then(|| (quote / filled).normalize());
         Placement {
+            fee: None,
             venue_order_id: Some(self.order_id.to_string()),
             status,
             filled_quantity: filled.normalize(),
@@ -177,7 +211,7 @@ impl BinanceBroker {
                 &self.rules,
                 &order.symbol,
                 &client_order_id,
-                |answer| self.order_of(&answer.body),
+                |answer| self.new_order_of(&answer.body, &rules),
                 || self.query(&order.symbol, &client_order_id),
             )
             .await
@@ -205,6 +239,16 @@ impl BinanceBroker {
     }
 
     /// An order answer read as a placement.
+    /// A new order's `FULL` answer, with the commission of its trades as the fee.
+    fn new_order_of(&self, body: &[u8], rules: &SymbolRules) -> Result<Placement, BrokerError> {
+        let order = self.rest.parse::<BinanceOrder>(body, "an order")?;
+        let fee = fee_in_quote(&order.fills, &rules.base_asset, &rules.quote_asset);
+        Ok(Placement {
+            fee,
+            ..order.placement()
+        })
+    }
+
     fn order_of(&self, body: &[u8]) -> Result<Placement, BrokerError> {
         self.rest
             .parse::<BinanceOrder>(body, "an order")
@@ -401,6 +445,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn commission_is_counted_in_the_quote_asset_and_unknown_when_paid_in_another() {
+        let fill = |price: &str, commission: &str, asset: &str| BinanceFill {
+            price: price.into(),
+            commission: commission.into(),
+            commission_asset: asset.into(),
+        };
+        // A buy pays in the base asset it receives: 0.00001 BTC at 42000 is 0.42 USDT.
+        let buy = [
+            fill("42000.00000000", "0.00000600", "BTC"),
+            fill("42000.00000000", "0.00000400", "BTC"),
+        ];
+        assert_eq!(
+            fee_in_quote(&buy, "BTC", "USDT")
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("0.42")
+        );
+        // A sell pays in the quote asset.
+        let sell = [fill("42000.00000000", "0.42000000", "USDT")];
+        assert_eq!(
+            fee_in_quote(&sell, "BTC", "USDT")
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("0.42")
+        );
+        // Paid in BNB (its price is unknown here), or no trades at all: no fee is claimed.
+        let bnb = [fill("42000.00000000", "0.00100000", "BNB")];
+        assert_eq!(fee_in_quote(&bnb, "BTC", "USDT"), None);
+        assert_eq!(fee_in_quote(&[], "BTC", "USDT"), None);
+    }
+
+    #[test]
     fn binance_statuses_and_fills_map_onto_placements() {
         let order = |status: &str, qty: &str, quote: &str| BinanceOrder {
             order_id: 7,
@@ -409,6 +485,7 @@ mod tests {
             cummulative_quote_qty: Some(quote.into()),
             client_order_id: None,
             order_list_id: None,
+            fills: Vec::new(),
         };
         let filled = order("FILLED", "0.50000000", "21000.00000000").placement();
         assert_eq!(filled.status, OrderStatus::Filled);

@@ -283,6 +283,7 @@ impl BinanceBroker {
                         status: OrderStatus::Cancelled,
                         filled_quantity: Decimal::ZERO,
                         average_price: None,
+                        fee: None,
                     })
                 })
                 .collect());

@@ -101,6 +101,7 @@ impl FuturesOrder {
             (quote > Decimal::ZERO).then(|| (quote / filled).normalize())
         };
         Placement {
+            fee: None,
             venue_order_id: Some(self.order_id.to_string()),
             status,
             filled_quantity: filled.normalize(),

@@ -255,6 +255,7 @@ impl ZerodhaBroker {
                     status: super::OrderStatus::Placed,
                     filled_quantity: rust_decimal::Decimal::ZERO,
                     average_price: None,
+                    fee: None,
                 }),
             };
         }

@@ -256,6 +256,7 @@ impl KiteOrder {
             status,
             filled_quantity: filled,
             average_price: average,
+            fee: None,
         })
     }
 }

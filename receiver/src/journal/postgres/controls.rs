@@ -10,7 +10,7 @@ use crate::journal::{Fill, JournalError, StrategySwitch};
 pub(super) async fn fills(tx: &Transaction<'_>, account: &str) -> Result<Vec<Fill>, JournalError> {
     let rows = tx
         .query(
-            "SELECT symbol, side, filled_quantity, average_price, updated_at FROM orders \
+            "SELECT symbol, side, filled_quantity, average_price, updated_at, fee FROM orders \
              WHERE account = $1 AND filled_quantity <> '0' ORDER BY updated_at, seq",
             &[&account],
         )
@@ -26,6 +26,7 @@ pub(super) async fn fills(tx: &Transaction<'_>, account: &str) -> Result<Vec<Fil
             continue;
         }
         out.push(Fill {
+            fee: opt_dec(r.try_get(5).map_err(pg)?)?.unwrap_or_default(),
             symbol: r.try_get(0).map_err(pg)?,
             side: parse_side(&r.try_get::<_, String>(1).map_err(pg)?)?,
             quantity,

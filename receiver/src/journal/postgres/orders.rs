@@ -162,7 +162,7 @@ pub(super) async fn settle(tx: &Transaction<'_>, s: Settlement) -> Result<(), Jo
     let venue: String = target.try_get(3).map_err(pg)?;
     tx.execute(
         "UPDATE orders SET status = $2, venue_order_id = $3, filled_quantity = $4, average_price = $5, error = $6, \
-         updated_at = $7 WHERE client_order_id = $1",
+         updated_at = $7, fee = COALESCE($8, fee) WHERE client_order_id = $1",
         &[
             &s.client_order_id,
             &s.status.as_str(),
@@ -171,6 +171,7 @@ pub(super) async fn settle(tx: &Transaction<'_>, s: Settlement) -> Result<(), Jo
             &s.average_price.map(|d| d.to_string()),
             &s.error,
             &s.now_ms,
+            &s.fee.map(|d| d.to_string()),
         ],
     )
     .await

@@ -52,6 +52,7 @@ pub(super) async fn lookup(
             status: parse_status(&r.try_get::<_, String>(1).map_err(pg)?)?,
             filled_quantity: dec(&r.try_get::<_, String>(2).map_err(pg)?)?,
             average_price: opt_dec(r.try_get(3).map_err(pg)?)?,
+            fee: None,
         })
     })
     .transpose()

@@ -151,6 +151,10 @@ CREATE INDEX orders_attached_exits ON orders (account, symbol)
     WHERE status = 'filled' AND parent IS NULL AND (take_profit IS NOT NULL OR stop_loss IS NOT NULL);
 CREATE INDEX orders_by_parent ON orders (parent) WHERE parent IS NOT NULL;
 "#,
+    // 9: the fee a venue reported for an order's fills (quote currency), for daily PnL.
+    r#"
+ALTER TABLE orders ADD COLUMN fee TEXT;
+"#,
 ];
 
 /// Objects only PostgreSQL needs (several receivers), created with `IF NOT EXISTS` after the

@@ -11,7 +11,7 @@ use crate::journal::{Fill, JournalError, Reprice, StrategySwitch};
 pub(super) fn fills(conn: &Connection, account: &str) -> Result<Vec<Fill>, JournalError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT symbol, side, filled_quantity, average_price, updated_at FROM orders \
+            "SELECT symbol, side, filled_quantity, average_price, updated_at, fee FROM orders \
              WHERE account = ?1 AND filled_quantity <> '0' ORDER BY updated_at, seq",
         )
         .map_err(storage)?;
@@ -23,13 +23,14 @@ pub(super) fn fills(conn: &Connection, account: &str) -> Result<Vec<Fill>, Journ
                 r.get::<_, String>(2)?,
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .map_err(storage)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(storage)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (symbol, side, quantity, price, at_ms) in rows {
+    for (symbol, side, quantity, price, at_ms, fee) in rows {
         let quantity = dec(&quantity)?;
         let Some(price) = opt_dec(price)? else {
             continue;
@@ -38,6 +39,7 @@ pub(super) fn fills(conn: &Connection, account: &str) -> Result<Vec<Fill>, Journ
             continue;
         }
         out.push(Fill {
+            fee: opt_dec(fee)?.unwrap_or_default(),
             symbol,
             side: parse_side(&side)?,
             quantity,

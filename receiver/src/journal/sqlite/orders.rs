@@ -208,7 +208,7 @@ pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalErro
     };
     conn.prepare_cached(
         "UPDATE orders SET status = ?2, venue_order_id = ?3, filled_quantity = ?4, average_price = ?5, error = ?6, \
-         updated_at = ?7 WHERE client_order_id = ?1",
+         updated_at = ?7, fee = COALESCE(?8, fee) WHERE client_order_id = ?1",
     )
     .map_err(storage)?
     .execute(params![
@@ -218,7 +218,8 @@ pub(super) fn settle(conn: &Connection, s: Settlement) -> Result<(), JournalErro
         s.filled_quantity.to_string(),
         s.average_price.map(|d| d.to_string()),
         s.error,
-        s.now_ms
+        s.now_ms,
+        s.fee.map(|d| d.to_string())
     ])
     .map_err(storage)?;
     // `unknown` orders never moved the position either: their settlement by reconciliation does.

@@ -49,6 +49,7 @@ pub(super) fn lookup(conn: &Connection, cid: &str) -> Result<Option<Placement>, 
             status: parse_status(&status)?,
             filled_quantity: dec(&filled)?,
             average_price: opt_dec(avg)?,
+            fee: None,
         })
     })
     .transpose()

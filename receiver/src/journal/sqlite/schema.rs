@@ -162,6 +162,10 @@ CREATE INDEX orders_attached_exits ON orders (account, symbol)
     WHERE status = 'filled' AND parent IS NULL AND (take_profit IS NOT NULL OR stop_loss IS NOT NULL);
 CREATE INDEX orders_by_parent ON orders (parent) WHERE parent IS NOT NULL;
 "#,
+    // 9: the fee a venue reported for an order's fills (quote currency), for daily PnL.
+    r#"
+ALTER TABLE orders ADD COLUMN fee TEXT;
+"#,
 ];
 
 /// Opens a connection with the journal's pragmas and runs pending migrations.
