@@ -446,6 +446,17 @@ impl AlpacaBroker {
             .map(AlpacaOrder::placement))
     }
 
+    /// alertgate's order `client_order_id` (Alpaca's id `venue_order_id` when known) as Alpaca
+    /// holds it now ([`AlpacaBroker::live_order`]).
+    async fn order_of(
+        &self,
+        client_order_id: &str,
+        venue_order_id: Option<&str>,
+    ) -> Result<Option<AlpacaOrder>, BrokerError> {
+        let venue_cid = venue_client_id(client_order_id, self.max_client_id_len());
+        self.live_order(&venue_cid, venue_order_id).await
+    }
+
     /// The order `client_order_id` (or venue id `venue_order_id`) as Alpaca holds it now, with
     /// its legs: a replaced order's `replaced_by` link is followed to its replacement.
     async fn live_order(
@@ -741,11 +752,8 @@ impl Broker for AlpacaBroker {
         venue_order_id: Option<&'a str>,
     ) -> BrokerFuture<'a, Result<Option<Placement>, BrokerError>> {
         Box::pin(async move {
-            let venue_cid = venue_client_id(client_order_id, self.max_client_id_len());
-            Ok(self
-                .live_order(&venue_cid, venue_order_id)
-                .await?
-                .map(AlpacaOrder::placement))
+            let order = self.order_of(client_order_id, venue_order_id).await?;
+            Ok(order.map(AlpacaOrder::placement))
         })
     }
 
@@ -756,8 +764,7 @@ impl Broker for AlpacaBroker {
         venue_order_id: Option<&'a str>,
     ) -> BrokerFuture<'a, Result<Vec<AttachedLeg>, BrokerError>> {
         Box::pin(async move {
-            let venue_cid = venue_client_id(client_order_id, self.max_client_id_len());
-            let Some(entry) = self.live_order(&venue_cid, venue_order_id).await? else {
+            let Some(entry) = self.order_of(client_order_id, venue_order_id).await? else {
                 return Ok(Vec::new());
             };
             Ok(entry

@@ -89,6 +89,40 @@ async fn two_receivers_given_the_same_webhook_id_at_the_same_instant_execute_it_
     b.stop().await.unwrap();
 }
 
+/// Two receivers on one schema: one whose venue takes 60 s to answer (so it dies holding an
+/// execution, after its 50 ms inline deadline answered 202) and a survivor answering within
+/// `survivor_inline_ms`; both with `leases` applied (lease and resume timings).
+async fn dying_and_survivor(
+    work: &Workdir,
+    schema: &TestSchema,
+    leases: fn(&mut alertgate_receiver::Settings),
+    survivor_inline_ms: u64,
+) -> ((Service, SocketAddr), (Service, SocketAddr)) {
+    let slow = on_postgres(
+        work,
+        schema,
+        &Options::configured(move |s| {
+            leases(s);
+            s.broker.paper = Some(PaperConfig {
+                fill_delay_ms: 60_000,
+                ..PaperConfig::default()
+            });
+            s.executor.inline_deadline_ms = 50;
+        }),
+    );
+    let fast = on_postgres(
+        work,
+        schema,
+        &Options::configured(move |s| {
+            leases(s);
+            s.executor.inline_deadline_ms = survivor_inline_ms;
+        }),
+    );
+    let dying = start(work, &slow, "receiver-dying").await;
+    let survivor = start(work, &fast, "receiver-survivor").await;
+    (dying, survivor)
+}
+
 #[tokio::test]
 async fn a_receiver_killed_while_holding_a_lease_is_finished_by_another_after_the_lease() {
     let schema = TestSchema::create().await.unwrap();
@@ -98,30 +132,10 @@ async fn a_receiver_killed_while_holding_a_lease_is_finished_by_another_after_th
         s.executor.resume_interval_ms = 200;
         s.executor.resume_after_seconds = 1;
     };
-    let slow = on_postgres(
-        &work,
-        &schema,
-        &Options::configured(move |s| {
-            lease(s);
-            s.broker.paper = Some(PaperConfig {
-                fill_delay_ms: 60_000,
-                ..PaperConfig::default()
-            });
-            s.executor.inline_deadline_ms = 50;
-        }),
-    );
-    // Its inline deadline well within the lease: a redelivery that waits for the dead
-    // receiver's execution gives up (503) before the lease runs out.
-    let fast = on_postgres(
-        &work,
-        &schema,
-        &Options::configured(move |s| {
-            lease(s);
-            s.executor.inline_deadline_ms = 200;
-        }),
-    );
-    let (mut dying, dying_addr) = start(&work, &slow, "receiver-dying").await;
-    let (mut survivor, survivor_addr) = start(&work, &fast, "receiver-survivor").await;
+    // The survivor's inline deadline well within the lease: a redelivery that waits for the
+    // dead receiver's execution gives up (503) before the lease runs out.
+    let ((mut dying, dying_addr), (mut survivor, survivor_addr)) =
+        dying_and_survivor(&work, &schema, lease, 200).await;
 
     let body = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
     let a = ProcessClient::new(&work, dying_addr)
@@ -198,28 +212,8 @@ async fn a_later_alert_waits_for_an_earlier_one_a_receiver_answered_202_for_and_
         s.executor.resume_interval_ms = 600_000;
         s.executor.resume_after_seconds = 600;
     };
-    let slow = on_postgres(
-        &work,
-        &schema,
-        &Options::configured(move |s| {
-            lease(s);
-            s.broker.paper = Some(PaperConfig {
-                fill_delay_ms: 60_000,
-                ..PaperConfig::default()
-            });
-            s.executor.inline_deadline_ms = 50;
-        }),
-    );
-    let fast = on_postgres(
-        &work,
-        &schema,
-        &Options::configured(move |s| {
-            lease(s);
-            s.executor.inline_deadline_ms = 300;
-        }),
-    );
-    let (mut dying, dying_addr) = start(&work, &slow, "receiver-dying").await;
-    let (mut survivor, survivor_addr) = start(&work, &fast, "receiver-survivor").await;
+    let ((mut dying, dying_addr), (mut survivor, survivor_addr)) =
+        dying_and_survivor(&work, &schema, lease, 300).await;
 
     let first = envelope_at(&buy("1"), time::OffsetDateTime::now_utc());
     let a = ProcessClient::new(&work, dying_addr)
