@@ -190,8 +190,9 @@ impl Reconciler {
         }
     }
 
-    /// Looks up the working orders at every real venue (the paper venue fills its own when a
-    /// later alert's price crosses them): a resting order that filled there is journaled with
+    /// Looks up the working orders at every real venue that can be asked about an order
+    /// ([`crate::broker::Broker::looks_up_orders`]; the paper venue fills its own when a later
+    /// alert's price crosses them): a resting order that filled there is journaled with
     /// its fill and moves the position, an entry that filled gets its protective exits (placed
     /// now where the receiver places them, journaled as orders of their own where the venue
     /// holds them as legs), and an exit the venue cancelled because the other filled is
@@ -206,7 +207,7 @@ impl Reconciler {
             let follows = self
                 .venues
                 .get(&order.venue)
-                .is_some_and(|v| !v.broker.simulates_resting());
+                .is_some_and(|v| v.broker.looks_up_orders() && !v.broker.simulates_resting());
             if follows {
                 keys.insert((order.account, order.symbol, order.venue));
             }

@@ -734,6 +734,10 @@ impl Broker for AlpacaBroker {
         Box::pin(async move { self.account_equity().await.map(Some) })
     }
 
+    fn looks_up_orders(&self) -> bool {
+        true
+    }
+
     fn lookup<'a>(
         &'a self,
         _symbol: &'a str,

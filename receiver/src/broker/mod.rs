@@ -337,6 +337,13 @@ pub trait Broker: Send + Sync + Debug {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// `true` when [`Broker::lookup`] can ask the venue about an order by its client order id
+    /// (Binance Spot and futures, Alpaca): its resting orders are followed by reconciliation
+    /// and synced before a cancel or modify.
+    fn looks_up_orders(&self) -> bool {
+        false
+    }
+
     /// `true` when resting orders are simulated inside the receiver (the paper broker): a later
     /// alert's reference price that crosses them fills them ([`crate::executor`], "crossing").
     fn simulates_resting(&self) -> bool {

@@ -480,7 +480,10 @@ impl Inner {
         symbol: &str,
         venue: &str,
     ) -> Result<(), JournalError> {
-        if self.broker(venue).is_ok_and(|b| !b.simulates_resting()) {
+        if self
+            .broker(venue)
+            .is_ok_and(|b| b.looks_up_orders() && !b.simulates_resting())
+        {
             self.follow(account, symbol, venue).await?;
         }
         Ok(())

@@ -397,6 +397,10 @@ impl Broker for BinanceBroker {
         Box::pin(async move { self.base_balances(symbols).await.map(Some) })
     }
 
+    fn looks_up_orders(&self) -> bool {
+        true
+    }
+
     fn lookup<'a>(
         &'a self,
         symbol: &'a str,

@@ -476,6 +476,10 @@ impl Broker for BinanceFuturesBroker {
         Box::pin(async move { self.account_equity().await.map(Some) })
     }
 
+    fn looks_up_orders(&self) -> bool {
+        true
+    }
+
     fn lookup<'a>(
         &'a self,
         symbol: &'a str,
