@@ -484,7 +484,9 @@ async fn behind_caddy_the_relay_sees_the_real_client_and_a_forged_forwarded_for_
             .build()
             .unwrap()
     };
-    eventually("caddy to listen", Duration::from_secs(10), || async {
+    // Caddy's first start on a fresh machine (its data dirs, a busy CI machine) can take
+    // longer than ten seconds: a readiness wait, not a timing check.
+    eventually("caddy to listen", Duration::from_secs(60), || async {
         tokio::net::TcpStream::connect(("127.0.0.1", caddy_port))
             .await
             .ok()
