@@ -400,6 +400,15 @@ pub struct ExecutorConfig {
     /// receiver dies, another one sharing the database resumes the message after it expires.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
+    /// Deliveries whose execution has not finished, at most (queued behind their (account,
+    /// symbol) or running); a new delivery waits for room. Bounds what answering before the
+    /// execution (`Prefer: respond-async`, the inline deadline) keeps in memory.
+    #[serde(default = "default_max_backlog")]
+    pub max_backlog: usize,
+}
+
+fn default_max_backlog() -> usize {
+    4_096
 }
 
 fn default_inline_deadline_ms() -> u64 {
@@ -434,6 +443,7 @@ impl Default for ExecutorConfig {
             resume_interval_ms: default_resume_interval_ms(),
             resume_after_seconds: default_resume_after_seconds(),
             lease_seconds: default_lease_seconds(),
+            max_backlog: default_max_backlog(),
         }
     }
 }
@@ -489,6 +499,9 @@ impl Settings {
             ));
         }
         self.store.check()?;
+        if self.executor.max_backlog == 0 {
+            return Err(Invalid::new("executor.max_backlog", "must be at least 1"));
+        }
         if self.executor.lease_seconds == 0 {
             return Err(Invalid::new("executor.lease_seconds", "must be at least 1"));
         }
@@ -730,6 +743,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_executor_backlog_defaults_to_4096_and_zero_is_refused_naming_the_key() {
+        assert_eq!(parse(&minimal("")).unwrap().executor.max_backlog, 4_096);
+        let s = parse(&minimal("[executor]\nmax_backlog = 8\n")).unwrap();
+        assert_eq!(s.executor.max_backlog, 8);
+        let err = parse(&minimal("[executor]\nmax_backlog = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("executor.max_backlog"), "{err}");
     }
 
     #[test]

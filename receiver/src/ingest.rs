@@ -378,6 +378,15 @@ impl Ingest {
         let now_ms = self.clock.now_unix_ms();
         let reading = self.interpreter.interpret(&body, now_ms);
         let parent_account = reading.account.clone();
+        // The relay asks for an answer once the message is journaled; anyone else gets the
+        // outcome inline when it is reached within the deadline.
+        let wait = if alertgate_shared::envelope::prefers_respond_async(headers) {
+            Duration::ZERO
+        } else {
+            self.inline_deadline
+        };
+        // Taken before the message is journaled: a delivery waiting for room has promised nothing.
+        let room = self.executor.room().await;
         // Held until the job is submitted: a concurrent delivery of this id waits, then finds
         // the job running rather than resuming it too.
         let turn = self.executor.message_turn(&id).await;
@@ -412,7 +421,7 @@ impl Ingest {
             }
         }
         let completion = match job {
-            Some(job) => Some(self.executor.submit(job)),
+            Some(job) => Some(self.executor.submit_in(job, room)),
             None => {
                 tracing::info!(
                     outcome = record.outcome.as_str(),
@@ -427,7 +436,7 @@ impl Ingest {
             .into_iter()
             .map(|(reply, job)| (reply, job.map(|j| self.executor.submit(j))))
             .collect();
-        let waited = tokio::time::timeout(self.inline_deadline, async {
+        let waited = tokio::time::timeout(wait, async {
             let own = match completion {
                 Some(c) => Some(c.await),
                 None => None,
@@ -443,7 +452,11 @@ impl Ingest {
         })
         .await;
         let Ok((own, copy_results)) = waited else {
-            tracing::info!("execution still running at the inline deadline; answering 202");
+            if wait.is_zero() {
+                tracing::debug!("answering 202 once journaled (Prefer: respond-async)");
+            } else {
+                tracing::info!("execution still running at the inline deadline; answering 202");
+            }
             let copies = match self.copy_records(&record).await {
                 Ok(copies) => copies,
                 Err(e) => return Reply::Unavailable(e),

@@ -20,6 +20,33 @@ pub const ALERT_TYPE: &str = "tradingview.alert";
 /// The alert field that carries the TradingView secret; removed before forwarding.
 pub const SECRET_FIELD: &str = "secret";
 
+/// `Prefer: respond-async` ([RFC 7240](https://www.rfc-editor.org/rfc/rfc7240#section-4.1)):
+/// the relay asks the receiver to answer a delivery as soon as the message is durably journaled
+/// (202 `pending`), not after its execution. The relay only needs to know the message is safe
+/// (2xx), refused (4xx) or to be retried (5xx), and it delivers an (account, symbol)'s alerts one
+/// after another: waiting for each execution would bound each symbol to one venue round trip per
+/// alert. The receiver still executes in arrival order, resumes after a crash, and answers a
+/// redelivery with the outcome.
+pub const PREFER_RESPOND_ASYNC: (&str, &str) = ("prefer", "respond-async");
+
+/// Whether `headers` carry the [`PREFER_RESPOND_ASYNC`] preference (case-insensitive, among
+/// other preferences, with or without parameters, in one `Prefer` header or several).
+pub fn prefers_respond_async(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(PREFER_RESPOND_ASYNC.0)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.split(';').next())
+        .any(|token| {
+            token
+                .trim()
+                .split('=')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case(PREFER_RESPOND_ASYNC.1))
+        })
+}
+
 /// The id of one accepted alert: `msg_` + a ULID. The same on every delivery attempt of that alert,
 /// never derived from the alert's own idempotency key (users repeat those across trades).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -154,6 +181,28 @@ pub mod timestamp_millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn respond_async_is_found_among_other_preferences_and_nowhere_else() {
+        let with = |values: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for v in values {
+                headers.append("prefer", http::HeaderValue::from_str(v).unwrap());
+            }
+            prefers_respond_async(&headers)
+        };
+        assert!(with(&["respond-async"]));
+        assert!(with(&["Respond-Async"]));
+        assert!(with(&["return=minimal, respond-async; foo=bar"]));
+        assert!(with(&["wait=10", "respond-async"]));
+        assert!(!with(&[]));
+        assert!(!with(&["return=minimal"]));
+        assert!(!with(&["respond-asynchronously"]));
+        assert!(!with(&["wait=respond-async"]));
+        let mut other = http::HeaderMap::new();
+        other.insert("x-prefer", http::HeaderValue::from_static("respond-async"));
+        assert!(!prefers_respond_async(&other));
+    }
 
     #[test]
     fn the_envelope_drops_the_secret_and_keeps_everything_else_in_order() {

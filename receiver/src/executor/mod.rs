@@ -168,6 +168,12 @@ enum Prepared {
 /// Resolves when the job has finished (its result is journaled).
 pub type Completion = oneshot::Receiver<Result<Execution, JournalError>>;
 
+/// A place in the executor's backlog ([`Executor::room`]); freed when dropped.
+#[derive(Debug)]
+pub struct Room {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// Places orders; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Executor {
@@ -211,6 +217,8 @@ struct Inner {
     resume_requests: Mutex<BTreeSet<String>>,
     /// Woken when `resume_requests` gains one.
     resume_requested: Notify,
+    /// Unfinished deliveries' jobs at most: `executor.max_backlog` ([`Executor::room`]).
+    backlog: Arc<tokio::sync::Semaphore>,
 }
 
 /// `true` when `{message_id}-...` fits every venue's client id rules: at most 32 characters
@@ -260,6 +268,7 @@ impl Executor {
     ) -> Self {
         let holder = journal.writer().to_owned();
         let tally = Tally::new(metrics.clone(), &holder);
+        let backlog = Arc::new(tokio::sync::Semaphore::new(config.max_backlog.max(1)));
         Self {
             inner: Arc::new(Inner {
                 journal,
@@ -279,6 +288,7 @@ impl Executor {
                 lock_notices: crate::controls::LockNotices::default(),
                 resume_requests: Mutex::new(BTreeSet::new()),
                 resume_requested: Notify::new(),
+                backlog,
             }),
         }
     }
@@ -293,10 +303,29 @@ impl Executor {
         &self.inner.venues
     }
 
+    /// Room for one more delivery's job: waits while `executor.max_backlog` jobs taken with
+    /// [`Executor::submit_in`] are unfinished, so deliveries answered before their execution
+    /// (`Prefer: respond-async`, or past the inline deadline) cannot pile up in memory faster
+    /// than the venues take them: the sender waits (and the relay keeps them in its spool).
+    pub async fn room(&self) -> Room {
+        Room {
+            _permit: Arc::clone(&self.inner.backlog).acquire_owned().await.ok(),
+        }
+    }
+
+    /// [`Executor::submit`], holding `room` until the job has finished.
+    pub fn submit_in(&self, job: Job, room: Room) -> Completion {
+        self.spawn_job(job, Some(room))
+    }
+
     /// Queues `job` behind earlier jobs for the same (account, symbol) keys and runs it in the
     /// background; the returned receiver resolves when it is done. Dropping the receiver does not
     /// stop the job.
     pub fn submit(&self, job: Job) -> Completion {
+        self.spawn_job(job, None)
+    }
+
+    fn spawn_job(&self, job: Job, room: Option<Room>) -> Completion {
         let ticket = self.inner.queue.enqueue(job.keys());
         self.inner.running.fetch_add(1, Ordering::SeqCst);
         self.inner.lock_active().insert(job.message_id.clone());
@@ -354,6 +383,7 @@ impl Executor {
                 inner.release_lease(&message_id).await;
             }
             let _ = done.send(result);
+            drop(room);
             inner.lock_active().remove(&message_id);
             if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 inner.idle.notify_waiters();

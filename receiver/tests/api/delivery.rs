@@ -190,6 +190,76 @@ async fn execution_still_running_at_the_inline_deadline_answers_202_and_finishes
 }
 
 #[tokio::test]
+async fn a_delivery_preferring_respond_async_is_answered_once_journaled_and_executes_in_order() {
+    // The inline deadline (30 s here) would wait out the 1 s fill: only the preference
+    // answers first.
+    let app = spawn_app_with(Options::configured(|s| {
+        s.broker.paper = Some(PaperConfig {
+            fill_delay_ms: 1_000,
+            ..PaperConfig::default()
+        });
+    }))
+    .await;
+    let (buy_id, b) = app.send_async(&buy("1")).await;
+    assert_eq!((b.status, b.outcome()), (202, "pending"), "{:?}", b.body);
+    assert_eq!(b.orders().len(), 0);
+    let (close_id, c) = app
+        .send_async(&json!({"symbol": "BINANCE:BTCUSDT", "action": "close", "price": "100"}))
+        .await;
+    assert_eq!((c.status, c.outcome()), (202, "pending"), "{:?}", c.body);
+    // Journaled before the answer: a redelivery finds it.
+    let again = app.deliver(&buy_id, &app.envelope(&buy("1"))).await;
+    assert_eq!(again.body["duplicate"], json!(true), "{:?}", again.body);
+    until("both messages to finish", || async {
+        app.message(&close_id).await.body["outcome"] == "filled"
+            && app.message(&buy_id).await.body["outcome"] == "filled"
+    })
+    .await;
+    // Executed in arrival order: the close found the buy's position.
+    let close = app.message(&close_id).await;
+    assert_eq!(close.body["orders"][0]["side"], "sell", "{:?}", close.body);
+    assert_eq!(close.body["orders"][0]["quantity"], "1");
+    // Without the preference the answer waits for the outcome.
+    let (_, inline) = app.send(&buy("1")).await;
+    assert_eq!(
+        (inline.status, inline.outcome()),
+        (200, "filled"),
+        "{:?}",
+        inline.body
+    );
+}
+
+#[tokio::test]
+async fn a_full_backlog_holds_the_next_delivery_until_an_execution_finishes() {
+    let app = spawn_app_with(Options::configured(|s| {
+        s.broker.paper = Some(PaperConfig {
+            fill_delay_ms: 1_500,
+            ..PaperConfig::default()
+        });
+        s.executor.max_backlog = 1;
+    }))
+    .await;
+    let (first, a) = app.send_async(&buy("1")).await;
+    assert_eq!(a.status, 202, "{:?}", a.body);
+    // Another symbol: nothing orders it behind the first but the backlog.
+    let (second, b) = app
+        .send_async(
+            &json!({"symbol": "BINANCE:ETHUSDT", "action": "buy", "quantity": "1", "price": "10"}),
+        )
+        .await;
+    assert_eq!(b.status, 202, "{:?}", b.body);
+    assert_eq!(
+        app.message(&first).await.body["outcome"],
+        "filled",
+        "the second delivery was journaled while the first still filled"
+    );
+    until("the second to fill", || async {
+        app.message(&second).await.body["outcome"] == "filled"
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn orders_for_one_symbol_execute_in_arrival_order() {
     let app = spawn_app_with(Options::configured(|s| {
         s.broker.paper = Some(PaperConfig {

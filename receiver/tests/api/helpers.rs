@@ -286,17 +286,29 @@ impl TestApp {
 
     /// Posts `body` as message `id`, signed now with every trusted key.
     pub async fn deliver(&self, id: &str, body: &[u8]) -> Answer {
+        self.deliver_with(id, body, &[]).await
+    }
+
+    /// [`Self::deliver`] with more headers (`Prefer: respond-async`, as the relay sends).
+    pub async fn deliver_with(&self, id: &str, body: &[u8], extra: &[(&str, String)]) -> Answer {
         let ts = self.clock.now_unix();
         let signature = self.signer.sign(id, ts, body);
-        self.post_raw(
-            &[
-                ("webhook-id", id.to_owned()),
-                ("webhook-timestamp", ts.to_string()),
-                ("webhook-signature", signature),
-            ],
-            body.to_vec(),
-        )
-        .await
+        let mut headers = vec![
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", signature),
+        ];
+        headers.extend(extra.iter().cloned());
+        self.post_raw(&headers, body.to_vec()).await
+    }
+
+    /// Sends `alert` in a fresh envelope under a fresh id as the relay does, preferring an
+    /// answer once it is journaled; returns the id and the answer.
+    pub async fn send_async(&self, alert: &Value) -> (String, Answer) {
+        let id = MessageId::generate().to_string();
+        let prefer = [("prefer", "respond-async".to_owned())];
+        let answer = self.deliver_with(&id, &self.envelope(alert), &prefer).await;
+        (id, answer)
     }
 
     /// Sends `alert` in a fresh envelope under a fresh id; returns the id and the answer.

@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alertgate_shared::envelope::PREFER_RESPOND_ASYNC;
 use alertgate_shared::retry::{self, Backoff};
 use alertgate_shared::{ordering, Clock, Envelope};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -288,7 +289,16 @@ impl Forwarder {
                     ts,
                     &alert.body,
                 ) {
-                    Ok(headers) => headers,
+                    Ok(mut headers) => {
+                        // Answered once journaled: the next alert of this symbol need not
+                        // wait for this one's venue round trip (see the constant).
+                        let (name, value) = PREFER_RESPOND_ASYNC;
+                        headers.insert(
+                            http::HeaderName::from_static(name),
+                            http::HeaderValue::from_static(value),
+                        );
+                        headers
+                    }
                     Err(e) => {
                         // Spool ids are always valid webhook-ids; this is a corrupt entry.
                         drop(slot);

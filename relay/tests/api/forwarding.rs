@@ -17,6 +17,11 @@ async fn the_forwarded_request_verifies_carries_no_secret_and_is_signed_byte_for
 
     assert_eq!(got.header("webhook-id"), id);
     assert_eq!(got.header("content-type"), "application/json");
+    assert_eq!(
+        got.header("prefer"),
+        "respond-async",
+        "the receiver may answer once it has journaled the alert"
+    );
     let now = relay.clock.now_unix();
     relay
         .verifier()
