@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alertgate_receiver::config::OpsConfig;
+use alertgate_receiver::config::{MetricsConfig, OpsConfig};
 use alertgate_shared::SecretRef;
 use alertgate_testkit::config::{self, ReceiverSettings, RelaySettings};
 use alertgate_testkit::{free_addr, Ready, Service};
@@ -41,6 +41,8 @@ pub struct Stack {
     pub relay_metrics: SocketAddr,
     /// The receiver's listener.
     pub receiver_addr: SocketAddr,
+    /// The receiver's metrics listener.
+    receiver_metrics: SocketAddr,
     /// `perf record` of each service, when profiling.
     profilers: Vec<Profiler>,
 }
@@ -65,10 +67,11 @@ fn relay_settings(
 }
 
 /// The receiver's settings: paper broker, no limits beyond the defaults.
-fn receiver_settings(listen: SocketAddr, dir: &Path) -> ReceiverSettings {
+fn receiver_settings(listen: SocketAddr, metrics: SocketAddr, dir: &Path) -> ReceiverSettings {
     let key = SecretRef::File(dir.join("relay-signing.pub"));
     let mut s = config::receiver(vec![key], &dir.join("receiver.db"));
     s.server.listen = listen;
+    s.metrics = Some(MetricsConfig { listen: metrics });
     s.risk.kill_switch_file = Some(dir.join("KILL"));
     s.ops = Some(OpsConfig {
         token: SecretRef::Env("BENCH_OPS_TOKEN".into()),
@@ -88,8 +91,9 @@ impl Stack {
         let receiver_addr = free_addr()?;
         let relay_addr = free_addr()?;
         let relay_metrics = free_addr()?;
+        let receiver_metrics = free_addr()?;
         let receiver_config = root.join("receiver.toml");
-        config::write(&receiver_config, &receiver_settings(receiver_addr, root))?;
+        config::write(&receiver_config, &receiver_settings(receiver_addr, receiver_metrics, root))?;
         let relay_config = root.join("relay.toml");
         config::write(
             &relay_config,
@@ -122,6 +126,7 @@ impl Stack {
             relay_addr,
             relay_metrics,
             receiver_addr,
+            receiver_metrics,
             profilers,
         })
     }
@@ -191,12 +196,58 @@ impl Stack {
             .context("the relay's metrics have no alertgate_relay_spool_pending")
     }
 
-    /// Waits until the relay has nothing left to forward (at most `within`); returns how long it
-    /// took.
+    /// Sum of a metric's series (every label set) in a Prometheus text.
+    fn metric_sum(text: &str, name: &str) -> f64 {
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Messages the receiver has finished (`alertgate_receiver_messages_total`, counted once
+    /// per message when it leaves `pending`) and deliveries the relay has had answered with a
+    /// 2xx: the receiver has executed everything once the first reaches the second (a
+    /// receiver answering 202 before executing, as the relay asks, still has work until then).
+    async fn finished_and_delivered(&self) -> anyhow::Result<(f64, f64)> {
+        let mut conn = Connection::new(self.receiver_metrics, None);
+        let r = conn
+            .send(&http::get(self.receiver_metrics, "/metrics", None))
+            .await?;
+        let receiver = String::from_utf8_lossy(&r.body).into_owned();
+        let finished = Self::metric_sum(&receiver, "alertgate_receiver_messages_total")
+            - receiver
+                .lines()
+                .filter(|l| {
+                    l.starts_with("alertgate_receiver_messages_total{")
+                        && l.contains(r#"outcome="pending""#)
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>();
+        let relay = self.relay_metrics_text().await?;
+        let delivered = relay
+            .lines()
+            .filter(|l| {
+                l.starts_with("alertgate_relay_forward_total{")
+                    && l.contains(r#"outcome="delivered""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        Ok((finished, delivered))
+    }
+
+    /// Waits until the relay has nothing left to forward and the receiver has executed all it
+    /// was delivered (at most `within`); returns how long it took.
     pub async fn drain(&self, within: Duration) -> anyhow::Result<Duration> {
         let start = Instant::now();
         loop {
-            if self.spool_pending().await? == 0 {
+            let executed = || async {
+                let (finished, delivered) = self.finished_and_delivered().await?;
+                anyhow::Ok(finished >= delivered)
+            };
+            if self.spool_pending().await? == 0 && executed().await? {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > within {
