@@ -93,7 +93,10 @@ impl Stack {
         let relay_metrics = free_addr()?;
         let receiver_metrics = free_addr()?;
         let receiver_config = root.join("receiver.toml");
-        config::write(&receiver_config, &receiver_settings(receiver_addr, receiver_metrics, root))?;
+        config::write(
+            &receiver_config,
+            &receiver_settings(receiver_addr, receiver_metrics, root),
+        )?;
         let relay_config = root.join("relay.toml");
         config::write(
             &relay_config,
