@@ -199,45 +199,36 @@ impl Stack {
             .context("the relay's metrics have no alertgate_relay_spool_pending")
     }
 
-    /// Sum of a metric's series (every label set) in a Prometheus text.
-    fn metric_sum(text: &str, name: &str) -> f64 {
+    /// Sum of a metric's series in a Prometheus text: every label set, or only those containing
+    /// `label` (e.g. `outcome="delivered"`).
+    fn metric_sum(text: &str, name: &str, label: Option<&str>) -> f64 {
         text.lines()
             .filter(|l| {
                 l.strip_prefix(name)
                     .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                    && label.is_none_or(|label| l.contains(label))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
 
-    /// Messages the receiver has finished (`alertgate_receiver_messages_total`, counted once
-    /// per message when it leaves `pending`) and deliveries the relay has had answered with a
-    /// 2xx: the receiver has executed everything once the first reaches the second (a
-    /// receiver answering 202 before executing, as the relay asks, still has work until then).
+    /// Messages the receiver has finished (`alertgate_receiver_messages_total` counts final
+    /// outcomes only, once per message) and deliveries the relay has had answered with a 2xx:
+    /// the receiver has executed everything once the first reaches the second (a receiver
+    /// answering 202 before executing, as the relay asks, still has work until then).
     async fn finished_and_delivered(&self) -> anyhow::Result<(f64, f64)> {
         let mut conn = Connection::new(self.receiver_metrics, None);
         let r = conn
             .send(&http::get(self.receiver_metrics, "/metrics", None))
             .await?;
-        let receiver = String::from_utf8_lossy(&r.body).into_owned();
-        let finished = Self::metric_sum(&receiver, "alertgate_receiver_messages_total")
-            - receiver
-                .lines()
-                .filter(|l| {
-                    l.starts_with("alertgate_receiver_messages_total{")
-                        && l.contains(r#"outcome="pending""#)
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>();
+        let receiver = String::from_utf8_lossy(&r.body);
+        let finished = Self::metric_sum(&receiver, "alertgate_receiver_messages_total", None);
         let relay = self.relay_metrics_text().await?;
-        let delivered = relay
-            .lines()
-            .filter(|l| {
-                l.starts_with("alertgate_relay_forward_total{")
-                    && l.contains(r#"outcome="delivered""#)
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        let delivered = Self::metric_sum(
+            &relay,
+            "alertgate_relay_forward_total",
+            Some(r#"outcome="delivered""#),
+        );
         Ok((finished, delivered))
     }
 
