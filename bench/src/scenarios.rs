@@ -717,6 +717,16 @@ pub struct CompareResult {
     pub rounds: Vec<CompareRound>,
 }
 
+/// The loopback address a Flask run binds, a new one per run. gunicorn's sync workers close
+/// every connection, so a 10-second run leaves ~30,000 sockets in TIME_WAIT, about the whole
+/// ephemeral port range of one (source, destination) pair: the next run from the same source
+/// spent its time in the kernel's port search (the generator at 70–90 % CPU, Flask at half its
+/// rate), which flattered the relay's ratio in every round after the first.
+fn flask_source(run: usize) -> std::net::IpAddr {
+    let last = u8::try_from(10 + run).unwrap_or(u8::MAX);
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, last))
+}
+
 /// Runs scenario 7, or `None` when gunicorn is not installed.
 pub async fn compare(bins: &Binaries, plan: &Plan) -> anyhow::Result<Option<CompareResult>> {
     if !Flask::available() {
@@ -731,7 +741,7 @@ pub async fn compare(bins: &Binaries, plan: &Plan) -> anyhow::Result<Option<Comp
     let half = secs(plan.compare_seconds);
     closed_loop(
         flask.addr,
-        LEGIT_SOURCE,
+        flask_source(0),
         n,
         secs(plan.warmup_seconds),
         alerts(flask.addr, "fwarm"),
@@ -743,7 +753,7 @@ pub async fn compare(bins: &Binaries, plan: &Plan) -> anyhow::Result<Option<Comp
         let run: &'static str = ["cmp-a", "cmp-b", "cmp-c", "cmp-d"][round.min(3)];
         let flask_tally = closed_loop(
             flask.addr,
-            LEGIT_SOURCE,
+            flask_source(round + 1),
             n,
             half,
             alerts_over(flask.addr, run, plan.accept_symbols),

@@ -244,6 +244,12 @@ pub struct ForwardSettings {
     /// Longest retry delay.
     #[serde(default = "defaults::backoff_max_ms")]
     pub backoff_max_ms: u64,
+    /// The forwarder's threads run this much nicer (lower CPU priority, 0–19) than the accept
+    /// path's: when the CPUs are busy, answering TradingView within its 3 seconds comes first
+    /// and forwarding takes what is left; when they are idle it makes no difference. 0 runs
+    /// both at the same priority.
+    #[serde(default = "defaults::nice")]
+    pub nice: u8,
 }
 
 /// `[spool]`.
@@ -303,6 +309,9 @@ impl Default for MetricsSettings {
     }
 }
 
+/// The largest `forward.nice` (the kernel's lowest priority).
+pub const MAX_NICE: u8 = 19;
+
 mod defaults {
     pub fn forward_timeout_ms() -> u64 {
         2_000
@@ -318,6 +327,9 @@ mod defaults {
     }
     pub fn backoff_max_ms() -> u64 {
         10_000
+    }
+    pub fn nice() -> u8 {
+        10
     }
 }
 
@@ -441,6 +453,12 @@ impl Settings {
                 "timeout_ms, max_age_seconds and concurrency must be at least 1",
             ));
         }
+        if f.nice > MAX_NICE {
+            return Err(Invalid::new(
+                "forward.nice",
+                format!("{} is out of range: 0 (the accept path's priority) to {MAX_NICE}", f.nice),
+            ));
+        }
         if f.backoff_initial_ms == 0 || f.backoff_max_ms < f.backoff_initial_ms {
             return Err(Invalid::new(
                 "forward.backoff_max_ms",
@@ -493,6 +511,19 @@ url = "http://127.0.0.1:9000/v1/alerts"
         assert_eq!(s.server.max_body_bytes, 16_384);
         assert_eq!(s.dedupe.window_seconds, 300);
         assert_eq!(s.forward.max_age_seconds, 120);
+    }
+
+    #[test]
+    fn the_forwarder_runs_nicer_by_default_and_a_nice_past_19_is_refused_by_name() {
+        let s = Settings::parse(&minimal(), Path::new("r.toml")).unwrap();
+        assert_eq!(s.forward.nice, 10);
+        let zero = minimal().replace("[forward]", "[forward]\nnice = 0");
+        assert_eq!(Settings::parse(&zero, Path::new("r.toml")).unwrap().forward.nice, 0);
+        let text = minimal().replace("[forward]", "[forward]\nnice = 20");
+        let err = Settings::parse(&text, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("forward.nice") && err.contains("19"), "{err}");
     }
 
     #[test]

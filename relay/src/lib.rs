@@ -307,8 +307,7 @@ impl Relay {
             let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
         }
         maintenance.abort();
-        forwarding.abort();
-        let _ = forwarding.await;
+        forwarding.stop().await;
         state.spool.flush().await;
         tracing::info!(
             pending = state.spool.pending(),

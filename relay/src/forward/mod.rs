@@ -178,8 +178,31 @@ impl Forwarder {
     /// once are bounded: at most `window` are being tried, waiting to retry or waiting for an
     /// earlier alert of their symbol ([`order`]), taken from the spool in batches as earlier
     /// ones finish, so the first attempts keep the order of acceptance whatever the backlog.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    ///
+    /// The work runs on threads of its own at `forward.nice` ([`Forwarding`]); where they
+    /// cannot be started it runs on the caller's runtime, at the accept path's priority.
+    pub fn spawn(self) -> Forwarding {
+        let nice = self.inner.settings.nice;
+        match forward_runtime(nice) {
+            Ok(runtime) => {
+                let task = runtime.spawn(self.run());
+                Forwarding {
+                    task,
+                    runtime: Some(runtime),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the forwarder's threads; forwarding at the accept path's priority");
+                Forwarding {
+                    task: tokio::spawn(self.run()),
+                    runtime: None,
+                }
+            }
+        }
+    }
+
+    async fn run(self) {
+        {
             let window = self.inner.settings.concurrency.max(BATCH);
             let mut sequencer = Sequencer::default();
             let mut tasks = JoinSet::new();
@@ -234,7 +257,7 @@ impl Forwarder {
                     }
                 }
             }
-        })
+        }
     }
 
     /// Starts delivering `alert` once a slot is free; `false` when the forwarder is closing.
@@ -431,6 +454,59 @@ impl Forwarder {
     }
 }
 
+/// The running forwarder (from [`Forwarder::spawn`]).
+#[derive(Debug)]
+pub struct Forwarding {
+    /// The delivery loop.
+    task: tokio::task::JoinHandle<()>,
+    /// Its threads, when it has threads of its own.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Forwarding {
+    /// Stops forwarding: deliveries in progress are abandoned, their alerts stay spooled.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        if let Some(runtime) = self.runtime.take() {
+            // Not `drop`: a runtime must not be dropped from inside another one.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The forwarder's runtime: as many workers as the accept path has, each set `nice` steps
+/// less favoured by the kernel's scheduler than the thread building it, as it starts (on Linux
+/// the nice value is per thread), blocking threads (spool reads, DNS) included.
+fn forward_runtime(nice: u8) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    // Absolute, not relative: a blocking thread started by a worker inherits the worker's.
+    let base = current_nice();
+    let target = (base + i32::from(nice)).min(i32::from(crate::config::MAX_NICE));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("relay-forward")
+        .on_thread_start(move || set_priority(target))
+        .enable_all()
+        .build()
+}
+
+/// Sets the calling thread's nice value; a failure is logged and forwarding goes on at the
+/// priority it has.
+fn set_priority(nice: i32) {
+    if current_nice() == nice {
+        return;
+    }
+    if let Err(e) = rustix::process::setpriority_process(None, nice) {
+        tracing::warn!(error = %e, nice, "cannot lower the forwarder's CPU priority");
+    }
+}
+
+/// The calling thread's nice value.
+fn current_nice() -> i32 {
+    rustix::process::getpriority_process(None).unwrap_or(0)
+}
+
 /// The tickers `alert` is ordered by ([`ordering`]), read from its envelope: one rule for alerts
 /// accepted now and alerts read back from disk. An envelope that does not parse has none (the
 /// receiver refuses it, so it has no order to keep).
@@ -442,4 +518,39 @@ fn order_keys(alert: &SpooledAlert) -> BTreeSet<String> {
 
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nice values of a worker and of a blocking thread the worker starts.
+    fn nice_in(runtime: &tokio::runtime::Runtime) -> (i32, i32) {
+        runtime.block_on(async {
+            tokio::spawn(async {
+                let blocking = tokio::task::spawn_blocking(current_nice).await;
+                (current_nice(), blocking.expect("blocking thread"))
+            })
+            .await
+            .expect("worker")
+        })
+    }
+
+    #[test]
+    fn the_forwarders_threads_run_nicer_than_the_thread_that_starts_them() {
+        let base = current_nice();
+        let runtime = forward_runtime(5).expect("forward runtime");
+        let expected = (base + 5).min(i32::from(crate::config::MAX_NICE));
+        assert_eq!(nice_in(&runtime), (expected, expected));
+        assert_eq!(current_nice(), base, "the starting thread keeps its priority");
+        runtime.shutdown_background();
+    }
+
+    #[test]
+    fn nice_zero_keeps_the_accept_paths_priority() {
+        let base = current_nice();
+        let runtime = forward_runtime(0).expect("forward runtime");
+        assert_eq!(nice_in(&runtime), (base, base));
+        runtime.shutdown_background();
+    }
 }
