@@ -456,7 +456,10 @@ impl Settings {
         if f.nice > MAX_NICE {
             return Err(Invalid::new(
                 "forward.nice",
-                format!("{} is out of range: 0 (the accept path's priority) to {MAX_NICE}", f.nice),
+                format!(
+                    "{} is out of range: 0 (the accept path's priority) to {MAX_NICE}",
+                    f.nice
+                ),
             ));
         }
         if f.backoff_initial_ms == 0 || f.backoff_max_ms < f.backoff_initial_ms {
@@ -518,7 +521,13 @@ url = "http://127.0.0.1:9000/v1/alerts"
         let s = Settings::parse(&minimal(), Path::new("r.toml")).unwrap();
         assert_eq!(s.forward.nice, 10);
         let zero = minimal().replace("[forward]", "[forward]\nnice = 0");
-        assert_eq!(Settings::parse(&zero, Path::new("r.toml")).unwrap().forward.nice, 0);
+        assert_eq!(
+            Settings::parse(&zero, Path::new("r.toml"))
+                .unwrap()
+                .forward
+                .nice,
+            0
+        );
         let text = minimal().replace("[forward]", "[forward]\nnice = 20");
         let err = Settings::parse(&text, Path::new("r.toml"))
             .unwrap_err()

@@ -542,7 +542,11 @@ mod tests {
         let runtime = forward_runtime(5).expect("forward runtime");
         let expected = (base + 5).min(i32::from(crate::config::MAX_NICE));
         assert_eq!(nice_in(&runtime), (expected, expected));
-        assert_eq!(current_nice(), base, "the starting thread keeps its priority");
+        assert_eq!(
+            current_nice(),
+            base,
+            "the starting thread keeps its priority"
+        );
         runtime.shutdown_background();
     }
 
