@@ -201,59 +201,58 @@ impl Forwarder {
         }
     }
 
+    /// The delivery loop (see [`Forwarder::spawn`]).
     async fn run(self) {
-        {
-            let window = self.inner.settings.concurrency.max(BATCH);
-            let mut sequencer = Sequencer::default();
-            let mut tasks = JoinSet::new();
-            let mut tickets: HashMap<tokio::task::Id, Ticket> = HashMap::new();
-            loop {
-                while sequencer.len() < window {
-                    let want = (window - sequencer.len()).min(BATCH);
-                    let batch = match self.inner.spool.take(want).await {
-                        Ok(batch) => batch,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot read pending alerts from the spool; retrying in a second");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            continue;
-                        }
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    for alert in batch {
-                        let tickers = order_keys(&alert);
-                        let account = alert.account.clone();
-                        if let Some((ticket, alert)) = sequencer.admit(&account, tickers, alert) {
-                            // Taken in order here, so first attempts start in acceptance order.
-                            if !self.start(&mut tasks, &mut tickets, ticket, alert).await {
-                                return;
-                            }
-                        }
-                    }
-                }
-                let finished = tokio::select! {
-                    () = self.inner.spool.wait_for_new() => None,
-                    Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => Some(done),
-                };
-                let mut finished: Vec<_> = finished.into_iter().collect();
-                while let Some(done) = tasks.try_join_next_with_id() {
-                    finished.push(done);
-                }
-                for done in finished {
-                    let id = match done {
-                        Ok((id, ())) => id,
-                        // A delivery that panicked leaves its alert spooled (sent again after a
-                        // restart); its symbol must not stay blocked meanwhile.
-                        Err(e) => e.id(),
-                    };
-                    let Some(ticket) = tickets.remove(&id) else {
+        let window = self.inner.settings.concurrency.max(BATCH);
+        let mut sequencer = Sequencer::default();
+        let mut tasks = JoinSet::new();
+        let mut tickets: HashMap<tokio::task::Id, Ticket> = HashMap::new();
+        loop {
+            while sequencer.len() < window {
+                let want = (window - sequencer.len()).min(BATCH);
+                let batch = match self.inner.spool.take(want).await {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read pending alerts from the spool; retrying in a second");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
-                    };
-                    for (ticket, alert) in sequencer.finish(ticket) {
+                    }
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                for alert in batch {
+                    let tickers = order_keys(&alert);
+                    let account = alert.account.clone();
+                    if let Some((ticket, alert)) = sequencer.admit(&account, tickers, alert) {
+                        // Taken in order here, so first attempts start in acceptance order.
                         if !self.start(&mut tasks, &mut tickets, ticket, alert).await {
                             return;
                         }
+                    }
+                }
+            }
+            let finished = tokio::select! {
+                () = self.inner.spool.wait_for_new() => None,
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => Some(done),
+            };
+            let mut finished: Vec<_> = finished.into_iter().collect();
+            while let Some(done) = tasks.try_join_next_with_id() {
+                finished.push(done);
+            }
+            for done in finished {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    // A delivery that panicked leaves its alert spooled (sent again after a
+                    // restart); its symbol must not stay blocked meanwhile.
+                    Err(e) => e.id(),
+                };
+                let Some(ticket) = tickets.remove(&id) else {
+                    continue;
+                };
+                for (ticket, alert) in sequencer.finish(ticket) {
+                    if !self.start(&mut tasks, &mut tickets, ticket, alert).await {
+                        return;
                     }
                 }
             }
