@@ -416,8 +416,9 @@ impl Results {
                     [
                         &format!("7. round {}: relay vs Flask tutorial receiver, {} conns", i + 1, c.connections),
                         &format!(
-                            "relay {:.0}/s, p99 {}; Flask {:.0}/s, p99 {}; {:.2}×; relay CPU {:.0} µs/alert, receiver {:.0} µs/alert",
+                            "relay {:.0}/s ({}), p99 {}; Flask {:.0}/s, p99 {}; {:.2}×; relay CPU {:.0} µs/alert, receiver {:.0} µs/alert",
                             r.relay.ok_per_second,
+                            statuses(&r.relay),
                             ms(r.relay.latency.p99_us),
                             r.flask.ok_per_second,
                             ms(r.flask.latency.p99_us),
