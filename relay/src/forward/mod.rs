@@ -135,6 +135,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Bounds concurrent attempts (not waiting alerts).
     slots: Arc<Semaphore>,
+    /// Bounds deliveries being recorded in the spool after their symbol moved on.
+    recording: Arc<Semaphore>,
     /// Delay between attempts of one alert.
     backoff: Backoff,
     /// `[[notify]]`: `dead_letter`.
@@ -152,6 +154,7 @@ impl Forwarder {
         metrics: Arc<Metrics>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(settings.concurrency));
+        let recording = Arc::new(Semaphore::new(settings.concurrency.max(BATCH)));
         // A Retry-After longer than the alert may live is cut there anyway (the alert expires).
         let backoff = Backoff::new(
             Duration::from_millis(settings.backoff_initial_ms),
@@ -167,6 +170,7 @@ impl Forwarder {
                 clock,
                 metrics,
                 slots,
+                recording,
                 backoff,
                 notices: None,
             }),
@@ -371,10 +375,24 @@ impl Forwarder {
                 Attempt::Delivered => {
                     inner.metrics.forward(ForwardOutcome::Delivered);
                     tracing::info!(id = %alert.id, account = %alert.account, attempt, "alert delivered");
-                    if let Err(e) = inner.spool.resolve(&alert.id, Resolution::Delivered).await {
-                        tracing::warn!(id = %alert.id, error = %e, "cannot record the delivery; it is sent again only if the relay restarts before its segment is deleted");
-                    }
-                    self.report_pending();
+                    // The receiver has journaled it, so the next alert of its symbol may go now,
+                    // without waiting for the spool's sync of this delivery. Should the relay
+                    // stop before that sync, the alert is sent again after the restart and the
+                    // receiver answers it as the duplicate it is. At most `recording` such writes
+                    // are outstanding: past that the symbol waits, as it did before.
+                    let Ok(permit) = Arc::clone(&inner.recording).acquire_owned().await else {
+                        return;
+                    };
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        let inner = &this.inner;
+                        if let Err(e) = inner.spool.resolve(&alert.id, Resolution::Delivered).await
+                        {
+                            tracing::warn!(id = %alert.id, error = %e, "cannot record the delivery; it is sent again only if the relay restarts before its segment is deleted");
+                        }
+                        drop(permit);
+                        this.report_pending();
+                    });
                     return;
                 }
                 Attempt::Rejected(status) => {
