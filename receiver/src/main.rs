@@ -6,6 +6,11 @@ use alertgate_receiver::{certs, Receiver, Settings};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+/// mimalloc: glibc's malloc and free were about a tenth of the receiver's CPU per alert
+/// (BENCHMARKS.md, "Issue 17, session 12").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// alertgate receiver: verifies signed alerts from the relay and places orders exactly once.
 #[derive(Debug, Parser)]
 #[command(name = "alertgate-receiver", version, about)]

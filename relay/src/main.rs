@@ -8,6 +8,11 @@ use alertgate_shared::SigningKey;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+/// mimalloc: as in the receiver, glibc's malloc and free are a share of every accepted
+/// alert's CPU (BENCHMARKS.md, "Issue 17, session 12").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// alertgate relay: receives TradingView alerts, stores them durably, signs and forwards them.
 #[derive(Debug, Parser)]
 #[command(name = "alertgate-relay", version, about)]
