@@ -168,10 +168,16 @@ ALTER TABLE orders ADD COLUMN fee TEXT;
 "#,
 ];
 
+/// Statements each connection keeps prepared.
+const STATEMENT_CACHE: usize = 128;
+
 /// Opens a connection with the journal's pragmas and runs pending migrations.
 pub fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, JournalError> {
     let conn = Connection::open(path).map_err(storage)?;
     conn.busy_timeout(busy_timeout).map_err(storage)?;
+    // Room for every cached statement the journal runs (about 40): with rusqlite's default of
+    // 16 they evict each other and are parsed again on the writer thread.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(storage)?;

@@ -35,10 +35,11 @@ pub(super) fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, JournalError>,
 ) -> Result<T, JournalError> {
-    conn.execute_batch("SAVEPOINT op").map_err(storage)?;
+    // Prepared once per connection (the statement cache), not parsed again for every operation.
+    run_cached(conn, "SAVEPOINT op")?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE op").map_err(storage)?;
+            run_cached(conn, "RELEASE op")?;
             Ok(v)
         }
         Err(e) => {
@@ -46,6 +47,14 @@ pub(super) fn in_savepoint<T>(
             Err(e)
         }
     }
+}
+
+/// Runs one statement from the connection's statement cache.
+fn run_cached(conn: &Connection, sql: &str) -> Result<(), JournalError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(storage)
 }
 
 /// Runs on the writer thread until every sender is gone; `db` is the database file (its WAL is
@@ -66,8 +75,7 @@ pub(super) fn writer_loop(conn: Connection, db: PathBuf, queue: mpsc::Receiver<O
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = storage(e);
+        if let Err(err) = run_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %err, "journal: cannot begin a transaction");
             // Nothing ran: dropping the operations drops their reply channels, which callers see
             // as `JournalError::Closed` and answer with 503 like any storage error.
@@ -75,7 +83,7 @@ pub(super) fn writer_loop(conn: Connection, db: PathBuf, queue: mpsc::Receiver<O
             continue;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|op| op(&conn)).collect();
-        if let Err(e) = conn.execute_batch("COMMIT").map_err(storage) {
+        if let Err(e) = run_cached(&conn, "COMMIT") {
             tracing::error!(error = %e, "journal: commit failed");
             let _ = conn.execute_batch("ROLLBACK");
             for reply in replies {
