@@ -9,6 +9,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
@@ -143,15 +144,23 @@ impl Namespace {
     /// dropped, and a connect made in that window waits a full SYN retransmit (1 s).
     fn await_state(&self, link: &Veth, up: bool) -> anyhow::Result<()> {
         let operstate = format!("/sys/class/net/{}/operstate", link.outside);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let outside = std::fs::read_to_string(&operstate)
                 .with_context(|| format!("reading {operstate}"))?;
-            let inside = Command::new("ip")
+            let shown = Command::new("ip")
                 .args(["-n", &self.name, "-o", "link", "show", &link.inside])
                 .output()
                 .context("running ip (iproute2)")?;
-            let inside = String::from_utf8_lossy(&inside.stdout).into_owned();
+            if !shown.status.success() {
+                bail!(
+                    "ip -n {} link show {}: {}",
+                    self.name,
+                    link.inside,
+                    String::from_utf8_lossy(&shown.stderr).trim()
+                );
+            }
+            let inside = String::from_utf8_lossy(&shown.stdout).into_owned();
             let settled = if up {
                 outside.trim() == "up" && inside.contains("state UP")
             } else {
@@ -160,7 +169,7 @@ impl Namespace {
             if settled {
                 return Ok(());
             }
-            if std::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 bail!(
                     "link {} did not come {} within 10 s (outside: {}, inside: {})",
                     link.outside,
@@ -169,7 +178,7 @@ impl Namespace {
                     inside.trim()
                 );
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -227,8 +236,6 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     /// A listener in the namespace, reached over a veth pair; the link down stalls a connect
